@@ -1,0 +1,258 @@
+"""``settings.COMETCHAT``: defaults, environment fallbacks and a typed, frozen settings object.
+
+Only this module and ``checks`` read ``django.conf.settings``, and never at import time.
+``get_settings()`` is cached and the cache is cleared on ``setting_changed`` (so
+``override_settings`` works, as in DRF's ``api_settings``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings as django_settings
+from django.utils.module_loading import import_string
+
+from .exceptions import CometChatConfigurationError
+
+SETTING_NAME = "COMETCHAT"
+
+KNOWN_REGIONS = ("us", "eu", "in")
+# Loose on purpose: a region CometChat adds tomorrow must work without a release.
+REGION_RE = re.compile(r"^[a-z]{2,12}(?:-[a-z0-9]{1,12})*$")
+MAX_PAGE_SIZE = 1000
+
+# Keys that fall back to an environment variable when absent (or empty) in the dict.
+ENV_FALLBACKS: Mapping[str, str] = {
+    "APP_ID": "COMETCHAT_APP_ID",
+    "REGION": "COMETCHAT_REGION",
+    "API_KEY": "COMETCHAT_API_KEY",
+    "BASE_URL": "COMETCHAT_BASE_URL",
+}
+
+DEFAULTS: Mapping[str, Any] = {
+    "APP_ID": None,
+    "REGION": "us",
+    "API_KEY": None,
+    "BASE_URL": None,
+    # (connect, read) seconds; a single number is used for both.
+    "TIMEOUT": (3.05, 15.0),
+    # Retries of GETs on connection errors, 429 and 5xx.
+    "MAX_RETRIES": 4,
+    "BACKOFF_FACTOR": 0.5,  # seconds; doubles each retry, with full jitter
+    "BACKOFF_MAX": 30.0,  # cap of one computed backoff sleep
+    "RETRY_AFTER_MAX": 60.0,  # cap of one server-requested (Retry-After / reset) sleep
+    # Total seconds one call may spend sleeping between retries. Web requests pass a small
+    # budget to the client so they fail fast; background syncs use this default and wait.
+    "RETRY_BUDGET": 120.0,
+    # When X-Rate-Limit-Remaining drops to this or below, pause until the reset before the next
+    # request (0 disables the slow-down).
+    "RATE_LIMIT_MIN_REMAINING": 0,
+    "PAGE_SIZE": 1000,
+    "UID_RESOLVER": None,  # dotted path to a callable user -> uid; default str(user.pk)
+    "POOL_MAXSIZE": 10,
+}
+
+
+def default_uid_resolver(user: Any) -> str:
+    return str(user.pk)
+
+
+def region_error(region: Any) -> str | None:
+    """Why ``region`` is not acceptable, or None."""
+    if not isinstance(region, str) or not REGION_RE.match(region):
+        return (
+            f"REGION must be a lowercase region code such as {', '.join(KNOWN_REGIONS)}; "
+            f"got {region!r}"
+        )
+    return None
+
+
+def base_url_error(base_url: Any) -> str | None:
+    """Why ``base_url`` is not acceptable, or None."""
+    if not isinstance(base_url, str):
+        return f"BASE_URL must be a string URL, got {type(base_url).__name__}"
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"BASE_URL must be an absolute http(s) URL such as https://host/v3; got {base_url!r}"
+    if parts.query or parts.fragment:
+        return "BASE_URL must not carry a query string or fragment"
+    return None
+
+
+@dataclass(frozen=True)
+class CometChatSettings:
+    app_id: str | None
+    region: str
+    api_key: str | None = field(repr=False)  # never printed
+    base_url_override: str | None
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    backoff_factor: float
+    backoff_max: float
+    retry_after_max: float
+    retry_budget: float
+    rate_limit_min_remaining: int
+    page_size: int
+    uid_resolver_path: str | None
+    pool_maxsize: int
+
+    @property
+    def base_url(self) -> str:
+        """The REST v3 root: BASE_URL when set, else CometChat's per-app regional host."""
+        if self.base_url_override:
+            return self.base_url_override.rstrip("/")
+        return f"https://{self.app_id}.api-{self.region}.cometchat.io/v3"
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+    def require_credentials(self) -> None:
+        """Raise a configuration error naming the key to add, before anything is sent."""
+        for key, value in (("APP_ID", self.app_id), ("API_KEY", self.api_key)):
+            if not value:
+                raise CometChatConfigurationError(missing_key_message(key))
+
+    def uid_resolver(self) -> Callable[[Any], str]:
+        if not self.uid_resolver_path:
+            return default_uid_resolver
+        return _import_resolver(self.uid_resolver_path)
+
+
+def missing_key_message(key: str) -> str:
+    return (
+        f'COMETCHAT["{key}"] is not set. Add it to the COMETCHAT dict in your settings '
+        f"or set the {ENV_FALLBACKS[key]} environment variable."
+    )
+
+
+@cache
+def _import_resolver(path: str) -> Callable[[Any], str]:
+    try:
+        resolver = import_string(path)
+    except ImportError as exc:
+        raise CometChatConfigurationError(
+            f'COMETCHAT["UID_RESOLVER"] = {path!r} cannot be imported: {exc}'
+        ) from exc
+    if not callable(resolver):
+        raise CometChatConfigurationError(f'COMETCHAT["UID_RESOLVER"] = {path!r} is not callable')
+    return resolver  # type: ignore[no-any-return]
+
+
+def raw_settings() -> dict[str, Any]:
+    """The user's COMETCHAT dict merged over defaults and env fallbacks, unvalidated."""
+    user = getattr(django_settings, SETTING_NAME, {})
+    if not isinstance(user, Mapping):
+        raise CometChatConfigurationError(
+            f"settings.{SETTING_NAME} must be a dict, got {type(user).__name__}"
+        )
+    unknown = sorted(set(user) - set(DEFAULTS))
+    if unknown:
+        raise CometChatConfigurationError(
+            f"Unknown key(s) in settings.{SETTING_NAME}: {', '.join(map(str, unknown))}. "
+            f"Valid keys: {', '.join(DEFAULTS)}."
+        )
+    # Precedence: the COMETCHAT dict, then the environment, then the defaults.
+    merged = dict(DEFAULTS)
+    for key, env_name in ENV_FALLBACKS.items():
+        if os.environ.get(env_name):
+            merged[key] = os.environ[env_name]
+    merged.update({k: v for k, v in user.items() if v not in (None, "")})
+    return merged
+
+
+def _number(raw: Mapping[str, Any], key: str, *, minimum: float = 0.0) -> float:
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise CometChatConfigurationError(
+            f'COMETCHAT["{key}"] must be a number >= {minimum:g}; got {value!r}'
+        )
+    return float(value)
+
+
+def _integer(raw: Mapping[str, Any], key: str, *, minimum: int, maximum: int | None = None) -> int:
+    value = raw[key]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise CometChatConfigurationError(
+            f'COMETCHAT["{key}"] must be an integer {bounds}; got {value!r}'
+        )
+    return value
+
+
+def _timeouts(value: Any) -> tuple[float, float]:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return (float(value), float(value))
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        return (float(value[0]), float(value[1]))
+    raise CometChatConfigurationError(
+        'COMETCHAT["TIMEOUT"] must be a positive number of seconds or a (connect, read) pair; '
+        f"got {value!r}"
+    )
+
+
+def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw[key]
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise CometChatConfigurationError(
+            f'COMETCHAT["{key}"] must be a string; got {type(value).__name__}'
+        )
+    return value
+
+
+def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
+    """Validate a merged settings dict; every error names the offending key."""
+    region = raw["REGION"]
+    if problem := region_error(region):
+        raise CometChatConfigurationError(f'COMETCHAT["REGION"]: {problem}')
+    base_url = _optional_str(raw, "BASE_URL")
+    if base_url is not None and (problem := base_url_error(base_url)):
+        raise CometChatConfigurationError(f'COMETCHAT["BASE_URL"]: {problem}')
+    connect_timeout, read_timeout = _timeouts(raw["TIMEOUT"])
+    return CometChatSettings(
+        app_id=_optional_str(raw, "APP_ID"),
+        region=region,
+        api_key=_optional_str(raw, "API_KEY"),
+        base_url_override=base_url,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_retries=_integer(raw, "MAX_RETRIES", minimum=0),
+        backoff_factor=_number(raw, "BACKOFF_FACTOR"),
+        backoff_max=_number(raw, "BACKOFF_MAX"),
+        retry_after_max=_number(raw, "RETRY_AFTER_MAX"),
+        retry_budget=_number(raw, "RETRY_BUDGET"),
+        rate_limit_min_remaining=_integer(raw, "RATE_LIMIT_MIN_REMAINING", minimum=0),
+        page_size=_integer(raw, "PAGE_SIZE", minimum=1, maximum=MAX_PAGE_SIZE),
+        uid_resolver_path=_optional_str(raw, "UID_RESOLVER"),
+        pool_maxsize=_integer(raw, "POOL_MAXSIZE", minimum=1),
+    )
+
+
+@cache
+def get_settings() -> CometChatSettings:
+    """The validated settings, cached until ``COMETCHAT`` changes."""
+    return build_settings(raw_settings())
+
+
+def reload_settings(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver: forget the cached settings when COMETCHAT changes."""
+    if setting in (SETTING_NAME, "DEBUG"):
+        get_settings.cache_clear()

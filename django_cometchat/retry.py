@@ -1,0 +1,142 @@
+"""The retry policy: urllib3's ``Retry``, taught CometChat's rate-limit headers and a time budget.
+
+Mounted on the client's ``requests`` session through ``HTTPAdapter``, so urllib3 does the loop;
+we only decide how long to wait and when to give up:
+
+* GETs are retried on connection errors, read timeouts, 429 and every 5xx;
+* the wait is ``Retry-After``, else ``X-Rate-Limit-Reset`` minus now (capped by
+  ``retry_after_max``), else exponential backoff with jitter (capped by ``backoff_max``);
+* a *budget* bounds the total seconds one call may sleep. A retry that would overrun it is not
+  attempted: the last 429/5xx response is handed back (and mapped to an exception by the client),
+  or the connection error is raised. A web request runs with a small budget and fails fast; a
+  background sync runs with a large one and waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from urllib3.exceptions import MaxRetryError
+from urllib3.util.retry import Retry
+
+from .ratelimit import seconds_to_wait
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import TracebackType
+
+    from typing_extensions import Self
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
+
+# A per-call override of the budget (see CometChatClient.budget()); None means "the policy's".
+_call_budget: ContextVar[float | None] = ContextVar("cometchat_retry_budget", default=None)
+
+
+@contextmanager
+def retry_budget(seconds: float) -> Iterator[None]:
+    """Within this block, calls may sleep at most ``seconds`` in total between retries."""
+    token = _call_budget.set(seconds)
+    try:
+        yield
+    finally:
+        _call_budget.reset(token)
+
+
+def current_budget(default: float) -> float:
+    """The budget in force for this call: a ``retry_budget()`` block's, else ``default``."""
+    override = _call_budget.get()
+    return default if override is None else override
+
+
+class CometChatRetry(Retry):
+    def __init__(
+        self,
+        *args: Any,
+        budget: float = 120.0,
+        server_wait_max: float = 60.0,
+        slept: float = 0.0,
+        next_wait: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget = budget
+        self.server_wait_max = server_wait_max
+        self.slept = slept  # seconds already slept in this call's retry chain
+        self.next_wait = next_wait  # decided in increment(), spent in sleep()
+
+    @classmethod
+    def for_settings(
+        cls,
+        *,
+        max_retries: int,
+        backoff_factor: float,
+        backoff_max: float,
+        server_wait_max: float,
+        budget: float,
+    ) -> CometChatRetry:
+        return cls(
+            total=max_retries,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_factor,
+            raise_on_status=False,  # hand the last 429/5xx back; the client maps it
+            raise_on_redirect=False,
+            redirect=0,
+            budget=budget,
+            server_wait_max=server_wait_max,
+        )
+
+    def new(self, **kw: Any) -> Self:
+        kw.setdefault("budget", self.budget)
+        kw.setdefault("server_wait_max", self.server_wait_max)
+        kw.setdefault("slept", self.slept)
+        return super().new(**kw)
+
+    def _wait_for(self, response: BaseHTTPResponse | None) -> float:
+        if response is not None and self.respect_retry_after_header:
+            asked = seconds_to_wait(response.headers)
+            if asked is not None:
+                return min(asked, self.server_wait_max)
+        return self.get_backoff_time()
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        wait = new_retry._wait_for(response)
+        budget = current_budget(self.budget)
+        if new_retry.slept + wait > budget:
+            logger.info(
+                "Not retrying %s %s: waiting %.1fs would exceed the %.1fs retry budget",
+                method,
+                url,
+                wait,
+                budget,
+            )
+            reason = error or Exception(f"retry budget of {budget:g}s exhausted")
+            raise MaxRetryError(_pool, url or "", reason) from reason  # type: ignore[arg-type]
+        new_retry.next_wait = wait
+        return new_retry
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        if self.next_wait > 0:
+            time.sleep(self.next_wait)
+            self.slept += self.next_wait
+        self.next_wait = 0.0

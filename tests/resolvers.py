@@ -1,0 +1,11 @@
+"""UID resolvers used by the tests through COMETCHAT["UID_RESOLVER"]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NOT_CALLABLE = 42
+
+
+def by_username(user: Any) -> str:
+    return str(user.get_username())
