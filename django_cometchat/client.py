@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__
@@ -87,6 +88,7 @@ class CometChatClient:
         self.base_url = self.settings.base_url
         self.on_rate_limit = on_rate_limit
         self.rate_limit = RateLimitInfo()
+        self.request_count = 0  # calls sent (retries inside one call are not counted again)
         self.retry_budget = retry_budget if retry_budget is not None else self.settings.retry_budget
         self.session = self._build_session(self.retry_budget)
 
@@ -146,6 +148,7 @@ class CometChatClient:
         if on_behalf_of is not None:
             headers["onBehalfOf"] = validate_id(on_behalf_of, "UID")
         self._pause_if_budget_low(endpoint)
+        self.request_count += 1
         try:
             response = self.session.get(
                 self.base_url + path,
@@ -158,13 +161,13 @@ class CometChatClient:
             raise CometChatResponseError(
                 "the response body was cut off", endpoint=endpoint
             ) from exc
-        except requests.exceptions.Timeout as exc:
-            raise CometChatTransportError(
-                f"{endpoint}: CometChat did not answer within the timeout",
-                endpoint=endpoint,
-                timed_out=True,
-            ) from exc
         except requests.exceptions.RequestException as exc:
+            if _timed_out(exc):
+                raise CometChatTransportError(
+                    f"{endpoint}: CometChat did not answer within the timeout",
+                    endpoint=endpoint,
+                    timed_out=True,
+                ) from exc
             raise CometChatTransportError(
                 f"{endpoint}: could not reach CometChat ({type(exc).__name__})", endpoint=endpoint
             ) from exc
@@ -232,9 +235,12 @@ class CometChatClient:
             raise CometChatRateLimited(
                 message, retry_after=seconds_to_wait(response.headers), **kwargs
             )
+        if status == 401 or (code or "").startswith("AUTH_ERR"):
+            raise CometChatAuthError(message, **kwargs)
+        # ERR_CONVERSATION_NOT_ACCESSIBLE is a 4xx of unspecified status: branch on the code.
         if status == 404 or (code and (code.endswith("_NOT_FOUND") or code in NOT_FOUND_CODES)):
             raise CometChatNotFound(message, **kwargs)
-        if status in (401, 403) or (code and code.startswith("AUTH_ERR")):
+        if status == 403:
             raise CometChatAuthError(message, **kwargs)
         if status in (400, 422):
             raise CometChatBadRequest(message, **kwargs)
@@ -410,6 +416,17 @@ class CometChatClient:
         data, _ = self._get(path, on_behalf_of=on_behalf_of)
         endpoint = f"GET {path}"
         return self._parse(endpoint, parse_user, self._parse(endpoint, _single("user"), data))
+
+
+def _timed_out(exc: requests.exceptions.RequestException) -> bool:
+    """requests reports a timeout that outlasted the retries as a ConnectionError."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    # NewConnectionError (refused, DNS) subclasses ConnectTimeoutError for history's sake.
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return False
+    return isinstance(reason, TimeoutError | urllib3.exceptions.TimeoutError)
 
 
 def _flag(value: bool | None) -> str | None:

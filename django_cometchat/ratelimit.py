@@ -37,7 +37,9 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
     )
 
 
-def seconds_to_wait(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+def seconds_to_wait(
+    headers: Mapping[str, str], *, now: float | None = None, use_reset: bool = True
+) -> float | None:
     """How long the server asked us to wait: ``Retry-After``, else the rate-limit reset time.
 
     ``Retry-After`` may be delta-seconds or an HTTP date (RFC 9110). Returns None when neither
@@ -51,7 +53,7 @@ def seconds_to_wait(headers: Mapping[str, str], *, now: float | None = None) -> 
         parsed = email.utils.parsedate_tz(retry_after)
         if parsed is not None:
             return max(0.0, email.utils.mktime_tz(parsed) - now)
-    reset = _first_int(headers, RESET_HEADERS)
+    reset = _first_int(headers, RESET_HEADERS) if use_reset else None
     if reset is not None:
         return max(0.0, reset - now)
     return None

@@ -105,7 +105,9 @@ class CometChatRetry(Retry):
 
     def _wait_for(self, response: BaseHTTPResponse | None) -> float:
         if response is not None and self.respect_retry_after_header:
-            asked = seconds_to_wait(response.headers)
+            # The reset time is a wait instruction only on a 429; on a 5xx it is just the
+            # window's end, and waiting for it would stall a retry for up to a minute.
+            asked = seconds_to_wait(response.headers, use_reset=response.status == 429)
             if asked is not None:
                 return min(asked, self.server_wait_max)
         return self.get_backoff_time()

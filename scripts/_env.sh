@@ -1,0 +1,48 @@
+# Shared by scripts/test and scripts/demo: find interpreters, bootstrap uv, start services.
+# shellcheck shell=bash
+export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENVS="$ROOT/.venvs"
+
+find_python() { # find_python 3.11 -> path of a CPython 3.11 interpreter
+  local want="$1" candidate
+  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want"*/bin/python"$want" \
+    "$(command -v "python$want" 2>/dev/null || true)"; do
+    if [ -x "$candidate" ] && "$candidate" -c 'import sys' >/dev/null 2>&1; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  echo "error: Python $want not found (install it, e.g. with pyenv)" >&2
+  return 1
+}
+
+ensure_uv() { # a private uv, so nothing is installed into the system Python
+  if [ ! -x "$VENVS/bootstrap/bin/uv" ]; then
+    mkdir -p "$VENVS"
+    "$(find_python 3.11)" -m venv "$VENVS/bootstrap"
+    "$VENVS/bootstrap/bin/pip" install --quiet "uv>=0.5"
+  fi
+  UV="$VENVS/bootstrap/bin/uv"
+}
+
+make_venv() { # make_venv NAME PYTHON_VERSION EXTRAS DJANGO_SPEC -> $VENVS/NAME
+  local name="$1" py="$2" extras="$3" django="$4"
+  ensure_uv
+  if [ ! -x "$VENVS/$name/bin/python" ]; then
+    "$UV" venv --quiet --python "$(find_python "$py")" "$VENVS/$name"
+  fi
+  "$UV" pip install --quiet --python "$VENVS/$name/bin/python" -e "$ROOT[$extras]" "$django"
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  echo "PostgreSQL is down; starting it" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return 0
+    sleep 1
+  done
+  echo "error: PostgreSQL did not come up on 127.0.0.1:5432" >&2
+  return 1
+}
