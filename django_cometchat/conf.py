@@ -56,6 +56,10 @@ DEFAULTS: Mapping[str, Any] = {
     "PAGE_SIZE": 1000,
     "UID_RESOLVER": None,  # dotted path to a callable user -> uid; default str(user.pk)
     "POOL_MAXSIZE": 10,
+    # History retention for cometchat_prune (None keeps everything). The latest snapshot of each
+    # conversation is always kept.
+    "HISTORY_MAX_AGE_DAYS": None,
+    "HISTORY_KEEP_PER_CONVERSATION": None,
 }
 
 
@@ -102,6 +106,8 @@ class CometChatSettings:
     page_size: int
     uid_resolver_path: str | None
     pool_maxsize: int
+    history_max_age_days: int | None = None
+    history_keep_per_conversation: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -192,6 +198,10 @@ def _integer(raw: Mapping[str, Any], key: str, *, minimum: int, maximum: int | N
     return value
 
 
+def _optional_integer(raw: Mapping[str, Any], key: str, *, minimum: int) -> int | None:
+    return None if raw[key] is None else _integer(raw, key, minimum=minimum)
+
+
 def _timeouts(value: Any) -> tuple[float, float]:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return (float(value), float(value))
@@ -243,6 +253,10 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         page_size=_integer(raw, "PAGE_SIZE", minimum=1, maximum=MAX_PAGE_SIZE),
         uid_resolver_path=_optional_str(raw, "UID_RESOLVER"),
         pool_maxsize=_integer(raw, "POOL_MAXSIZE", minimum=1),
+        history_max_age_days=_optional_integer(raw, "HISTORY_MAX_AGE_DAYS", minimum=0),
+        history_keep_per_conversation=_optional_integer(
+            raw, "HISTORY_KEEP_PER_CONVERSATION", minimum=1
+        ),
     )
 
 

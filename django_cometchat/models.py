@@ -1,0 +1,169 @@
+"""Snapshot models: the latest view of each conversation per owner, its history, and sync runs.
+
+Models never import the client; ``services`` is the only place the two meet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+
+class ConversationType(models.TextChoices):
+    USER = "user", "One-to-one"
+    GROUP = "group", "Group"
+
+
+class Conversation(models.Model):
+    """The latest snapshot of one conversation as one owner sees it.
+
+    ``created_at``/``updated_at`` are CometChat's ``createdAt``/``updatedAt``, not our row's
+    timestamps; ``fetched_at`` is when a sync last saw it. ``missing_since`` is set when a
+    complete sync no longer returns it (rows are never hard-deleted by a sync).
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="cometchat_conversations",
+    )
+    owner_uid = models.CharField("owner UID", max_length=100)
+    conversation_id = models.CharField("conversation id", max_length=210)
+    conversation_type = models.CharField("type", max_length=5, choices=ConversationType.choices)
+    unread_message_count = models.PositiveIntegerField("unread", default=0)
+    created_at = models.DateTimeField("created (CometChat)", null=True, blank=True)
+    updated_at = models.DateTimeField("updated (CometChat)")
+    peer_uid = models.CharField("peer UID", max_length=100, blank=True, default="")
+    peer_guid = models.CharField("peer GUID", max_length=100, blank=True, default="")
+    peer_name = models.CharField("peer name", max_length=255, blank=True, default="")
+    payload = models.JSONField("CometChat payload")
+    content_hash = models.CharField(max_length=64)
+    fetched_at = models.DateTimeField("fetched")
+    missing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "conversation"
+        ordering = ("-updated_at", "-id")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("owner_uid", "conversation_id"),
+                name="cometchat_conversation_owner_uid_conversation_id_uniq",
+            ),
+        )
+        indexes = (
+            # The API lists one owner's rows newest first, optionally filtered.
+            models.Index(fields=("owner_uid", "-updated_at"), name="cometchat_conv_owner_updated"),
+            models.Index(fields=("owner", "-updated_at"), name="cometchat_conv_ownerfk_updated"),
+            # The admin changelist: default ordering and its filters.
+            models.Index(fields=("-updated_at", "-id"), name="cometchat_conv_updated"),
+            models.Index(
+                fields=("conversation_type", "-updated_at"), name="cometchat_conv_type_updated"
+            ),
+            models.Index(fields=("missing_since",), name="cometchat_conv_missing"),
+            models.Index(fields=("peer_name",), name="cometchat_conv_peer_name"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.owner_uid}: {self.conversation_id}"
+
+    @property
+    def peer_id(self) -> str:
+        return self.peer_uid or self.peer_guid
+
+    @property
+    def conversation_with(self) -> dict[str, Any]:
+        value = self.payload.get("conversationWith") if isinstance(self.payload, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def last_message(self) -> dict[str, Any] | None:
+        value = self.payload.get("lastMessage") if isinstance(self.payload, dict) else None
+        return value if isinstance(value, dict) else None
+
+
+class ConversationSnapshot(models.Model):
+    """Append-only history: one row each time a conversation's payload changed."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="snapshots"
+    )
+    payload = models.JSONField()
+    content_hash = models.CharField(max_length=64)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "conversation snapshot"
+        ordering = ("-fetched_at", "-id")
+        indexes = (
+            models.Index(
+                fields=("conversation", "-fetched_at"), name="cometchat_snap_conv_fetched"
+            ),
+            models.Index(fields=("fetched_at",), name="cometchat_snap_fetched"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SyncRun(models.Model):
+    """One sync attempt: who, why, how it went, what it changed and why it failed."""
+
+    class Trigger(models.TextChoices):
+        COMMAND = "command", "Command"
+        API = "api", "API"
+        ADMIN = "admin", "Admin"
+        TASK = "task", "Task"
+        WEBHOOK = "webhook", "Webhook"
+        CODE = "code", "Code"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="cometchat_sync_runs",
+    )
+    owner_uid = models.CharField("owner UID", max_length=100)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.CODE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    filters = models.JSONField(default=dict, blank=True)
+    complete = models.BooleanField(
+        default=False, help_text="An unfiltered sync that walked every page."
+    )
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_count = models.PositiveIntegerField("created", default=0)
+    updated_count = models.PositiveIntegerField("updated", default=0)
+    unchanged_count = models.PositiveIntegerField("unchanged", default=0)
+    missing_count = models.PositiveIntegerField("missing", default=0)
+    pages = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=100, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = "sync run"
+        ordering = ("-started_at", "-id")
+        indexes = (
+            models.Index(fields=("owner_uid", "-started_at"), name="cometchat_run_owner_started"),
+            models.Index(fields=("owner", "-started_at"), name="cometchat_run_ownerfk_started"),
+            models.Index(fields=("status", "-started_at"), name="cometchat_run_status_started"),
+        )
+
+    def __str__(self) -> str:
+        return f"sync {self.owner_uid} {self.status} @ {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

@@ -1,0 +1,15 @@
+"""Signals sent by the services after each write commits.
+
+* ``conversations_synced(sender=SyncRun, result=SyncResult)``: once per finished sync, success or
+  failure (``result.run.status`` tells which).
+* ``conversation_changed(sender=Conversation, owner_uid, conversation_id, pk, created)``: once per
+  conversation whose stored payload changed (created or updated). Sent only when someone listens,
+  so an idle signal costs a sync nothing.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+conversations_synced = Signal()
+conversation_changed = Signal()

@@ -1,0 +1,445 @@
+"""sync_conversations / fetch_conversation against the fake CometChat, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_cometchat.exceptions import (
+    CometChatBadRequest,
+    CometChatResponseError,
+    CometChatServerError,
+)
+from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
+from django_cometchat.services import (
+    CometChatUserError,
+    fetch_conversation,
+    prune_history,
+    resolve_uid,
+    sync_conversations,
+)
+from django_cometchat.signals import conversation_changed, conversations_synced
+from django_cometchat.storage import Row, content_hash, store_page
+from django_cometchat.testing import Fault
+
+pytestmark = pytest.mark.django_db
+
+FAST = {"BACKOFF_FACTOR": 0.01, "BACKOFF_MAX": 0.05, "MAX_RETRIES": 1}
+
+
+@pytest.fixture
+def fake(cometchat_fake, settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, **FAST}
+    cometchat_fake.add_user("alice", "Alice Liddell")
+    cometchat_fake.add_user("bob", "Bob Stone")
+    cometchat_fake.add_user("carol", "Carol Danvers")
+    cometchat_fake.add_group("book-club", "Book Club", members=["alice", "bob", "carol"])
+    cometchat_fake.send_message("bob", to_user="alice", text="hi alice")
+    cometchat_fake.send_message("carol", to_user="alice", text="hello")
+    cometchat_fake.send_message("bob", to_group="book-club", text="chapter 3?")
+    return cometchat_fake
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user(username="alice-django", password="x")
+
+
+@pytest.fixture(autouse=True)
+def _uid_is_username(settings):
+    settings.COMETCHAT = {
+        **settings.COMETCHAT,
+        "UID_RESOLVER": "tests.test_sync.uid_from_username",
+    }
+
+
+def uid_from_username(user):
+    return user.get_username().removesuffix("-django")
+
+
+def stored(owner_uid="alice"):
+    return {c.conversation_id: c for c in Conversation.objects.filter(owner_uid=owner_uid)}
+
+
+# -- resolve_uid --------------------------------------------------------------------------------
+
+
+def test_resolve_uid_lowercases_and_validates(django_user_model, settings):
+    user = django_user_model.objects.create_user(username="Bob-django")
+    assert resolve_uid(user) == "bob"
+    settings.COMETCHAT = {**settings.COMETCHAT, "UID_RESOLVER": None}
+    assert resolve_uid(user) == str(user.pk)
+
+
+def test_resolve_uid_refuses_anonymous_and_unmappable(django_user_model):
+    from django.contrib.auth.models import AnonymousUser
+
+    with pytest.raises(CometChatUserError, match="anonymous"):
+        resolve_uid(AnonymousUser())
+    bad = django_user_model.objects.create_user(username="has space-django")
+    with pytest.raises(CometChatUserError, match="invalid CometChat UID"):
+        resolve_uid(bad)
+
+
+# -- first sync, re-sync, changes ---------------------------------------------------------------
+
+
+def test_first_sync_creates_rows_and_a_succeeded_run(fake, alice):
+    result = sync_conversations(alice, trigger=SyncRun.Trigger.COMMAND)
+    assert (result.created, result.updated, result.unchanged, result.missing) == (3, 0, 0, 0)
+    assert result.pages == 1
+    assert result.requests == 1
+    rows = stored()
+    assert set(rows) == {"alice_user_bob", "alice_user_carol", "group_book-club"}
+    bob = rows["alice_user_bob"]
+    assert bob.owner == alice
+    assert bob.conversation_type == "user"
+    assert bob.peer_uid == "bob"
+    assert bob.peer_guid == ""
+    assert bob.peer_name == "Bob Stone"
+    assert bob.unread_message_count == 1
+    assert bob.last_message["data"]["text"] == "hi alice"
+    assert bob.payload["unreadMessageCount"] == "1"  # the raw payload is kept as sent
+    assert bob.updated_at.tzinfo is not None
+    assert bob.missing_since is None
+    group = rows["group_book-club"]
+    assert (group.peer_guid, group.peer_uid, group.peer_name) == ("book-club", "", "Book Club")
+    run = result.run
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.trigger == "command"
+    assert (run.created_count, run.pages, run.requests) == (3, 1, 1)
+    assert run.complete
+    assert run.finished_at >= run.started_at
+    assert ConversationSnapshot.objects.count() == 3
+
+
+def test_resync_without_change_writes_no_history(fake, alice):
+    sync_conversations(alice)
+    fetched_before = {c.conversation_id: c.fetched_at for c in stored().values()}
+    result = sync_conversations(alice)
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 3)
+    assert ConversationSnapshot.objects.count() == 3
+    for conversation in stored().values():
+        assert conversation.fetched_at > fetched_before[conversation.conversation_id]
+
+
+def test_upstream_change_updates_and_appends_history(fake, alice):
+    sync_conversations(alice)
+    fake.send_message("bob", to_user="alice", text="are you there?")
+    changed = []
+    conversation_changed.connect(lambda **kw: changed.append(kw), weak=False, dispatch_uid="t")
+    try:
+        result = sync_conversations(alice)
+    finally:
+        conversation_changed.disconnect(dispatch_uid="t")
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 2)
+    bob = stored()["alice_user_bob"]
+    assert bob.unread_message_count == 2
+    assert bob.last_message["data"]["text"] == "are you there?"
+    history = list(bob.snapshots.values_list("payload", flat=True))
+    assert len(history) == 2
+    assert history[0]["lastMessage"]["data"]["text"] == "are you there?"  # newest first
+    assert [(c["conversation_id"], c["created"]) for c in changed] == [("alice_user_bob", False)]
+
+
+def test_unread_count_drops_when_read(fake, alice):
+    sync_conversations(alice)
+    fake.mark_read("alice", "alice_user_bob")
+    result = sync_conversations(alice)
+    assert result.updated == 1
+    assert stored()["alice_user_bob"].unread_message_count == 0
+
+
+def test_conversations_synced_signal(fake, alice):
+    seen = []
+    conversations_synced.connect(
+        lambda **kw: seen.append(kw["result"]), weak=False, dispatch_uid="s"
+    )
+    try:
+        sync_conversations(alice)
+    finally:
+        conversations_synced.disconnect(dispatch_uid="s")
+    assert [r.created for r in seen] == [3]
+
+
+def test_sync_by_uid_without_a_django_user(fake):
+    result = sync_conversations(uid="Bob")
+    assert result.created == 2
+    assert {c.owner_id for c in stored("bob").values()} == {None}
+
+
+def test_dry_run_writes_nothing(fake, alice):
+    result = sync_conversations(alice, dry_run=True)
+    assert result.created == 3
+    assert Conversation.objects.count() == 0
+    assert SyncRun.objects.count() == 0
+
+
+# -- missing ------------------------------------------------------------------------------------
+
+
+def test_complete_sync_marks_missing_and_clears_it_when_back(fake, alice):
+    sync_conversations(alice)
+    Conversation.objects.filter(conversation_id="alice_user_carol").update(
+        conversation_id="alice_user_gone"
+    )
+    result = sync_conversations(alice)
+    assert result.missing == 1
+    gone = stored()["alice_user_gone"]
+    assert gone.missing_since is not None
+    assert result.created == 1  # carol's came back as a new row
+    # Nothing is deleted, and a later sync does not count it again.
+    assert sync_conversations(alice).missing == 0
+    assert stored()["alice_user_gone"].missing_since == gone.missing_since
+
+
+def test_missing_row_is_cleared_when_cometchat_returns_it(fake, alice):
+    sync_conversations(alice)
+    Conversation.objects.filter(conversation_id="alice_user_bob").update(
+        missing_since=timezone.now()
+    )
+    sync_conversations(alice)
+    assert stored()["alice_user_bob"].missing_since is None
+
+
+def test_filtered_sync_marks_nothing_missing(fake, alice):
+    sync_conversations(alice)
+    result = sync_conversations(alice, conversation_type="group")
+    assert result.missing == 0
+    assert result.unchanged == 1
+    assert not Conversation.objects.filter(missing_since__isnull=False).exists()
+    run = result.run
+    assert run.filters == {"conversation_type": "group"}
+    assert not run.complete
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+
+def test_failure_on_a_later_page_keeps_old_data_and_records_why(fake, alice, settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "PAGE_SIZE": 2}
+    sync_conversations(alice)
+    before = {cid: (c.content_hash, c.fetched_at) for cid, c in stored().items()}
+    fake.send_message("bob", to_user="alice", text="new!")  # a change a full sync would store
+    fake.inject(Fault("status", status=500, times=10, query={"page": "2"}))
+    with pytest.raises(CometChatServerError):
+        sync_conversations(alice)
+    run = SyncRun.objects.latest("started_at")
+    assert run.status == SyncRun.Status.FAILED
+    assert run.error_code == "ERR_MISSION_FAILED"
+    assert "GET /conversations" in run.error_message
+    assert "HTTP 500" in run.error_message
+    assert run.pages == 1
+    after = stored()
+    # Page 1 was stored; page 2's rows keep their old snapshot; nothing was marked missing.
+    assert not any(c.missing_since for c in after.values())
+    untouched = [cid for cid, c in after.items() if (c.content_hash, c.fetched_at) == before[cid]]
+    assert untouched  # the rows on the failed page
+
+
+@pytest.mark.parametrize("kind", ["html", "truncate", "wrong_shape", "empty"])
+def test_broken_upstream_body_never_overwrites_a_good_snapshot(fake, alice, kind):
+    sync_conversations(alice)
+    before = {cid: c.payload for cid, c in stored().items()}
+    fake.inject(Fault(kind))
+    result = sync_conversations(alice, raise_errors=False)
+    assert isinstance(result.error, CometChatResponseError)
+    assert result.run.status == SyncRun.Status.FAILED
+    assert {cid: c.payload for cid, c in stored().items()} == before
+    assert ConversationSnapshot.objects.count() == 3
+
+
+def test_one_malformed_conversation_fails_the_page_and_writes_nothing(fake, alice):
+    body = {
+        "data": [
+            {
+                "conversationId": "alice_user_bob",
+                "conversationType": "user",
+                "updatedAt": 5,
+                "conversationWith": {"uid": "bob", "name": "Bob"},
+            },
+            {"conversationId": "alice_user_x", "conversationType": "nonsense"},
+        ],
+        "meta": {
+            "pagination": {
+                "total": 2,
+                "count": 2,
+                "per_page": 1000,
+                "current_page": 1,
+                "total_pages": 1,
+            }
+        },
+    }
+    fake.inject(Fault("status", status=200, body=body))
+    result = sync_conversations(alice, raise_errors=False)
+    assert isinstance(result.error, CometChatResponseError)
+    assert "conversationType" in result.run.error_message
+    assert Conversation.objects.count() == 0
+
+
+def test_integer_unread_and_missing_last_message_are_stored(fake, alice):
+    body = {
+        "data": [
+            {
+                "conversationId": "alice_user_bob",
+                "conversationType": "user",
+                "unreadMessageCount": 4,
+                "createdAt": 10,
+                "updatedAt": 20,
+                "conversationWith": {"uid": "bob", "name": "Bob"},
+            },
+            {
+                "conversationId": "alice_user_carol",
+                "conversationType": "user",
+                "unreadMessageCount": "7",
+                "createdAt": 10,
+                "updatedAt": 30,
+                "conversationWith": {"uid": "carol", "name": "Carol"},
+            },
+        ],
+        "meta": {
+            "pagination": {
+                "total": 2,
+                "count": 2,
+                "per_page": 1000,
+                "current_page": 1,
+                "total_pages": 1,
+            }
+        },
+    }
+    fake.inject(Fault("status", status=200, body=body))
+    sync_conversations(alice)
+    rows = stored()
+    assert rows["alice_user_bob"].unread_message_count == 4
+    assert rows["alice_user_carol"].unread_message_count == 7
+    assert rows["alice_user_bob"].last_message is None
+    assert rows["alice_user_carol"].updated_at == timezone.datetime.fromtimestamp(
+        30, tz=timezone.get_current_timezone()
+    )
+
+
+# -- ordering guarantees ------------------------------------------------------------------------
+
+
+def make_row(conversation_id="alice_user_bob", *, updated=100, unread=0):
+    payload = {"conversationId": conversation_id, "updatedAt": updated, "unread": unread}
+    at = timezone.datetime.fromtimestamp(updated, tz=timezone.get_current_timezone())
+    return Row(
+        conversation_id=conversation_id,
+        conversation_type="user",
+        unread_message_count=unread,
+        created_at=None,
+        updated_at=at,
+        peer_uid="bob",
+        peer_guid="",
+        peer_name="Bob",
+        payload=payload,
+        content_hash=content_hash(payload),
+    )
+
+
+def test_an_older_payload_never_overwrites_a_newer_one():
+    now = timezone.now()
+    store_page(owner_id=None, owner_uid="alice", rows=[make_row(updated=200)], fetched_at=now)
+    outcome = store_page(
+        owner_id=None,
+        owner_uid="alice",
+        rows=[make_row(updated=100, unread=9)],
+        fetched_at=now + timedelta(seconds=1),
+    )
+    assert outcome.stale == 1
+    row = Conversation.objects.get()
+    assert row.payload["updatedAt"] == 200
+    assert ConversationSnapshot.objects.count() == 1
+
+
+def test_same_updated_at_fetched_earlier_is_stale_and_later_wins():
+    now = timezone.now()
+    store_page(owner_id=None, owner_uid="alice", rows=[make_row(unread=3)], fetched_at=now)
+    earlier = store_page(
+        owner_id=None,
+        owner_uid="alice",
+        rows=[make_row(unread=5)],
+        fetched_at=now - timedelta(seconds=1),
+    )
+    assert earlier.stale == 1
+    later = store_page(
+        owner_id=None,
+        owner_uid="alice",
+        rows=[make_row(unread=0)],
+        fetched_at=now + timedelta(seconds=1),
+    )
+    assert len(later.updated) == 1
+    assert Conversation.objects.get().unread_message_count == 0
+
+
+def test_duplicates_within_a_page_keep_the_newest():
+    rows = [make_row(updated=100), make_row(updated=300), make_row(updated=200)]
+    store_page(owner_id=None, owner_uid="alice", rows=rows, fetched_at=timezone.now())
+    assert Conversation.objects.get().payload["updatedAt"] == 300
+
+
+def test_query_count_per_page_is_the_same_for_10_and_1000_rows():
+    """Insert page, all-changed page, no-change page: each costs the same for 10 or 1,000 rows."""
+    counts: dict[int, list[int]] = {}
+    for size in (10, 1000):
+        Conversation.objects.all().delete()
+        first = [make_row(f"alice_user_p{i:04d}") for i in range(size)]
+        changed = [make_row(f"alice_user_p{i:04d}", updated=101) for i in range(size)]
+        counts[size] = []
+        for page in (first, changed, changed):
+            with CaptureQueriesContext(connection) as queries:
+                store_page(owner_id=None, owner_uid="alice", rows=page, fetched_at=timezone.now())
+            counts[size].append(len(queries.captured_queries))
+        assert Conversation.objects.count() == size
+        assert ConversationSnapshot.objects.count() == 2 * size
+    assert counts[10] == counts[1000]
+    assert max(counts[1000]) <= 7  # savepoint, lock, select, upsert, history, touch, release
+
+
+# -- fetch one ----------------------------------------------------------------------------------
+
+
+def test_fetch_conversation_stores_one(fake, alice):
+    conversation = fetch_conversation(alice, "group_book-club")
+    assert conversation.pk
+    assert conversation.peer_guid == "book-club"
+    assert fake.requests[-1].path == "/v3/groups/book-club/conversation"
+    assert ConversationSnapshot.objects.filter(conversation=conversation).count() == 1
+
+
+def test_fetch_conversation_rejects_bad_ids_before_sending(fake, alice):
+    fake.clear_requests()
+    with pytest.raises(CometChatBadRequest):
+        fetch_conversation(alice, "../../users")
+    assert fake.requests == []
+
+
+# -- prune --------------------------------------------------------------------------------------
+
+
+def test_prune_keeps_each_conversations_latest_snapshot():
+    now = timezone.now()
+    for n in range(5):
+        store_page(
+            owner_id=None,
+            owner_uid="alice",
+            rows=[make_row(updated=100 + n), make_row("group_g", updated=100)],
+            fetched_at=now - timedelta(days=10 - 2 * n),
+        )
+    assert ConversationSnapshot.objects.count() == 6
+    assert prune_history(max_age_days=7, dry_run=True) == 2
+    assert prune_history(max_age_days=7) == 2
+    assert prune_history(keep_per_conversation=1) == 2
+    remaining = ConversationSnapshot.objects.order_by("conversation__conversation_id")
+    assert [s.payload["updatedAt"] for s in remaining] == [104, 100]
+
+
+def test_prune_does_nothing_without_retention():
+    store_page(owner_id=None, owner_uid="a", rows=[make_row()], fetched_at=timezone.now())
+    assert prune_history() == 0
