@@ -24,9 +24,12 @@ from .ids import validate_id
 from .models import Conversation, ConversationSnapshot, SyncRun
 from .signals import conversation_changed, conversations_synced
 from .storage import PageOutcome, row_from, store_page
+from .types import Conversation as RemoteConversation
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+    from .client import Page
 
 logger = logging.getLogger(__name__)
 
@@ -131,21 +134,34 @@ def sync_conversations(
     client = client or CometChatClient()
     requests_before = client.request_count
     try:
-        for page in client.iter_conversation_pages(on_behalf_of=owner_uid, **filters):
+
+        def store(page: Page[RemoteConversation]) -> None:
             result.pages += 1
             fetched_at = timezone.now()
             rows = [row_from(c) for c in page.items]
             if dry_run:
                 result.add(_classify_without_writing(owner_uid, rows))
-                continue
+                return
             outcome = store_page(
                 owner_id=owner_id, owner_uid=owner_uid, rows=rows, fetched_at=fetched_at
             )
             result.add(outcome)
             _announce_changes(owner_uid, outcome)
+
+        first_page: tuple[tuple[str, int], ...] = ()
+        for page in client.iter_conversation_pages(on_behalf_of=owner_uid, **filters):
+            first_page = first_page or _signature(page)
+            store(page)
         if not active_filters and not dry_run:
-            result.missing = _mark_missing(owner_uid, run.started_at)
             run.complete = True
+            if result.pages <= 1 or _catch_up(client, owner_uid, first_page, store):
+                result.missing = _mark_missing(owner_uid, run.started_at)
+            else:
+                logger.info(
+                    "Conversations of %s changed during the sync; missing marks wait for a "
+                    "quiet sync",
+                    owner_uid,
+                )
     except BaseException as exc:  # Ctrl-C too: the run is recorded as failed, then re-raised
         result.requests = client.request_count - requests_before
         _finish(run, result, exc, dry_run=dry_run)
@@ -210,6 +226,38 @@ def _announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
                 pk=pk,
                 created=created,
             )
+
+
+CATCH_UP_MAX_PAGES = 10
+
+
+def _signature(page: Page[RemoteConversation]) -> tuple[tuple[str, int], ...]:
+    return tuple((c.conversation_id, c.updated_at) for c in page.items)
+
+
+def _catch_up(
+    client: CometChatClient,
+    owner_uid: str,
+    first_page: tuple[tuple[str, int], ...],
+    store: Callable[[Page[RemoteConversation]], None],
+) -> bool:
+    """Re-read the top of the list after a multi-page walk; True if nothing moved meanwhile.
+
+    Offset paging over a list sorted by ``updatedAt`` skips a conversation that changes while
+    the walk is under way: it jumps to page 1, which was already read. Everything that changed
+    sits above the walk's first row, so re-reading pages until one reaches rows at least as old
+    stores what moved. Only when page 1 reads exactly as it did at the start was the walk exact,
+    and only then may absent conversations be marked missing.
+    """
+    top_at_start = first_page[0][1]
+    pages = client.iter_conversation_pages(on_behalf_of=owner_uid)
+    for number, page in enumerate(pages, start=1):
+        if number == 1 and _signature(page) == first_page:
+            return True
+        store(page)
+        if page.items[-1].updated_at < top_at_start or number >= CATCH_UP_MAX_PAGES:
+            break
+    return False
 
 
 def _mark_missing(owner_uid: str, since: Any) -> int:

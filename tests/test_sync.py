@@ -218,6 +218,42 @@ def test_filtered_sync_marks_nothing_missing(fake, alice):
     assert not run.complete
 
 
+def test_change_during_a_multi_page_walk_is_caught_up_and_defers_missing(cometchat_fake, settings):
+    fake = cometchat_fake
+    settings.COMETCHAT = {**settings.COMETCHAT, "PAGE_SIZE": 5}
+    fake.add_user("owner")
+    for i in range(12):
+        fake.add_user(f"peer-{i}")
+        fake.send_message(f"peer-{i}", to_user="owner", text=f"m{i}")
+    sync_conversations(uid="owner")
+    Conversation.objects.filter(conversation_id="owner_user_peer-5").update(
+        conversation_id="owner_user_gone"
+    )
+    Conversation.objects.filter(owner_uid="owner").exclude(
+        conversation_id="owner_user_gone"
+    ).delete()
+
+    moved = []
+
+    def move_oldest(**kwargs):
+        if not moved:  # after page 1 is stored, the oldest conversation jumps to the top
+            moved.append(fake.send_message("peer-0", to_user="owner", text="late"))
+
+    conversation_changed.connect(move_oldest, weak=False, dispatch_uid="move")
+    try:
+        result = sync_conversations(uid="owner")
+    finally:
+        conversation_changed.disconnect(dispatch_uid="move")
+    rows = stored("owner")
+    assert len(rows) == 13  # all 12 (peer-0 through the catch-up) + the stale "gone" row
+    assert rows["owner_user_peer-0"].last_message["data"]["text"] == "late"
+    assert result.missing == 0  # the walk was not exact: no missing marks this time
+    assert rows["owner_user_gone"].missing_since is None
+    quiet = sync_conversations(uid="owner")
+    assert quiet.missing == 1
+    assert stored("owner")["owner_user_gone"].missing_since is not None
+
+
 # -- failures -----------------------------------------------------------------------------------
 
 
