@@ -261,7 +261,9 @@ def test_bad_request_keeps_details(chat, client_for):
         Fault(
             "status",
             status=400,
-            body={"error": {"code": "ERR_BAD_REQUEST", "message": "bad", "details": {"uid": ["x"]}}},
+            body={
+                "error": {"code": "ERR_BAD_REQUEST", "message": "bad", "details": {"uid": ["x"]}}
+            },
         )
     )
     with pytest.raises(CometChatBadRequest) as info:

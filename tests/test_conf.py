@@ -108,7 +108,9 @@ def test_timeout_accepts_single_number_and_pair():
 def test_missing_credentials_are_named_when_required():
     with override_settings(COMETCHAT={"APP_ID": "a"}):
         s = get_settings()
-        with pytest.raises(CometChatConfigurationError, match=r'COMETCHAT\["API_KEY"\].*COMETCHAT_API_KEY'):
+        with pytest.raises(
+            CometChatConfigurationError, match=r'COMETCHAT\["API_KEY"\].*COMETCHAT_API_KEY'
+        ):
             s.require_credentials()
 
 

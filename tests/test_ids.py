@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from django_cometchat.exceptions import CometChatBadRequest
-from django_cometchat.ids import ConversationTarget, path_segment, resolve_conversation_id, validate_id
+from django_cometchat.ids import (
+    ConversationTarget,
+    path_segment,
+    resolve_conversation_id,
+    validate_id,
+)
 
 
 @pytest.mark.parametrize("good", ["alice", "cometchat-uid-1", "a_b-c", "A" * 100, "Bob"])
@@ -12,7 +17,8 @@ def test_valid_ids_are_lowercased(good):
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "a b", "../admin", "a/b", "x?y=1", "é", "a\nb", "a" * 101, "bob\r\nX-Evil: 1", None, 5]
+    "bad",
+    ["", "a b", "../admin", "a/b", "x?y=1", "é", "a\nb", "a" * 101, "bob\r\nX-Evil: 1", None, 5],
 )
 def test_invalid_ids_raise_bad_request(bad):
     with pytest.raises(CometChatBadRequest) as info:
@@ -36,7 +42,11 @@ def test_path_segment_is_encoded_and_validated():
         # UIDs with underscores, and with "_user_" inside them.
         ("a_user_b_user_c", "a_user_b", ConversationTarget("user", "c")),
         ("a_user_b_user_c", "a", ConversationTarget("user", "b_user_c")),
-        ("super_hero_1_user_super_hero_2", "super_hero_2", ConversationTarget("user", "super_hero_1")),
+        (
+            "super_hero_1_user_super_hero_2",
+            "super_hero_2",
+            ConversationTarget("user", "super_hero_1"),
+        ),
         # A UID that starts with "group_" is still a user conversation for its owner.
         ("group_a_user_zed", "zed", ConversationTarget("user", "group_a")),
         ("group_a_user_zed", "group_a", ConversationTarget("user", "zed")),

@@ -30,7 +30,12 @@ def user_conversation(**overrides):
         "createdAt": 1630000000,
         "updatedAt": 1630000100,
         "conversationWith": {"uid": "bob", "name": "Bob Stone", "status": "offline"},
-        "lastMessage": {"id": "7", "sender": "bob", "data": {"text": "hello"}, "sentAt": 1630000100},
+        "lastMessage": {
+            "id": "7",
+            "sender": "bob",
+            "data": {"text": "hello"},
+            "sentAt": 1630000100,
+        },
         "somethingNew": {"kept": True},
     }
     payload.update(overrides)
@@ -52,7 +57,10 @@ def test_fixture_conversation_parses():
 
 @pytest.mark.parametrize(("raw", "expected"), [("2", 2), (2, 2), ("0", 0), (None, 0)])
 def test_unread_count_string_or_integer(raw, expected):
-    assert parse_conversation(user_conversation(unreadMessageCount=raw)).unread_message_count == expected
+    assert (
+        parse_conversation(user_conversation(unreadMessageCount=raw)).unread_message_count
+        == expected
+    )
 
 
 def test_missing_last_message_and_unknown_fields_kept():
@@ -97,7 +105,12 @@ def test_pagination_and_untrusted_total():
     assert pagination is not None
     assert (pagination.total, pagination.count, pagination.is_last) == (0, 5, True)
     assert parse_pagination({}) is None
-    assert parse_pagination({"pagination": {"current_page": "1", "total_pages": "3", "count": 1, "per_page": 1}}).is_last is False
+    assert (
+        parse_pagination(
+            {"pagination": {"current_page": "1", "total_pages": "3", "count": 1, "per_page": 1}}
+        ).is_last
+        is False
+    )
 
 
 def test_user_fixture():

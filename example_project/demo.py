@@ -1,0 +1,63 @@
+"""Create the demo logins, sync each one's conversations and print what was stored.
+
+Run by ``scripts/demo`` after ``migrate``; the CometChat it talks to comes from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+DEMO_UIDS = ("alice", "bob", "carol", "dave")
+DEMO_PASSWORD = "demo-password"  # a demo login on a local SQLite file, not a secret
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from django_cometchat.exceptions import CometChatError
+    from django_cometchat.models import Conversation, SyncRun
+    from django_cometchat.services import sync_conversations
+
+    user_model = get_user_model()
+    admin, created = user_model.objects.get_or_create(
+        username="admin", defaults={"is_staff": True, "is_superuser": True}
+    )
+    if created:
+        admin.set_password(DEMO_PASSWORD)
+        admin.save()
+    print(f"Staff login: admin / {DEMO_PASSWORD}")
+    failed = 0
+    for uid in DEMO_UIDS:
+        user, created = user_model.objects.get_or_create(username=uid)
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+        try:
+            result = sync_conversations(user, trigger=SyncRun.Trigger.COMMAND)
+        except CometChatError as exc:
+            failed += 1
+            print(f"  {uid}: sync FAILED: {exc}")
+            continue
+        print(
+            f"Login {uid} / {DEMO_PASSWORD}: synced {result.created} new, {result.updated} "
+            f"updated, {result.unchanged} unchanged ({result.pages} page(s))"
+        )
+        newest = Conversation.objects.filter(owner_uid=uid).order_by("-updated_at")[:3]
+        for conversation in newest:
+            text = (conversation.last_message or {}).get("data", {}).get("text", "")
+            print(
+                f"    {conversation.updated_at:%Y-%m-%d %H:%M}  {conversation.peer_name:<22} "
+                f"unread {conversation.unread_message_count:<3} {text[:40]}"
+            )
+    total = Conversation.objects.count()
+    print(f"{total} conversations stored in {Conversation._meta.db_table}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
