@@ -9,7 +9,7 @@ import os
 import sys
 
 DEMO_UIDS = ("alice", "bob", "carol", "dave")
-DEMO_PASSWORD = "demo-password"  # a demo login on a local SQLite file, not a secret
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - a demo login on a local SQLite file
 
 
 def main() -> int:

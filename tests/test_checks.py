@@ -31,7 +31,8 @@ def test_missing_app_id_and_key():
     assert [m.id for m in messages] == ["django_cometchat.E001", "django_cometchat.E002"]
     assert 'COMETCHAT["APP_ID"]' in messages[0].msg
     assert "COMETCHAT_APP_ID" in messages[0].msg
-    assert messages[1].hint and "fullAccess" in messages[1].hint
+    assert messages[1].hint
+    assert "fullAccess" in messages[1].hint
 
 
 def test_env_var_satisfies_the_check(monkeypatch):
@@ -68,9 +69,11 @@ def test_plain_http_warns_only_without_debug():
 
 
 def test_manage_py_check_shows_id_and_hint():
-    with override_settings(COMETCHAT={"REGION": "us", "API_KEY": "k"}):
-        with pytest.raises(SystemCheckError) as info:
-            call_command("check")
+    with (
+        override_settings(COMETCHAT={"REGION": "us", "API_KEY": "k"}),
+        pytest.raises(SystemCheckError) as info,
+    ):
+        call_command("check")
     text = str(info.value)
     assert "django_cometchat.E001" in text
     assert "HINT:" in text

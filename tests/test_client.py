@@ -18,6 +18,7 @@ from django_cometchat.exceptions import (
     CometChatResponseError,
     CometChatServerError,
     CometChatTransportError,
+    RateLimitInfo,
 )
 from django_cometchat.testing import FakeCometChat, Fault
 from django_cometchat.types import Group, User
@@ -109,7 +110,7 @@ def test_newest_first_and_parsed(chat, client_for):
         "alice_user_carol",
         "alice_user_bob",
     ]
-    group, carol, bob = conversations
+    group, _carol, bob = conversations
     assert isinstance(group.conversation_with, Group)
     assert isinstance(bob.conversation_with, User)
     assert bob.peer_name == "Bob Stone"
@@ -418,7 +419,7 @@ def test_rate_limit_headers_in_both_spellings(client_for, style):
     with FakeCometChat(api_key="k", header_style=style) as fake:
         fake.add_user("bob")
         fake.set_rate_limit(700)
-        seen = []
+        seen: list[RateLimitInfo] = []
         client = client_for(BASE_URL=fake.base_url, API_KEY="k")
         client.on_rate_limit = seen.append
         client.get_user("bob")

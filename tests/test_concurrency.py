@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from itertools import pairwise
 
 import pytest
 from django.db import connection, connections
@@ -40,7 +41,7 @@ def test_eight_threads_syncing_one_user_with_upstream_changes(cometchat_fake, se
         try:
             start.wait()
             sync_conversations(uid="owner")
-        except BaseException as exc:  # noqa: BLE001 - every failure is the test's business
+        except BaseException as exc:  # every failure is the test's business
             errors.append(exc)
         finally:
             connections.close_all()
@@ -78,4 +79,4 @@ def test_eight_threads_syncing_one_user_with_upstream_changes(cometchat_fake, se
         # one row per change: never two identical neighbours.
         ordered = sorted(history, key=lambda s: s.pk)
         assert row.content_hash == ordered[-1].content_hash
-        assert all(a.content_hash != b.content_hash for a, b in zip(ordered, ordered[1:]))
+        assert all(a.content_hash != b.content_hash for a, b in pairwise(ordered))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -114,6 +114,7 @@ def test_first_sync_creates_rows_and_a_succeeded_run(fake, alice):
     assert run.trigger == "command"
     assert (run.created_count, run.pages, run.requests) == (3, 1, 1)
     assert run.complete
+    assert run.finished_at is not None
     assert run.finished_at >= run.started_at
     assert ConversationSnapshot.objects.count() == 3
 
@@ -233,7 +234,7 @@ def test_change_during_a_multi_page_walk_is_caught_up_and_defers_missing(cometch
         conversation_id="owner_user_gone"
     ).delete()
 
-    moved = []
+    moved: list[object] = []
 
     def move_oldest(**kwargs):
         if not moved:  # after page 1 is stored, the oldest conversation jumps to the top
@@ -354,7 +355,7 @@ def test_integer_unread_and_missing_last_message_are_stored(fake, alice):
     assert rows["alice_user_bob"].unread_message_count == 4
     assert rows["alice_user_carol"].unread_message_count == 7
     assert rows["alice_user_bob"].last_message is None
-    assert rows["alice_user_carol"].updated_at == timezone.datetime.fromtimestamp(
+    assert rows["alice_user_carol"].updated_at == datetime.fromtimestamp(
         30, tz=timezone.get_current_timezone()
     )
 
@@ -364,7 +365,7 @@ def test_integer_unread_and_missing_last_message_are_stored(fake, alice):
 
 def make_row(conversation_id="alice_user_bob", *, updated=100, unread=0):
     payload = {"conversationId": conversation_id, "updatedAt": updated, "unread": unread}
-    at = timezone.datetime.fromtimestamp(updated, tz=timezone.get_current_timezone())
+    at = datetime.fromtimestamp(updated, tz=timezone.get_current_timezone())
     return Row(
         conversation_id=conversation_id,
         conversation_type="user",
