@@ -1,0 +1,95 @@
+"""``manage.py cometchat_prune``: delete old conversation snapshots.
+
+A thin adapter over :func:`django_cometchat.services.prune_history`. Each conversation's latest
+snapshot is always kept, whatever the options say.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_cometchat import services
+from django_cometchat.conf import get_settings
+from django_cometchat.exceptions import CometChatConfigurationError
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete conversation snapshots older than --max-age-days and/or beyond the newest --keep "
+        "per conversation (defaults: COMETCHAT['HISTORY_MAX_AGE_DAYS'] and "
+        "COMETCHAT['HISTORY_KEEP_PER_CONVERSATION']). Each conversation's latest snapshot is "
+        "always kept."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--max-age-days",
+            type=_int_at_least(0),
+            metavar="N",
+            help="Delete snapshots fetched more than N days ago "
+            "(default: COMETCHAT['HISTORY_MAX_AGE_DAYS']).",
+        )
+        parser.add_argument(
+            "--keep",
+            type=_int_at_least(1),
+            metavar="N",
+            help="Keep only the newest N snapshots of each conversation "
+            "(default: COMETCHAT['HISTORY_KEEP_PER_CONVERSATION']).",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Count what would be deleted; delete nothing.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            conf = get_settings()
+        except CometChatConfigurationError as exc:
+            raise CommandError(str(exc)) from exc
+        max_age_days: int | None = options["max_age_days"]
+        keep: int | None = options["keep"]
+        if max_age_days is None:
+            max_age_days = conf.history_max_age_days
+        if keep is None:
+            keep = conf.history_keep_per_conversation
+        if max_age_days is None and keep is None:
+            self.stdout.write(
+                "No snapshot retention is configured, so nothing was deleted. Set "
+                "COMETCHAT['HISTORY_MAX_AGE_DAYS'] and/or "
+                "COMETCHAT['HISTORY_KEEP_PER_CONVERSATION'], or pass --max-age-days / --keep."
+            )
+            return
+        dry_run: bool = options["dry_run"]
+        count = services.prune_history(
+            max_age_days=max_age_days, keep_per_conversation=keep, dry_run=dry_run
+        )
+        noun = "snapshot" if count == 1 else "snapshots"
+        verb = "Would delete" if dry_run else "Deleted"
+        self.stdout.write(f"{verb} {count} {noun} ({_policy(max_age_days, keep)}).")
+
+
+def _policy(max_age_days: int | None, keep: int | None) -> str:
+    rules = []
+    if max_age_days is not None:
+        rules.append(f"older than {max_age_days} days")
+    if keep is not None:
+        rules.append(f"beyond the newest {keep} per conversation")
+    return " or ".join(rules) + "; each conversation's latest snapshot is kept"
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
+        return number
+
+    return parse

@@ -1,0 +1,98 @@
+"""Run the fake CometChat server stand-alone: ``python -m django_cometchat.testing``.
+
+Example::
+
+    python -m django_cometchat.testing --port 8765 --seed demo
+
+then point ``COMETCHAT["BASE_URL"]`` (or ``$COMETCHAT_BASE_URL``) at the printed URL. The API key
+comes from ``--api-key``, else ``$COMETCHAT_FAKE_API_KEY``, else the dev key ``fake-dev-key``;
+a key you supplied is never printed. Stops on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .ratelimit import HEADER_STYLES
+from .server import FakeCometChat
+
+DEV_API_KEY = "fake-dev-key"
+API_KEY_ENV = "COMETCHAT_FAKE_API_KEY"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m django_cometchat.testing",
+        description="Serve a fake CometChat REST v3 API on loopback.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")
+    parser.add_argument("--api-key", default=None, help=f"key to accept (default ${API_KEY_ENV})")
+    parser.add_argument("--app-id", default="testapp")
+    parser.add_argument("--seed", choices=("none", "demo"), default="none")
+    parser.add_argument("--bulk-owner", default=None, help="UID that gets --bulk conversations")
+    parser.add_argument("--bulk", type=int, default=0, help="number of bulk conversations")
+    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
+    parser.add_argument("--header-style", choices=HEADER_STYLES, default="hyphen")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.bulk and not args.bulk_owner:
+        build_parser().error("--bulk needs --bulk-owner")
+    if args.api_key:
+        api_key, key_source = args.api_key, "the value passed with --api-key"
+    elif os.environ.get(API_KEY_ENV):
+        api_key, key_source = os.environ[API_KEY_ENV], f"${API_KEY_ENV}"
+    else:
+        api_key, key_source = DEV_API_KEY, f"{DEV_API_KEY} (the default dev key)"
+
+    fake = FakeCometChat(
+        api_key=api_key,
+        app_id=args.app_id,
+        host=args.host,
+        port=args.port,
+        rate_limit_per_minute=args.rate_limit,
+        header_style=args.header_style,
+    )
+    if args.seed == "demo":
+        fake.seed_demo()
+    if args.bulk_owner and args.bulk:
+        fake.bulk_conversations(args.bulk_owner, args.bulk)
+
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    # Explicit handlers: a shell starting us in the background may have SIGINT ignored.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        fake.start()
+    except OSError as error:
+        print(f"Cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 2
+    try:
+        print(f"Fake CometChat REST API at {fake.base_url}", flush=True)
+        print(f"API key: {key_source}", flush=True)
+        print(f"App ID: {fake.app_id}; Ctrl-C stops.", flush=True)
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    print("Stopped.", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

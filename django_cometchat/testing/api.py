@@ -1,0 +1,444 @@
+"""The fake's REST endpoints: request in, (status, JSON payload) out. No sockets here.
+
+Implemented (all under ``/v3``; API.md §2 and §4):
+
+- ``GET /conversations`` (``onBehalfOf`` optional), ``GET /conversations/{conversationId}``
+  (deprecated; ``onBehalfOf`` required)
+- ``GET /users/{uid}/conversation``, ``GET /groups/{guid}/conversation`` (``onBehalfOf`` required)
+- ``POST /users/{uid}/conversation/read``, ``POST /groups/{guid}/conversation/read``
+- ``GET /users``, ``GET /users/{uid}``
+
+Choices where CometChat's contract is silent:
+
+- ``ERR_CONVERSATION_NOT_ACCESSIBLE`` answers HTTP 403 (configurable through
+  ``ApiOptions.not_accessible_status``); clients should branch on the code, not the status.
+- A required ``onBehalfOf`` that is missing answers 400 ``ERR_BAD_REQUEST`` with
+  ``details.onBehalfOf``; an unknown one answers 404 ``ERR_UID_NOT_FOUND``.
+- A known path with another method answers 404 ``ERR_API_NOT_FOUND``.
+
+Stdlib only; no Django.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+from urllib.parse import unquote
+
+from .faults import API_PREFIX, error_envelope
+from .render import LIST_OPTIONS, ConversationRenderer
+from .state import (
+    JSON,
+    ConversationRecord,
+    RenderOptions,
+    State,
+    UserRecord,
+    direct_conversation_id,
+    group_conversation_id,
+    normalize_id,
+)
+
+DEFAULT_PER_PAGE = 100
+MAX_PER_PAGE = 1000
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+@dataclass
+class ApiOptions:
+    single_as_list: bool = True  # single GETs answer a list of one, as the examples do
+    not_accessible_status: int = 403
+
+
+@dataclass(frozen=True)
+class RawJSON:
+    """A payload already encoded as JSON text."""
+
+    text: str
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    payload: Any
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str | None = None,
+        details: Mapping[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def response(self) -> ApiResponse:
+        return ApiResponse(self.status, error_envelope(self.code, self.message, self.details))
+
+
+def bad_request(field: str, message: str) -> ApiError:
+    return ApiError(
+        400,
+        "ERR_BAD_REQUEST",
+        "Failed to validate the data sent with the request.",
+        {field: [message]},
+    )
+
+
+def uid_not_found(uid: str) -> ApiError:
+    return ApiError(
+        404,
+        "ERR_UID_NOT_FOUND",
+        f"The UID {uid} does not exist, please make sure you have created a user with UID {uid}.",
+    )
+
+
+def guid_not_found(guid: str) -> ApiError:
+    return ApiError(
+        404,
+        "ERR_GUID_NOT_FOUND",
+        f"The GUID {guid} does not exist, please make sure you have created a group "
+        f"with GUID {guid}.",
+    )
+
+
+def endpoint_not_found() -> ApiError:
+    return ApiError(404, "ERR_API_NOT_FOUND")
+
+
+def authenticate(headers: Mapping[str, str], api_key: str) -> ApiError | None:
+    """401 unless the ``apikey`` header (any case) carries ``api_key``. Never echoes the key."""
+    sent = headers.get("apikey", "").strip()
+    if not sent:
+        return ApiError(
+            401, "AUTH_ERR_EMPTY_APIKEY", "The apikey header is missing or empty in the request."
+        )
+    if not hmac.compare_digest(sent.encode(), api_key.encode()):
+        return ApiError(
+            401,
+            "AUTH_ERR_APIKEY_NOT_FOUND",
+            "The apiKey provided does not exist for this app. Please verify the apiKey.",
+        )
+    return None
+
+
+def is_list_endpoint(method: str, raw_path: str) -> bool:
+    """Whether the request targets an endpoint that answers a list (for "wrong_shape" faults)."""
+    return method == "GET" and _segments(raw_path) in (["conversations"], ["users"])
+
+
+def handle(
+    state: State,
+    options: ApiOptions,
+    *,
+    method: str,
+    raw_path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    renderer: ConversationRenderer | None = None,
+) -> ApiResponse:
+    """Route one authenticated request."""
+    segments = _segments(raw_path)
+    try:
+        if segments is None:
+            raise endpoint_not_found()
+        call = Call(state, options, query, headers, renderer)
+        return ApiResponse(200, call.dispatch(method, segments))
+    except ApiError as error:
+        return error.response()
+
+
+def _segments(raw_path: str) -> list[str] | None:
+    """Percent-decoded path segments after ``/v3``; None when the path is not under ``/v3``."""
+    if not raw_path.startswith(API_PREFIX + "/"):
+        return None
+    rest = raw_path[len(API_PREFIX) + 1 :]
+    if rest.endswith("/"):
+        rest = rest[:-1]
+    return [unquote(part) for part in rest.split("/")]
+
+
+@dataclass
+class Call:
+    state: State
+    options: ApiOptions
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    renderer: ConversationRenderer | None = None
+
+    def dispatch(self, method: str, seg: Sequence[str]) -> Any:
+        route: Callable[[], Any] | None = None
+        n = len(seg)
+        if method == "GET":
+            if seg == ["conversations"]:
+                route = self.list_conversations
+            elif n == 2 and seg[0] == "conversations" and seg[1]:
+                route = partial(self.get_conversation, seg[1])
+            elif seg == ["users"]:
+                route = self.list_users
+            elif n == 2 and seg[0] == "users" and seg[1]:
+                route = partial(self.get_user, seg[1])
+            elif n == 3 and seg[0] == "users" and seg[2] == "conversation":
+                route = partial(self.get_user_conversation, seg[1])
+            elif n == 3 and seg[0] == "groups" and seg[2] == "conversation":
+                route = partial(self.get_group_conversation, seg[1])
+        elif method == "POST" and n == 4 and seg[2:] == ["conversation", "read"]:
+            if seg[0] == "users":
+                route = partial(self.mark_user_read, seg[1])
+            elif seg[0] == "groups":
+                route = partial(self.mark_group_read, seg[1])
+        if route is None:
+            raise endpoint_not_found()
+        with self.state.lock:
+            return route()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def flag(self, name: str) -> bool:
+        value = self.query.get(name)
+        if value is None:
+            return False
+        if value.strip().lower() in _TRUE:
+            return True
+        if value.strip().lower() in _FALSE:
+            return False
+        raise bad_request(name, f"The {name} field must be true or false.")
+
+    def integer(self, name: str, label: str, default: int, maximum: int | None = None) -> int:
+        value = self.query.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise bad_request(name, f"The {label} must be an integer.") from None
+        if number < 1:
+            raise bad_request(name, f"The {label} must be at least 1.")
+        if maximum is not None and number > maximum:
+            raise bad_request(name, f"The {label} may not be greater than {maximum}.")
+        return number
+
+    def csv(self, name: str) -> set[str]:
+        return {part.strip() for part in self.query.get(name, "").split(",") if part.strip()}
+
+    def paging(self) -> tuple[int, int]:
+        page = self.integer("page", "page", 1)
+        per_page = self.integer("perPage", "per page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+        return page, per_page
+
+    def optional_owner(self) -> str | None:
+        raw = self.headers.get("onbehalfof", "").strip()
+        if not raw:
+            return None
+        owner = normalize_id(raw)
+        if self.state.find_user(owner) is None:
+            raise uid_not_found(owner)
+        return owner
+
+    def required_owner(self) -> str:
+        owner = self.optional_owner()
+        if owner is None:
+            raise bad_request("onBehalfOf", "The onBehalfOf header is required.")
+        return owner
+
+    def single(self, obj: JSON) -> Any:
+        return [obj] if self.options.single_as_list else obj
+
+    def not_accessible(self, conversation_id: str, owner: str) -> ApiError:
+        return ApiError(
+            self.options.not_accessible_status,
+            "ERR_CONVERSATION_NOT_ACCESSIBLE",
+            f"The conversation {conversation_id} is not accessible for the UID {owner}.",
+        )
+
+    @staticmethod
+    def page_of(rows: Sequence[Any], page: int, per_page: int) -> tuple[Sequence[Any], JSON]:
+        total = len(rows)
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        meta = {
+            "pagination": {
+                "total": total,
+                "count": len(chunk),
+                "per_page": per_page,
+                "current_page": page,
+                "total_pages": max(1, math.ceil(total / per_page)),
+            }
+        }
+        return chunk, meta
+
+    # -- conversations -------------------------------------------------------------------------
+
+    def list_conversations(self) -> JSON | RawJSON:
+        page, per_page = self.paging()
+        conversation_type = self.query.get("conversationType")
+        if conversation_type == "":
+            conversation_type = None
+        if conversation_type not in (None, "user", "group"):
+            raise bad_request("conversationType", "The selected conversation type is invalid.")
+        unread = self.flag("unread")
+        render = RenderOptions(
+            receipts=True,
+            with_tags=self.flag("withTags"),
+            with_peer_tags=self.flag("withUserAndGroupTags"),
+        )
+        search = self.query.get("searchKey", "").strip().lower()
+        tags = self.csv("tags")
+        user_tags = self.csv("userTags")
+        group_tags = self.csv("groupTags")
+        state = self.state
+
+        def keep(owner: str, row: ConversationRecord) -> bool:
+            if conversation_type is not None and row.type != conversation_type:
+                return False
+            if unread and not row.unread.get(owner):
+                return False
+            if search and search not in state.peer_name(row, owner).lower():
+                return False
+            if tags and not tags.intersection(row.tags.get(owner, ())):
+                return False
+            if user_tags and (
+                row.type != "user" or not user_tags.intersection(state.peer_tags(row, owner))
+            ):
+                return False
+            return not group_tags or (
+                row.type == "group" and bool(group_tags.intersection(state.peer_tags(row, owner)))
+            )
+
+        filtering = bool(conversation_type or unread or search or tags or user_tags or group_tags)
+        owner = self.optional_owner()
+        pairs: Sequence[tuple[str, ConversationRecord]]
+        if owner is not None:
+            rows: Sequence[ConversationRecord] = state.owner_conversations(owner)
+            if filtering:
+                rows = [row for row in rows if keep(owner, row)]
+            chunk, meta = self.page_of(rows, page, per_page)
+            pairs = [(owner, row) for row in chunk]
+        else:
+            every: Sequence[tuple[str, ConversationRecord]] = state.app_conversations()
+            if filtering:
+                every = [pair for pair in every if keep(*pair)]
+            pairs, meta = self.page_of(every, page, per_page)
+        fast = self.renderer
+        if fast is not None and render == LIST_OPTIONS:
+            texts = ",".join([fast.conversation(row, who) for who, row in pairs])
+            meta_text = json.dumps(meta, separators=(",", ":"))
+            return RawJSON(f'{{"data":[{texts}],"meta":{meta_text}}}')
+        data = [state.conversation_json(row, who, render) for who, row in pairs]
+        return {"data": data, "meta": meta}
+
+    def render_single(self, row: ConversationRecord, owner: str, *, receipts: bool) -> Any:
+        render = RenderOptions(
+            receipts=receipts,
+            with_tags=self.flag("withTags"),
+            with_peer_tags=self.flag("withUserAndGroupTags"),
+        )
+        return {"data": self.single(self.state.conversation_json(row, owner, render))}
+
+    def user_conversation(self, uid: str) -> tuple[str, ConversationRecord]:
+        owner = self.required_owner()
+        peer = self.state.find_user(uid)
+        if peer is None:
+            raise uid_not_found(normalize_id(uid))
+        conversation_id = direct_conversation_id(owner, peer.uid)
+        row = self.state.conversations.get(conversation_id)
+        if row is None or peer.uid == owner:
+            raise self.not_accessible(conversation_id, owner)
+        return owner, row
+
+    def group_conversation(self, guid: str) -> tuple[str, ConversationRecord]:
+        owner = self.required_owner()
+        group = self.state.groups.get(normalize_id(guid))
+        if group is None:
+            raise guid_not_found(normalize_id(guid))
+        conversation_id = group_conversation_id(group.guid)
+        row = self.state.conversations.get(conversation_id)
+        if row is None or owner not in group.members:
+            raise self.not_accessible(conversation_id, owner)
+        return owner, row
+
+    def get_user_conversation(self, uid: str) -> Any:
+        owner, row = self.user_conversation(uid)
+        return self.render_single(row, owner, receipts=False)
+
+    def get_group_conversation(self, guid: str) -> Any:
+        owner, row = self.group_conversation(guid)
+        return self.render_single(row, owner, receipts=False)
+
+    def get_conversation(self, conversation_id: str) -> Any:
+        owner = self.required_owner()
+        conversation_id = normalize_id(conversation_id)
+        row = self.state.conversations.get(conversation_id)
+        if row is None:
+            raise ApiError(
+                404,
+                "ERR_CONVERSATION_NOT_FOUND",
+                f"The conversation {conversation_id} does not exist.",
+            )
+        if not self.state.can_see(owner, row):
+            raise self.not_accessible(conversation_id, owner)
+        return self.render_single(row, owner, receipts=True)
+
+    def mark_user_read(self, uid: str) -> JSON:
+        owner, row = self.user_conversation(uid)
+        row.unread[owner] = 0
+        message = (
+            f"All the messages from the user {row.peer_for(owner)} are marked as read "
+            f"for the user {owner}."
+        )
+        return {"data": {"success": True, "Message": message}}  # capital M, as CometChat sends
+
+    def mark_group_read(self, guid: str) -> JSON:
+        owner, row = self.group_conversation(guid)
+        row.unread[owner] = 0
+        message = (
+            f"All the messages from the group {row.peer_for(owner)} are marked as read "
+            f"for the user {owner}."
+        )
+        return {"data": {"success": True, "message": message}}
+
+    # -- users ---------------------------------------------------------------------------------
+
+    def list_users(self) -> JSON:
+        page, per_page = self.paging()
+        owner = self.optional_owner()
+        with_tags = self.flag("withTags")
+        search = self.query.get("searchKey", "").strip().lower()
+        users = self.state.users
+
+        def keep(user: UserRecord) -> bool:
+            if user.deactivated:
+                return False
+            return not search or user.uid.startswith(search) or user.name.lower().startswith(search)
+
+        rows = [users[uid] for uid in sorted(users) if keep(users[uid])]
+        chunk, meta = self.page_of(rows, page, per_page)
+        data = [self.user_payload(user, owner, with_tags) for user in chunk]
+        body: JSON = {"data": data, "meta": meta}
+        if chunk:  # the example's stray top-level cursor (API.md §4.1), mirrored
+            body["cursor"] = {"updatedAt": chunk[-1].fields.get("updatedAt"), "affix": "prepend"}
+        return body
+
+    def user_payload(self, user: UserRecord, owner: str | None, with_tags: bool) -> JSON:
+        conversation_id = (
+            direct_conversation_id(owner, user.uid)
+            if owner is not None and owner != user.uid
+            else None
+        )
+        return self.state.user_json(user, conversation_id=conversation_id, with_tags=with_tags)
+
+    def get_user(self, uid: str) -> JSON:
+        owner = self.optional_owner()
+        user = self.state.find_user(uid)
+        if user is None:
+            raise uid_not_found(normalize_id(uid))
+        return {"data": self.user_payload(user, owner, self.flag("withTags"))}

@@ -1,0 +1,166 @@
+"""Injected failures for the fake CometChat server.
+
+A :class:`Fault` describes one way an answer goes wrong (an error status, a slow answer, a dropped
+connection, a broken body). :class:`FaultQueue` holds them in insertion order; each request takes
+the first fault whose ``path`` matches, and a fault is consumed after ``times`` matching requests.
+
+Path matching: ``path`` is compared with the request path *after* the ``/v3`` prefix, without the
+query string and percent-decoded (so ``/users/bob/conversation``, ``/conversations``). A ``str``
+matches as a plain substring (a leading ``/v3`` in it is ignored, so ``"/v3/conversations"`` and
+``"/conversations"`` mean the same); a compiled ``re.Pattern`` matches with ``search``. ``None``
+matches every request. ``method`` optionally restricts a fault to one HTTP method, and ``query``
+to requests whose query string has all the given parameters with those values (for example
+``query={"page": "2"}``).
+
+Stdlib only; no Django.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Literal, get_args
+
+FaultKind = Literal["status", "delay", "drop", "truncate", "html", "empty", "wrong_shape"]
+FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+
+API_PREFIX = "/v3"
+
+# Default CometChat error codes for a "status" fault without an explicit body.
+_DEFAULT_CODES: Mapping[int, str] = {
+    400: "ERR_BAD_REQUEST",
+    401: "AUTH_ERR_APIKEY_NOT_FOUND",
+    403: "AUTH_ERR_NO_ACCESS",
+    404: "ERR_API_NOT_FOUND",
+    422: "ERR_BAD_REQUEST",
+    429: "ERR_TOO_MANY_REQUESTS",
+}
+_DEFAULT_MESSAGES: Mapping[str, str] = {
+    "ERR_BAD_REQUEST": "Failed to validate the data sent with the request.",
+    "AUTH_ERR_APIKEY_NOT_FOUND": "The apiKey provided does not exist for the app.",
+    "AUTH_ERR_NO_ACCESS": "The apiKey provided does not have access to this API.",
+    "ERR_API_NOT_FOUND": "The API endpoint is invalid. Please verify the API call.",
+    "ERR_TOO_MANY_REQUESTS": "Too many requests. Please try again later.",
+    "ERR_MISSION_FAILED": "Something went wrong. Please try again later.",
+    "ERR_BAD_ERROR_RESPONSE": "Something went wrong.",
+}
+
+HTML_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title></head>"
+    "<body><h1>We'll be right back</h1><p>The service is under maintenance.</p></body></html>\n"
+)
+
+
+def default_error_code(status: int) -> str:
+    if status in _DEFAULT_CODES:
+        return _DEFAULT_CODES[status]
+    return "ERR_MISSION_FAILED" if status >= 500 else "ERR_BAD_ERROR_RESPONSE"
+
+
+def error_envelope(
+    code: str, message: str | None = None, details: Mapping[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """CometChat's error body: ``{"error": {"code", "message"[, "details"]}}``."""
+    error: dict[str, Any] = {"code": code, "message": message or _DEFAULT_MESSAGES.get(code, code)}
+    if details:
+        error["details"] = {key: list(value) for key, value in details.items()}
+    return {"error": error}
+
+
+def api_path(raw_path: str) -> str:
+    """The part of a (decoded, query-free) path after ``/v3``: ``/v3/users/x`` -> ``/users/x``."""
+    if raw_path == API_PREFIX or raw_path.startswith(API_PREFIX + "/"):
+        return raw_path[len(API_PREFIX) :] or "/"
+    return raw_path
+
+
+@dataclass
+class Fault:
+    """One injected failure. See the module docstring for how ``path`` matches."""
+
+    kind: FaultKind
+    _: KW_ONLY
+    times: int = 1
+    path: str | re.Pattern[str] | None = None
+    status: int = 500
+    body: Any = None
+    headers: Mapping[str, str] | None = None
+    delay: float = 0.0
+    method: str | None = None
+    query: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(
+                f"unknown fault kind {self.kind!r}; use one of {', '.join(FAULT_KINDS)}"
+            )
+        if self.times < 1:
+            raise ValueError("times must be at least 1")
+        if self.delay < 0:
+            raise ValueError("delay must not be negative")
+        if self.kind == "delay" and self.delay == 0:
+            raise ValueError("a 'delay' fault needs delay > 0 seconds")
+        if isinstance(self.path, str):
+            self.path = api_path(self.path)
+
+    def matches(self, method: str, path: str, query: Mapping[str, str] | None = None) -> bool:
+        """Whether this fault applies to ``method`` + ``path`` (after ``/v3``, decoded) + query."""
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        if self.query and any((query or {}).get(k) != str(v) for k, v in self.query.items()):
+            return False
+        if self.path is None:
+            return True
+        if isinstance(self.path, str):
+            return self.path in path
+        return self.path.search(path) is not None
+
+    def error_body(self) -> Any:
+        """The body a "status" fault answers with."""
+        if self.body is not None:
+            return self.body
+        return error_envelope(default_error_code(self.status))
+
+
+@dataclass
+class _Entry:
+    fault: Fault
+    remaining: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.remaining = self.fault.times
+
+
+class FaultQueue:
+    """Thread-safe ordered list of pending faults; first match wins and is used up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[_Entry] = []
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._entries.append(_Entry(fault))
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def pending(self) -> list[tuple[Fault, int]]:
+        """(fault, uses left) for every fault not yet consumed, in order."""
+        with self._lock:
+            return [(entry.fault, entry.remaining) for entry in self._entries]
+
+    def take(self, method: str, path: str, query: Mapping[str, str] | None = None) -> Fault | None:
+        """The first fault matching the request, with one use consumed; None when none match."""
+        with self._lock:
+            for index, entry in enumerate(self._entries):
+                if entry.fault.matches(method, path, query):
+                    entry.remaining -= 1
+                    if entry.remaining <= 0:
+                        del self._entries[index]
+                    return entry.fault
+        return None

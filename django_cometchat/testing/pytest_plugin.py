@@ -1,0 +1,51 @@
+"""pytest fixtures for the fake CometChat server (registered as the ``django_cometchat`` plugin).
+
+- ``cometchat_fake_server`` (session): one running :class:`FakeCometChat` for the whole run.
+- ``cometchat_fake`` (function): that server, ``reset()`` to empty, with ``settings.COMETCHAT``
+  pointed at it through pytest-django's ``settings`` fixture (``BASE_URL``, ``API_KEY`` and, when
+  missing, ``APP_ID``); the original settings come back after the test. Without pytest-django the
+  fixture still yields the fake and leaves settings alone.
+
+Nothing here imports Django at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .server import FakeCometChat
+
+
+@pytest.fixture(scope="session")
+def cometchat_fake_server() -> Iterator[FakeCometChat]:
+    """A fake CometChat server shared by the whole session; call ``reset()`` between uses."""
+    with FakeCometChat() as fake:
+        yield fake
+
+
+@pytest.fixture
+def cometchat_fake(
+    request: pytest.FixtureRequest, cometchat_fake_server: FakeCometChat
+) -> Iterator[FakeCometChat]:
+    """An empty fake CometChat server, with ``settings.COMETCHAT`` pointing at it."""
+    fake = cometchat_fake_server
+    fake.reset()
+    try:
+        settings: Any = request.getfixturevalue("settings")
+    except pytest.FixtureLookupError:  # pytest-django is not installed
+        settings = None
+    if settings is not None:
+        existing = dict(getattr(settings, "COMETCHAT", None) or {})
+        settings.COMETCHAT = {
+            **existing,
+            "BASE_URL": fake.base_url,
+            "API_KEY": fake.api_key,
+            "APP_ID": existing.get("APP_ID") or fake.app_id,
+        }
+    try:
+        yield fake
+    finally:
+        fake.reset()

@@ -1,0 +1,555 @@
+"""A fake CometChat REST v3 server over real HTTP on loopback, for tests and local development.
+
+::
+
+    with FakeCometChat() as fake:
+        fake.add_user("alice")
+        fake.add_user("bob")
+        fake.send_message("bob", to_user="alice", text="hi")
+        requests.get(f"{fake.base_url}/conversations",
+                     headers={"apikey": fake.api_key, "onBehalfOf": "alice"})
+
+Every request passes through, in order:
+
+1. **faults** (see :mod:`.faults`): the first pending fault matching the path is consumed; its
+   ``delay`` is slept; "drop" closes the connection without an answer; "status", "html", "empty"
+   and "wrong_shape" answer at once (no authentication, no routing); "truncate" cuts the normal
+   answer in half.
+2. **authentication**: the ``apikey`` header (401 ``AUTH_ERR_EMPTY_APIKEY`` /
+   ``AUTH_ERR_APIKEY_NOT_FOUND``). Refused requests do not count against the rate limit.
+3. **rate limit** (see :mod:`.ratelimit`): 429 ``ERR_TOO_MANY_REQUESTS`` with ``Retry-After``
+   beyond the budget. Every answer carries the rate-limit headers.
+4. **routing** (see :mod:`.api`).
+
+Each request is appended to :attr:`FakeCometChat.requests` before its answer is written, so a
+client that has its response can already see it logged.
+
+Stdlib only (``http.server``); no Django.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qsl, unquote
+
+from . import seed
+from .api import ApiOptions, RawJSON, authenticate, handle, is_list_endpoint
+from .faults import HTML_PAGE, Fault, FaultQueue, api_path, error_envelope
+from .ratelimit import HEADER_STYLES, HeaderStyle, RateDecision, RateLimiter
+from .render import ConversationRenderer
+from .state import JSON, State, direct_conversation_id, group_conversation_id
+
+DEFAULT_API_KEY = "test-api-key-not-secret"
+DEFAULT_APP_ID = "testapp"
+JSON_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received.
+
+    ``path`` is the path as sent (percent-encoded, with the ``/v3`` prefix, without the query);
+    ``headers`` has lowercased names; ``status`` is None when a "drop" fault closed the connection.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    status: int | None
+    body: bytes = b""
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]]
+
+
+def _encode(body: Any) -> tuple[bytes, str]:
+    """Bytes and a default Content-Type for a fault body."""
+    if isinstance(body, bytes):
+        return body, "application/octet-stream"
+    if isinstance(body, str):
+        return body.encode(), "text/plain; charset=utf-8"
+    return _dumps(body), JSON_TYPE
+
+
+def _dumps(payload: Any) -> bytes:
+    if isinstance(payload, RawJSON):
+        return payload.text.encode()
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _merge(
+    headers: list[tuple[str, str]], extra: Mapping[str, str] | None
+) -> list[tuple[str, str]]:
+    """``headers`` with ``extra`` replacing same-named entries (names case-insensitive)."""
+    if not extra:
+        return headers
+    names = {name.lower() for name in extra}
+    return [(n, v) for n, v in headers if n.lower() not in names] + list(extra.items())
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # never wait for idle keep-alive connections on close
+
+    def __init__(self, address: tuple[str, int], fake: FakeCometChat) -> None:
+        self.fake = fake
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a DNS lookup that can stall; skip it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet: clients hanging up mid-answer is normal in fault tests."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every answer sends Content-Length
+    server_version = "FakeCometChat/1.0"
+    timeout = 60.0  # idle keep-alive connections are closed after this
+
+    @property
+    def fake(self) -> FakeCometChat:
+        return cast(_Server, self.server).fake
+
+    def setup(self) -> None:
+        super().setup()
+        self.fake._connection_opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.fake._connection_closed(self.connection)
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No per-request log lines on stderr."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        body = self.rfile.read(length) if length > 0 else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        reply = self.fake._answer(self.command, self.path, headers, body)
+        if reply is None:  # "drop": hang up without a byte
+            self.close_connection = True
+            return
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+
+class FakeCometChat:
+    """A CometChat REST v3 look-alike on ``http://127.0.0.1:<port>/v3``.
+
+    Use it as a context manager or call :meth:`start` / :meth:`stop`. ``port=0`` picks a free
+    port. Data is added with :meth:`add_user`, :meth:`add_group`, :meth:`send_message`, …;
+    failures with :meth:`inject` and the ``*_next`` helpers.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        app_id: str = DEFAULT_APP_ID,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_limit_per_minute: int | None = None,
+        rate_limit_window: float = 60.0,
+        header_style: HeaderStyle = "hyphen",
+        single_as_list: bool = True,
+        not_accessible_status: int = 403,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key must not be empty")
+        if header_style not in HEADER_STYLES:
+            raise ValueError(f"header_style must be one of {', '.join(HEADER_STYLES)}")
+        self.api_key = api_key
+        self.app_id = app_id
+        self.host = host
+        self.port = port
+        self.header_style: HeaderStyle = header_style
+        self.state = State()
+        self._renderer = ConversationRenderer(self.state)
+        self._options = ApiOptions(
+            single_as_list=single_as_list, not_accessible_status=not_accessible_status
+        )
+        self._defaults = (
+            rate_limit_per_minute,
+            rate_limit_window,
+            header_style,
+            ApiOptions(single_as_list=single_as_list, not_accessible_status=not_accessible_status),
+        )
+        self._limiter = RateLimiter(rate_limit_per_minute, window=rate_limit_window)
+        self._faults = FaultQueue()
+        self._log_lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._connections = 0
+        self._open_sockets: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> FakeCometChat:
+        if self._server is not None:
+            raise RuntimeError("the fake CometChat server is already running")
+        server = _Server((self.host, self.port), self)
+        self.port = server.server_port
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"FakeCometChat:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with self._log_lock:
+            open_sockets = list(self._open_sockets)
+        for sock in open_sockets:  # wake keep-alive handler threads so they exit
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeCometChat:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("start the fake CometChat server first (start() or `with`)")
+        return f"http://{self.host}:{self.port}/v3"
+
+    def __repr__(self) -> str:  # never shows the API key
+        where = f"http://{self.host}:{self.port}/v3" if self.running else "stopped"
+        return f"<FakeCometChat {where}>"
+
+    def reset(self) -> None:
+        """Forget all data, faults, logged requests and connection counts; restore the options."""
+        per_minute, window, header_style, options = self._defaults
+        self.state.reset()
+        self._faults.clear()
+        self._limiter.configure(per_minute, window=window)
+        self.header_style = header_style
+        self._options = ApiOptions(
+            single_as_list=options.single_as_list,
+            not_accessible_status=options.not_accessible_status,
+        )
+        with self._log_lock:
+            self._requests.clear()
+            self._connections = 0
+
+    # -- options -------------------------------------------------------------------------------
+
+    @property
+    def single_as_list(self) -> bool:
+        """Single GETs answer ``data: [obj]`` (True, as the examples do) or ``data: obj``."""
+        return self._options.single_as_list
+
+    @single_as_list.setter
+    def single_as_list(self, value: bool) -> None:
+        self._options.single_as_list = value
+
+    @property
+    def not_accessible_status(self) -> int:
+        """HTTP status of ``ERR_CONVERSATION_NOT_ACCESSIBLE`` (403 by default)."""
+        return self._options.not_accessible_status
+
+    @not_accessible_status.setter
+    def not_accessible_status(self, value: int) -> None:
+        self._options.not_accessible_status = value
+
+    def set_rate_limit(self, per_minute: int | None, *, window: float | None = None) -> None:
+        """Budget of requests per window across the app (None = unlimited); opens a new window."""
+        self._limiter.configure(per_minute, window=window)
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def add_user(self, uid: str, name: str | None = None, **extra_fields: Any) -> JSON:
+        """Add a user (UID lowercased); extra fields (``status``, ``role``, ``metadata``,
+        ``link``, ``tags``…) go into its JSON. Returns the user object."""
+        return self.state.add_user(uid, name, **extra_fields)
+
+    def update_user(self, uid: str, **changes: Any) -> JSON:
+        return self.state.update_user(uid, **changes)
+
+    def deactivate_user(self, uid: str) -> None:
+        self.state.deactivate_user(uid)
+
+    def add_group(
+        self,
+        guid: str,
+        name: str | None = None,
+        *,
+        members: Iterable[str | tuple[str, str]] = (),
+        group_type: str = "public",
+        **extra: Any,
+    ) -> JSON:
+        """Add a group; ``members`` are UIDs or (UID, scope) pairs; the first member (or
+        ``owner=``) owns it as admin."""
+        return self.state.add_group(guid, name, members=members, group_type=group_type, **extra)
+
+    def add_member(self, guid: str, uid: str, scope: str = "participant") -> None:
+        self.state.add_member(guid, uid, scope)
+
+    def send_message(
+        self,
+        sender_uid: str,
+        *,
+        to_user: str | None = None,
+        to_group: str | None = None,
+        text: str = "hi",
+        sent_at: int | None = None,
+    ) -> JSON:
+        """Send a text message; returns the full message object. Without ``sent_at`` the time
+        comes from a clock that always moves forward, so later messages sort newer."""
+        return self.state.send_message(
+            sender_uid, to_user=to_user, to_group=to_group, text=text, sent_at=sent_at
+        )
+
+    def mark_read(self, owner_uid: str, conversation_id: str) -> None:
+        self.state.mark_read(owner_uid, conversation_id)
+
+    def delete_last_message(self, conversation_id: str) -> None:
+        self.state.delete_last_message(conversation_id)
+
+    def set_conversation_tags(
+        self, owner_uid: str, conversation_id: str, tags: Iterable[str]
+    ) -> None:
+        self.state.set_conversation_tags(owner_uid, conversation_id, tags)
+
+    def unread_count(self, owner_uid: str, conversation_id: str) -> int:
+        return self.state.unread_count(owner_uid, conversation_id)
+
+    def bulk_conversations(self, owner_uid: str, n: int, *, prefix: str = "peer") -> None:
+        """``n`` peers ``<prefix>-<i>`` with one conversation each with the owner (see
+        :func:`.seed.bulk_conversations`)."""
+        seed.bulk_conversations(self.state, owner_uid, n, prefix=prefix)
+
+    def seed_demo(self) -> None:
+        """Demo users ``alice`` … ``heidi`` and friends, groups, ~270 conversations."""
+        seed.seed_demo(self.state)
+
+    conversation_id = staticmethod(direct_conversation_id)
+    group_conversation_id = staticmethod(group_conversation_id)
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> Fault:
+        return self._faults.add(fault)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    @property
+    def pending_faults(self) -> list[tuple[Fault, int]]:
+        return self._faults.pending()
+
+    def fail_next(
+        self,
+        n: int = 1,
+        *,
+        status: int = 500,
+        path: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fault:
+        """The next ``n`` matching requests answer ``status`` (a CometChat error by default)."""
+        return self.inject(
+            Fault("status", times=n, status=status, path=path, body=body, headers=headers)
+        )
+
+    def rate_limit_next(
+        self, n: int = 1, *, retry_after: int = 1, path: str | None = None
+    ) -> Fault:
+        """The next ``n`` matching requests answer 429 with ``Retry-After: retry_after``."""
+        return self.fail_next(n, status=429, path=path, headers={"Retry-After": str(retry_after)})
+
+    def delay_next(self, seconds: float, n: int = 1, *, path: str | None = None) -> Fault:
+        return self.inject(Fault("delay", times=n, delay=seconds, path=path))
+
+    def drop_next(self, n: int = 1, *, path: str | None = None) -> Fault:
+        return self.inject(Fault("drop", times=n, path=path))
+
+    # -- request log ---------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received so far, oldest first."""
+        with self._log_lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._log_lock:
+            self._requests.clear()
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted since start (or the last :meth:`reset`)."""
+        with self._log_lock:
+            return self._connections
+
+    def _connection_opened(self, sock: socket.socket) -> None:
+        with self._log_lock:
+            self._connections += 1
+            self._open_sockets.add(sock)
+
+    def _connection_closed(self, sock: socket.socket) -> None:
+        with self._log_lock:
+            self._open_sockets.discard(sock)
+
+    # -- answering -----------------------------------------------------------------------------
+
+    def _answer(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> _Reply | None:
+        raw_path, _, query_string = target.partition("?")
+        query = dict(parse_qsl(query_string, keep_blank_values=True))
+        fault = self._faults.take(method, api_path(unquote(raw_path)), query)
+        if fault is not None and fault.delay > 0:
+            time.sleep(fault.delay)
+        reply: _Reply | None
+        if fault is None or fault.kind == "delay":
+            reply = self._normal(method, raw_path, query, headers)
+        else:
+            reply = self._faulty(fault, method, raw_path, query, headers)
+        record = RecordedRequest(
+            method=method,
+            path=raw_path,
+            query=query,
+            headers=headers,
+            status=None if reply is None else reply.status,
+            body=body,
+        )
+        with self._log_lock:
+            self._requests.append(record)
+        return reply
+
+    def _rate_headers(self, decision: RateDecision) -> list[tuple[str, str]]:
+        return decision.headers(self.header_style)
+
+    def _normal(
+        self, method: str, raw_path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> _Reply:
+        error = authenticate(headers, self.api_key)
+        if error is not None:
+            decision = self._limiter.hit(consume=False)
+            status, payload = error.status, error.response().payload
+        else:
+            decision = self._limiter.hit()
+            if not decision.allowed:
+                status = 429
+                payload = error_envelope(
+                    "ERR_TOO_MANY_REQUESTS",
+                    f"Too many requests. Please retry after {decision.retry_after} seconds.",
+                )
+            else:
+                response = handle(
+                    self.state,
+                    self._options,
+                    method=method,
+                    raw_path=raw_path,
+                    query=query,
+                    headers=headers,
+                    renderer=self._renderer,
+                )
+                status, payload = response.status, response.payload
+        reply_headers = [("Content-Type", JSON_TYPE), *self._rate_headers(decision)]
+        return _Reply(status, _dumps(payload), reply_headers)
+
+    def _faulty(
+        self,
+        fault: Fault,
+        method: str,
+        raw_path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+    ) -> _Reply | None:
+        if fault.kind == "drop":
+            return None
+        if fault.kind == "truncate":
+            full = self._normal(method, raw_path, query, headers)
+            cut = full.body[: len(full.body) // 2]
+            out = [(n, v) for n, v in full.headers if n.lower() != "retry-after"]
+            return _Reply(200, cut, _merge(out, fault.headers))
+        rate = self._rate_headers(self._limiter.hit())
+        if fault.kind == "status":
+            body, content_type = _encode(fault.error_body())
+            status = fault.status
+        elif fault.kind == "html":
+            body, _ = _encode(HTML_PAGE if fault.body is None else fault.body)
+            content_type, status = "text/html; charset=utf-8", 200
+        elif fault.kind == "empty":
+            body, content_type, status = b"", JSON_TYPE, 200
+        else:  # wrong_shape
+            default = (
+                {"data": {"unexpected": True}}
+                if is_list_endpoint(method, raw_path)
+                else {"data": "nope"}
+            )
+            body, content_type = _encode(default if fault.body is None else fault.body)
+            status = 200
+        return _Reply(status, body, _merge([("Content-Type", content_type), *rate], fault.headers))
