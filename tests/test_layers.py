@@ -1,0 +1,59 @@
+"""The layering of DESIGN.md, checked on the source: lower layers never import higher ones."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "django_cometchat"
+
+# module -> package modules it must never import (directly)
+FORBIDDEN = {
+    "exceptions": {"types", "conf", "client", "models", "services", "storage"},
+    "types": {"conf", "client", "models", "services", "storage"},
+    "ids": {"conf", "client", "models", "services", "storage"},
+    "conf": {"client", "models", "services", "storage"},
+    "ratelimit": {"client", "models", "services", "storage"},
+    "retry": {"client", "models", "services", "storage"},
+    "client": {"models", "services", "storage", "signals"},
+    "models": {"client", "retry", "services"},
+    "storage": {"client", "retry", "services"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                names.add(node.module.split(".")[0])
+            else:
+                names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "django_cometchat."
+        ):
+            names.add((node.module or "").split(".")[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("django_cometchat."):
+                    names.add(alias.name.split(".")[1])
+    return names
+
+
+@pytest.mark.parametrize("module", sorted(FORBIDDEN))
+def test_module_respects_its_layer(module):
+    imported = imported_modules(PACKAGE / f"{module}.py")
+    assert not imported & FORBIDDEN[module], f"{module} imports {imported & FORBIDDEN[module]}"
+
+
+def test_only_conf_and_checks_read_django_settings():
+    readers = sorted(
+        path.name
+        for path in PACKAGE.glob("*.py")
+        if "from django.conf import settings" in path.read_text()
+        or "django.conf.settings" in path.read_text()
+    )
+    # models.py names settings.AUTH_USER_MODEL for its foreign keys, which Django requires.
+    assert readers == ["checks.py", "conf.py", "models.py"]
