@@ -50,6 +50,8 @@ DEFAULTS: Mapping[str, Any] = {
     # Total seconds one call may spend sleeping between retries. Web requests pass a small
     # budget to the client so they fail fast; background syncs use this default and wait.
     "RETRY_BUDGET": 120.0,
+    # The budget of on-demand refreshes from the API and the admin: a person is waiting.
+    "WEB_RETRY_BUDGET": 3.0,
     # When X-Rate-Limit-Remaining drops to this or below, pause until the reset before the next
     # request (0 disables the slow-down).
     "RATE_LIMIT_MIN_REMAINING": 0,
@@ -102,6 +104,7 @@ class CometChatSettings:
     backoff_max: float
     retry_after_max: float
     retry_budget: float
+    web_retry_budget: float
     rate_limit_min_remaining: int
     page_size: int
     uid_resolver_path: str | None
@@ -249,6 +252,7 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         backoff_max=_number(raw, "BACKOFF_MAX"),
         retry_after_max=_number(raw, "RETRY_AFTER_MAX"),
         retry_budget=_number(raw, "RETRY_BUDGET"),
+        web_retry_budget=_number(raw, "WEB_RETRY_BUDGET"),
         rate_limit_min_remaining=_integer(raw, "RATE_LIMIT_MIN_REMAINING", minimum=0),
         page_size=_integer(raw, "PAGE_SIZE", minimum=1, maximum=MAX_PAGE_SIZE),
         uid_resolver_path=_optional_str(raw, "UID_RESOLVER"),

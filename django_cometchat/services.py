@@ -303,6 +303,23 @@ def fetch_conversation(
     return Conversation.objects.get(owner_uid=owner_uid, conversation_id=remote.conversation_id)
 
 
+def request_sync(user: Any, *, trigger: str) -> SyncRun:
+    """Refresh ``user``'s conversations on demand (the API, the admin) and return the SyncRun.
+
+    The one seam for on-demand refreshes: today it syncs inline with ``WEB_RETRY_BUDGET`` so a
+    waiting person gets an answer fast; a background task can take its place without callers
+    changing. A CometChat failure is recorded on the run and raised.
+    """
+    with CometChatClient(retry_budget=get_settings().web_retry_budget) as client:
+        return sync_conversations(user, client=client, trigger=trigger).run
+
+
+def request_refresh(user: Any, conversation_id: str) -> Conversation:
+    """Fetch one conversation of ``user`` live, on demand, with ``WEB_RETRY_BUDGET``."""
+    with CometChatClient(retry_budget=get_settings().web_retry_budget) as client:
+        return fetch_conversation(user, conversation_id, client=client)
+
+
 def prune_history(
     *,
     max_age_days: int | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from django_cometchat.exceptions import (
     CometChatBadRequest,
+    CometChatRateLimited,
     CometChatResponseError,
     CometChatServerError,
 )
@@ -19,6 +21,8 @@ from django_cometchat.services import (
     CometChatUserError,
     fetch_conversation,
     prune_history,
+    request_refresh,
+    request_sync,
     resolve_uid,
     sync_conversations,
 )
@@ -480,3 +484,31 @@ def test_prune_keeps_each_conversations_latest_snapshot():
 def test_prune_does_nothing_without_retention():
     store_page(owner_id=None, owner_uid="a", rows=[make_row()], fetched_at=timezone.now())
     assert prune_history() == 0
+
+
+# -- on-demand refreshes ------------------------------------------------------------------------
+
+
+def test_request_sync_returns_the_run(fake, alice):
+    run = request_sync(alice, trigger=SyncRun.Trigger.API)
+    assert run.pk
+    assert run.trigger == "api"
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.created_count == 3
+
+
+def test_request_sync_fails_fast_within_the_web_budget(fake, alice, settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "WEB_RETRY_BUDGET": 0.5}
+    fake.inject(Fault("status", status=429, headers={"Retry-After": "30"}, times=10))
+    started = time.monotonic()
+    with pytest.raises(CometChatRateLimited):
+        request_sync(alice, trigger=SyncRun.Trigger.API)
+    assert time.monotonic() - started < 2
+    run = SyncRun.objects.get()
+    assert (run.status, run.error_code) == (SyncRun.Status.FAILED, "ERR_TOO_MANY_REQUESTS")
+
+
+def test_request_refresh_fetches_one(fake, alice):
+    conversation = request_refresh(alice, "alice_user_bob")
+    assert conversation.peer_uid == "bob"
+    assert conversation.owner == alice
