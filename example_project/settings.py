@@ -27,6 +27,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets served locally
     "django_cometchat",
 ]
 
@@ -60,7 +64,8 @@ TEMPLATES = [
 
 def _database(url: str | None) -> dict[str, object]:
     if not url:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "example.sqlite3"}
+        path = os.environ.get("EXAMPLE_SQLITE_PATH", BASE_DIR / "example.sqlite3")
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
     parts = urlsplit(url)
     return {
         "ENGINE": "django.db.backends.postgresql",
@@ -73,6 +78,26 @@ def _database(url: str | None) -> dict[str, object]:
 
 
 DATABASES = {"default": _database(os.environ.get("DATABASE_URL"))}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"cometchat_refresh": "30/min"},
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-cometchat example API",
+    "DESCRIPTION": "Conversations mirrored from CometChat, per signed-in user.",
+    "VERSION": "1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGIN_URL = "/admin/login/"
 
 # Everything else falls back to COMETCHAT_* environment variables.
 COMETCHAT = {
