@@ -280,10 +280,9 @@ class CometChatClient:
 
     # -- conversations -----------------------------------------------------------------------
 
-    def iter_conversation_pages(
-        self,
+    @staticmethod
+    def _conversation_params(
         *,
-        on_behalf_of: str,
         conversation_type: str | None = None,
         unread: bool | None = None,
         search_key: str | None = None,
@@ -291,20 +290,19 @@ class CometChatClient:
         tags: Sequence[str] | None = None,
         with_user_and_group_tags: bool | None = None,
         per_page: int | None = None,
-        start_page: int = 1,
-    ) -> Iterator[Page[Conversation]]:
-        """Lazily yield the owner's conversation pages, newest first; one page in memory."""
+        page_size: int = 1000,
+    ) -> dict[str, Any]:
+        """Query parameters of ``GET /conversations``, refused before sending when invalid."""
         if conversation_type is not None and conversation_type not in CONVERSATION_TYPES:
             raise CometChatBadRequest(
                 f"conversation_type must be 'user' or 'group', got {conversation_type!r}",
                 code="ERR_BAD_REQUEST",
             )
-        size = per_page or self.settings.page_size
+        size = per_page or page_size
         if not 1 <= size <= 1000:
             raise CometChatBadRequest(
                 f"per_page must be between 1 and 1000, got {size}", code="ERR_BAD_REQUEST"
             )
-        params: dict[str, Any] = {"perPage": size}
         optional = {
             "conversationType": conversation_type,
             "unread": _flag(unread),
@@ -313,11 +311,39 @@ class CometChatClient:
             "tags": ",".join(tags) if tags else None,
             "withUserAndGroupTags": _flag(with_user_and_group_tags),
         }
-        params.update({k: v for k, v in optional.items() if v is not None})
+        return {"perPage": size, **{k: v for k, v in optional.items() if v is not None}}
+
+    def iter_conversation_pages(
+        self, *, on_behalf_of: str, start_page: int = 1, **filters: Any
+    ) -> Iterator[Page[Conversation]]:
+        """Lazily yield the owner's conversation pages, newest first; one page in memory.
+
+        Filters: ``conversation_type`` (user|group), ``unread``, ``search_key``, ``with_tags``,
+        ``tags``, ``with_user_and_group_tags``, ``per_page`` (default ``PAGE_SIZE``, max 1000).
+        """
+        params = self._conversation_params(page_size=self.settings.page_size, **filters)
         return self._iter_pages(
             "/conversations",
             params,
             parse_conversation,
+            on_behalf_of=on_behalf_of,
+            start_page=start_page,
+        )
+
+    def iter_raw_conversation_pages(
+        self, *, on_behalf_of: str, start_page: int = 1, **filters: Any
+    ) -> Iterator[Page[Mapping[str, Any]]]:
+        """Like ``iter_conversation_pages`` but rows stay CometChat's JSON objects.
+
+        Each row is only checked to be an object with a ``conversationId``; callers parse it with
+        ``types.parse_conversation`` when they need it (the sync skips parsing rows whose content
+        it already stored, which makes a no-change re-sync cheap).
+        """
+        params = self._conversation_params(page_size=self.settings.page_size, **filters)
+        return self._iter_pages(
+            "/conversations",
+            params,
+            _conversation_object,
             on_behalf_of=on_behalf_of,
             start_page=start_page,
         )
@@ -340,22 +366,33 @@ class CometChatClient:
         per_page = int(params["perPage"])
         number = start_page
         while True:
-            data, body = self._get(
-                path, params={**params, "page": number}, on_behalf_of=on_behalf_of
-            )
-            if not isinstance(data, list):
-                raise CometChatResponseError(
-                    f"expected data to be a list, got {type(data).__name__}", endpoint=endpoint
-                )
-            pagination = self._parse(endpoint, parse_pagination, body.get("meta"))
-            items = tuple(self._parse(endpoint, parser, row) for row in data)
-            if items:
-                yield Page(number, items, pagination)
-            if not items or (pagination is not None and pagination.is_last):
+            page = self._fetch_page(endpoint, path, params, parser, number, on_behalf_of)
+            if page.items:
+                yield page
+            if not page.items or (page.pagination is not None and page.pagination.is_last):
                 return
-            if pagination is None and len(items) < per_page:
+            if page.pagination is None and len(page.items) < per_page:
                 return
+            # Drop this page before fetching the next, so at most one page is held.
+            page = None  # type: ignore[assignment]
             number += 1
+
+    def _fetch_page(
+        self,
+        endpoint: str,
+        path: str,
+        params: Mapping[str, Any],
+        parser: Callable[[Any], T],
+        number: int,
+        on_behalf_of: str | None,
+    ) -> Page[T]:
+        data, body = self._get(path, params={**params, "page": number}, on_behalf_of=on_behalf_of)
+        if not isinstance(data, list):
+            raise CometChatResponseError(
+                f"expected data to be a list, got {type(data).__name__}", endpoint=endpoint
+            )
+        pagination = self._parse(endpoint, parse_pagination, body.get("meta"))
+        return Page(number, tuple(self._parse(endpoint, parser, row) for row in data), pagination)
 
     def list_conversations(self, *, on_behalf_of: str, **filters: Any) -> Iterator[Conversation]:
         """Every conversation of ``on_behalf_of``, lazily, page by page."""
@@ -431,6 +468,12 @@ def _timed_out(exc: requests.exceptions.RequestException) -> bool:
 
 def _flag(value: bool | None) -> str | None:
     return None if value is None else ("true" if value else "false")
+
+
+def _conversation_object(data: Any) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping) or not isinstance(data.get("conversationId"), str):
+        raise PayloadShapeError("conversation must be an object with a string conversationId")
+    return data
 
 
 def _single(what: str) -> Callable[[Any], Any]:

@@ -20,8 +20,9 @@ class Conversation(models.Model):
     """The latest snapshot of one conversation as one owner sees it.
 
     ``created_at``/``updated_at`` are CometChat's ``createdAt``/``updatedAt``, not our row's
-    timestamps; ``fetched_at`` is when a sync last saw it. ``missing_since`` is set when a
-    complete sync no longer returns it (rows are never hard-deleted by a sync).
+    timestamps; ``fetched_at`` is when the stored content was fetched (it moves only when the
+    content changes). ``missing_since`` is set when a complete sync no longer returns it (rows
+    are never hard-deleted by a sync).
     """
 
     owner = models.ForeignKey(

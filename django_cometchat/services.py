@@ -7,11 +7,11 @@ admin, the commands, tasks and webhooks all call these. Transactions and signals
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.db.models.expressions import Window
 from django.db.models.functions import RowNumber
@@ -19,15 +19,24 @@ from django.utils import timezone
 
 from .client import CometChatClient
 from .conf import get_settings
-from .exceptions import CometChatBadRequest, CometChatError
+from .exceptions import CometChatBadRequest, CometChatError, CometChatResponseError
 from .ids import validate_id
 from .models import Conversation, ConversationSnapshot, SyncRun
 from .signals import conversation_changed, conversations_synced
-from .storage import PageOutcome, row_from, store_page
+from .storage import (
+    PageOutcome,
+    SeenSet,
+    clear_missing,
+    content_hash,
+    row_from,
+    store_page,
+    stored_hashes,
+)
 from .types import Conversation as RemoteConversation
+from .types import PayloadShapeError, parse_conversation, updated_at_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Mapping
 
     from .client import Page
 
@@ -76,7 +85,6 @@ class SyncResult:
     pages: int = 0
     requests: int = 0
     error: CometChatError | None = None
-    changed: list[tuple[int, str]] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -118,10 +126,9 @@ def sync_conversations(
     if unknown:
         raise TypeError(f"unknown sync filter(s): {', '.join(sorted(unknown))}")
     owner, owner_uid = _owner_and_uid(user, uid)
-    owner_id = owner.pk if owner is not None else None
     active_filters = {k: v for k, v in filters.items() if v not in (None, False, "", ())}
     run = SyncRun(
-        owner_id=owner_id,
+        owner_id=owner.pk if owner is not None else None,
         owner_uid=owner_uid,
         trigger=trigger,
         filters=_jsonable(active_filters),
@@ -134,34 +141,9 @@ def sync_conversations(
     client = client or CometChatClient()
     requests_before = client.request_count
     try:
-
-        def store(page: Page[RemoteConversation]) -> None:
-            result.pages += 1
-            fetched_at = timezone.now()
-            rows = [row_from(c) for c in page.items]
-            if dry_run:
-                result.add(_classify_without_writing(owner_uid, rows))
-                return
-            outcome = store_page(
-                owner_id=owner_id, owner_uid=owner_uid, rows=rows, fetched_at=fetched_at
-            )
-            result.add(outcome)
-            _announce_changes(owner_uid, outcome)
-
-        first_page: tuple[tuple[str, int], ...] = ()
-        for page in client.iter_conversation_pages(on_behalf_of=owner_uid, **filters):
-            first_page = first_page or _signature(page)
-            store(page)
-        if not active_filters and not dry_run:
-            run.complete = True
-            if result.pages <= 1 or _catch_up(client, owner_uid, first_page, store):
-                result.missing = _mark_missing(owner_uid, run.started_at)
-            else:
-                logger.info(
-                    "Conversations of %s changed during the sync; missing marks wait for a "
-                    "quiet sync",
-                    owner_uid,
-                )
+        complete = not active_filters and not dry_run
+        with SeenSet() if complete else nullcontext() as seen:
+            _Walk(client, run, result, seen, dry_run=dry_run).run(filters)
     except BaseException as exc:  # Ctrl-C too: the run is recorded as failed, then re-raised
         result.requests = client.request_count - requests_before
         _finish(run, result, exc, dry_run=dry_run)
@@ -175,6 +157,108 @@ def sync_conversations(
     result.requests = client.request_count - requests_before
     _finish(run, result, None, dry_run=dry_run)
     return result
+
+
+CATCH_UP_MAX_PAGES = 10
+
+
+class _Walk:
+    """One sync's walk over the owner's pages: store each, catch up, then mark what is missing."""
+
+    def __init__(
+        self,
+        client: CometChatClient,
+        run: SyncRun,
+        result: SyncResult,
+        seen: SeenSet | None,
+        *,
+        dry_run: bool,
+    ) -> None:
+        self.client = client
+        self.run_record = run
+        self.owner_uid = run.owner_uid
+        self.result = result
+        self.seen = seen
+        self.dry_run = dry_run
+
+    def run(self, filters: dict[str, Any]) -> None:
+        first_page: tuple[tuple[str, Any], ...] = ()
+        for page in self.client.iter_raw_conversation_pages(on_behalf_of=self.owner_uid, **filters):
+            first_page = first_page or _signature(page)
+            self.store(page)
+        if self.seen is None:
+            return
+        self.run_record.complete = True
+        if self.result.pages <= 1 or self.catch_up(first_page):
+            self.result.missing = self.seen.mark_missing(
+                self.owner_uid, started_at=self.run_record.started_at, now=timezone.now()
+            )
+        else:
+            logger.info(
+                "Conversations of %s changed during the sync; missing marks wait for a quiet sync",
+                self.owner_uid,
+            )
+
+    def store(self, page: Page[Mapping[str, Any]]) -> None:
+        """Store one page. Rows whose content is already stored are neither parsed nor written."""
+        self.result.pages += 1
+        fetched_at = timezone.now()
+        digests = [(raw["conversationId"], content_hash(raw), raw) for raw in page.items]
+        ids = [cid for cid, _, _ in digests]
+        known = stored_hashes(self.owner_uid, ids)
+        changed = [(cid, d, raw) for cid, d, raw in digests if known.get(cid, ("",))[0] != d]
+        back = [cid for cid, d, _ in digests if cid in known and known[cid] == (d, True)]
+        self.result.unchanged += len(digests) - len(changed)
+        # Parse before writing anything: one malformed row fails the page untouched.
+        rows = [row_from(self._parse(raw), digest=d) for _, d, raw in changed]
+        if self.dry_run:  # count what a real sync would write
+            created = sum(1 for row in rows if row.conversation_id not in known)
+            self.result.created += created
+            self.result.updated += len(rows) - created
+            return
+        if self.seen is not None:
+            self.seen.add(ids)
+        if rows:
+            outcome = store_page(
+                owner_id=self.run_record.owner_id,
+                owner_uid=self.owner_uid,
+                rows=rows,
+                fetched_at=fetched_at,
+            )
+            self.result.add(outcome)
+            _announce_changes(self.owner_uid, outcome)
+        if back:
+            clear_missing(self.owner_uid, back)
+
+    def _parse(self, raw: Mapping[str, Any]) -> RemoteConversation:
+        try:
+            return parse_conversation(raw)
+        except PayloadShapeError as exc:
+            raise CometChatResponseError(str(exc), endpoint="GET /conversations") from exc
+
+    def catch_up(self, first_page: tuple[tuple[str, Any], ...]) -> bool:
+        """Re-read the top of the list after a multi-page walk; True if nothing moved meanwhile.
+
+        Offset paging over a list sorted by ``updatedAt`` skips a conversation that changes
+        while the walk is under way: it jumps to page 1, which was already read. Everything
+        that changed sits above the walk's first row, so re-reading pages until one reaches rows
+        at least as old stores what moved. Only when page 1 reads exactly as it did at the start
+        was the walk exact, and only then may absent conversations be marked missing.
+        """
+        top_at_start = updated_at_of(first_page[0][1])
+        pages = self.client.iter_raw_conversation_pages(on_behalf_of=self.owner_uid)
+        for number, page in enumerate(pages, start=1):
+            if number == 1 and _signature(page) == first_page:
+                return True
+            self.store(page)
+            oldest = updated_at_of(page.items[-1].get("updatedAt"))
+            if oldest < top_at_start or number >= CATCH_UP_MAX_PAGES:
+                break
+        return False
+
+
+def _signature(page: Page[Mapping[str, Any]]) -> tuple[tuple[str, Any], ...]:
+    return tuple((raw["conversationId"], raw.get("updatedAt")) for raw in page.items)
 
 
 def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_run: bool) -> None:
@@ -197,23 +281,6 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
         conversations_synced.send(sender=SyncRun, result=result)
 
 
-def _classify_without_writing(owner_uid: str, rows: Sequence[Any]) -> PageOutcome:
-    stored = dict(
-        Conversation.objects.filter(
-            owner_uid=owner_uid, conversation_id__in=[r.conversation_id for r in rows]
-        ).values_list("conversation_id", "content_hash")
-    )
-    outcome = PageOutcome()
-    for row in rows:
-        if row.conversation_id not in stored:
-            outcome.created.append((0, row.conversation_id))
-        elif stored[row.conversation_id] != row.content_hash:
-            outcome.updated.append((0, row.conversation_id))
-        else:
-            outcome.unchanged += 1
-    return outcome
-
-
 def _announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
     if not conversation_changed.has_listeners(Conversation):
         return
@@ -226,46 +293,6 @@ def _announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
                 pk=pk,
                 created=created,
             )
-
-
-CATCH_UP_MAX_PAGES = 10
-
-
-def _signature(page: Page[RemoteConversation]) -> tuple[tuple[str, int], ...]:
-    return tuple((c.conversation_id, c.updated_at) for c in page.items)
-
-
-def _catch_up(
-    client: CometChatClient,
-    owner_uid: str,
-    first_page: tuple[tuple[str, int], ...],
-    store: Callable[[Page[RemoteConversation]], None],
-) -> bool:
-    """Re-read the top of the list after a multi-page walk; True if nothing moved meanwhile.
-
-    Offset paging over a list sorted by ``updatedAt`` skips a conversation that changes while
-    the walk is under way: it jumps to page 1, which was already read. Everything that changed
-    sits above the walk's first row, so re-reading pages until one reaches rows at least as old
-    stores what moved. Only when page 1 reads exactly as it did at the start was the walk exact,
-    and only then may absent conversations be marked missing.
-    """
-    top_at_start = first_page[0][1]
-    pages = client.iter_conversation_pages(on_behalf_of=owner_uid)
-    for number, page in enumerate(pages, start=1):
-        if number == 1 and _signature(page) == first_page:
-            return True
-        store(page)
-        if page.items[-1].updated_at < top_at_start or number >= CATCH_UP_MAX_PAGES:
-            break
-    return False
-
-
-def _mark_missing(owner_uid: str, since: Any) -> int:
-    """After a complete sync: rows not seen since it started are missing upstream."""
-    with transaction.atomic():
-        return Conversation.objects.filter(
-            owner_uid=owner_uid, missing_since__isnull=True, fetched_at__lt=since
-        ).update(missing_since=timezone.now())
 
 
 def _jsonable(filters: dict[str, Any]) -> dict[str, Any]:

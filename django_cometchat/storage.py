@@ -21,16 +21,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from .models import Conversation, ConversationSnapshot
 from .types import Conversation as RemoteConversation
 from .types import User
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,20 @@ class PageOutcome:
 
 
 def content_hash(payload: Mapping[str, Any]) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """SHA-256 of the payload as CometChat sent it.
+
+    Keys are not sorted: CometChat's key order is stable, and sorting costs a third more on the
+    no-change re-sync's hot path. A reordered but equal payload only costs one extra history row.
+    """
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _timestamp(seconds: int | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-def row_from(conversation: RemoteConversation) -> Row:
+def row_from(conversation: RemoteConversation, *, digest: str | None = None) -> Row:
     peer = conversation.conversation_with
     is_user = isinstance(peer, User)
     updated_at = _timestamp(conversation.updated_at)
@@ -81,7 +90,7 @@ def row_from(conversation: RemoteConversation) -> Row:
         peer_guid="" if is_user else conversation.peer_id.lower(),
         peer_name=conversation.peer_name[:255],
         payload=conversation.raw,
-        content_hash=content_hash(conversation.raw),
+        content_hash=digest or content_hash(conversation.raw),
     )
 
 
@@ -104,6 +113,7 @@ class _Stored:
     content_hash: str
     updated_at: datetime
     fetched_at: datetime
+    missing: bool
 
 
 def _is_stale(row: Row, stored: _Stored, fetched_at: datetime) -> bool:
@@ -122,25 +132,31 @@ def store_page(
     with transaction.atomic():
         _lock_owner(owner_uid)
         stored = {
-            cid: _Stored(pk, digest, updated_at, seen_at)
-            for cid, pk, digest, updated_at, seen_at in Conversation.objects.filter(
+            cid: _Stored(pk, digest, updated_at, seen_at, missing is not None)
+            for cid, pk, digest, updated_at, seen_at, missing in Conversation.objects.filter(
                 owner_uid=owner_uid, conversation_id__in=[r.conversation_id for r in rows]
-            ).values_list("conversation_id", "pk", "content_hash", "updated_at", "fetched_at")
+            )
+            .order_by()
+            .values_list(
+                "conversation_id", "pk", "content_hash", "updated_at", "fetched_at", "missing_since"
+            )
         }
         to_write: list[Row] = []
-        to_touch: list[int] = []
+        back: list[str] = []  # kept as stored, but CometChat returns them again
         for row in rows:
             old = stored.get(row.conversation_id)
             if old is None:
                 to_write.append(row)
-            elif _is_stale(row, old, fetched_at):
+                continue
+            if _is_stale(row, old, fetched_at):
                 outcome.stale += 1
-                to_touch.append(old.pk)
             elif row.content_hash == old.content_hash:
                 outcome.unchanged += 1
-                to_touch.append(old.pk)
             else:
                 to_write.append(row)
+                continue
+            if old.missing:
+                back.append(row.conversation_id)
         written = _upsert(owner_id, owner_uid, to_write, fetched_at) if to_write else []
         for pk, cid in written:
             (outcome.updated if cid in stored else outcome.created).append((pk, cid))
@@ -148,9 +164,90 @@ def store_page(
         outcome.stale += len(to_write) - len(written)
         if written:
             _insert_history([pk for pk, _ in written])
-        if to_touch:
-            _touch(to_touch, fetched_at)
+        if back:
+            clear_missing(owner_uid, back)
     return outcome
+
+
+def stored_hashes(owner_uid: str, conversation_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+    """``conversation_id -> (content_hash, is_missing)`` of the rows already stored; one query.
+
+    Read without a lock: a sync uses it to skip rows whose content it already holds, and sends
+    the rest to ``store_page``, which decides again under the lock.
+    """
+    return {
+        cid: (digest, missing is not None)
+        for cid, digest, missing in Conversation.objects.filter(
+            owner_uid=owner_uid, conversation_id__in=conversation_ids
+        )
+        .order_by()
+        .values_list("conversation_id", "content_hash", "missing_since")
+    }
+
+
+def clear_missing(owner_uid: str, conversation_ids: Sequence[str]) -> int:
+    """CometChat returns these again: they are no longer missing."""
+    return Conversation.objects.filter(
+        owner_uid=owner_uid, conversation_id__in=conversation_ids, missing_since__isnull=False
+    ).update(missing_since=None)
+
+
+class SeenSet:
+    """The conversation ids one sync has seen, kept in a temporary table, not in memory.
+
+    A complete sync marks missing what it did not see. Keeping the ids in Python would make
+    memory grow with the number of pages, and rewriting every seen row (a "last seen" column)
+    would make a no-change re-sync write the whole table. A temporary table is private to the
+    connection, costs one insert per page, and goes away when the sync ends.
+    """
+
+    def __init__(self) -> None:
+        self.table = f"cometchat_seen_{uuid.uuid4().hex[:16]}"
+
+    def __enter__(self) -> SeenSet:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {self.table} (conversation_id varchar(210) PRIMARY KEY)"
+            )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+        except DatabaseError:  # the connection is gone; so is its temporary table
+            logger.debug("Could not drop %s", self.table, exc_info=True)
+
+    def add(self, conversation_ids: Sequence[str]) -> None:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"INSERT INTO {self.table} SELECT DISTINCT jsonb_array_elements_text(%s::jsonb)"
+                    " ON CONFLICT DO NOTHING",
+                    [json.dumps(list(conversation_ids))],
+                )
+            elif connection.vendor == "sqlite":
+                cursor.execute(
+                    f"INSERT OR IGNORE INTO {self.table} SELECT value FROM json_each(%s)",
+                    [json.dumps(list(conversation_ids))],
+                )
+            else:
+                cursor.executemany(
+                    f"INSERT INTO {self.table} (conversation_id) VALUES (%s)",
+                    [[cid] for cid in set(conversation_ids)],
+                )
+
+    def mark_missing(self, owner_uid: str, *, started_at: datetime, now: datetime) -> int:
+        """Rows of ``owner_uid`` not seen, and not written since the sync started, go missing."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {CONVERSATION} SET missing_since = %s "
+                "WHERE owner_uid = %s AND missing_since IS NULL AND fetched_at < %s "
+                f"AND NOT EXISTS (SELECT 1 FROM {self.table} s "
+                f"WHERE s.conversation_id = {CONVERSATION}.conversation_id)",
+                [_param(now), owner_uid, _param(started_at)],
+            )
+            return int(cursor.rowcount)
 
 
 def _native_sql() -> bool:
@@ -174,6 +271,11 @@ def _dt(value: datetime | None) -> str | None:
         # The text format Django's SQLite backend stores, so comparisons in SQL stay textual.
         return str(connection.ops.adapt_datetimefield_value(value))
     return value.isoformat()
+
+
+def _param(value: datetime) -> Any:
+    """A datetime as the current backend stores it, for hand-written SQL."""
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 def _records(rows: Sequence[Row]) -> str:
@@ -325,18 +427,3 @@ def _insert_history(pks: list[int]) -> None:
                 )
                 for c in Conversation.objects.filter(pk__in=pks)
             )
-
-
-def _touch(pks: list[int], fetched_at: datetime) -> None:
-    """Seen again unchanged: move ``fetched_at`` forward and clear ``missing_since``."""
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {CONVERSATION} SET fetched_at = %s, missing_since = NULL "
-                "WHERE id IN (SELECT value FROM json_each(%s)) AND fetched_at < %s",
-                [_dt(fetched_at), json.dumps(pks), _dt(fetched_at)],
-            )
-        return
-    Conversation.objects.filter(pk__in=pks, fetched_at__lt=fetched_at).update(
-        fetched_at=fetched_at, missing_since=None
-    )

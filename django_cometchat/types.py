@@ -223,6 +223,14 @@ def parse_pagination(meta: Any) -> Pagination | None:
     )
 
 
+def updated_at_of(value: Any) -> int:
+    """CometChat's ``updatedAt`` (integer or digit string) as an int; 0 when unusable."""
+    try:
+        return _as_int(value, "updatedAt")
+    except PayloadShapeError:
+        return 0
+
+
 def unwrap_single(data: Any, what: str) -> Any:
     """Single GETs declare an object but the examples answer a list of one: accept both."""
     if isinstance(data, Sequence) and not isinstance(data, str | bytes):

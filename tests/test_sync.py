@@ -126,11 +126,22 @@ def test_first_sync_creates_rows_and_a_succeeded_run(fake, alice):
 def test_resync_without_change_writes_no_history(fake, alice):
     sync_conversations(alice)
     fetched_before = {c.conversation_id: c.fetched_at for c in stored().values()}
-    result = sync_conversations(alice)
+    with CaptureQueriesContext(connection) as queries:
+        result = sync_conversations(alice)
     assert (result.created, result.updated, result.unchanged) == (0, 0, 3)
     assert ConversationSnapshot.objects.count() == 3
-    for conversation in stored().values():
-        assert conversation.fetched_at > fetched_before[conversation.conversation_id]
+    # Nothing about the conversations is written: fetched_at is when the content was fetched.
+    assert {c.conversation_id: c.fetched_at for c in stored().values()} == fetched_before
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        and "django_cometchat_conversation" in q["sql"].split("WHERE")[0]
+    ]
+    # Only the missing check runs, and it matches nothing.
+    assert len(writes) == 1
+    assert "SET missing_since" in writes[0]
+    assert not Conversation.objects.filter(missing_since__isnull=False).exists()
 
 
 def test_upstream_change_updates_and_appends_history(fake, alice):
