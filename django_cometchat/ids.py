@@ -14,11 +14,12 @@ from urllib.parse import quote
 from .exceptions import CometChatBadRequest
 
 MAX_ID_LENGTH = 100
+MAX_CONVERSATION_ID_LENGTH = 2 * MAX_ID_LENGTH + len("_user_")
 # "alpha-dash": letters, digits, '-' and '_'. CometChat lowercases UIDs and GUIDs itself, so
 # upper case is accepted here and lowercased.
 _ID_RE = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_ID_LENGTH}}}\Z")
 # A conversation id is two UIDs joined by "_user_" or "group_" + a GUID.
-_CONVERSATION_ID_RE = re.compile(rf"^[A-Za-z0-9_-]{{1,{2 * MAX_ID_LENGTH + 6}}}\Z")
+_CONVERSATION_ID_RE = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_CONVERSATION_ID_LENGTH}}}\Z")
 
 GROUP_PREFIX = "group_"
 USER_SEPARATOR = "_user_"
@@ -31,8 +32,9 @@ def validate_id(value: object, kind: IdKind = "UID") -> str:
     pattern = _CONVERSATION_ID_RE if kind == "conversation id" else _ID_RE
     if not isinstance(value, str) or not pattern.match(value):
         shown = repr(value)[:60] if isinstance(value, str) else type(value).__name__
+        longest = MAX_CONVERSATION_ID_LENGTH if kind == "conversation id" else MAX_ID_LENGTH
         raise CometChatBadRequest(
-            f"Invalid {kind} {shown}: use 1-{MAX_ID_LENGTH} letters, digits, '-' or '_'",
+            f"Invalid {kind} {shown}: use 1-{longest} letters, digits, '-' or '_'",
             code="ERR_INVALID_ID",
         )
     return value.lower()

@@ -1,0 +1,147 @@
+"""Read-only representations of the stored rows, in snake_case.
+
+The list serializer reads only columns the list query loads (see ``LIST_FIELDS``), so a page
+costs one query whatever its size.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
+from rest_framework import serializers
+
+from ..models import Conversation, ConversationSnapshot, SyncRun
+
+NAMESPACE = "django_cometchat"
+
+# Columns the list query loads (Conversation.objects.only(...)); the serializer needs no more.
+LIST_FIELDS = (
+    "id",
+    "conversation_id",
+    "conversation_type",
+    "unread_message_count",
+    "created_at",
+    "updated_at",
+    "payload",
+    "fetched_at",
+    "missing_since",
+)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class PayloadField(serializers.JSONField):
+    """CometChat's JSON object, as sent (documented as an object, not "any")."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+
+@extend_schema_serializer(component_name="CometChatConversation")
+class ConversationSerializer(serializers.ModelSerializer[Conversation]):
+    url = serializers.HyperlinkedIdentityField(
+        view_name=f"{NAMESPACE}:conversation-detail", lookup_field="conversation_id"
+    )
+    conversation_with = serializers.DictField(
+        read_only=True,
+        help_text="The other user or the group, as CometChat sent it (payload.conversationWith).",
+    )
+    last_message = serializers.DictField(
+        read_only=True,
+        allow_null=True,
+        help_text="The latest message as CometChat sent it (payload.lastMessage), or null.",
+    )
+
+    class Meta:
+        model = Conversation
+        fields: tuple[str, ...] = (
+            "url",
+            "conversation_id",
+            "conversation_type",
+            "unread_message_count",
+            "created_at",
+            "updated_at",
+            "conversation_with",
+            "last_message",
+            "fetched_at",
+            "missing_since",
+        )
+        read_only_fields = fields
+        extra_kwargs: ClassVar[dict[str, dict[str, Any]]] = {
+            "created_at": {"help_text": "CometChat's createdAt."},
+            "updated_at": {"help_text": "CometChat's updatedAt; the list is sorted on it."},
+            "fetched_at": {"help_text": "When a sync last saw this conversation."},
+            "missing_since": {
+                "help_text": "Set when a complete sync no longer returned it; null while present."
+            },
+        }
+
+
+@extend_schema_serializer(component_name="CometChatConversationDetail")
+class ConversationDetailSerializer(ConversationSerializer):
+    history = serializers.HyperlinkedIdentityField(
+        view_name=f"{NAMESPACE}:conversation-history", lookup_field="conversation_id"
+    )
+    payload = PayloadField(help_text="The whole CometChat conversation object, as sent.")
+
+    class Meta(ConversationSerializer.Meta):
+        fields = (*ConversationSerializer.Meta.fields, "payload", "history")
+        read_only_fields = fields
+
+
+@extend_schema_serializer(component_name="CometChatConversationSnapshot")
+class SnapshotSerializer(serializers.ModelSerializer[ConversationSnapshot]):
+    payload = PayloadField(help_text="The CometChat conversation object as it was fetched then.")
+
+    class Meta:
+        model = ConversationSnapshot
+        fields = ("fetched_at", "content_hash", "payload")
+        read_only_fields = fields
+
+
+@extend_schema_serializer(component_name="CometChatSyncRun")
+class SyncRunSerializer(serializers.ModelSerializer[SyncRun]):
+    url = serializers.HyperlinkedIdentityField(view_name=f"{NAMESPACE}:syncrun-detail")
+
+    class Meta:
+        model = SyncRun
+        fields = (
+            "url",
+            "id",
+            "status",
+            "trigger",
+            "complete",
+            "started_at",
+            "finished_at",
+            "created_count",
+            "updated_count",
+            "unchanged_count",
+            "missing_count",
+            "pages",
+            "requests",
+            "error_code",
+            "error_message",
+        )
+        read_only_fields = fields
+
+
+@extend_schema_serializer(component_name="CometChatErrorDetail")
+class ErrorDetailSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(
+        help_text="CometChat's error code for upstream failures (e.g. ERR_TOO_MANY_REQUESTS, "
+        "ERR_UID_NOT_FOUND), else one of this API's ERR_* codes."
+    )
+    message = serializers.CharField(help_text="What happened, for people. Never holds the key.")
+    status = serializers.IntegerField(help_text="The HTTP status of this response.")
+    retry_after = serializers.IntegerField(
+        required=False, help_text="Seconds to wait before retrying (also the Retry-After header)."
+    )
+    details = serializers.JSONField(
+        required=False, help_text="Per-parameter messages of an ERR_INVALID_REQUEST."
+    )
+
+
+@extend_schema_serializer(component_name="CometChatError")
+class ErrorSerializer(serializers.Serializer[Any]):
+    error = ErrorDetailSerializer()

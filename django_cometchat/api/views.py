@@ -1,0 +1,215 @@
+"""HTTP in, service call or owner-scoped query out; CometChat errors mapped by ``errors``.
+
+Every view serves only the requesting user's rows, selected by ``owner_uid`` (the identity the
+sync stores under), so another user's row is a plain 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from django.db.models import Model, QuerySet
+from django_filters.rest_framework import (
+    DjangoFilterBackend,
+)
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound
+from rest_framework.filters import BaseFilterBackend
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from .. import services
+from ..ids import validate_id
+from ..models import Conversation, ConversationSnapshot, SyncRun
+from .errors import exception_handler
+from .filters import ConversationFilter
+from .pagination import ConversationPagination, SnapshotPagination, SyncRunPagination
+from .schema import CONVERSATION_ID, READ_ERRORS, REFRESH_ERRORS, TAG, error_responses
+from .serializers import (
+    LIST_FIELDS,
+    ConversationDetailSerializer,
+    ConversationSerializer,
+    SnapshotSerializer,
+    SyncRunSerializer,
+)
+from .throttling import RefreshRateThrottle
+
+
+class CometChatAPIView(APIView):
+    """Signed-in users only; errors in the documented shape whatever the host's handler."""
+
+    permission_classes = (IsAuthenticated,)
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
+        return exception_handler
+
+    def owner_uid(self) -> str:
+        # Raises CometChatUserError (400 ERR_NO_UID) when UID_RESOLVER cannot map the user.
+        return services.resolve_uid(self.request.user)
+
+    def conversation_id(self) -> str:
+        # Validated before any lookup or upstream call: 400 ERR_INVALID_ID otherwise.
+        return validate_id(self.kwargs["conversation_id"], "conversation id")
+
+    def owned_conversation(self, *fields: str) -> Conversation:
+        conversation_id = self.conversation_id()
+        rows = Conversation.objects.filter(
+            owner_uid=self.owner_uid(), conversation_id=conversation_id
+        )
+        try:
+            return (rows.only(*fields) if fields else rows).get()
+        except Conversation.DoesNotExist:
+            raise NotFound("No such conversation.") from None
+
+
+_M = TypeVar("_M", bound=Model)
+
+
+class OwnedRowsView(CometChatAPIView, generics.GenericAPIView[_M]):
+    """Reads of stored rows.
+
+    Subclasses keep a class-level ``queryset`` only so drf-spectacular finds the model;
+    ``get_queryset`` always narrows to the owner. Hermetic: a host's DEFAULT_FILTER_BACKENDS
+    (an OrderingFilter, which CursorPagination would obey) must not reorder or filter these.
+    """
+
+    filter_backends: Sequence[type[BaseFilterBackend]] = ()
+
+
+class RefreshView(CometChatAPIView):
+    """A refresh calls CometChat on the user's behalf: the cometchat_refresh throttle applies."""
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        # Added to the host's default throttles rather than replacing them.
+        return [*super().get_throttles(), RefreshRateThrottle()]
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="cometchat_conversations_list",
+        tags=[TAG],
+        responses={200: ConversationSerializer(many=True), **error_responses(*READ_ERRORS)},
+    )
+)
+class ConversationListView(OwnedRowsView[Conversation], generics.ListAPIView[Conversation]):
+    """The signed-in user's stored conversations, most recently updated first."""
+
+    queryset = Conversation.objects.all()
+    serializer_class = ConversationSerializer
+    pagination_class = ConversationPagination
+    filter_backends = (DjangoFilterBackend,)
+    filterset_class = ConversationFilter
+
+    def get_queryset(self) -> QuerySet[Conversation]:
+        return Conversation.objects.filter(owner_uid=self.owner_uid()).only(*LIST_FIELDS)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="cometchat_conversations_retrieve",
+        tags=[TAG],
+        parameters=[CONVERSATION_ID],
+        responses={200: ConversationDetailSerializer, **error_responses(*READ_ERRORS)},
+    )
+)
+class ConversationDetailView(OwnedRowsView[Conversation], generics.RetrieveAPIView[Conversation]):
+    """One stored conversation of the signed-in user, with its whole CometChat payload."""
+
+    queryset = Conversation.objects.all()
+    serializer_class = ConversationDetailSerializer
+
+    def get_object(self) -> Conversation:
+        return self.owned_conversation()
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="cometchat_conversations_history",
+        tags=[TAG],
+        parameters=[CONVERSATION_ID],
+        responses={200: SnapshotSerializer(many=True), **error_responses(*READ_ERRORS)},
+    )
+)
+class ConversationHistoryView(
+    OwnedRowsView[ConversationSnapshot], generics.ListAPIView[ConversationSnapshot]
+):
+    """Every stored version of one conversation (one per change), newest first."""
+
+    queryset = ConversationSnapshot.objects.all()
+    serializer_class = SnapshotSerializer
+    pagination_class = SnapshotPagination
+
+    def get_queryset(self) -> QuerySet[ConversationSnapshot]:
+        return ConversationSnapshot.objects.filter(conversation=self.owned_conversation("id"))
+
+
+class SyncView(RefreshView):
+    @extend_schema(
+        operation_id="cometchat_conversations_sync",
+        tags=[TAG],
+        request=None,
+        responses={201: SyncRunSerializer, **error_responses(*REFRESH_ERRORS)},
+    )
+    def post(self, request: Request) -> Response:
+        """Sync the signed-in user's conversations from CometChat now; answers the sync run.
+
+        A failed sync answers the mapped error; its run is still recorded (see sync-runs).
+        """
+        run = services.request_sync(request.user, trigger=SyncRun.Trigger.API)
+        data = SyncRunSerializer(run, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
+
+
+class ConversationRefreshView(RefreshView):
+    @extend_schema(
+        operation_id="cometchat_conversations_refresh",
+        tags=[TAG],
+        parameters=[CONVERSATION_ID],
+        request=None,
+        responses={200: ConversationDetailSerializer, **error_responses(*REFRESH_ERRORS)},
+    )
+    def post(self, request: Request, conversation_id: str) -> Response:
+        """Fetch one conversation of the signed-in user from CometChat now and store it."""
+        conversation = services.request_refresh(request.user, self.conversation_id())
+        data = ConversationDetailSerializer(conversation, context={"request": request}).data
+        return Response(data)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="cometchat_sync_runs_list",
+        tags=[TAG],
+        responses={200: SyncRunSerializer(many=True), **error_responses(*READ_ERRORS)},
+    )
+)
+class SyncRunListView(OwnedRowsView[SyncRun], generics.ListAPIView[SyncRun]):
+    """The signed-in user's sync attempts, newest first, with counts and failure reasons."""
+
+    queryset = SyncRun.objects.all()
+    serializer_class = SyncRunSerializer
+    pagination_class = SyncRunPagination
+
+    def get_queryset(self) -> QuerySet[SyncRun]:
+        return SyncRun.objects.filter(owner_uid=self.owner_uid())
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="cometchat_sync_runs_retrieve",
+        tags=[TAG],
+        responses={200: SyncRunSerializer, **error_responses(*READ_ERRORS)},
+    )
+)
+class SyncRunDetailView(OwnedRowsView[SyncRun], generics.RetrieveAPIView[SyncRun]):
+    """One sync attempt of the signed-in user."""
+
+    queryset = SyncRun.objects.all()
+    serializer_class = SyncRunSerializer
+
+    def get_queryset(self) -> QuerySet[SyncRun]:
+        return SyncRun.objects.filter(owner_uid=self.owner_uid())
