@@ -225,6 +225,7 @@ class FakeCometChat:
         self._faults = FaultQueue()
         self._log_lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
+        self._generation = 0  # bumped by reset(); see _answer
         self._connections = 0
         self._open_sockets: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -301,6 +302,7 @@ class FakeCometChat:
         with self._log_lock:
             self._requests.clear()
             self._connections = 0
+            self._generation += 1
 
     # -- options -------------------------------------------------------------------------------
 
@@ -466,6 +468,7 @@ class FakeCometChat:
     def _answer(
         self, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> _Reply | None:
+        generation = self._generation  # a request still running across reset() is not logged
         raw_path, _, query_string = target.partition("?")
         query = dict(parse_qsl(query_string, keep_blank_values=True))
         fault = self._faults.take(method, api_path(unquote(raw_path)), query)
@@ -485,7 +488,8 @@ class FakeCometChat:
             body=body,
         )
         with self._log_lock:
-            self._requests.append(record)
+            if generation == self._generation:
+                self._requests.append(record)
         return reply
 
     def _rate_headers(self, decision: RateDecision) -> list[tuple[str, str]]:
