@@ -366,7 +366,14 @@ class CometChatClient:
         per_page = int(params["perPage"])
         number = start_page
         while True:
-            page = self._fetch_page(endpoint, path, params, parser, number, on_behalf_of)
+            page = self._fetch_page(
+                endpoint=endpoint,
+                path=path,
+                params=params,
+                parser=parser,
+                number=number,
+                on_behalf_of=on_behalf_of,
+            )
             if page.items:
                 yield page
             if not page.items or (page.pagination is not None and page.pagination.is_last):
@@ -379,6 +386,7 @@ class CometChatClient:
 
     def _fetch_page(
         self,
+        *,
         endpoint: str,
         path: str,
         params: Mapping[str, Any],

@@ -180,24 +180,27 @@ class _Walk:
         self.result = result
         self.seen = seen
         self.dry_run = dry_run
+        self.repeats = 0  # ids seen twice: the list shifted under the walk
 
     def run(self, filters: dict[str, Any]) -> None:
-        first_page: tuple[tuple[str, Any], ...] = ()
+        top_at_start: int | None = None
         for page in self.client.iter_raw_conversation_pages(on_behalf_of=self.owner_uid, **filters):
-            first_page = first_page or _signature(page)
+            if top_at_start is None:
+                top_at_start = updated_at_of(page.items[0].get("updatedAt"))
             self.store(page)
         if self.seen is None:
             return
         self.run_record.complete = True
-        if self.result.pages <= 1 or self.catch_up(first_page):
-            self.result.missing = self.seen.mark_missing(
-                self.owner_uid, started_at=self.run_record.started_at, now=timezone.now()
-            )
-        else:
+        if self.repeats and top_at_start is not None:
+            self.catch_up(top_at_start)
             logger.info(
-                "Conversations of %s changed during the sync; missing marks wait for a quiet sync",
+                "Conversations of %s moved during the sync; missing marks wait for a quiet sync",
                 self.owner_uid,
             )
+            return
+        self.result.missing = self.seen.mark_missing(
+            self.owner_uid, started_at=self.run_record.started_at, now=timezone.now()
+        )
 
     def store(self, page: Page[Mapping[str, Any]]) -> None:
         """Store one page. Rows whose content is already stored are neither parsed nor written."""
@@ -217,7 +220,7 @@ class _Walk:
             self.result.updated += len(rows) - created
             return
         if self.seen is not None:
-            self.seen.add(ids)
+            self.repeats += self.seen.add(ids)
         if rows:
             outcome = store_page(
                 owner_id=self.run_record.owner_id,
@@ -236,29 +239,21 @@ class _Walk:
         except PayloadShapeError as exc:
             raise CometChatResponseError(str(exc), endpoint="GET /conversations") from exc
 
-    def catch_up(self, first_page: tuple[tuple[str, Any], ...]) -> bool:
-        """Re-read the top of the list after a multi-page walk; True if nothing moved meanwhile.
+    def catch_up(self, top_at_start: int) -> None:
+        """Store what moved to the top of the list while the walk was under way.
 
         Offset paging over a list sorted by ``updatedAt`` skips a conversation that changes
-        while the walk is under way: it jumps to page 1, which was already read. Everything
-        that changed sits above the walk's first row, so re-reading pages until one reaches rows
-        at least as old stores what moved. Only when page 1 reads exactly as it did at the start
-        was the walk exact, and only then may absent conversations be marked missing.
+        while the walk is under way: it jumps to page 1, which was already read, and the rows
+        behind it shift by one, so the next page repeats a row already seen. That repeat is the
+        sign. Everything that moved sits above the walk's first row, so re-reading pages until
+        one reaches rows that old stores it. Missing marks then wait for a walk without repeats.
         """
-        top_at_start = updated_at_of(first_page[0][1])
         pages = self.client.iter_raw_conversation_pages(on_behalf_of=self.owner_uid)
         for number, page in enumerate(pages, start=1):
-            if number == 1 and _signature(page) == first_page:
-                return True
             self.store(page)
             oldest = updated_at_of(page.items[-1].get("updatedAt"))
             if oldest < top_at_start or number >= CATCH_UP_MAX_PAGES:
                 break
-        return False
-
-
-def _signature(page: Page[Mapping[str, Any]]) -> tuple[tuple[str, Any], ...]:
-    return tuple((raw["conversationId"], raw.get("updatedAt")) for raw in page.items)
 
 
 def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_run: bool) -> None:

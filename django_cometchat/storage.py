@@ -175,6 +175,15 @@ def stored_hashes(owner_uid: str, conversation_ids: Sequence[str]) -> dict[str, 
     Read without a lock: a sync uses it to skip rows whose content it already holds, and sends
     the rest to ``store_page``, which decides again under the lock.
     """
+    if connection.vendor == "postgresql":
+        # One array parameter instead of an IN list of 1,000 literals to parse and plan.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT conversation_id, content_hash, missing_since IS NOT NULL "
+                f"FROM {CONVERSATION} WHERE owner_uid = %s AND conversation_id = ANY(%s)",
+                [owner_uid, list(conversation_ids)],
+            )
+            return {cid: (digest, bool(missing)) for cid, digest, missing in cursor.fetchall()}
     return {
         cid: (digest, missing is not None)
         for cid, digest, missing in Conversation.objects.filter(
@@ -218,24 +227,32 @@ class SeenSet:
         except DatabaseError:  # the connection is gone; so is its temporary table
             logger.debug("Could not drop %s", self.table, exc_info=True)
 
-    def add(self, conversation_ids: Sequence[str]) -> None:
+    def add(self, conversation_ids: Sequence[str]) -> int:
+        """Remember these ids; return how many of them were seen before (repeats).
+
+        A repeat means the list shifted under the walk, which may have skipped a conversation.
+        """
+        ids = json.dumps(list(conversation_ids))
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(
                     f"INSERT INTO {self.table} SELECT DISTINCT jsonb_array_elements_text(%s::jsonb)"
                     " ON CONFLICT DO NOTHING",
-                    [json.dumps(list(conversation_ids))],
+                    [ids],
                 )
             elif connection.vendor == "sqlite":
                 cursor.execute(
-                    f"INSERT OR IGNORE INTO {self.table} SELECT value FROM json_each(%s)",
-                    [json.dumps(list(conversation_ids))],
+                    f"INSERT OR IGNORE INTO {self.table} SELECT value FROM json_each(%s)", [ids]
                 )
             else:
+                cursor.execute(f"SELECT conversation_id FROM {self.table}")
+                known = {row[0] for row in cursor.fetchall()}
+                fresh = set(conversation_ids) - known
                 cursor.executemany(
-                    f"INSERT INTO {self.table} (conversation_id) VALUES (%s)",
-                    [[cid] for cid in set(conversation_ids)],
+                    f"INSERT INTO {self.table} (conversation_id) VALUES (%s)", [[c] for c in fresh]
                 )
+                return len(conversation_ids) - len(fresh)
+            return len(conversation_ids) - max(0, int(cursor.rowcount))
 
     def mark_missing(self, owner_uid: str, *, started_at: datetime, now: datetime) -> int:
         """Rows of ``owner_uid`` not seen, and not written since the sync started, go missing."""

@@ -268,6 +268,7 @@ def test_change_during_a_multi_page_walk_is_caught_up_and_defers_missing(cometch
     quiet = sync_conversations(uid="owner")
     assert quiet.missing == 1
     assert stored("owner")["owner_user_gone"].missing_since is not None
+    assert quiet.requests == 3  # a quiet walk of 3 pages costs exactly 3 requests
 
 
 # -- failures -----------------------------------------------------------------------------------
