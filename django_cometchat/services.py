@@ -184,7 +184,10 @@ class _Walk:
 
     def run(self, filters: dict[str, Any]) -> None:
         top_at_start: int | None = None
-        for page in self.client.iter_raw_conversation_pages(on_behalf_of=self.owner_uid, **filters):
+        pages = self.client.iter_raw_conversation_pages(
+            on_behalf_of=self.owner_uid, prefetch=True, **filters
+        )
+        for page in pages:
             if top_at_start is None:
                 top_at_start = updated_at_of(page.items[0].get("updatedAt"))
             self.store(page)

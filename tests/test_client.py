@@ -441,3 +441,49 @@ def test_low_budget_slow_down_refuses_when_wait_exceeds_budget(cometchat_fake, c
     with client.budget(0), pytest.raises(CometChatRateLimited):
         client.get_user("bob")
     assert len(api_requests(fake)) == 2
+
+
+# -- prefetching --------------------------------------------------------------------------------
+
+
+def test_prefetch_yields_the_same_pages(cometchat_fake, client_for):
+    cometchat_fake.bulk_conversations("owner", 25)
+    client = client_for()
+    plain = [
+        [c.conversation_id for c in p.items]
+        for p in client.iter_conversation_pages(on_behalf_of="owner", per_page=10)
+    ]
+    ahead = [
+        [c.conversation_id for c in p.items]
+        for p in client.iter_conversation_pages(on_behalf_of="owner", per_page=10, prefetch=True)
+    ]
+    assert ahead == plain
+    assert [len(p) for p in ahead] == [10, 10, 5]
+
+
+def test_prefetch_fetches_the_next_page_while_the_caller_works(cometchat_fake, client_for):
+    cometchat_fake.bulk_conversations("owner", 25)
+    cometchat_fake.clear_requests()
+    pages = client_for().iter_conversation_pages(on_behalf_of="owner", per_page=10, prefetch=True)
+    next(pages)
+    deadline = time.monotonic() + 2
+    while len(api_requests(cometchat_fake)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [r.query["page"] for r in api_requests(cometchat_fake)] == ["1", "2"]
+    pages.close()  # stops without fetching page 3
+    assert len(api_requests(cometchat_fake)) == 2
+
+
+def test_prefetch_keeps_the_callers_budget_and_errors(cometchat_fake, client_for):
+    cometchat_fake.bulk_conversations("owner", 25)
+    cometchat_fake.inject(
+        Fault("status", status=429, headers={"Retry-After": "30"}, times=10, query={"page": "2"})
+    )
+    client = client_for()
+    started = time.monotonic()
+    with client.budget(0):
+        pages = client.iter_conversation_pages(on_behalf_of="owner", per_page=10, prefetch=True)
+        assert len(next(pages).items) == 10
+        with pytest.raises(CometChatRateLimited):
+            next(pages)
+    assert time.monotonic() - started < 2
