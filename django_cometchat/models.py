@@ -66,6 +66,10 @@ class Conversation(models.Model):
             ),
             models.Index(fields=("missing_since",), name="cometchat_conv_missing"),
             models.Index(fields=("peer_name",), name="cometchat_conv_peer_name"),
+            # The admin's search: an exact conversation id across owners. (Its peer name prefix
+            # search is served on PostgreSQL by UPPER(peer_name) text_pattern_ops, created by
+            # migration 0002 outside the model state: no portable Index can express it.)
+            models.Index(fields=("conversation_id",), name="cometchat_conv_conv_id"),
         )
 
     def __str__(self) -> str:
@@ -158,6 +162,8 @@ class SyncRun(models.Model):
             models.Index(fields=("owner_uid", "-started_at"), name="cometchat_run_owner_started"),
             models.Index(fields=("owner", "-started_at"), name="cometchat_run_ownerfk_started"),
             models.Index(fields=("status", "-started_at"), name="cometchat_run_status_started"),
+            # The admin's sync run list, newest first.
+            models.Index(fields=("-started_at", "-id"), name="cometchat_run_started"),
         )
 
     def __str__(self) -> str:

@@ -1,0 +1,31 @@
+"""The django-cometchat admin: read-only conversations, snapshots and sync runs.
+
+Importing this package (Django's admin autodiscovery does) registers the three ModelAdmins on
+``django.contrib.admin.site``. A project that wants its own site can register them there too::
+
+    from django_cometchat.admin import ConversationAdmin
+    my_site.register(Conversation, ConversationAdmin)
+
+See docs/admin.md.
+"""
+
+from __future__ import annotations
+
+from .options import (
+    ConversationAdmin,
+    ConversationSnapshotAdmin,
+    ReadOnlyAdmin,
+    SnapshotInline,
+    SyncRunAdmin,
+)
+from .pagination import ApproximateCount, LargeTablePaginator
+
+__all__ = [
+    "ApproximateCount",
+    "ConversationAdmin",
+    "ConversationSnapshotAdmin",
+    "LargeTablePaginator",
+    "ReadOnlyAdmin",
+    "SnapshotInline",
+    "SyncRunAdmin",
+]

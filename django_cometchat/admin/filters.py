@@ -1,0 +1,160 @@
+"""List filters that stay cheap on tables of millions of rows.
+
+None of them loads a list of values from the database: Django's ``RelatedFieldListFilter`` on
+``owner`` would render one link per user, and ``AllValuesFieldListFilter`` on ``owner_uid`` would
+run ``SELECT DISTINCT`` over the whole table. The owner filter is a text box instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin
+from django.contrib.admin.views.main import PAGE_VAR
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from ..models import Conversation
+
+if TYPE_CHECKING:
+    from django.contrib.admin.filters import _ListFilterChoices
+    from django.contrib.admin.options import ModelAdmin
+    from django.contrib.admin.views.main import ChangeList
+    from django.utils.functional import _StrOrPromise
+
+
+class UnreadFilter(admin.SimpleListFilter):
+    title = "unread messages"
+    parameter_name = "unread"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: ModelAdmin[Any]
+    ) -> Iterable[tuple[str, _StrOrPromise]]:
+        return (("yes", "Has unread messages"), ("no", "All read"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(unread_message_count__gt=0)
+        if self.value() == "no":
+            return queryset.filter(unread_message_count=0)
+        return queryset
+
+
+class MissingFilter(admin.SimpleListFilter):
+    title = "missing upstream"
+    parameter_name = "missing"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: ModelAdmin[Any]
+    ) -> Iterable[tuple[str, _StrOrPromise]]:
+        return (("yes", "Missing from CometChat"), ("no", "Present in CometChat"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(missing_since__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(missing_since__isnull=True)
+        return queryset
+
+
+class InputFilter(admin.SimpleListFilter):
+    """A filter typed into a text box: no list of values is ever queried.
+
+    The template renders a GET form that keeps the other filters of the page; the current
+    value shows as a selected choice beside "All", which clears it.
+    """
+
+    template = "admin/django_cometchat/input_filter.html"
+    placeholder = ""
+
+    def __init__(
+        self,
+        request: HttpRequest,
+        params: dict[str, list[str]],
+        model: type[Model],
+        model_admin: ModelAdmin[Any],
+    ) -> None:
+        super().__init__(request, params, model, model_admin)
+        # Every other parameter of the page goes back as a hidden field (not the page number).
+        self.hidden_params = [
+            (key, value)
+            for key, values in request.GET.lists()
+            if key not in (self.parameter_name, PAGE_VAR)
+            for value in values
+        ]
+
+    def lookups(
+        self, request: HttpRequest, model_admin: ModelAdmin[Any]
+    ) -> Iterable[tuple[str, _StrOrPromise]]:
+        value = self.value()
+        return ((value, self.normalize(value)),) if value else ()
+
+    def normalize(self, value: str) -> str:
+        """The value as the filter applies it (and shows it)."""
+        return value.strip()
+
+    def has_output(self) -> bool:
+        return True
+
+    def choices(self, changelist: ChangeList) -> Iterator[_ListFilterChoices]:
+        name = str(self.parameter_name)
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[name]),
+            "display": "All",
+        }
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": True,
+                "query_string": changelist.get_query_string({name: lookup}),
+                "display": title,
+            }
+
+
+class OwnerUIDFilter(InputFilter):
+    """Exact owner UID (lowercased, as stored): served by the (owner_uid, -updated_at) index."""
+
+    title = "owner UID"
+    parameter_name = "owner_uid"
+    placeholder = "owner UID, e.g. alice"
+
+    def normalize(self, value: str) -> str:
+        return value.strip().lower()
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value:
+            return queryset.filter(owner_uid=self.normalize(value))
+        return queryset
+
+
+class SnapshotConversationFilter(admin.SimpleListFilter):
+    """The snapshots of one conversation (``?conversation=<id>``), as linked from its page.
+
+    Only the selected conversation is offered as a choice, so the filter never lists the
+    conversations table.
+    """
+
+    title = "conversation"
+    parameter_name = "conversation"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: ModelAdmin[Any]
+    ) -> Iterable[tuple[str, _StrOrPromise]]:
+        value = self.value()
+        if not value or not value.isdigit():
+            return ()
+        conversation = Conversation.objects.filter(pk=int(value)).first()
+        return ((value, str(conversation) if conversation else f"#{value} (deleted)"),)
+
+    def has_output(self) -> bool:
+        return bool(self.lookup_choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(conversation=int(value))

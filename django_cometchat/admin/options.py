@@ -1,0 +1,520 @@
+"""The ModelAdmins: read-only views of the mirror, with refresh and sync actions.
+
+dj-stripe's admin is the model: the stored payload beside a few typed columns, nothing editable,
+and actions that re-fetch from the source. Every refresh goes through ``services`` (see
+:mod:`.refresh`); nothing here talks to CometChat or writes a row itself.
+
+Built for tables of millions of rows: no ``COUNT(*)`` (:mod:`.pagination`), no filter that lists
+values from the database (:mod:`.filters`), a search whose lookups match indexes, sorting only on
+indexed columns, no facet counts, and a constant number of queries per page.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_permission_codename, get_user_model
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
+from django.utils.text import smart_split, unescape_string_literal
+from django.utils.translation import ngettext
+
+from ..models import Conversation, ConversationSnapshot, SyncRun
+from .dates import IndexedDateHierarchy
+from .filters import MissingFilter, OwnerUIDFilter, SnapshotConversationFilter, UnreadFilter
+from .pagination import DEFAULT_COUNT_LIMIT, LargeTablePaginator
+from .refresh import BatchOutcome, refresh_conversations, sync_owners
+from .rendering import last_message_html, pretty_json, short_summary
+
+if TYPE_CHECKING:
+    from django.core.paginator import Paginator
+
+MAX_MESSAGES = 10  # failure messages shown per action; the rest are summed up
+
+
+def search_terms(search_term: str) -> list[str]:
+    """The words of a search, as Django's admin splits them ("quoted phrases" stay whole)."""
+    terms = []
+    for bit in smart_split(search_term):
+        quoted = bit.startswith(('"', "'")) and bit[0] == bit[-1]
+        term = (unescape_string_literal(bit) if quoted else bit).strip()
+        if term:
+            terms.append(term)
+    return terms
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Nothing is added, edited or deleted here: syncs own the mirror, ``cometchat_prune`` the
+    history. Staff with the view (or change) permission see every page read-only.
+
+    Deleting is off even for superusers: a deleted conversation comes back on the next sync, and
+    its history would be lost with it.
+    """
+
+    paginator = LargeTablePaginator
+    count_limit = DEFAULT_COUNT_LIMIT
+    show_full_result_count = False  # no second COUNT(*) of the unfiltered table
+    show_facets = admin.ShowFacets.NEVER  # a facet is a COUNT per filter choice
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return LargeTableChangeList
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> Paginator[Any]:
+        return LargeTablePaginator(
+            queryset, per_page, orphans, allow_empty_first_page, count_limit=self.count_limit
+        )
+
+
+class LargeTableChangeList(ChangeList):
+    """A changelist whose date hierarchy probes the index instead of sorting every row.
+
+    ``admin/django_cometchat/change_list.html`` renders ``indexed_date_hierarchy`` in place of
+    Django's ``cl``; see :mod:`.dates`.
+    """
+
+    @property
+    def indexed_date_hierarchy(self) -> IndexedDateHierarchy:
+        return IndexedDateHierarchy(self)
+
+
+class ConversationChangeList(LargeTableChangeList):
+    """The list never shows the payload, so it is not read (nor decoded) for 100 rows."""
+
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Any]:
+        return super().get_queryset(request, exclude_parameters).defer("payload")
+
+
+class SnapshotInline(admin.TabularInline):  # type: ignore[type-arg]
+    """The newest snapshots of a conversation (see ``ConversationAdmin.history_limit``)."""
+
+    model = ConversationSnapshot
+    fields = ("fetched_at", "summary", "content_hash")
+    readonly_fields = fields
+    ordering = ("-fetched_at", "-id")
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "history (newest first)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="unread and last message")
+    def summary(self, obj: ConversationSnapshot) -> str:
+        return short_summary(obj.payload)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    list_display = (
+        "conversation_id",
+        "owner_column",
+        "peer_column",
+        "conversation_type",
+        "unread_message_count",
+        "updated_at",
+        "fetched_at",
+        "missing",
+    )
+    list_select_related = ("owner",)
+    list_filter = ("conversation_type", UnreadFilter, MissingFilter, OwnerUIDFilter)
+    # Declared for the search box; get_search_results implements them with index-friendly
+    # lookups (Django's "=" and "^" mean iexact/istartswith, i.e. UPPER(column), which no plain
+    # index serves).
+    search_fields = ("=conversation_id", "^peer_name", "=owner_uid")
+    search_help_text = (
+        "Exact conversation id or owner UID, or the start of the peer name "
+        '(quote a name with spaces: "Bob Stone").'
+    )
+    date_hierarchy = "updated_at"
+    ordering = ("-updated_at", "-id")
+    # Only orders an index serves; sorting 1,000,000 rows by an unindexed column takes seconds.
+    sortable_by = ("conversation_id", "peer_column", "updated_at")
+    actions = ("refresh_from_cometchat", "sync_owners")
+    inlines = (SnapshotInline,)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "conversation_id",
+                    "conversation_type",
+                    "owner_detail",
+                    "peer_detail",
+                    "unread_message_count",
+                )
+            },
+        ),
+        ("Last message", {"fields": ("last_message_text",)}),
+        (
+            "Times",
+            {"fields": ("created_at", "updated_at", "fetched_at", "missing_since")},
+        ),
+        ("Payload (as CometChat sent it)", {"fields": ("payload_pretty", "content_hash")}),
+        ("History", {"fields": ("history_link",)}),
+    )
+    readonly_fields = (
+        "conversation_id",
+        "conversation_type",
+        "owner_detail",
+        "peer_detail",
+        "unread_message_count",
+        "last_message_text",
+        "created_at",
+        "updated_at",
+        "fetched_at",
+        "missing_since",
+        "payload_pretty",
+        "content_hash",
+        "history_link",
+    )
+    history_limit = 50  # snapshots listed on a conversation's page
+    refresh_limit = 100  # rows one "Refresh from CometChat" may fetch
+    sync_owner_limit = 20  # owners one "Sync these owners" may sync
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return super().get_queryset(request).select_related("owner")
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ConversationChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """Each word: the exact conversation id or owner UID, or a peer name prefix.
+
+        CometChat lowercases UIDs and GUIDs (and so the conversation ids made of them), so ids
+        match exactly on the lowercased word: plain b-tree lookups. The name prefix is
+        ``UPPER(peer_name) LIKE 'WORD%'``, served on PostgreSQL by a ``text_pattern_ops``
+        expression index (migration 0002). Words are ANDed, as in Django's own search.
+        """
+        for term in search_terms(search_term):
+            queryset = queryset.filter(
+                Q(conversation_id__in=sorted({term, term.lower()}))
+                | Q(owner_uid=term.lower())
+                | Q(peer_name__istartswith=term)
+            )
+        return queryset, False
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Conversation, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, SnapshotInline) and obj.pk is not None:
+            newest = list(
+                ConversationSnapshot.objects.filter(conversation=obj)
+                .order_by("-fetched_at", "-id")
+                .values_list("pk", flat=True)[: self.history_limit]
+            )
+            kwargs["queryset"] = kwargs["queryset"].filter(pk__in=newest)
+        return kwargs
+
+    # -- columns and fields -------------------------------------------------------------------
+
+    @admin.display(description="owner")
+    def owner_column(self, obj: Conversation) -> str:
+        if obj.owner is None:
+            return obj.owner_uid
+        return f"{obj.owner_uid} ({obj.owner})"
+
+    @admin.display(description="peer", ordering="peer_name")
+    def peer_column(self, obj: Conversation) -> str:
+        return obj.peer_name or obj.peer_id
+
+    @admin.display(description="missing", boolean=True)
+    def missing(self, obj: Conversation) -> bool:
+        return obj.missing_since is not None
+
+    @admin.display(description="owner")
+    def owner_detail(self, obj: Conversation) -> SafeString:
+        user = str(obj.owner) if obj.owner is not None else "no Django user"
+        conversations = reverse("admin:django_cometchat_conversation_changelist")
+        runs = reverse("admin:django_cometchat_syncrun_changelist")
+        return format_html(
+            '{} ({}) · <a href="{}?{}">all conversations</a> · <a href="{}?{}">sync runs</a>',
+            obj.owner_uid,
+            user,
+            conversations,
+            urlencode({"owner_uid": obj.owner_uid}),
+            runs,
+            urlencode({"q": obj.owner_uid}),
+        )
+
+    @admin.display(description="peer")
+    def peer_detail(self, obj: Conversation) -> str:
+        kind = "GUID" if obj.peer_guid else "UID"
+        return f"{obj.peer_name or '(no name)'} ({kind} {obj.peer_id})"
+
+    @admin.display(description="last message")
+    def last_message_text(self, obj: Conversation) -> SafeString:
+        return last_message_html(obj.last_message)
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: Conversation) -> SafeString:
+        return pretty_json(obj.payload)
+
+    @admin.display(description="snapshots")
+    def history_link(self, obj: Conversation) -> SafeString:
+        total = obj.snapshots.count()
+        url = reverse("admin:django_cometchat_conversationsnapshot_changelist")
+        if total <= self.history_limit:
+            listed = "all listed below"
+        else:
+            listed = f"the newest {self.history_limit} are listed below"
+        return format_html(
+            '{} stored, {}. <a href="{}?conversation={}">Open the full history</a>',
+            total,
+            listed,
+            url,
+            obj.pk,
+        )
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def has_refresh_permission(self, request: HttpRequest) -> bool:
+        """Re-fetching from CometChat rewrites the mirror: it needs the *change* permission,
+        although no form here ever edits a row."""
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    @admin.action(description="Refresh from CometChat", permissions=["refresh"])
+    def refresh_from_cometchat(
+        self, request: HttpRequest, queryset: QuerySet[Conversation]
+    ) -> None:
+        limit = self.refresh_limit
+        rows = list(queryset.select_related("owner").order_by("-updated_at", "-id")[: limit + 1])
+        if len(rows) > limit:
+            self.message_user(
+                request,
+                f"Select at most {limit} conversations to refresh at once; nothing was "
+                "refreshed. For more, use “Sync these owners” or the cometchat_sync command.",
+                messages.ERROR,
+            )
+            return
+        outcome = refresh_conversations(rows)
+        if outcome.done:
+            self.message_user(
+                request,
+                ngettext(
+                    "Refreshed %(count)d conversation from CometChat.",
+                    "Refreshed %(count)d conversations from CometChat.",
+                    len(outcome.done),
+                )
+                % {"count": len(outcome.done)},
+                messages.SUCCESS,
+            )
+        self._report_failures(request, outcome, "Could not refresh", "conversation")
+
+    @admin.action(description="Sync these owners", permissions=["refresh"])
+    def sync_owners(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        limit = self.sync_owner_limit
+        uids = list(
+            queryset.order_by("owner_uid")
+            .values_list("owner_uid", flat=True)
+            .distinct()[: limit + 1]
+        )
+        if len(uids) > limit:
+            self.message_user(
+                request,
+                f"Select the conversations of at most {limit} owners to sync at once; nothing "
+                "was synced. For more, use the cometchat_sync command.",
+                messages.ERROR,
+            )
+            return
+        owner_ids = dict(
+            queryset.filter(owner_uid__in=uids, owner__isnull=False)
+            .order_by()
+            .values_list("owner_uid", "owner_id")
+            .distinct()
+        )
+        users = get_user_model()._default_manager.in_bulk(set(owner_ids.values()))
+        owners = [(uid, users.get(owner_ids[uid]) if uid in owner_ids else None) for uid in uids]
+        outcome = sync_owners(owners)
+        if outcome.done:
+            self.message_user(
+                request,
+                ngettext(
+                    "Synced %(count)d owner from CometChat: %(owners)s.",
+                    "Synced %(count)d owners from CometChat: %(owners)s.",
+                    len(outcome.done),
+                )
+                % {"count": len(outcome.done), "owners": "; ".join(outcome.done)},
+                messages.SUCCESS,
+            )
+        self._report_failures(request, outcome, "Could not sync", "owner")
+
+    def _report_failures(
+        self, request: HttpRequest, outcome: BatchOutcome, verb: str, noun: str
+    ) -> None:
+        for item, reason in outcome.failed[:MAX_MESSAGES]:
+            self.message_user(request, f"{verb} {item}: {reason}", messages.ERROR)
+        hidden = len(outcome.failed) - MAX_MESSAGES
+        if hidden > 0:
+            self.message_user(
+                request, f"… and {hidden} more {noun} failures like these.", messages.ERROR
+            )
+        if outcome.not_attempted:
+            self.message_user(
+                request,
+                f"Stopped after that error: {outcome.not_attempted} more {noun}(s) were not "
+                "tried. Try again once CometChat answers.",
+                messages.WARNING,
+            )
+
+
+@admin.register(ConversationSnapshot)
+class ConversationSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ("fetched_at", "conversation_column", "summary", "content_hash")
+    list_select_related = ("conversation",)
+    list_filter = (SnapshotConversationFilter,)
+    ordering = ("-fetched_at", "-id")
+    sortable_by = ("fetched_at",)
+    fields = ("conversation_link", "fetched_at", "content_hash", "last_message_text", "payload")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ConversationSnapshot]:
+        return super().get_queryset(request).select_related("conversation")
+
+    @admin.display(description="conversation")
+    def conversation_column(self, obj: ConversationSnapshot) -> str:
+        return str(obj.conversation)
+
+    @admin.display(description="unread and last message")
+    def summary(self, obj: ConversationSnapshot) -> str:
+        return short_summary(obj.payload)
+
+    @admin.display(description="conversation")
+    def conversation_link(self, obj: ConversationSnapshot) -> SafeString:
+        url = reverse("admin:django_cometchat_conversation_change", args=(obj.conversation.pk,))
+        return format_html('<a href="{}">{}</a>', url, obj.conversation)
+
+    @admin.display(description="last message")
+    def last_message_text(self, obj: ConversationSnapshot) -> SafeString:
+        payload = obj.payload if isinstance(obj.payload, dict) else {}
+        message = payload.get("lastMessage")
+        return last_message_html(message if isinstance(message, dict) else None)
+
+    @admin.display(description="payload (as CometChat sent it)")
+    def payload(self, obj: ConversationSnapshot) -> SafeString:
+        return pretty_json(obj.payload)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "started_at",
+        "owner_uid",
+        "owner",
+        "trigger",
+        "status",
+        "duration",
+        "created_count",
+        "updated_count",
+        "unchanged_count",
+        "missing_count",
+        "error",
+    )
+    list_select_related = ("owner",)
+    list_filter = ("status", "trigger")
+    search_fields = ("=owner_uid",)
+    search_help_text = "Exact owner UID; several UIDs separated by spaces."
+    ordering = ("-started_at", "-id")
+    sortable_by = ("started_at",)
+    fieldsets = (
+        (None, {"fields": ("owner_uid", "owner", "trigger", "status", "complete")}),
+        ("Times", {"fields": ("started_at", "finished_at", "duration")}),
+        (
+            "Counts",
+            {
+                "fields": (
+                    "created_count",
+                    "updated_count",
+                    "unchanged_count",
+                    "missing_count",
+                    "pages",
+                    "requests",
+                )
+            },
+        ),
+        ("Filters", {"fields": ("filters_pretty",)}),
+        ("Error", {"fields": ("error_code", "error_message")}),
+    )
+    readonly_fields = (
+        "owner_uid",
+        "owner",
+        "trigger",
+        "status",
+        "complete",
+        "started_at",
+        "finished_at",
+        "duration",
+        "created_count",
+        "updated_count",
+        "unchanged_count",
+        "missing_count",
+        "pages",
+        "requests",
+        "filters_pretty",
+        "error_code",
+        "error_message",
+    )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """Any of the UIDs typed, exactly (lowercased): served by (owner_uid, -started_at)."""
+        uids = sorted({term.lower() for term in search_terms(search_term)})
+        if uids:
+            queryset = queryset.filter(owner_uid__in=uids)
+        return queryset, False
+
+    @admin.display(description="duration")
+    def duration(self, obj: SyncRun) -> str:
+        seconds = obj.duration_seconds
+        if seconds is None:
+            return "running" if obj.status == SyncRun.Status.RUNNING else "-"
+        return f"{seconds:.2f} s"
+
+    @admin.display(description="error")
+    def error(self, obj: SyncRun) -> str:
+        if not (obj.error_code or obj.error_message):
+            return ""
+        message = obj.error_message
+        if len(message) > 100:
+            message = message[:99] + "…"
+        return f"{obj.error_code}: {message}" if obj.error_code else message
+
+    @admin.display(description="filters")
+    def filters_pretty(self, obj: SyncRun) -> SafeString:
+        return pretty_json(obj.filters)
