@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from itertools import islice
 
 DEMO_UIDS = ("alice", "bob", "carol", "dave")
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - a demo login on a local SQLite file
@@ -24,6 +25,7 @@ def main() -> int:
     from django_cometchat.services import sync_conversations
 
     user_model = get_user_model()
+    uids = demo_uids()
     admin, created = user_model.objects.get_or_create(
         username="admin", defaults={"is_staff": True, "is_superuser": True}
     )
@@ -32,7 +34,7 @@ def main() -> int:
         admin.save()
     print(f"Staff login: admin / {DEMO_PASSWORD}")
     failed = 0
-    for uid in DEMO_UIDS:
+    for uid in uids:
         user, created = user_model.objects.get_or_create(username=uid)
         if created:
             user.set_password(DEMO_PASSWORD)
@@ -56,7 +58,18 @@ def main() -> int:
             )
     total = Conversation.objects.count()
     print(f"{total} conversations stored in {Conversation._meta.db_table}")
-    return 1 if failed else 0
+    return 1 if failed == len(uids) else 0
+
+
+def demo_uids() -> list[str]:
+    """alice, bob, carol, dave on the bundled fake; on a real app, its first few users."""
+    if os.environ.get("COMETCHAT_BASE_URL"):
+        return list(DEMO_UIDS)
+    from django_cometchat.client import CometChatClient
+
+    with CometChatClient() as client:
+        users = islice(client.list_users(per_page=10), len(DEMO_UIDS))
+        return [user.uid for user in users]
 
 
 if __name__ == "__main__":
