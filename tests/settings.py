@@ -76,3 +76,9 @@ else:
 
 # Tests point BASE_URL at the fake server through the cometchat_fake fixture.
 COMETCHAT = {"APP_ID": "testapp", "REGION": "us", "API_KEY": "test-api-key-not-secret"}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-cometchat API",
+    "DESCRIPTION": "Conversations mirrored from CometChat, for the signed-in user only.",
+    "VERSION": "0.1",
+}
