@@ -9,3 +9,8 @@ NOT_CALLABLE = 42
 
 def by_username(user: Any) -> str:
     return str(user.get_username())
+
+
+def uid_from_username(user: Any) -> str:
+    """Test users are named "<uid>-django"."""
+    return str(user.get_username()).removesuffix("-django")

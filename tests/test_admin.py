@@ -36,25 +36,8 @@ def _uid_is_username(settings):
     settings.COMETCHAT = {
         **settings.COMETCHAT,
         **FAST,
-        "UID_RESOLVER": "tests.test_sync.uid_from_username",
+        "UID_RESOLVER": "tests.resolvers.uid_from_username",
     }
-
-
-@pytest.fixture
-def fake(cometchat_fake):
-    cometchat_fake.add_user("alice", "Alice Liddell")
-    cometchat_fake.add_user("bob", "Bob Stone")
-    cometchat_fake.add_user("carol", "Carol Danvers")
-    cometchat_fake.add_group("book-club", "Book Club", members=["alice", "bob", "carol"])
-    cometchat_fake.send_message("bob", to_user="alice", text="hi alice")
-    cometchat_fake.send_message("carol", to_user="alice", text="hello")
-    cometchat_fake.send_message("bob", to_group="book-club", text="chapter 3?")
-    return cometchat_fake
-
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user(username="alice-django", password="x")
 
 
 @pytest.fixture

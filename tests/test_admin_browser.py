@@ -68,7 +68,7 @@ def shoot(page: Page, name: str) -> None:
 def world(cometchat_fake: Any, settings: Any, django_user_model: Any) -> Any:
     settings.COMETCHAT = {
         **settings.COMETCHAT,
-        "UID_RESOLVER": "tests.test_sync.uid_from_username",
+        "UID_RESOLVER": "tests.resolvers.uid_from_username",
         "MAX_RETRIES": 1,
         "BACKOFF_FACTOR": 0.01,
     }

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.django_db
 BASE = "/cometchat/"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 FAST = {
-    "UID_RESOLVER": "tests.test_sync.uid_from_username",  # "alice-django" -> "alice"
+    "UID_RESOLVER": "tests.resolvers.uid_from_username",  # "alice-django" -> "alice"
     "BACKOFF_FACTOR": 0.01,
     "BACKOFF_MAX": 0.05,
     "MAX_RETRIES": 1,
@@ -95,19 +95,6 @@ def _fast_settings(settings):
     cache.clear()  # throttle counters live in the default (locmem) cache
     yield
     cache.clear()
-
-
-@pytest.fixture
-def fake(cometchat_fake):
-    cometchat_fake.add_user("alice", "Alice Liddell")
-    cometchat_fake.add_user("bob", "Bob Stone")
-    cometchat_fake.add_user("carol", "Carol Danvers")
-    cometchat_fake.add_group("book-club", "Book Club", members=["alice", "bob", "carol"])
-    cometchat_fake.send_message("bob", to_user="alice", text="hi alice")
-    cometchat_fake.send_message("carol", to_user="alice", text="hello")
-    cometchat_fake.send_message("bob", to_group="book-club", text="chapter 3?")
-    cometchat_fake.clear_requests()
-    return cometchat_fake
 
 
 @pytest.fixture

@@ -32,23 +32,11 @@ ALICE_CONVERSATIONS = {"alice_user_bob", "alice_user_carol", "group_book-club"}
 def _fast_and_uid_is_username(settings):
     settings.COMETCHAT = {
         **settings.COMETCHAT,
-        "UID_RESOLVER": "tests.test_sync.uid_from_username",
+        "UID_RESOLVER": "tests.resolvers.uid_from_username",
         "BACKOFF_FACTOR": 0.01,
         "BACKOFF_MAX": 0.05,
         "MAX_RETRIES": 1,
     }
-
-
-@pytest.fixture
-def fake(cometchat_fake):
-    cometchat_fake.add_user("alice", "Alice Liddell")
-    cometchat_fake.add_user("bob", "Bob Stone")
-    cometchat_fake.add_user("carol", "Carol Danvers")
-    cometchat_fake.add_group("book-club", "Book Club", members=["alice", "bob", "carol"])
-    cometchat_fake.send_message("bob", to_user="alice", text="hi alice")
-    cometchat_fake.send_message("carol", to_user="alice", text="hello")
-    cometchat_fake.send_message("bob", to_group="book-club", text="chapter 3?")
-    return cometchat_fake
 
 
 @pytest.fixture

@@ -35,34 +35,13 @@ pytestmark = pytest.mark.django_db
 FAST = {"BACKOFF_FACTOR": 0.01, "BACKOFF_MAX": 0.05, "MAX_RETRIES": 1}
 
 
-@pytest.fixture
-def fake(cometchat_fake, settings):
-    settings.COMETCHAT = {**settings.COMETCHAT, **FAST}
-    cometchat_fake.add_user("alice", "Alice Liddell")
-    cometchat_fake.add_user("bob", "Bob Stone")
-    cometchat_fake.add_user("carol", "Carol Danvers")
-    cometchat_fake.add_group("book-club", "Book Club", members=["alice", "bob", "carol"])
-    cometchat_fake.send_message("bob", to_user="alice", text="hi alice")
-    cometchat_fake.send_message("carol", to_user="alice", text="hello")
-    cometchat_fake.send_message("bob", to_group="book-club", text="chapter 3?")
-    return cometchat_fake
-
-
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user(username="alice-django", password="x")
-
-
 @pytest.fixture(autouse=True)
-def _uid_is_username(settings):
+def _settings(settings):
     settings.COMETCHAT = {
         **settings.COMETCHAT,
-        "UID_RESOLVER": "tests.test_sync.uid_from_username",
+        **FAST,
+        "UID_RESOLVER": "tests.resolvers.uid_from_username",
     }
-
-
-def uid_from_username(user):
-    return user.get_username().removesuffix("-django")
 
 
 def stored(owner_uid="alice"):
