@@ -7,7 +7,7 @@ admin, the commands, tasks and webhooks all call these. Transactions and signals
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -328,21 +328,43 @@ def fetch_conversation(
     return Conversation.objects.get(owner_uid=owner_uid, conversation_id=remote.conversation_id)
 
 
-def request_sync(user: Any, *, trigger: str) -> SyncRun:
-    """Refresh ``user``'s conversations on demand (the API, the admin) and return the SyncRun.
+def web_client() -> CometChatClient:
+    """A client for on-demand work a person waits for: retries within ``WEB_RETRY_BUDGET``."""
+    return CometChatClient(retry_budget=get_settings().web_retry_budget)
 
-    The one seam for on-demand refreshes: today it syncs inline with ``WEB_RETRY_BUDGET`` so a
+
+def request_sync(
+    user: Any = None,
+    *,
+    uid: str | None = None,
+    trigger: str,
+    client: CometChatClient | None = None,
+) -> SyncRun:
+    """Refresh an owner's conversations on demand (the API, the admin) and return the SyncRun.
+
+    The one seam for on-demand refreshes: today it syncs inline with a ``web_client()`` so a
     waiting person gets an answer fast; a background task can take its place without callers
-    changing. A CometChat failure is recorded on the run and raised.
+    changing. A CometChat failure is recorded on the run and raised. Pass ``client`` to share
+    one connection across a batch.
     """
-    with CometChatClient(retry_budget=get_settings().web_retry_budget) as client:
-        return sync_conversations(user, client=client, trigger=trigger).run
+    with _on_demand(client) as active:
+        return sync_conversations(user, uid=uid, client=active, trigger=trigger).run
 
 
-def request_refresh(user: Any, conversation_id: str) -> Conversation:
-    """Fetch one conversation of ``user`` live, on demand, with ``WEB_RETRY_BUDGET``."""
-    with CometChatClient(retry_budget=get_settings().web_retry_budget) as client:
-        return fetch_conversation(user, conversation_id, client=client)
+def request_refresh(
+    user: Any = None,
+    conversation_id: str = "",
+    *,
+    uid: str | None = None,
+    client: CometChatClient | None = None,
+) -> Conversation:
+    """Fetch one conversation live, on demand, within ``WEB_RETRY_BUDGET``, and store it."""
+    with _on_demand(client) as active:
+        return fetch_conversation(user, conversation_id, uid=uid, client=active)
+
+
+def _on_demand(client: CometChatClient | None) -> AbstractContextManager[CometChatClient]:
+    return nullcontext(client) if client is not None else web_client()
 
 
 def prune_history(

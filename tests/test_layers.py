@@ -57,3 +57,13 @@ def test_only_conf_and_checks_read_django_settings():
     )
     # models.py names settings.AUTH_USER_MODEL for its foreign keys, which Django requires.
     assert readers == ["checks.py", "conf.py", "models.py"]
+
+
+@pytest.mark.parametrize("package", ["api", "admin"])
+def test_web_adapters_reach_cometchat_only_through_services(package):
+    for path in (PACKAGE / package).glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
+                imported.add(node.module.split(".")[0])
+        assert not imported & {"client", "storage", "retry"}, f"{path.name}: {imported}"

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import CometChatClient
 from ..conf import get_settings
 from ..exceptions import (
     CometChatAPIError,
@@ -28,13 +27,7 @@ from ..exceptions import (
     CometChatTransportError,
 )
 from ..models import Conversation, SyncRun
-from ..services import (
-    fetch_conversation,
-    request_refresh,
-    request_sync,
-    resolve_uid,
-    sync_conversations,
-)
+from ..services import request_refresh, request_sync, web_client
 
 # Errors about one conversation or one owner; anything else stops the batch.
 ITEM_ERRORS: tuple[type[CometChatError], ...] = (CometChatNotFound, CometChatBadRequest)
@@ -78,46 +71,16 @@ def describe_error(exc: CometChatError) -> str:
     return _redact(text)
 
 
-def _maps_to(user: Any, uid: str) -> bool:
-    """Whether ``user`` (a row's owner FK) still resolves to the row's ``uid``."""
-    if user is None:
-        return False
-    try:
-        return resolve_uid(user) == uid
-    except CometChatError:
-        return False
-
-
-class _WebClient:
-    """One client with the web retry budget, opened only if a row needs the by-UID path."""
-
-    def __init__(self) -> None:
-        self._client: CometChatClient | None = None
-
-    def get(self) -> CometChatClient:
-        if self._client is None:
-            self._client = CometChatClient(retry_budget=get_settings().web_retry_budget)
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-
 def refresh_conversations(rows: Sequence[Conversation]) -> BatchOutcome:
     """Fetch each row live from CometChat, on behalf of its owner, and store it."""
     outcome = BatchOutcome()
-    client = _WebClient()
-    try:
+    # By the row's own owner UID (and owner FK), so the selected row is the one refreshed even
+    # if UID_RESOLVER now maps its user elsewhere; one connection for the whole batch.
+    with web_client() as client:
         for index, row in enumerate(rows):
             label = f"{row.conversation_id} (owner {row.owner_uid})"
             try:
-                if _maps_to(row.owner, row.owner_uid):
-                    request_refresh(row.owner, row.conversation_id)
-                else:
-                    fetch_conversation(
-                        row.owner, row.conversation_id, uid=row.owner_uid, client=client.get()
-                    )
+                request_refresh(row.owner, row.conversation_id, uid=row.owner_uid, client=client)
             except ITEM_ERRORS as exc:
                 outcome.failed.append((label, describe_error(exc)))
             except CometChatError as exc:
@@ -126,24 +89,18 @@ def refresh_conversations(rows: Sequence[Conversation]) -> BatchOutcome:
                 break
             else:
                 outcome.done.append(label)
-    finally:
-        client.close()
     return outcome
 
 
 def sync_owners(owners: Sequence[tuple[str, Any]]) -> BatchOutcome:
     """One complete sync per ``(owner_uid, user or None)``; each is a SyncRun, trigger admin."""
     outcome = BatchOutcome()
-    client = _WebClient()
-    try:
+    with web_client() as client:
         for index, (owner_uid, user) in enumerate(owners):
             try:
-                if _maps_to(user, owner_uid):
-                    run = request_sync(user, trigger=SyncRun.Trigger.ADMIN)
-                else:
-                    run = sync_conversations(
-                        user, uid=owner_uid, client=client.get(), trigger=SyncRun.Trigger.ADMIN
-                    ).run
+                run = request_sync(
+                    user, uid=owner_uid, trigger=SyncRun.Trigger.ADMIN, client=client
+                )
             except ITEM_ERRORS as exc:
                 outcome.failed.append((owner_uid, describe_error(exc)))
             except CometChatError as exc:
@@ -155,6 +112,4 @@ def sync_owners(owners: Sequence[tuple[str, Any]]) -> BatchOutcome:
                     f"{owner_uid} ({run.created_count} new, {run.updated_count} updated, "
                     f"{run.unchanged_count} unchanged, {run.missing_count} missing)"
                 )
-    finally:
-        client.close()
     return outcome
