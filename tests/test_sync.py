@@ -286,28 +286,23 @@ def test_broken_upstream_body_never_overwrites_a_good_snapshot(fake, alice, kind
     assert ConversationSnapshot.objects.count() == 3
 
 
+def one_page(rows):
+    """A whole conversation list in one page, as CometChat shapes it."""
+    pagination = {"total": 2, "count": 2, "per_page": 1000, "current_page": 1, "total_pages": 1}
+    return {"data": rows, "meta": {"pagination": {**pagination, "count": len(rows)}}}
+
+
 def test_one_malformed_conversation_fails_the_page_and_writes_nothing(fake, alice):
-    body = {
-        "data": [
-            {
-                "conversationId": "alice_user_bob",
-                "conversationType": "user",
-                "updatedAt": 5,
-                "conversationWith": {"uid": "bob", "name": "Bob"},
-            },
-            {"conversationId": "alice_user_x", "conversationType": "nonsense"},
-        ],
-        "meta": {
-            "pagination": {
-                "total": 2,
-                "count": 2,
-                "per_page": 1000,
-                "current_page": 1,
-                "total_pages": 1,
-            }
+    payloads = [
+        {
+            "conversationId": "alice_user_bob",
+            "conversationType": "user",
+            "updatedAt": 5,
+            "conversationWith": {"uid": "bob", "name": "Bob"},
         },
-    }
-    fake.inject(Fault("status", status=200, body=body))
+        {"conversationId": "alice_user_x", "conversationType": "nonsense"},
+    ]
+    fake.inject(Fault("status", status=200, body=one_page(payloads)))
     result = sync_conversations(alice, raise_errors=False)
     assert isinstance(result.error, CometChatResponseError)
     assert "conversationType" in result.run.error_message
@@ -315,36 +310,25 @@ def test_one_malformed_conversation_fails_the_page_and_writes_nothing(fake, alic
 
 
 def test_integer_unread_and_missing_last_message_are_stored(fake, alice):
-    body = {
-        "data": [
-            {
-                "conversationId": "alice_user_bob",
-                "conversationType": "user",
-                "unreadMessageCount": 4,
-                "createdAt": 10,
-                "updatedAt": 20,
-                "conversationWith": {"uid": "bob", "name": "Bob"},
-            },
-            {
-                "conversationId": "alice_user_carol",
-                "conversationType": "user",
-                "unreadMessageCount": "7",
-                "createdAt": 10,
-                "updatedAt": 30,
-                "conversationWith": {"uid": "carol", "name": "Carol"},
-            },
-        ],
-        "meta": {
-            "pagination": {
-                "total": 2,
-                "count": 2,
-                "per_page": 1000,
-                "current_page": 1,
-                "total_pages": 1,
-            }
+    payloads = [
+        {
+            "conversationId": "alice_user_bob",
+            "conversationType": "user",
+            "unreadMessageCount": 4,
+            "createdAt": 10,
+            "updatedAt": 20,
+            "conversationWith": {"uid": "bob", "name": "Bob"},
         },
-    }
-    fake.inject(Fault("status", status=200, body=body))
+        {
+            "conversationId": "alice_user_carol",
+            "conversationType": "user",
+            "unreadMessageCount": "7",
+            "createdAt": 10,
+            "updatedAt": 30,
+            "conversationWith": {"uid": "carol", "name": "Carol"},
+        },
+    ]
+    fake.inject(Fault("status", status=200, body=one_page(payloads)))
     sync_conversations(alice)
     rows = stored()
     assert rows["alice_user_bob"].unread_message_count == 4
