@@ -71,7 +71,9 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
         extra_kwargs: ClassVar[dict[str, dict[str, Any]]] = {
             "created_at": {"help_text": "CometChat's createdAt."},
             "updated_at": {"help_text": "CometChat's updatedAt; the list is sorted on it."},
-            "fetched_at": {"help_text": "When a sync last saw this conversation."},
+            "fetched_at": {
+                "help_text": "When the stored content was fetched (moves only when it changes)."
+            },
             "missing_since": {
                 "help_text": "Set when a complete sync no longer returned it; null while present."
             },
