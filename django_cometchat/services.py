@@ -87,6 +87,11 @@ class SyncResult:
     error: CometChatError | None = None
 
     @property
+    def kept(self) -> int:
+        """Rows left as stored: unchanged, or older than what is stored."""
+        return self.unchanged + self.stale
+
+    @property
     def ok(self) -> bool:
         return self.error is None and self.run.status != SyncRun.Status.FAILED
 
@@ -99,7 +104,7 @@ class SyncResult:
 
 def _owner_and_uid(user: Any, uid: str | None) -> tuple[Any, str]:
     if uid is not None:
-        return (user if user is not None else None), validate_id(uid, "UID")
+        return user, validate_id(uid, "UID")
     return user, resolve_uid(user)
 
 
@@ -205,8 +210,11 @@ class _Walk:
             self.owner_uid, started_at=self.run_record.started_at, now=timezone.now()
         )
 
-    def store(self, page: Page[Mapping[str, Any]]) -> None:
-        """Store one page. Rows whose content is already stored are neither parsed nor written."""
+    def store(self, page: Page[Mapping[str, Any]], *, count_unchanged: bool = True) -> None:
+        """Store one page. Rows whose content is already stored are neither parsed nor written.
+
+        The catch-up re-reads rows the walk already counted: it counts only what it writes.
+        """
         self.result.pages += 1
         fetched_at = timezone.now()
         digests = [(raw["conversationId"], content_hash(raw), raw) for raw in page.items]
@@ -214,7 +222,8 @@ class _Walk:
         known = stored_hashes(self.owner_uid, ids)
         changed = [(cid, d, raw) for cid, d, raw in digests if known.get(cid, ("",))[0] != d]
         back = [cid for cid, d, _ in digests if cid in known and known[cid] == (d, True)]
-        self.result.unchanged += len(digests) - len(changed)
+        if count_unchanged:
+            self.result.unchanged += len(digests) - len(changed)
         # Parse before writing anything: one malformed row fails the page untouched.
         rows = [row_from(self._parse(raw), digest=d) for _, d, raw in changed]
         if self.dry_run:  # count what a real sync would write
@@ -253,7 +262,7 @@ class _Walk:
         """
         pages = self.client.iter_raw_conversation_pages(on_behalf_of=self.owner_uid)
         for number, page in enumerate(pages, start=1):
-            self.store(page)
+            self.store(page, count_unchanged=False)
             oldest = updated_at_of(page.items[-1].get("updatedAt"))
             if oldest < top_at_start or number >= CATCH_UP_MAX_PAGES:
                 break
@@ -263,7 +272,7 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
     run.finished_at = timezone.now()
     run.created_count = result.created
     run.updated_count = result.updated
-    run.unchanged_count = result.unchanged + result.stale
+    run.unchanged_count = result.kept
     run.missing_count = result.missing
     run.pages = result.pages
     run.requests = result.requests

@@ -109,7 +109,6 @@ def newest_per_id(rows: Iterable[Row]) -> list[Row]:
 
 @dataclass(frozen=True)
 class _Stored:
-    pk: int
     content_hash: str
     updated_at: datetime
     fetched_at: datetime
@@ -132,13 +131,13 @@ def store_page(
     with transaction.atomic():
         _lock_owner(owner_uid)
         stored = {
-            cid: _Stored(pk, digest, updated_at, seen_at, missing is not None)
-            for cid, pk, digest, updated_at, seen_at, missing in Conversation.objects.filter(
+            cid: _Stored(digest, updated_at, seen_at, missing is not None)
+            for cid, digest, updated_at, seen_at, missing in Conversation.objects.filter(
                 owner_uid=owner_uid, conversation_id__in=[r.conversation_id for r in rows]
             )
             .order_by()
             .values_list(
-                "conversation_id", "pk", "content_hash", "updated_at", "fetched_at", "missing_since"
+                "conversation_id", "content_hash", "updated_at", "fetched_at", "missing_since"
             )
         }
         to_write: list[Row] = []
@@ -281,18 +280,16 @@ def _lock_owner(owner_uid: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key - 2**63])
 
 
-def _dt(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if connection.vendor == "sqlite":
-        # The text format Django's SQLite backend stores, so comparisons in SQL stay textual.
-        return str(connection.ops.adapt_datetimefield_value(value))
-    return value.isoformat()
-
-
 def _param(value: datetime) -> Any:
     """A datetime as the current backend stores it, for hand-written SQL."""
     return connection.ops.adapt_datetimefield_value(value)
+
+
+def _dt(value: datetime | None) -> str | None:
+    """A datetime for the page's JSON: SQLite's stored text (so SQL compares it as stored)."""
+    if value is None:
+        return None
+    return str(_param(value)) if connection.vendor == "sqlite" else value.isoformat()
 
 
 def _records(rows: Sequence[Row]) -> str:
@@ -385,7 +382,7 @@ def _upsert(
     if connection.vendor == "postgresql":
         params = [owner_id, owner_uid, fetched_at, _records(rows)]
     else:
-        params = [owner_id, owner_uid, _dt(fetched_at), _records(rows)]
+        params = [owner_id, owner_uid, _param(fetched_at), _records(rows)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(int(pk), str(cid)) for pk, cid in cursor.fetchall()]

@@ -243,6 +243,9 @@ def test_change_during_a_multi_page_walk_is_caught_up_and_defers_missing(cometch
     assert len(rows) == 13  # all 12 (peer-0 through the catch-up) + the stale "gone" row
     assert rows["owner_user_peer-0"].last_message["data"]["text"] == "late"
     assert result.missing == 0  # the walk was not exact: no missing marks this time
+    # Each conversation counted once: the repeated row once as unchanged, the catch-up's
+    # re-read rows not at all.
+    assert (result.created, result.updated, result.unchanged) == (12, 0, 1)
     assert rows["owner_user_gone"].missing_since is None
     quiet = sync_conversations(uid="owner")
     assert quiet.missing == 1

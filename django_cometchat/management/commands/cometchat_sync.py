@@ -85,7 +85,7 @@ class Totals:
         if result is not None:
             self.created += result.created
             self.updated += result.updated
-            self.unchanged += result.unchanged + result.stale
+            self.unchanged += result.kept
             self.missing += result.missing
             self.pages += result.pages
             self.requests += result.requests
