@@ -19,13 +19,15 @@ from django.conf import settings as django_settings
 from django.utils.module_loading import import_string
 
 from .exceptions import CometChatConfigurationError
+from .redaction import Secret
 
 SETTING_NAME = "COMETCHAT"
 
 KNOWN_REGIONS = ("us", "eu", "in")
 # Loose on purpose: a region CometChat adds tomorrow must work without a release.
 REGION_RE = re.compile(r"^[a-z]{2,12}(?:-[a-z0-9]{1,12})*$")
-MAX_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 1000  # CometChat's perPage maximum
+MAX_RETRY_AFTER_RELAYED = 3600  # the longest wait we ever pass on to a caller (seconds)
 
 # Keys that fall back to an environment variable when absent (or empty) in the dict.
 ENV_FALLBACKS: Mapping[str, str] = {
@@ -52,9 +54,17 @@ DEFAULTS: Mapping[str, Any] = {
     "RETRY_BUDGET": 120.0,
     # The budget of on-demand refreshes from the API and the admin: a person is waiting.
     "WEB_RETRY_BUDGET": 3.0,
-    # When X-Rate-Limit-Remaining drops to this or below, pause until the reset before the next
-    # request (0 disables the slow-down).
+    # One overall deadline for on-demand work (API, admin): connects, reads, retries, every page.
+    "WEB_DEADLINE": 8.0,
+    # When X-Rate-Limit-Remaining drops to this or below, pause until the current rate window
+    # ends before the next request (0 disables the slow-down).
     "RATE_LIMIT_MIN_REMAINING": 0,
+    # CometChat counts requests per calendar minute; tests shorten the window.
+    "RATE_LIMIT_WINDOW": 60.0,
+    # The most bytes one response body may have; a larger one is refused while it is read.
+    "MAX_RESPONSE_BYTES": 32 * 1024 * 1024,
+    # requests-style proxies ({"https": "http://proxy:3128"}); None: HTTPS_PROXY/NO_PROXY apply.
+    "PROXIES": None,
     "PAGE_SIZE": 1000,
     "UID_RESOLVER": None,  # dotted path to a callable user -> uid; default str(user.pk)
     "POOL_MAXSIZE": 10,
@@ -95,7 +105,7 @@ def base_url_error(base_url: Any) -> str | None:
 class CometChatSettings:
     app_id: str | None
     region: str
-    api_key: str | None = field(repr=False)  # never printed
+    api_key: Secret | None = field(repr=False)  # never printed (a Secret masks itself too)
     base_url_override: str | None
     connect_timeout: float
     read_timeout: float
@@ -105,7 +115,11 @@ class CometChatSettings:
     retry_after_max: float
     retry_budget: float
     web_retry_budget: float
+    web_deadline: float
     rate_limit_min_remaining: int
+    rate_limit_window: float
+    max_response_bytes: int
+    proxies: Mapping[str, str] | None
     page_size: int
     uid_resolver_path: str | None
     pool_maxsize: int
@@ -132,7 +146,14 @@ class CometChatSettings:
     def uid_resolver(self) -> Callable[[Any], str]:
         if not self.uid_resolver_path:
             return default_uid_resolver
-        return _import_resolver(self.uid_resolver_path)
+        return import_resolver(self.uid_resolver_path)
+
+    @property
+    def uid_resolver_label(self) -> str:
+        """Where owners' UIDs come from, in words, for operators' messages."""
+        if self.uid_resolver_path:
+            return f'COMETCHAT["UID_RESOLVER"] = {self.uid_resolver_path!r}'
+        return 'COMETCHAT["UID_RESOLVER"] (unset: the default, str(user.pk))'
 
 
 def missing_key_message(key: str) -> str:
@@ -143,7 +164,8 @@ def missing_key_message(key: str) -> str:
 
 
 @cache
-def _import_resolver(path: str) -> Callable[[Any], str]:
+def import_resolver(path: str) -> Callable[[Any], str]:
+    """The callable ``UID_RESOLVER`` names; a configuration error saying why it cannot be had."""
     try:
         resolver = import_string(path)
     except ImportError as exc:
@@ -220,6 +242,20 @@ def _timeouts(value: Any) -> tuple[float, float]:
     )
 
 
+def _proxies(value: Any) -> Mapping[str, str] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) and not base_url_error(v)
+        for k, v in value.items()
+    ):
+        return dict(value)
+    raise CometChatConfigurationError(
+        'COMETCHAT["PROXIES"] must map a scheme ("https", "http" or "all") to a proxy URL such '
+        'as "http://proxy.internal:3128"'
+    )
+
+
 def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
     value = raw[key]
     if value in (None, ""):
@@ -240,10 +276,11 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
     if base_url is not None and (problem := base_url_error(base_url)):
         raise CometChatConfigurationError(f'COMETCHAT["BASE_URL"]: {problem}')
     connect_timeout, read_timeout = _timeouts(raw["TIMEOUT"])
+    api_key = _optional_str(raw, "API_KEY")
     return CometChatSettings(
         app_id=_optional_str(raw, "APP_ID"),
         region=region,
-        api_key=_optional_str(raw, "API_KEY"),
+        api_key=Secret(api_key) if api_key else None,
         base_url_override=base_url,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -253,7 +290,11 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         retry_after_max=_number(raw, "RETRY_AFTER_MAX"),
         retry_budget=_number(raw, "RETRY_BUDGET"),
         web_retry_budget=_number(raw, "WEB_RETRY_BUDGET"),
+        web_deadline=_number(raw, "WEB_DEADLINE", minimum=0.1),
         rate_limit_min_remaining=_integer(raw, "RATE_LIMIT_MIN_REMAINING", minimum=0),
+        rate_limit_window=_number(raw, "RATE_LIMIT_WINDOW", minimum=0.1),
+        max_response_bytes=_integer(raw, "MAX_RESPONSE_BYTES", minimum=1024),
+        proxies=_proxies(raw["PROXIES"]),
         page_size=_integer(raw, "PAGE_SIZE", minimum=1, maximum=MAX_PAGE_SIZE),
         uid_resolver_path=_optional_str(raw, "UID_RESOLVER"),
         pool_maxsize=_integer(raw, "POOL_MAXSIZE", minimum=1),

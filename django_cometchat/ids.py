@@ -1,7 +1,8 @@
 """CometChat identifiers: validation (API.md §6) and conversation-id resolution.
 
-An id that breaks the rules raises ``CometChatBadRequest`` here, before anything is sent: a
-hostile id can neither reach CometChat nor smuggle a path segment or header into a request.
+An id that breaks the rules raises ``CometChatInvalidId`` here, before anything is sent: a
+hostile id can neither reach CometChat nor smuggle a path segment or header into a request. The
+same rules check the ids CometChat sends back before they are stored (``types``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
-from .exceptions import CometChatBadRequest
+from .exceptions import CometChatInvalidId
 
 MAX_ID_LENGTH = 100
 MAX_CONVERSATION_ID_LENGTH = 2 * MAX_ID_LENGTH + len("_user_")
@@ -28,14 +29,13 @@ IdKind = Literal["UID", "GUID", "conversation id"]
 
 
 def validate_id(value: object, kind: IdKind = "UID") -> str:
-    """Return ``value`` lowercased, or raise ``CometChatBadRequest`` naming what is wrong."""
+    """Return ``value`` lowercased, or raise ``CometChatInvalidId`` naming what is wrong."""
     pattern = _CONVERSATION_ID_RE if kind == "conversation id" else _ID_RE
     if not isinstance(value, str) or not pattern.match(value):
         shown = repr(value)[:60] if isinstance(value, str) else type(value).__name__
         longest = MAX_CONVERSATION_ID_LENGTH if kind == "conversation id" else MAX_ID_LENGTH
-        raise CometChatBadRequest(
-            f"Invalid {kind} {shown}: use 1-{longest} letters, digits, '-' or '_'",
-            code="ERR_INVALID_ID",
+        raise CometChatInvalidId(
+            f"Invalid {kind} {shown}: use 1-{longest} letters, digits, '-' or '_'"
         )
     return value.lower()
 
