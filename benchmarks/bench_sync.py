@@ -62,9 +62,9 @@ PROFILE_PHASES = ("first", "resync", "naive")
 
 
 def first_or_resync(uid: str) -> Any:
-    from django_cometchat.services import sync_conversations
+    from django_cometchat.services import owner_by_uid, sync_conversations
 
-    return sync_conversations(uid=uid)
+    return sync_conversations(owner_by_uid(uid))
 
 
 def naive_sync(uid: str, limit: int) -> int:

@@ -1,9 +1,16 @@
 """CometChatClient: the only code that speaks HTTP to CometChat's REST API v3.
 
 One ``requests.Session`` per client (pooled keep-alive connections), the retry policy of
-``retry.py`` mounted through an ``HTTPAdapter``, a timeout on every request, ids validated before
-they are sent, and every HTTP failure mapped onto the error tree in ``exceptions.py`` in one
-place (``_raise_for_error``). The client never imports models.
+``retry.py`` mounted through an ``HTTPAdapter``, a timeout on every request (clipped to the
+on-demand deadline, :mod:`.deadline`), ids validated before they are sent, bodies read in chunks
+up to ``MAX_RESPONSE_BYTES``, and every HTTP failure mapped onto the error tree in
+``exceptions.py`` in one place (``_raise_for_error``). The client never imports models.
+
+Proxies: ``COMETCHAT["PROXIES"]`` when set, else the environment's ``HTTPS_PROXY`` /
+``HTTP_PROXY`` / ``NO_PROXY``; a CA bundle from ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``. The
+session itself ignores the environment, so a ``.netrc`` can never add credentials to a request.
+The API key travels in the ``apikey`` header, added per request by an auth object: it is neither
+in ``session.headers`` nor in any ``repr``.
 """
 
 from __future__ import annotations
@@ -11,53 +18,66 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from . import __version__
-from .conf import CometChatSettings, get_settings
+from . import __version__, deadline
+from .conf import MAX_PAGE_SIZE, CometChatSettings, get_settings
 from .exceptions import (
     CometChatAPIError,
     CometChatAuthError,
     CometChatBadRequest,
+    CometChatForbidden,
+    CometChatInvalidId,
     CometChatNotFound,
     CometChatRateLimited,
     CometChatResponseError,
     CometChatServerError,
+    CometChatTimeout,
     CometChatTransportError,
+    CometChatUnknownOwner,
     RateLimitInfo,
+    TransportReason,
 )
+from .filters import ConversationFilters
 from .ids import path_segment, resolve_conversation_id, validate_id
-from .ratelimit import parse_rate_limit, seconds_to_wait
+from .ratelimit import parse_rate_limit, seconds_to_wait, window_end
+from .redaction import Secret
 from .retry import CometChatRetry, current_budget, retry_budget
 from .types import (
-    CONVERSATION_TYPES,
     Conversation,
     Pagination,
     PayloadShapeError,
     User,
+    conversation_id_of,
     parse_conversation,
     parse_pagination,
     parse_user,
     unwrap_single,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
+__all__ = ["CometChatClient", "Page", "retry_budget"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 NOT_FOUND_CODES = frozenset({"ERR_CONVERSATION_NOT_ACCESSIBLE", "ERR_API_NOT_FOUND"})
+CHUNK_SIZE = 64 * 1024
+# Every conversation list asks for conversations with blocked users too (CometChat leaves them
+# out by default, and a complete sync would mark them missing) and for the block status.
+CONVERSATION_LIST_PARAMS = {"includeBlockedUsers": "true", "withBlockedInfo": "true"}
+MAX_ERROR_TEXT = 500  # characters of CometChat's error message kept on an exception
 
 
 @dataclass(frozen=True)
@@ -69,13 +89,26 @@ class Page(Generic[T]):
     pagination: Pagination | None
 
 
+class _ApiKeyAuth(requests.auth.AuthBase):
+    """Adds the ``apikey`` header at send time, so the key never sits in ``session.headers``."""
+
+    def __init__(self, key: Secret | None) -> None:
+        self._key = key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["apikey"] = self._key.reveal() if self._key else ""
+        return request
+
+    def __repr__(self) -> str:
+        return "<apikey [redacted]>"
+
+
 class CometChatClient:
     """A CometChat REST v3 client bound to one app (``settings.COMETCHAT`` by default).
 
     ``retry_budget`` bounds the seconds one call may spend waiting between retries (defaults to
-    ``RETRY_BUDGET``); ``with client.budget(2): ...`` overrides it for a block. The latest
-    rate-limit figures are on ``client.rate_limit``; ``on_rate_limit`` is called with each new
-    reading (a seam for sharing the budget across processes).
+    ``RETRY_BUDGET``; ``with retry_budget(2): ...`` lowers it for a block). The latest rate-limit
+    figures are on ``client.rate_limit``; ``on_rate_limit`` is called with each new reading.
     """
 
     def __init__(
@@ -88,8 +121,10 @@ class CometChatClient:
         self.settings = settings or get_settings()
         self.settings.require_credentials()
         self.base_url = self.settings.base_url
+        self.host = urlsplit(self.base_url).hostname or ""
         self.on_rate_limit = on_rate_limit
         self.rate_limit = RateLimitInfo()
+        self._rate_limit_at = 0.0  # time.time() of the reading in rate_limit
         self.request_count = 0  # calls sent (retries inside one call are not counted again)
         self.retry_budget = retry_budget if retry_budget is not None else self.settings.retry_budget
         self.session = self._build_session(self.retry_budget)
@@ -107,17 +142,27 @@ class CometChatClient:
             max_retries=retry, pool_connections=1, pool_maxsize=s.pool_maxsize, pool_block=False
         )
         session = requests.Session()
-        session.trust_env = False  # no .netrc auth or env proxies slipping into our requests
+        # No environment lookups per request: they would read .netrc credentials. Proxies and the
+        # CA bundle the environment names are applied here, once, instead.
+        session.trust_env = False
+        session.proxies.update(self._proxies())
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            session.verify = ca_bundle
+        session.auth = _ApiKeyAuth(s.api_key)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers.update(
-            {
-                "apikey": s.api_key or "",
-                "Accept": "application/json",
-                "User-Agent": f"django-cometchat/{__version__}",
-            }
+            {"Accept": "application/json", "User-Agent": f"django-cometchat/{__version__}"}
         )
         return session
+
+    def _proxies(self) -> dict[str, str]:
+        """``PROXIES`` when set; else the environment's, unless ``NO_PROXY`` covers the host."""
+        if self.settings.proxies is not None:
+            return dict(self.settings.proxies)
+        found = requests.utils.get_environ_proxies(self.base_url)
+        return {scheme: url for scheme, url in found.items() if scheme != "no"}
 
     def __repr__(self) -> str:  # never the key
         return f"<CometChatClient {self.base_url}>"
@@ -130,10 +175,6 @@ class CometChatClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def budget(self, seconds: float) -> AbstractContextManager[None]:
-        """Within the block, calls give up once retrying would sleep more than ``seconds``."""
-        return retry_budget(seconds)
 
     # -- the HTTP core -----------------------------------------------------------------------
 
@@ -149,89 +190,140 @@ class CometChatClient:
         headers = {}
         if on_behalf_of is not None:
             headers["onBehalfOf"] = validate_id(on_behalf_of, "UID")
-        self._pause_if_budget_low(endpoint)
+        deadline.check(endpoint)
+        self._pause_if_window_spent(endpoint)
+        connect, read = self.settings.timeout
         self.request_count += 1
         try:
             response = self.session.get(
                 self.base_url + path,
                 params=params,
                 headers=headers,
-                timeout=self.settings.timeout,
+                timeout=(deadline.clip(connect), deadline.clip(read)),
                 allow_redirects=False,
+                stream=True,
             )
-        except requests.exceptions.ChunkedEncodingError as exc:
-            raise CometChatResponseError(
-                "the response body was cut off", endpoint=endpoint
-            ) from exc
         except requests.exceptions.RequestException as exc:
-            if _timed_out(exc):
-                raise CometChatTransportError(
-                    f"{endpoint}: CometChat did not answer within the timeout",
-                    endpoint=endpoint,
-                    timed_out=True,
-                ) from exc
-            raise CometChatTransportError(
-                f"{endpoint}: could not reach CometChat ({type(exc).__name__})", endpoint=endpoint
-            ) from exc
-
-        self._record_rate_limit(response.headers)
+            deadline.check(endpoint)  # a timeout cut short by the deadline says so
+            raise self._transport_error(endpoint, exc) from exc
+        with response:
+            self._record_rate_limit(response.headers)
+            content = self._read_body(endpoint, response)
         if response.status_code >= 300:
-            self._raise_for_error(endpoint, response)
-        return self._decode_success(endpoint, response)
+            self._raise_for_error(endpoint, response, content, path, on_behalf_of)
+        return self._decode_success(endpoint, response, content)
+
+    def _read_body(self, endpoint: str, response: requests.Response) -> bytes:
+        """The body, read in chunks: never more than ``MAX_RESPONSE_BYTES``, never past the
+        deadline (a socket that trickles a byte at a time never trips a read timeout)."""
+        limit = self.settings.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(endpoint, response.status_code, int(declared))
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk := response.raw.read1(CHUNK_SIZE):
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(endpoint, response.status_code, size)
+                chunks.append(chunk)
+                deadline.check(endpoint)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            deadline.check(endpoint)
+            raise CometChatTimeout(
+                endpoint=endpoint, host=self.host, reason="read_timeout", detail="in the body"
+            ) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise CometChatResponseError(
+                f"the response body was cut off ({type(exc).__name__})",
+                endpoint=endpoint,
+                status=response.status_code,
+            ) from exc
+        return b"".join(chunks)
+
+    def _too_large(self, endpoint: str, status: int, size: int) -> CometChatResponseError:
+        limit = self.settings.max_response_bytes
+        return CometChatResponseError(
+            f"the response body is larger than {limit} bytes (at least {size}); raise "
+            'COMETCHAT["MAX_RESPONSE_BYTES"] if CometChat really sends that much',
+            endpoint=endpoint,
+            status=status,
+        )
+
+    def _transport_error(
+        self, endpoint: str, exc: requests.exceptions.RequestException
+    ) -> CometChatTransportError:
+        reason, detail = _transport_reason(exc)
+        timed_out = reason in ("connect_timeout", "read_timeout")
+        cls = CometChatTimeout if timed_out else CometChatTransportError
+        return cls(endpoint=endpoint, host=self.host, reason=reason, detail=detail)
 
     def _record_rate_limit(self, headers: Mapping[str, str]) -> None:
         info = parse_rate_limit(headers)
         if info == RateLimitInfo():
             return
         self.rate_limit = info
+        self._rate_limit_at = time.time()
         if self.on_rate_limit is not None:
             self.on_rate_limit(info)
 
-    def _pause_if_budget_low(self, endpoint: str) -> None:
-        """Slow down on our own when CometChat says the minute's budget is nearly spent."""
+    def _pause_if_window_spent(self, endpoint: str) -> None:
+        """Slow down on our own when CometChat said this window's budget is nearly spent.
+
+        Normal answers carry only ``X-Rate-Limit-Remaining`` (no reset time), and the window is
+        the calendar minute: when the remaining count read in the current window is at or
+        below ``RATE_LIMIT_MIN_REMAINING``, wait for the window to end (or, if that wait is
+        longer than the call may wait, refuse without sending).
+        """
         threshold = self.settings.rate_limit_min_remaining
         info = self.rate_limit
-        if not threshold or info.remaining is None or info.remaining > threshold or not info.reset:
+        if not threshold or info.remaining is None or info.remaining > threshold:
             return
-        wait = info.reset - time.time()
+        window = self.settings.rate_limit_window
+        now = time.time()
+        end = window_end(self._rate_limit_at, window)
+        if info.reset and info.reset > end:  # a 429 named a later time
+            end = float(info.reset)
+        wait = end - now
         if wait <= 0:
-            return
-        if wait > min(self.settings.retry_after_max, current_budget(self.retry_budget)):
+            return  # that reading belongs to a window that is over
+        allowed = min(self.settings.retry_after_max, current_budget(self.retry_budget))
+        left = deadline.remaining()
+        if wait > allowed or (left is not None and wait >= left):
             raise CometChatRateLimited(
-                f"only {info.remaining} requests left this minute; not sending until the reset",
+                f"only {info.remaining} requests left in this rate window; not sending until "
+                "it ends",
                 endpoint=endpoint,
                 code="ERR_TOO_MANY_REQUESTS",
                 retry_after=wait,
                 rate_limit=info,
             )
-        logger.info("CometChat budget low (%s left); pausing %.1fs", info.remaining, wait)
+        logger.info("CometChat window nearly spent (%s left); pausing %.1fs", info.remaining, wait)
         time.sleep(wait)
 
-    @staticmethod
-    def _raise_for_error(endpoint: str, response: requests.Response) -> None:
+    def _raise_for_error(
+        self,
+        endpoint: str,
+        response: requests.Response,
+        content: bytes,
+        path: str,
+        on_behalf_of: str | None,
+    ) -> None:
         """Map an error status and CometChat's ``{"error": {...}}`` envelope onto the tree."""
         status = response.status_code
-        code: str | None = None
-        message = ""
-        details: dict[str, Any] = {}
-        try:
-            error = response.json().get("error")
-        except (ValueError, AttributeError):
-            error = None
-        if isinstance(error, Mapping):
-            code = error.get("code") if isinstance(error.get("code"), str) else None
-            message = str(error.get("message") or "")
-            raw_details = error.get("details")
-            details = raw_details if isinstance(raw_details, dict) else {}
-        if not message:
-            message = response.reason or ""
+        envelope = _error_envelope(content)
+        code = envelope.get("code") if isinstance(envelope.get("code"), str) else None
+        message = _clean(envelope.get("message")) or response.reason or ""
+        details = envelope.get("details")
         kwargs: dict[str, Any] = {
             "endpoint": endpoint,
             "status": status,
             "code": code,
-            "details": details,
+            "details": details if isinstance(details, dict) else {},
             "rate_limit": parse_rate_limit(response.headers),
-            "body": response.text[:2000],
+            "body": _clean(content[:2000].decode("utf-8", "replace"), limit=2000),
+            "dev_message": _clean(envelope.get("devMessage")),
         }
         if status == 429 or code == "ERR_TOO_MANY_REQUESTS":
             raise CometChatRateLimited(
@@ -239,11 +331,13 @@ class CometChatClient:
             )
         if status == 401 or (code or "").startswith("AUTH_ERR"):
             raise CometChatAuthError(message, **kwargs)
+        if code == "ERR_UID_NOT_FOUND" and _about_owner(path, message, on_behalf_of):
+            raise CometChatUnknownOwner(message, uid=on_behalf_of or "", **kwargs)
         # ERR_CONVERSATION_NOT_ACCESSIBLE is a 4xx of unspecified status: branch on the code.
         if status == 404 or (code and (code.endswith("_NOT_FOUND") or code in NOT_FOUND_CODES)):
             raise CometChatNotFound(message, **kwargs)
-        if status == 403:
-            raise CometChatAuthError(message, **kwargs)
+        if status == 403:  # not AUTH_ERR_*: a plan restriction, a pinning rule, …
+            raise CometChatForbidden(message, **kwargs)
         if status in (400, 422):
             raise CometChatBadRequest(message, **kwargs)
         if status >= 500:
@@ -252,19 +346,23 @@ class CometChatClient:
 
     @staticmethod
     def _decode_success(
-        endpoint: str, response: requests.Response
+        endpoint: str, response: requests.Response, content: bytes
     ) -> tuple[Any, Mapping[str, Any]]:
         """A 2xx must be a JSON object with ``data``; anything else is a contract breach."""
         status = response.status_code
-        if not response.content:
+        if not content:
             raise CometChatResponseError("empty response body", endpoint=endpoint, status=status)
         content_type = response.headers.get("Content-Type", "")
         try:
-            body = json.loads(response.content)
+            body = json.loads(content, parse_constant=_refuse_constant)
+        except RecursionError:
+            raise CometChatResponseError(
+                "the JSON is nested too deeply", endpoint=endpoint, status=status
+            ) from None
         except ValueError as exc:
             kind = "an HTML page" if "html" in content_type else "invalid or truncated JSON"
             raise CometChatResponseError(
-                f"expected JSON, got {kind} ({len(response.content)} bytes, {content_type!r})",
+                f"expected JSON, got {kind} ({len(content)} bytes, {content_type[:60]!r})",
                 endpoint=endpoint,
                 status=status,
             ) from exc
@@ -278,80 +376,80 @@ class CometChatClient:
         try:
             return parser(data)
         except PayloadShapeError as exc:
-            raise CometChatResponseError(str(exc), endpoint=endpoint) from exc
+            raise CometChatResponseError(exc.describe(), endpoint=endpoint) from exc
 
-    # -- conversations -----------------------------------------------------------------------
+    # -- lists ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _conversation_params(
-        *,
-        conversation_type: str | None = None,
-        unread: bool | None = None,
-        search_key: str | None = None,
-        with_tags: bool | None = None,
-        tags: Sequence[str] | None = None,
-        with_user_and_group_tags: bool | None = None,
-        per_page: int | None = None,
-        page_size: int = 1000,
-    ) -> dict[str, Any]:
-        """Query parameters of ``GET /conversations``, refused before sending when invalid."""
-        if conversation_type is not None and conversation_type not in CONVERSATION_TYPES:
-            raise CometChatBadRequest(
-                f"conversation_type must be 'user' or 'group', got {conversation_type!r}",
+    def _page_size(self, per_page: int | None) -> int:
+        size = per_page or self.settings.page_size
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise CometChatInvalidId(
+                f"per_page must be between 1 and {MAX_PAGE_SIZE}, got {size}",
                 code="ERR_BAD_REQUEST",
             )
-        size = per_page or page_size
-        if not 1 <= size <= 1000:
-            raise CometChatBadRequest(
-                f"per_page must be between 1 and 1000, got {size}", code="ERR_BAD_REQUEST"
-            )
-        optional = {
-            "conversationType": conversation_type,
-            "unread": _flag(unread),
-            "searchKey": search_key,
-            "withTags": _flag(with_tags),
-            "tags": ",".join(tags) if tags else None,
-            "withUserAndGroupTags": _flag(with_user_and_group_tags),
-        }
-        return {"perPage": size, **{k: v for k, v in optional.items() if v is not None}}
+        return size
 
     def iter_conversation_pages(
-        self, *, on_behalf_of: str, start_page: int = 1, prefetch: bool = False, **filters: Any
-    ) -> Iterator[Page[Conversation]]:
-        """Lazily yield the owner's conversation pages, newest first; one page in memory.
+        self,
+        *,
+        on_behalf_of: str,
+        filters: ConversationFilters | None = None,
+        per_page: int | None = None,
+        start_page: int = 1,
+        prefetch: bool = False,
+        parsed: bool = True,
+    ) -> Iterator[Page[Any]]:
+        """Lazily yield the owner's conversation pages, newest first; one page in memory (two
+        with ``prefetch``, which fetches the next page while the caller works on this one).
 
-        Filters: ``conversation_type`` (user|group), ``unread``, ``search_key``, ``with_tags``,
-        ``tags``, ``with_user_and_group_tags``, ``per_page`` (default ``PAGE_SIZE``, max 1000).
-        ``prefetch=True`` fetches the next page while the caller works on this one.
+        Rows are parsed :class:`~django_cometchat.types.Conversation` values, or with
+        ``parsed=False`` CometChat's JSON objects whose ``conversationId`` alone is checked (the
+        sync parses only rows whose content it does not hold yet).
         """
-        params = self._conversation_params(page_size=self.settings.page_size, **filters)
+        params = {
+            "perPage": self._page_size(per_page),
+            **CONVERSATION_LIST_PARAMS,
+            **(filters or ConversationFilters()).as_params(),
+        }
+        parser: Callable[[Any], Any] = parse_conversation if parsed else _checked_row
         return self._iter_pages(
             "/conversations",
             params,
-            parse_conversation,
+            parser,
             on_behalf_of=on_behalf_of,
             start_page=start_page,
             prefetch=prefetch,
         )
 
     def iter_raw_conversation_pages(
-        self, *, on_behalf_of: str, start_page: int = 1, prefetch: bool = False, **filters: Any
+        self, *, on_behalf_of: str, **options: Any
     ) -> Iterator[Page[Mapping[str, Any]]]:
-        """Like ``iter_conversation_pages`` but rows stay CometChat's JSON objects.
+        """``iter_conversation_pages(parsed=False)``: rows stay CometChat's JSON objects."""
+        return self.iter_conversation_pages(on_behalf_of=on_behalf_of, parsed=False, **options)
 
-        Each row is only checked to be an object with a ``conversationId``; callers parse it with
-        ``types.parse_conversation`` when they need it (the sync skips parsing rows whose content
-        it already stored, which makes a no-change re-sync cheap).
-        """
-        params = self._conversation_params(page_size=self.settings.page_size, **filters)
-        return self._iter_pages(
-            "/conversations",
-            params,
-            _conversation_object,
-            on_behalf_of=on_behalf_of,
-            start_page=start_page,
-            prefetch=prefetch,
+    def list_conversations(
+        self,
+        *,
+        on_behalf_of: str,
+        filters: ConversationFilters | None = None,
+        per_page: int | None = None,
+    ) -> Iterator[Conversation]:
+        """Every conversation of ``on_behalf_of``, lazily, page by page."""
+        pages = self.iter_conversation_pages(
+            on_behalf_of=on_behalf_of, filters=filters, per_page=per_page
         )
+        for page in pages:
+            yield from page.items
+
+    def list_users(
+        self, *, search_key: str | None = None, per_page: int | None = None
+    ) -> Iterator[User]:
+        """Every user of the app, lazily, page by page."""
+        params: dict[str, Any] = {"perPage": self._page_size(per_page)}
+        if search_key:
+            params["searchKey"] = search_key
+        for page in self._iter_pages("/users", params, parse_user):
+            yield from page.items
 
     def _iter_pages(
         self,
@@ -365,68 +463,68 @@ class CometChatClient:
     ) -> Iterator[Page[T]]:
         """Lazily walk ``page=1..`` of a list endpoint, holding one page (two with prefetch).
 
-        Stops at the last page (``current_page >= total_pages``), at an empty page, or (when no
-        pagination comes back) at a short page. CometChat's ``total`` is not trusted.
+        Stops at an empty or short page, or when ``current_page >= total_pages`` (which may only
+        mean "is there another page"). A full page without ``current_page``/``total_pages`` is
+        a malformed answer, never taken for the last page. CometChat's ``total`` is not trusted.
         """
         endpoint = f"GET {path}"
         per_page = int(params["perPage"])
 
         def fetch(number: int) -> Page[T]:
-            return self._fetch_page(
-                endpoint=endpoint,
-                path=path,
-                params=params,
-                parser=parser,
-                number=number,
-                on_behalf_of=on_behalf_of,
+            data, body = self._get(
+                path, params={**params, "page": number}, on_behalf_of=on_behalf_of
             )
-
-        if prefetch:
-            return _walk_prefetching(fetch, start_page, per_page)
-        return _walk(fetch, start_page, per_page)
-
-    def _fetch_page(
-        self,
-        *,
-        endpoint: str,
-        path: str,
-        params: Mapping[str, Any],
-        parser: Callable[[Any], T],
-        number: int,
-        on_behalf_of: str | None,
-    ) -> Page[T]:
-        data, body = self._get(path, params={**params, "page": number}, on_behalf_of=on_behalf_of)
-        if not isinstance(data, list):
-            raise CometChatResponseError(
-                f"expected data to be a list, got {type(data).__name__}", endpoint=endpoint
+            if not isinstance(data, list):
+                raise CometChatResponseError(
+                    f"expected data to be a list, got {type(data).__name__}", endpoint=endpoint
+                )
+            pagination = self._parse(endpoint, parse_pagination, body.get("meta"))
+            page = Page(
+                number, tuple(self._parse(endpoint, parser, row) for row in data), pagination
             )
-        pagination = self._parse(endpoint, parse_pagination, body.get("meta"))
-        return Page(number, tuple(self._parse(endpoint, parser, row) for row in data), pagination)
+            if len(page.items) >= per_page and (pagination is None or not pagination.is_complete):
+                raise CometChatResponseError(
+                    f"page {number} is full but meta.pagination lacks current_page or "
+                    "total_pages, so there is no telling whether another page follows",
+                    endpoint=endpoint,
+                )
+            return page
 
-    def list_conversations(self, *, on_behalf_of: str, **filters: Any) -> Iterator[Conversation]:
-        """Every conversation of ``on_behalf_of``, lazily, page by page."""
-        for page in self.iter_conversation_pages(on_behalf_of=on_behalf_of, **filters):
-            yield from page.items
+        def is_last(page: Page[T]) -> bool:
+            if len(page.items) < per_page:
+                return True
+            assert page.pagination is not None  # checked in fetch
+            return page.pagination.is_last
+
+        walk = _walk_prefetching if prefetch else _walk
+        return walk(fetch, is_last, start_page)
+
+    # -- single objects --------------------------------------------------------------------------
+
+    def _get_one(
+        self, path: str, parser: Callable[[Any], T], what: str, *, on_behalf_of: str | None
+    ) -> T:
+        """A single-object GET: ``data`` is an object, or (as the examples show) a list of one."""
+        data, _ = self._get(path, on_behalf_of=on_behalf_of)
+        endpoint = f"GET {path}"
+        return self._parse(endpoint, lambda value: parser(unwrap_single(value, what)), data)
 
     def get_user_conversation(self, uid: str, *, on_behalf_of: str) -> Conversation:
         """``GET /users/{uid}/conversation``: the owner's one-to-one conversation with ``uid``."""
-        return self._get_single_conversation(
-            f"/users/{path_segment(uid, 'UID')}/conversation", on_behalf_of
-        )
+        path = f"/users/{path_segment(uid, 'UID')}/conversation"
+        return self._get_one(path, parse_conversation, "conversation", on_behalf_of=on_behalf_of)
 
     def get_group_conversation(self, guid: str, *, on_behalf_of: str) -> Conversation:
         """``GET /groups/{guid}/conversation``: the owner's view of a group conversation."""
-        return self._get_single_conversation(
-            f"/groups/{path_segment(guid, 'GUID')}/conversation", on_behalf_of
-        )
+        path = f"/groups/{path_segment(guid, 'GUID')}/conversation"
+        return self._get_one(path, parse_conversation, "conversation", on_behalf_of=on_behalf_of)
 
     def get_conversation_by_id_deprecated(
         self, conversation_id: str, *, on_behalf_of: str
     ) -> Conversation:
         """The deprecated ``GET /conversations/{conversationId}``; a fallback only."""
-        return self._get_single_conversation(
-            f"/conversations/{path_segment(conversation_id, 'conversation id')}", on_behalf_of
-        )
+        path = f"/conversations/{path_segment(conversation_id, 'conversation id')}"
+        return self._get_one(path, parse_conversation, "conversation", on_behalf_of=on_behalf_of)
 
     def get_conversation(self, conversation_id: str, *, on_behalf_of: str) -> Conversation:
         """One conversation by id, through the supported endpoint its id maps to."""
@@ -437,45 +535,20 @@ class CometChatClient:
             return self.get_group_conversation(target.identifier, on_behalf_of=on_behalf_of)
         return self.get_conversation_by_id_deprecated(target.identifier, on_behalf_of=on_behalf_of)
 
-    def _get_single_conversation(self, path: str, on_behalf_of: str) -> Conversation:
-        data, _ = self._get(path, on_behalf_of=on_behalf_of)
-        endpoint = f"GET {path}"
-        return self._parse(
-            endpoint, parse_conversation, self._parse(endpoint, _single("conversation"), data)
-        )
-
-    # -- users -------------------------------------------------------------------------------
-
-    def list_users(
-        self, *, search_key: str | None = None, per_page: int | None = None
-    ) -> Iterator[User]:
-        """Every user of the app, lazily, page by page."""
-        size = per_page or self.settings.page_size
-        params: dict[str, Any] = {"perPage": size}
-        if search_key:
-            params["searchKey"] = search_key
-        for page in self._iter_pages("/users", params, parse_user):
-            yield from page.items
-
     def get_user(self, uid: str, *, on_behalf_of: str | None = None) -> User:
         path = f"/users/{path_segment(uid, 'UID')}"
-        data, _ = self._get(path, on_behalf_of=on_behalf_of)
-        endpoint = f"GET {path}"
-        return self._parse(endpoint, parse_user, self._parse(endpoint, _single("user"), data))
+        return self._get_one(path, parse_user, "user", on_behalf_of=on_behalf_of)
 
 
-def _is_last(page: Page[Any], per_page: int) -> bool:
-    if not page.items or (page.pagination is not None and page.pagination.is_last):
-        return True
-    return page.pagination is None and len(page.items) < per_page
-
-
-def _walk(fetch: Callable[[int], Page[T]], number: int, per_page: int) -> Iterator[Page[T]]:
+def _walk(
+    fetch: Callable[[int], Page[T]], is_last: Callable[[Page[T]], bool], number: int
+) -> Iterator[Page[T]]:
     while True:
         page = fetch(number)
+        last = is_last(page)
         if page.items:
             yield page
-        if _is_last(page, per_page):
+        if last:
             return
         # Drop this page before fetching the next, so at most one page is held.
         page = None  # type: ignore[assignment]
@@ -483,20 +556,20 @@ def _walk(fetch: Callable[[int], Page[T]], number: int, per_page: int) -> Iterat
 
 
 def _walk_prefetching(
-    fetch: Callable[[int], Page[T]], number: int, per_page: int
+    fetch: Callable[[int], Page[T]], is_last: Callable[[Page[T]], bool], number: int
 ) -> Iterator[Page[T]]:
     """Fetch page n+1 on a worker thread while the caller works on page n.
 
     A sync spends about as long storing a page as fetching it, so overlapping the two nearly
     halves its time. At most two pages are held. The session is only ever used by one thread at
-    a time (the worker), and the caller's context (a ``budget()`` block) is copied to it.
+    a time (the worker), and the caller's context (a retry budget, a deadline) is copied to it.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cometchat-prefetch") as pool:
         future = pool.submit(contextvars.copy_context().run, fetch, number)
         try:
             while True:
                 page = future.result()
-                last = _is_last(page, per_page)
+                last = is_last(page)
                 if not last:
                     future = pool.submit(contextvars.copy_context().run, fetch, number + 1)
                 if page.items:
@@ -509,26 +582,90 @@ def _walk_prefetching(
             future.cancel()  # a fetch already running is waited for by the pool's exit
 
 
-def _timed_out(exc: requests.exceptions.RequestException) -> bool:
-    """requests reports a timeout that outlasted the retries as a ConnectionError."""
-    if isinstance(exc, requests.exceptions.Timeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    # NewConnectionError (refused, DNS) subclasses ConnectTimeoutError for history's sake.
-    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+# Most telling first: a DNS failure also surfaces as a failed connection, and so on.
+_TRANSPORT_REASONS: tuple[tuple[TransportReason, Callable[[BaseException], bool]], ...] = (
+    ("dns", lambda e: isinstance(e, urllib3.exceptions.NameResolutionError)),
+    ("refused", lambda e: isinstance(e, ConnectionRefusedError)),
+    ("tls", lambda e: isinstance(e, requests.exceptions.SSLError | urllib3.exceptions.SSLError)),
+    (
+        "connect_timeout",
+        # NewConnectionError subclasses ConnectTimeoutError for history's sake only.
+        lambda e: (
+            isinstance(
+                e, requests.exceptions.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError
+            )
+            and not isinstance(e, urllib3.exceptions.NewConnectionError)
+        ),
+    ),
+    (
+        "read_timeout",
+        lambda e: isinstance(
+            e, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError
+        ),
+    ),
+    ("reset", lambda e: isinstance(e, ConnectionResetError | urllib3.exceptions.ProtocolError)),
+)
+
+
+def _transport_reason(exc: requests.exceptions.RequestException) -> tuple[TransportReason, str]:
+    """Which transport failure this was (DNS, refused, TLS, timeout, reset) and a short detail.
+
+    requests wraps urllib3's errors (often in a MaxRetryError after the retries), so the chain of
+    causes is searched for the most telling one.
+    """
+    chain: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending and len(chain) < 20:
+        item = pending.pop()
+        if item is None or item in chain:
+            continue
+        chain.append(item)
+        pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
+        pending.extend(arg for arg in item.args if isinstance(arg, BaseException))
+    for reason, matches in _TRANSPORT_REASONS:
+        for item in chain:
+            if matches(item):
+                return reason, _short(item) if reason == "tls" else ""
+    return "other", type(exc).__name__
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    match = re.search(r"\[SSL: [A-Z_]+\][^(')]*", text)
+    return (match.group(0) if match else text)[:120].strip()
+
+
+def _about_owner(path: str, message: str, owner: str | None) -> bool:
+    """Whether an ``ERR_UID_NOT_FOUND`` is about the ``onBehalfOf`` owner rather than a peer."""
+    if not owner:
         return False
-    return isinstance(reason, TimeoutError | urllib3.exceptions.TimeoutError)
+    if path == "/conversations":  # no other UID is involved in listing the owner's conversations
+        return True
+    return re.search(rf"\bUID {re.escape(owner)}\b", message, re.IGNORECASE) is not None
 
 
-def _flag(value: bool | None) -> str | None:
-    return None if value is None else ("true" if value else "false")
+def _error_envelope(content: bytes) -> Mapping[str, Any]:
+    try:
+        error = json.loads(content).get("error")
+    except (ValueError, AttributeError, RecursionError):
+        return {}
+    return error if isinstance(error, Mapping) else {}
 
 
-def _conversation_object(data: Any) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping) or not isinstance(data.get("conversationId"), str):
-        raise PayloadShapeError("conversation must be an object with a string conversationId")
-    return data
+def _clean(value: Any, *, limit: int = MAX_ERROR_TEXT) -> str:
+    """Upstream text fit for a message: a string, printable, bounded."""
+    if not isinstance(value, str):
+        return ""
+    text = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+    return text[:limit]
 
 
-def _single(what: str) -> Callable[[Any], Any]:
-    return lambda data: unwrap_single(data, what)
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _checked_row(data: Any) -> Mapping[str, Any]:
+    """A raw conversation row whose ``conversationId`` passes the id rules (it will be looked up
+    and remembered before the row itself is parsed)."""
+    conversation_id_of(data)
+    return data  # type: ignore[no-any-return]

@@ -1,13 +1,20 @@
-"""Reading CometChat's rate-limit headers, in both spellings the sources use.
+"""CometChat's rate-limit headers, in both spellings the sources use, and how long they ask us to
+wait.
 
 Official docs: ``X-Rate-Limit``, ``X-Rate-Limit-Remaining``, ``X-Rate-Limit-Reset``; the unofficial
 docs: ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``, ``X-RateLimit-Reset``. Header lookups on
-``requests``/``urllib3`` objects are case-insensitive already.
+``requests``/``urllib3`` objects are case-insensitive already. Normal answers carry only the limit
+and what remains of the current window; ``Retry-After`` and the reset time come with a 429
+(API.md §0.2). The window is the calendar minute, per app.
+
+Every wait read from a header is clamped (``MAX_WAIT``): an upstream that asks for a billion
+seconds gets an hour at most, and fractional seconds are honoured.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -18,7 +25,10 @@ LIMIT_HEADERS = ("X-Rate-Limit", "X-Rate-Limit-Limit", "X-RateLimit-Limit", "X-R
 REMAINING_HEADERS = ("X-Rate-Limit-Remaining", "X-RateLimit-Remaining")
 RESET_HEADERS = ("X-Rate-Limit-Reset", "X-RateLimit-Reset")
 
-_DIGITS = re.compile(r"^\s*\d+\s*$")
+MAX_WAIT = 3600.0  # the longest wait any header can make us (or our callers) observe
+
+_DIGITS = re.compile(r"^\s*\d{1,20}\s*$")
+_SECONDS = re.compile(r"^\s*\d{1,12}(?:\.\d{1,9})?\s*$")
 
 
 def _first_int(headers: Mapping[str, str], names: tuple[str, ...]) -> int | None:
@@ -42,18 +52,39 @@ def seconds_to_wait(
 ) -> float | None:
     """How long the server asked us to wait: ``Retry-After``, else the rate-limit reset time.
 
-    ``Retry-After`` may be delta-seconds or an HTTP date (RFC 9110). Returns None when neither
-    header says anything usable.
+    ``Retry-After`` may be (fractional) delta-seconds or an HTTP date (RFC 9110). The result is
+    clamped to ``[0, MAX_WAIT]``; None when neither header says anything usable.
     """
     now = time.time() if now is None else now
     retry_after = headers.get("Retry-After")
     if retry_after is not None:
-        if _DIGITS.match(retry_after):
-            return float(int(retry_after))
+        if _SECONDS.match(retry_after):
+            return clamp_wait(float(retry_after))
         parsed = email.utils.parsedate_tz(retry_after)
         if parsed is not None:
-            return max(0.0, email.utils.mktime_tz(parsed) - now)
+            try:
+                return clamp_wait(email.utils.mktime_tz(parsed) - now)
+            except (OverflowError, ValueError):
+                return MAX_WAIT
     reset = _first_int(headers, RESET_HEADERS) if use_reset else None
     if reset is not None:
-        return max(0.0, reset - now)
+        return clamp_wait(reset - now)
     return None
+
+
+def clamp_wait(seconds: float) -> float:
+    return min(MAX_WAIT, max(0.0, seconds))
+
+
+def whole_seconds(seconds: float | None, *, default: int = 60) -> int:
+    """A wait as the whole seconds a ``Retry-After`` header carries: rounded up, at least 1,
+    at most ``MAX_WAIT``."""
+    if seconds is None or seconds <= 0:
+        return default
+    return int(min(MAX_WAIT, max(1, math.ceil(seconds))))
+
+
+def window_end(now: float, window: float) -> float:
+    """When the rate window holding ``now`` ends (windows are aligned to multiples of ``window``
+    seconds since the epoch: calendar minutes for 60)."""
+    return (math.floor(now / window) + 1) * window

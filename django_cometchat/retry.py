@@ -6,10 +6,13 @@ we only decide how long to wait and when to give up:
 * GETs are retried on connection errors, read timeouts, 429 and every 5xx;
 * the wait is ``Retry-After``, else ``X-Rate-Limit-Reset`` minus now (capped by
   ``retry_after_max``), else exponential backoff with jitter (capped by ``backoff_max``);
-* a *budget* bounds the total seconds one call may sleep. A retry that would overrun it is not
-  attempted: the last 429/5xx response is handed back (and mapped to an exception by the client),
-  or the connection error is raised. A web request runs with a small budget and fails fast; a
-  background sync runs with a large one and waits.
+* a *budget* bounds the total seconds one call may sleep, and an on-demand deadline
+  (:mod:`.deadline`) bounds it further. A retry that would overrun either is not attempted: the
+  last 429/5xx response is handed back (and mapped to an exception by the client), or the
+  connection error is raised. A web request fails fast; a background sync waits.
+
+``retry_budget(seconds)`` lowers the budget for every call made inside its block, in this context
+(thread or task), whichever client makes them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
+from . import deadline
 from .ratelimit import seconds_to_wait
 
 if TYPE_CHECKING:
@@ -124,15 +128,13 @@ class CometChatRetry(Retry):
         new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
         wait = new_retry._wait_for(response)
         budget = current_budget(self.budget)
-        if new_retry.slept + wait > budget:
-            logger.info(
-                "Not retrying %s %s: waiting %.1fs would exceed the %.1fs retry budget",
-                method,
-                url,
-                wait,
-                budget,
+        left = deadline.remaining()
+        if new_retry.slept + wait > budget or (left is not None and wait >= left):
+            limit = (
+                f"the {budget:g}s retry budget" if left is None or wait < left else "the deadline"
             )
-            reason = error or Exception(f"retry budget of {budget:g}s exhausted")
+            logger.info("Not retrying %s: waiting %.1fs would pass %s", method, wait, limit)
+            reason = error or Exception(f"retrying would pass {limit}")
             raise MaxRetryError(_pool, url or "", reason) from reason  # type: ignore[arg-type]
         new_retry.next_wait = wait
         return new_retry

@@ -1,49 +1,128 @@
 """Frozen dataclasses for CometChat payloads, and the functions that parse them.
 
-Stdlib only. The parsers accept every form the sources disagree on (API.md §8): unread counts as
-strings or integers, single GETs that answer an object or a list of one, an absent ``lastMessage``,
-numbers sent as strings. Unknown fields are never dropped: each object keeps its ``raw`` payload.
-A payload of the wrong shape raises :class:`PayloadShapeError`; the client turns it into
-``CometChatResponseError`` naming the endpoint.
+The parsers accept every form the sources disagree on (API.md §8): unread counts as strings or
+integers, single GETs that answer an object or a list of one, an absent ``lastMessage``, numbers
+sent as strings. Unknown fields are never dropped: each object keeps its ``raw`` payload.
+
+This is also the boundary where hostile or broken upstream values stop. Every value that goes into
+a typed column, or into a URL later, is checked with the same rules as the ids we send (``ids``)
+and the columns' limits, and a stored payload must be JSON every supported database accepts (no
+NUL, no lone surrogate, no NaN, bounded depth and integers). Anything else raises
+:class:`PayloadShapeError`, a :class:`~django_cometchat.exceptions.CometChatResponseError`: nothing
+malformed is ever stored.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .exceptions import CometChatInvalidId, CometChatResponseError
+from .ids import IdKind, validate_id
+
 ConversationType = Literal["user", "group"]
 CONVERSATION_TYPES: tuple[ConversationType, ...] = ("user", "group")
 
+MAX_COUNT = 2**31 - 1  # PositiveIntegerField's ceiling on every backend
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
+MAX_DEPTH = 32  # nesting of a stored payload; CometChat's own objects go about 6 deep
+MAX_INTEGER = 2**63 - 1  # JSON integers stored in a payload stay within 64 bits
 
-class PayloadShapeError(ValueError):
-    """A CometChat body does not have the shape the contract promises."""
+
+class PayloadShapeError(CometChatResponseError, ValueError):
+    """A CometChat body does not have the shape, or holds a value, the contract does not allow."""
 
 
-def _as_int(value: Any, what: str, *, default: int | None = None) -> int:
-    """Coerce CometChat's integer-or-digit-string numbers (``"0"``, ``"100"``, ``12``)."""
+def _as_int(
+    value: Any, what: str, *, default: int | None = None, low: int = 0, high: int = MAX_COUNT
+) -> int:
+    """Coerce CometChat's integer-or-digit-string numbers (``"0"``, ``"100"``, ``12``), in range."""
     if value is None:
         if default is None:
             raise PayloadShapeError(f"{what} is missing")
         return default
     if isinstance(value, bool):  # bool is an int subclass; True is never a count
         raise PayloadShapeError(f"{what} must be an integer, got a boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise PayloadShapeError(f"{what} must be an integer, got {type(value).__name__}")
+    if isinstance(value, str):
+        text = value.strip()
+        # ASCII digits only (str.isdigit() accepts "²"), and short enough to convert cheaply.
+        if not (text.lstrip("-").isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
+            raise PayloadShapeError(f"{what} must be an integer, got a non-numeric string")
+        value = int(text)
+    if not isinstance(value, int):
+        raise PayloadShapeError(f"{what} must be an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise PayloadShapeError(f"{what} must be between {low} and {high}, got {value}")
+    return value
 
 
-def _optional_int(value: Any, what: str) -> int | None:
-    return None if value is None else _as_int(value, what)
+def _optional_int(value: Any, what: str, *, high: int = MAX_COUNT) -> int | None:
+    return None if value is None else _as_int(value, what, high=high)
 
 
-def _as_str(value: Any, what: str) -> str:
+def _timestamp(value: Any, what: str, *, required: bool) -> int | None:
+    """Unix seconds a datetime column can hold (CometChat sends 10-digit seconds)."""
+    if value is None and not required:
+        return None
+    return _as_int(value, what, high=MAX_TIMESTAMP)
+
+
+def _identifier(value: Any, what: str, kind: IdKind) -> str:
+    """An id CometChat sent, held to the rules of the ids we send (it may end up in a URL)."""
     if not isinstance(value, str) or not value:
         raise PayloadShapeError(f"{what} must be a non-empty string")
-    return value
+    try:
+        return validate_id(value, kind)
+    except CometChatInvalidId as exc:
+        raise PayloadShapeError(f"{what}: {exc.api_message}") from None
+
+
+def check_storable(value: Any, what: str = "payload") -> None:
+    """Raise PayloadShapeError unless ``value`` is JSON that every supported database stores.
+
+    PostgreSQL's jsonb refuses NUL characters and lone surrogates cannot be encoded at all;
+    ``NaN``/``Infinity`` are not JSON; very deep nesting exhausts recursion when it is encoded
+    again; a huge integer overflows other parsers. Iterative, so depth itself cannot crash it.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if depth >= MAX_DEPTH:
+                raise PayloadShapeError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+            children = item.items() if isinstance(item, Mapping) else enumerate(item)
+            for key, child in children:
+                if isinstance(key, str):
+                    _check_text(key, what)
+                stack.append((child, depth + 1))
+        else:
+            _check_scalar(item, what)
+
+
+def _check_scalar(item: Any, what: str) -> None:
+    if isinstance(item, str):
+        _check_text(item, what)
+    elif isinstance(item, bool) or item is None:
+        return
+    elif isinstance(item, int):
+        if not -MAX_INTEGER - 1 <= item <= MAX_INTEGER:
+            raise PayloadShapeError(f"{what} holds an integer outside 64 bits")
+    elif isinstance(item, float):
+        if not math.isfinite(item):
+            raise PayloadShapeError(f"{what} holds a non-finite number")
+    else:
+        raise PayloadShapeError(f"{what} holds a {type(item).__name__}, which is not JSON")
+
+
+def _check_text(text: str, what: str) -> None:
+    if "\x00" in text:
+        raise PayloadShapeError(f"{what} holds a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadShapeError(f"{what} holds a lone surrogate, which is not text") from None
 
 
 def _optional_str(value: Any) -> str | None:
@@ -120,27 +199,36 @@ class Conversation:
 
 @dataclass(frozen=True)
 class Pagination:
+    """``meta.pagination``. ``current_page``/``total_pages`` are None when CometChat left them
+    out; ``total_pages`` may only mean "is there another page" (API.md §0.5)."""
+
     total: int | None
     count: int
     per_page: int
-    current_page: int
-    total_pages: int
+    current_page: int | None
+    total_pages: int | None
+
+    @property
+    def is_complete(self) -> bool:
+        return self.current_page is not None and self.total_pages is not None
 
     @property
     def is_last(self) -> bool:
+        if self.current_page is None or self.total_pages is None:
+            raise PayloadShapeError("meta.pagination lacks current_page or total_pages")
         return self.current_page >= self.total_pages
 
 
 def parse_user(data: Any) -> User:
     obj = _as_object(data, "user")
     return User(
-        uid=_as_str(obj.get("uid"), "user.uid"),
+        uid=_identifier(obj.get("uid"), "user.uid", "UID"),
         name=_optional_str(obj.get("name")) or "",
         avatar=_optional_str(obj.get("avatar")),
         status=_optional_str(obj.get("status")),
         role=_optional_str(obj.get("role")),
-        created_at=_optional_int(obj.get("createdAt"), "user.createdAt"),
-        updated_at=_optional_int(obj.get("updatedAt"), "user.updatedAt"),
+        created_at=_timestamp(obj.get("createdAt"), "user.createdAt", required=False),
+        updated_at=_timestamp(obj.get("updatedAt"), "user.updatedAt", required=False),
         raw=obj,
     )
 
@@ -148,13 +236,13 @@ def parse_user(data: Any) -> User:
 def parse_group(data: Any) -> Group:
     obj = _as_object(data, "group")
     return Group(
-        guid=_as_str(obj.get("guid"), "group.guid"),
+        guid=_identifier(obj.get("guid"), "group.guid", "GUID"),
         name=_optional_str(obj.get("name")) or "",
         type=_optional_str(obj.get("type")),
         scope=_optional_str(obj.get("scope")),
         members_count=_optional_int(obj.get("membersCount"), "group.membersCount"),
-        created_at=_optional_int(obj.get("createdAt"), "group.createdAt"),
-        updated_at=_optional_int(obj.get("updatedAt"), "group.updatedAt"),
+        created_at=_timestamp(obj.get("createdAt"), "group.createdAt", required=False),
+        updated_at=_timestamp(obj.get("updatedAt"), "group.updatedAt", required=False),
         raw=obj,
     )
 
@@ -171,15 +259,17 @@ def parse_message(data: Any) -> Message:
         receiver_type=_optional_str(obj.get("receiverType")),
         category=_optional_str(obj.get("category")),
         type=_optional_str(obj.get("type")),
-        sent_at=_optional_int(obj.get("sentAt"), "message.sentAt"),
-        updated_at=_optional_int(obj.get("updatedAt"), "message.updatedAt"),
+        sent_at=_timestamp(obj.get("sentAt"), "message.sentAt", required=False),
+        updated_at=_timestamp(obj.get("updatedAt"), "message.updatedAt", required=False),
         text=text if isinstance(text, str) else None,
         raw=obj,
     )
 
 
 def parse_conversation(data: Any) -> Conversation:
+    """A conversation object, checked all the way down: it is about to be stored."""
     obj = _as_object(data, "conversation")
+    check_storable(obj, "conversation")
     conversation_type = obj.get("conversationType")
     if conversation_type not in CONVERSATION_TYPES:
         raise PayloadShapeError(
@@ -192,14 +282,16 @@ def parse_conversation(data: Any) -> Conversation:
     last_raw = obj.get("lastMessage")
     tags = obj.get("tags")
     return Conversation(
-        conversation_id=_as_str(obj.get("conversationId"), "conversation.conversationId"),
+        conversation_id=_identifier(
+            obj.get("conversationId"), "conversation.conversationId", "conversation id"
+        ),
         conversation_type=conversation_type,
         # The spec types it as a string ("0"), the docs as an integer: accept both.
         unread_message_count=_as_int(
             obj.get("unreadMessageCount"), "conversation.unreadMessageCount", default=0
         ),
-        created_at=_optional_int(obj.get("createdAt"), "conversation.createdAt"),
-        updated_at=_as_int(obj.get("updatedAt"), "conversation.updatedAt"),
+        created_at=_timestamp(obj.get("createdAt"), "conversation.createdAt", required=False),
+        updated_at=_as_int(obj.get("updatedAt"), "conversation.updatedAt", high=MAX_TIMESTAMP),
         conversation_with=peer,
         # Absent when the last message was deleted or a new group has none yet.
         last_message=parse_message(last_raw) if last_raw else None,
@@ -218,17 +310,23 @@ def parse_pagination(meta: Any) -> Pagination | None:
         total=_optional_int(p.get("total"), "pagination.total"),
         count=_as_int(p.get("count"), "pagination.count", default=0),
         per_page=_as_int(p.get("per_page"), "pagination.per_page", default=0),
-        current_page=_as_int(p.get("current_page"), "pagination.current_page", default=1),
-        total_pages=_as_int(p.get("total_pages"), "pagination.total_pages", default=1),
+        current_page=_optional_int(p.get("current_page"), "pagination.current_page"),
+        total_pages=_optional_int(p.get("total_pages"), "pagination.total_pages"),
     )
 
 
 def updated_at_of(value: Any) -> int:
     """CometChat's ``updatedAt`` (integer or digit string) as an int; 0 when unusable."""
     try:
-        return _as_int(value, "updatedAt")
+        return _as_int(value, "updatedAt", high=MAX_TIMESTAMP)
     except PayloadShapeError:
         return 0
+
+
+def conversation_id_of(data: Any) -> str:
+    """The id of a raw conversation row, checked; the rest of the row is checked when parsed."""
+    obj = _as_object(data, "conversation")
+    return _identifier(obj.get("conversationId"), "conversation.conversationId", "conversation id")
 
 
 def unwrap_single(data: Any, what: str) -> Any:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from django_cometchat.client import CometChatClient
+from django_cometchat.client import CometChatClient, retry_budget
 from django_cometchat.exceptions import (
     CometChatAPIError,
     CometChatAuthError,
@@ -20,6 +20,7 @@ from django_cometchat.exceptions import (
     CometChatTransportError,
     RateLimitInfo,
 )
+from django_cometchat.filters import ConversationFilters
 from django_cometchat.testing import FakeCometChat, Fault
 from django_cometchat.types import Group, User
 
@@ -143,7 +144,8 @@ def test_filters_are_sent(chat, client_for):
     client = client_for()
     groups = list(
         client.list_conversations(
-            on_behalf_of="alice", conversation_type="group", unread=True, search_key="book"
+            on_behalf_of="alice",
+            filters=ConversationFilters(conversation_type="group", unread=True, search_key="book"),
         )
     )
     assert [c.conversation_id for c in groups] == ["group_book-club"]
@@ -156,9 +158,11 @@ def test_filters_are_sent(chat, client_for):
 def test_bad_filter_values_are_refused_before_sending(chat, client_for):
     client = client_for()
     with pytest.raises(CometChatBadRequest):
-        next(client.list_conversations(on_behalf_of="alice", conversation_type="channel"))
+        ConversationFilters(conversation_type="channel")
     with pytest.raises(CometChatBadRequest):
-        next(client.list_conversations(on_behalf_of="alice", per_page=1001))
+        ConversationFilters(user_tags=("a,b",))
+    with pytest.raises(CometChatBadRequest):
+        next(client.iter_conversation_pages(on_behalf_of="alice", per_page=1001))
     with pytest.raises(CometChatBadRequest):
         next(client.list_conversations(on_behalf_of="alice\r\nX-Admin: 1"))
     assert api_requests(chat) == []
@@ -362,7 +366,7 @@ def test_budget_makes_a_web_call_fail_fast(chat, client_for):
     chat.inject(Fault("status", status=429, headers={"Retry-After": "30"}, times=10))
     client = client_for()
     started = time.monotonic()
-    with client.budget(1.0), pytest.raises(CometChatRateLimited) as info:
+    with retry_budget(1.0), pytest.raises(CometChatRateLimited) as info:
         client.get_user("bob")
     assert time.monotonic() - started < 1
     assert info.value.retry_after == 30
@@ -385,7 +389,7 @@ def test_fake_rate_limit_budget_end_to_end(cometchat_fake, client_for):
     client = client_for()
     client.get_user("bob")
     client.get_user("bob")
-    with client.budget(0), pytest.raises(CometChatRateLimited) as info:
+    with retry_budget(0), pytest.raises(CometChatRateLimited) as info:
         client.get_user("bob")
     assert info.value.retry_after is not None
     assert info.value.retry_after >= 1
@@ -438,7 +442,7 @@ def test_low_budget_slow_down_refuses_when_wait_exceeds_budget(cometchat_fake, c
     client = client_for(RATE_LIMIT_MIN_REMAINING=1)
     client.get_user("bob")
     client.get_user("bob")  # remaining is now 1: the next call would spend the last one
-    with client.budget(0), pytest.raises(CometChatRateLimited):
+    with retry_budget(0), pytest.raises(CometChatRateLimited):
         client.get_user("bob")
     assert len(api_requests(fake)) == 2
 
@@ -481,7 +485,7 @@ def test_prefetch_keeps_the_callers_budget_and_errors(cometchat_fake, client_for
     )
     client = client_for()
     started = time.monotonic()
-    with client.budget(0):
+    with retry_budget(0):
         pages = client.iter_conversation_pages(on_behalf_of="owner", per_page=10, prefetch=True)
         assert len(next(pages).items) == 10
         with pytest.raises(CometChatRateLimited):
