@@ -5,10 +5,49 @@ Models never import the client; ``services`` is the only place the two meet.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import models
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+class OwnedQuerySet(models.QuerySet[_M]):
+    """Rows of one owner. The one home of owner scoping: the API and the admin both use it."""
+
+    owner_path = "owner_uid"
+
+    def owned_by(self, owner_uid: str) -> OwnedQuerySet[_M]:
+        return self.filter(**{self.owner_path: owner_uid})
+
+
+class SnapshotQuerySet(OwnedQuerySet["ConversationSnapshot"]):
+    owner_path = "conversation__owner_uid"
+
+
+class UIDBinding(models.Model):
+    """Which Django user a CometChat UID belongs to: one UID, at most one account.
+
+    Made the first time a user acts (a sync, a refresh, an API read); a second account whose
+    ``UID_RESOLVER`` result is the same UID is refused. ``cometchat_rebind`` moves a UID to
+    another account on purpose.
+    """
+
+    uid = models.CharField("CometChat UID", max_length=100, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="cometchat_uid_bindings",
+    )
+    bound_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "UID binding"
+        ordering = ("uid",)
+
+    def __str__(self) -> str:
+        return f"{self.uid} -> user {self.user_id}"
 
 
 class ConversationType(models.TextChoices):
@@ -45,6 +84,8 @@ class Conversation(models.Model):
     content_hash = models.CharField(max_length=64)
     fetched_at = models.DateTimeField("fetched")
     missing_since = models.DateTimeField(null=True, blank=True)
+
+    objects = OwnedQuerySet["Conversation"].as_manager()
 
     class Meta:
         verbose_name = "conversation"
@@ -100,6 +141,8 @@ class ConversationSnapshot(models.Model):
     content_hash = models.CharField(max_length=64)
     fetched_at = models.DateTimeField()
 
+    objects = SnapshotQuerySet.as_manager()
+
     class Meta:
         verbose_name = "conversation snapshot"
         ordering = ("-fetched_at", "-id")
@@ -154,6 +197,8 @@ class SyncRun(models.Model):
     requests = models.PositiveIntegerField(default=0)
     error_code = models.CharField(max_length=100, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
+
+    objects = OwnedQuerySet["SyncRun"].as_manager()
 
     class Meta:
         verbose_name = "sync run"

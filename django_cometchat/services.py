@@ -1,27 +1,41 @@
 """Use cases: the ONLY place the client and the models meet.
 
 One function per use case, keyword-only options, no request-bound assumptions: the API, the
-admin, the commands, tasks and webhooks all call these. Transactions and signals live here.
+admin, the commands, tasks and webhooks all call these. Owners, client creation, transactions and
+signals live here.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.db.models.expressions import Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from .client import CometChatClient
+from . import deadline
+from .client import CometChatClient, retry_budget
 from .conf import get_settings
-from .exceptions import CometChatBadRequest, CometChatError, CometChatResponseError
+from .exceptions import (
+    CometChatError,
+    CometChatInvalidId,
+    CometChatOwnerConflict,
+    CometChatUnknownOwner,
+    CometChatUserError,
+)
+from .filters import ConversationFilters
 from .ids import validate_id
-from .models import Conversation, ConversationSnapshot, SyncRun
+from .models import Conversation, ConversationSnapshot, SyncRun, UIDBinding
+from .redaction import redact
 from .signals import conversation_changed, conversations_synced
 from .storage import (
     PageOutcome,
@@ -32,8 +46,7 @@ from .storage import (
     store_page,
     stored_hashes,
 )
-from .types import Conversation as RemoteConversation
-from .types import PayloadShapeError, parse_conversation, updated_at_of
+from .types import conversation_id_of, parse_conversation, updated_at_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -42,34 +55,267 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FILTER_NAMES = frozenset(
-    {"conversation_type", "unread", "search_key", "tags", "with_tags", "with_user_and_group_tags"}
-)
+Client = CometChatClient  # for the adapters' annotations: they never import the client itself
+
+__all__ = [  # noqa: RUF022 - grouped by use case
+    "Client",
+    "CometChatUserError",  # re-exported: it lived here before exceptions.py
+    "Owner",
+    "OwnerSelection",
+    "SyncResult",
+    "as_owner",
+    "new_client",
+    "on_demand",
+    "owner_by_uid",
+    "owner_for",
+    "owners",
+    "owners_by_uid",
+    "rebind_uid",
+    "release_uid",
+    "resolve_uid",
+    "sync_conversations",
+    "fetch_conversation",
+    "request_sync",
+    "request_refresh",
+    "prune_history",
+]
 
 
-class CometChatUserError(CometChatBadRequest):
-    """The Django user cannot act in CometChat: anonymous, or the resolver gave no valid UID."""
+# -- owners ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose conversations: a CometChat UID and the Django user bound to it (None if none).
+
+    ``problem`` is set instead of a UID when a Django user cannot act in CometChat (no valid UID,
+    or its UID belongs to another account); :func:`sync_conversations` raises it.
+    """
+
+    uid: str
+    user: Any = field(default=None, compare=False)
+    problem: CometChatUserError | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def user_id(self) -> Any:
+        return None if self.user is None else self.user.pk
+
+    @property
+    def label(self) -> str:
+        """How a person names this owner: the username, with the UID when it differs."""
+        if self.user is None:
+            return self.uid
+        name = str(self.user.get_username())
+        return name if not self.uid or name == self.uid else f"{name} (uid {self.uid})"
+
+    def checked(self) -> Owner:
+        if self.problem is not None:
+            raise self.problem
+        return self
 
 
 def resolve_uid(user: Any) -> str:
     """The CometChat UID for a Django user, through ``UID_RESOLVER``; lowercased and validated."""
     if user is None or not getattr(user, "is_authenticated", False):
-        raise CometChatUserError(
-            "An anonymous user has no CometChat UID; sign in first", code="ERR_NO_UID"
-        )
-    raw = get_settings().uid_resolver()(user)
+        raise CometChatUserError("An anonymous user has no CometChat UID; sign in first")
+    settings = get_settings()
+    raw = settings.uid_resolver()(user)
     if not raw:
         raise CometChatUserError(
-            f"UID_RESOLVER returned no UID for user pk={user.pk}", code="ERR_NO_UID"
+            f"{settings.uid_resolver_label} returned no UID for Django user pk={user.pk}"
         )
     try:
         return validate_id(str(raw), "UID")
-    except CometChatBadRequest as exc:
+    except CometChatInvalidId as exc:
         raise CometChatUserError(
-            f"UID_RESOLVER returned an invalid CometChat UID for user pk={user.pk}: "
-            f"{exc.api_message}",
+            f"{settings.uid_resolver_label} returned an invalid CometChat UID for Django user "
+            f"pk={user.pk}: {exc.api_message}",
             code="ERR_INVALID_ID",
         ) from exc
+
+
+def owner_for(user: Any) -> Owner:
+    """The owner a Django user acts as: its UID, bound to it on first use.
+
+    Raises ``CometChatOwnerConflict`` when the UID is already bound to another account (the
+    operator's log line names both users; see ``rebind_uid``).
+    """
+    uid = resolve_uid(user)
+    binding = UIDBinding.objects.filter(uid=uid).only("user_id").first()
+    if binding is None:
+        try:
+            with transaction.atomic():
+                binding = UIDBinding.objects.create(uid=uid, user=user)
+        except IntegrityError:  # bound by a concurrent request a moment ago
+            binding = UIDBinding.objects.only("user_id").get(uid=uid)
+    if binding.user_id != user.pk:
+        logger.warning(
+            "Refused Django user pk=%s: its CometChat UID %r is bound to Django user pk=%s "
+            "(see cometchat_rebind)",
+            user.pk,
+            uid,
+            binding.user_id,
+        )
+        raise CometChatOwnerConflict(
+            f"The CometChat UID {uid!r} of Django user pk={user.pk} is bound to Django user "
+            f"pk={binding.user_id}; one UID belongs to one account. Fix UID_RESOLVER, or move "
+            "the UID on purpose with `manage.py cometchat_rebind`.",
+            uid=uid,
+            bound_user_id=binding.user_id,
+        )
+    return Owner(uid, user)
+
+
+def owner_by_uid(uid: str) -> Owner:
+    """The owner of a bare CometChat UID, with the Django user bound to it if there is one."""
+    return owners_by_uid([uid])[validate_id(uid, "UID")]
+
+
+def owners_by_uid(uids: Iterable[str]) -> dict[str, Owner]:
+    """``uid -> Owner`` for several UIDs, with their bound users, in two queries."""
+    valid = {validate_id(uid, "UID") for uid in uids}
+    bound = {b.uid: b.user for b in UIDBinding.objects.filter(uid__in=valid).select_related("user")}
+    return {uid: Owner(uid, bound.get(uid)) for uid in valid}
+
+
+def as_owner(who: Any) -> Owner:
+    """An ``Owner`` as is, or a Django user's owner (:func:`owner_for`)."""
+    return who.checked() if isinstance(who, Owner) else owner_for(who)
+
+
+def _owner_or_problem(user: Any) -> Owner:
+    try:
+        return owner_for(user)
+    except CometChatUserError as exc:
+        return Owner("", user, problem=exc)
+
+
+@dataclass
+class OwnerSelection:
+    """Owners chosen by username, UID or "every active user", streamed; ``total`` is known
+    before the first one is read (for progress reports)."""
+
+    total: int
+    items: Iterator[Owner]
+
+    def __iter__(self) -> Iterator[Owner]:
+        return self.items
+
+
+def owners(
+    *,
+    usernames: Iterable[str] = (),
+    uids: Iterable[str] = (),
+    all_users: bool = False,
+    batch_size: int = 500,
+) -> OwnerSelection:
+    """The owners a command, a task fan-out or an admin action works through.
+
+    ``usernames`` are Django users (``USERNAME_FIELD``; an unknown one is refused before anything
+    happens), ``uids`` bare CometChat UIDs (validated up front), ``all_users`` every active user
+    in primary-key order, read ``batch_size`` at a time: no server-side cursor stays open for the
+    hours a large run can take. A user who cannot act in CometChat comes with ``problem`` set.
+    """
+    if uids:
+        chosen = list(dict.fromkeys(validate_id(uid, "UID") for uid in uids))
+        found = owners_by_uid(chosen)
+        return OwnerSelection(len(chosen), iter([found[uid] for uid in chosen]))
+    get_settings().uid_resolver()  # a broken UID_RESOLVER fails once, here, not once per user
+    if usernames:
+        users = _users_by_name(list(dict.fromkeys(usernames)))
+        return OwnerSelection(len(users), (_owner_or_problem(user) for user in users))
+    if not all_users:
+        return OwnerSelection(0, iter(()))
+    users = _active_users()
+    return OwnerSelection(
+        users.count(), (_owner_or_problem(u) for u in _in_batches(users, batch_size))
+    )
+
+
+def _users_by_name(names: list[str]) -> list[Any]:
+    user_model = get_user_model()
+    field_name = user_model.USERNAME_FIELD
+    found = {
+        str(u.get_username()): u
+        for u in user_model._default_manager.filter(**{f"{field_name}__in": names})
+    }
+    unknown = [name for name in names if name not in found]
+    if unknown:
+        raise CometChatUserError(
+            f"No Django user with {field_name} {', '.join(map(repr, unknown))}",
+            code="ERR_NO_USER",
+        )
+    return [found[name] for name in names]
+
+
+def _active_users() -> Any:
+    user_model = get_user_model()
+    users = user_model._default_manager.all()
+    try:
+        user_model._meta.get_field("is_active")
+    except FieldDoesNotExist:
+        return users
+    return users.filter(is_active=True)
+
+
+def _in_batches(users: Any, batch_size: int) -> Iterator[Any]:
+    after: Any = None
+    while True:
+        page = users.order_by("pk")
+        if after is not None:
+            page = page.filter(pk__gt=after)
+        batch = list(page[:batch_size])
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        after = batch[-1].pk
+
+
+def rebind_uid(uid: str, user: Any) -> int:
+    """Move a UID to ``user`` on purpose, with its stored rows; returns the conversations moved.
+
+    The one way rows change owner: a sync never reassigns them.
+    """
+    uid = validate_id(uid, "UID")
+    with transaction.atomic():
+        UIDBinding.objects.update_or_create(uid=uid, defaults={"user": user})
+        SyncRun.objects.owned_by(uid).update(owner=user)
+        moved = Conversation.objects.owned_by(uid).update(owner=user)
+    logger.info("CometChat UID %r rebound to Django user pk=%s", uid, user.pk)
+    return moved
+
+
+def release_uid(uid: str) -> bool:
+    """Forget which account a UID belongs to (its rows keep their owner link); True if bound."""
+    deleted, _ = UIDBinding.objects.filter(uid=validate_id(uid, "UID")).delete()
+    return bool(deleted)
+
+
+# -- clients and on-demand work -----------------------------------------------------------------
+
+
+def new_client(*, on_demand: bool = False) -> CometChatClient:
+    """A client for background work, or (``on_demand``) with the web retry budget."""
+    if on_demand:
+        return CometChatClient(retry_budget=get_settings().web_retry_budget)
+    return CometChatClient()
+
+
+@contextmanager
+def on_demand(client: CometChatClient | None = None) -> Iterator[CometChatClient]:
+    """Work a person waits for (the API, the admin): one deadline of ``WEB_DEADLINE`` seconds
+    covers every connect, read, retry and page inside the block, and retries sleep at most
+    ``WEB_RETRY_BUDGET`` seconds."""
+    settings = get_settings()
+    with deadline.deadline(settings.web_deadline), retry_budget(settings.web_retry_budget):
+        if client is not None:
+            yield client
+        else:
+            with new_client(on_demand=True) as own:
+                yield own
+
+
+# -- sync --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -102,64 +348,52 @@ class SyncResult:
         self.stale += page.stale
 
 
-def _owner_and_uid(user: Any, uid: str | None) -> tuple[Any, str]:
-    if uid is not None:
-        return user, validate_id(uid, "UID")
-    return user, resolve_uid(user)
-
-
 def sync_conversations(
-    user: Any = None,
+    owner: Any,
     *,
-    uid: str | None = None,
+    filters: ConversationFilters | None = None,
     client: CometChatClient | None = None,
     trigger: str = SyncRun.Trigger.CODE,
     dry_run: bool = False,
     raise_errors: bool = True,
-    **filters: Any,
 ) -> SyncResult:
     """Fetch every page of the owner's conversations on their behalf and store them.
 
-    The owner is ``user`` (its UID from ``UID_RESOLVER``) or a bare ``uid``. Each page is written
-    in its own transaction; a failure part-way leaves what was stored before untouched, marks
-    nothing missing, and records the failed ``SyncRun`` with the reason. After a complete,
-    unfiltered sync, stored conversations it did not return get ``missing_since``.
+    ``owner`` is a Django user (its UID from ``UID_RESOLVER``, bound to it on first use) or an
+    :class:`Owner`. Each page is written in its own transaction; a failure part-way leaves what
+    was stored before untouched, marks nothing missing, and records the failed ``SyncRun`` with
+    the reason. After a complete sync not narrowed by ``filters``, stored conversations it did not
+    return get ``missing_since``.
 
     With ``raise_errors=False`` a CometChat failure is returned in ``result.error`` instead.
     """
-    unknown = set(filters) - FILTER_NAMES
-    if unknown:
-        raise TypeError(f"unknown sync filter(s): {', '.join(sorted(unknown))}")
-    owner, owner_uid = _owner_and_uid(user, uid)
-    active_filters = {k: v for k, v in filters.items() if v not in (None, False, "", ())}
+    owner = as_owner(owner)
+    filters = filters or ConversationFilters()
     run = SyncRun(
-        owner_id=owner.pk if owner is not None else None,
-        owner_uid=owner_uid,
+        owner_id=owner.user_id,
+        owner_uid=owner.uid,
         trigger=trigger,
-        filters=_jsonable(active_filters),
+        filters=filters.as_json(),
         started_at=timezone.now(),
     )
     if not dry_run:
         run.save()
     result = SyncResult(run=run)
-    own_client = client is None
-    client = client or CometChatClient()
-    requests_before = client.request_count
-    try:
-        complete = not active_filters and not dry_run
-        with SeenSet() if complete else nullcontext() as seen:
-            _Walk(client, run, result, seen, dry_run=dry_run).run(filters)
-    except BaseException as exc:  # Ctrl-C too: the run is recorded as failed, then re-raised
-        result.requests = client.request_count - requests_before
-        _finish(run, result, exc, dry_run=dry_run)
-        if raise_errors or not isinstance(exc, CometChatError):
-            raise
-        result.error = exc
-        return result
-    finally:
-        if own_client:
-            client.close()
-    result.requests = client.request_count - requests_before
+    with nullcontext(client) if client is not None else new_client() as active:
+        requests_before = active.request_count
+        try:
+            complete = not filters.narrows and not dry_run
+            with SeenSet() if complete else nullcontext() as seen:
+                _Walk(active, run, result, seen, dry_run=dry_run).run(filters)
+        except BaseException as exc:  # Ctrl-C too: the run is recorded as failed, then re-raised
+            result.requests = active.request_count - requests_before
+            _explain(exc, owner)
+            _finish(run, result, exc, dry_run=dry_run)
+            if raise_errors or not isinstance(exc, CometChatError):
+                raise
+            result.error = exc
+            return result
+        result.requests = active.request_count - requests_before
     _finish(run, result, None, dry_run=dry_run)
     return result
 
@@ -187,10 +421,10 @@ class _Walk:
         self.dry_run = dry_run
         self.repeats = 0  # ids seen twice: the list shifted under the walk
 
-    def run(self, filters: dict[str, Any]) -> None:
+    def run(self, filters: ConversationFilters) -> None:
         top_at_start: int | None = None
         pages = self.client.iter_raw_conversation_pages(
-            on_behalf_of=self.owner_uid, prefetch=True, **filters
+            on_behalf_of=self.owner_uid, filters=filters, prefetch=True
         )
         for page in pages:
             if top_at_start is None:
@@ -217,15 +451,21 @@ class _Walk:
         """
         self.result.pages += 1
         fetched_at = timezone.now()
-        digests = [(raw["conversationId"], content_hash(raw), raw) for raw in page.items]
+        digests = [(conversation_id_of(raw), content_hash(raw), raw) for raw in page.items]
         ids = [cid for cid, _, _ in digests]
         known = stored_hashes(self.owner_uid, ids)
-        changed = [(cid, d, raw) for cid, d, raw in digests if known.get(cid, ("",))[0] != d]
-        back = [cid for cid, d, _ in digests if cid in known and known[cid] == (d, True)]
+        changed = [
+            (cid, d, raw)
+            for cid, d, raw in digests
+            if cid not in known or known[cid].content_hash != d
+        ]
+        back = [
+            cid for cid, d, _ in digests if cid in known and known[cid].unchanged_but_missing(d)
+        ]
         if count_unchanged:
             self.result.unchanged += len(digests) - len(changed)
-        # Parse before writing anything: one malformed row fails the page untouched.
-        rows = [row_from(self._parse(raw), digest=d) for _, d, raw in changed]
+        # Parse (and check every value) before writing anything: one bad row fails the page.
+        rows = [row_from(parse_conversation(raw), digest=d) for _, d, raw in changed]
         if self.dry_run:  # count what a real sync would write
             created = sum(1 for row in rows if row.conversation_id not in known)
             self.result.created += created
@@ -245,12 +485,6 @@ class _Walk:
         if back:
             clear_missing(self.owner_uid, back)
 
-    def _parse(self, raw: Mapping[str, Any]) -> RemoteConversation:
-        try:
-            return parse_conversation(raw)
-        except PayloadShapeError as exc:
-            raise CometChatResponseError(str(exc), endpoint="GET /conversations") from exc
-
     def catch_up(self, top_at_start: int) -> None:
         """Store what moved to the top of the list while the walk was under way.
 
@@ -268,6 +502,15 @@ class _Walk:
                 break
 
 
+def _explain(exc: BaseException, owner: Owner) -> None:
+    """Say where an unknown owner's UID came from, for the operator reading the message."""
+    if isinstance(exc, CometChatUnknownOwner) and owner.user is not None:
+        exc.resolved_from = (
+            f"the one {get_settings().uid_resolver_label} gives Django user "
+            f"{owner.user.get_username()!r} (pk {owner.user.pk})"
+        )
+
+
 def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_run: bool) -> None:
     run.finished_at = timezone.now()
     run.created_count = result.created
@@ -281,18 +524,30 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
     else:
         run.status = SyncRun.Status.FAILED
         run.error_code = str(getattr(exc, "code", None) or type(exc).__name__)[:100]
-        run.error_message = str(exc)[:2000] or type(exc).__name__
+        run.error_message = describe(exc)[:2000]
         logger.warning("CometChat sync of %s failed: %s", run.owner_uid, run.error_message)
     if not dry_run:
         run.save()
-        conversations_synced.send(sender=SyncRun, result=result)
+        transaction.on_commit(lambda: conversations_synced.send(sender=SyncRun, result=result))
+
+
+def describe(exc: BaseException) -> str:
+    """The operator's text for any failure (``CometChatError.describe()``, else its repr)."""
+    if isinstance(exc, CometChatError):
+        return exc.describe()
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return redact(str(exc)) or type(exc).__name__
 
 
 def _announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
+    """``conversation_changed`` once per created or updated row, after the page commits."""
     if not conversation_changed.has_listeners(Conversation):
         return
-    for created, changes in ((True, outcome.created), (False, outcome.updated)):
-        for pk, conversation_id in changes:
+    changes = [(True, *c) for c in outcome.created] + [(False, *c) for c in outcome.updated]
+
+    def send() -> None:
+        for created, pk, conversation_id in changes:
             conversation_changed.send(
                 sender=Conversation,
                 owner_uid=owner_uid,
@@ -301,79 +556,61 @@ def _announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
                 created=created,
             )
 
-
-def _jsonable(filters: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple | list) else v for k, v in filters.items()}
+    transaction.on_commit(send)
 
 
 def fetch_conversation(
-    user: Any = None,
-    conversation_id: str = "",
-    *,
-    uid: str | None = None,
-    client: CometChatClient | None = None,
+    owner: Any, conversation_id: str, *, client: CometChatClient | None = None
 ) -> Conversation:
     """Fetch one conversation live (through the supported endpoint its id maps to) and store it.
 
-    An invalid id raises ``CometChatBadRequest`` before anything is sent. Returns the stored row,
+    An invalid id raises ``CometChatInvalidId`` before anything is sent. Returns the stored row,
     which stays the newer one if CometChat answered with an older payload.
     """
-    owner, owner_uid = _owner_and_uid(user, uid)
+    owner = as_owner(owner)
     validate_id(conversation_id, "conversation id")
-    own_client = client is None
-    client = client or CometChatClient()
-    try:
-        remote = client.get_conversation(conversation_id, on_behalf_of=owner_uid)
-    finally:
-        if own_client:
-            client.close()
+    with nullcontext(client) if client is not None else new_client() as active:
+        try:
+            remote = active.get_conversation(conversation_id, on_behalf_of=owner.uid)
+        except CometChatError as exc:
+            _explain(exc, owner)
+            raise
     outcome = store_page(
-        owner_id=owner.pk if owner is not None else None,
-        owner_uid=owner_uid,
+        owner_id=owner.user_id,
+        owner_uid=owner.uid,
         rows=[row_from(remote)],
         fetched_at=timezone.now(),
     )
-    _announce_changes(owner_uid, outcome)
-    return Conversation.objects.get(owner_uid=owner_uid, conversation_id=remote.conversation_id)
-
-
-def web_client() -> CometChatClient:
-    """A client for on-demand work a person waits for: retries within ``WEB_RETRY_BUDGET``."""
-    return CometChatClient(retry_budget=get_settings().web_retry_budget)
+    _announce_changes(owner.uid, outcome)
+    return Conversation.objects.owned_by(owner.uid).get(conversation_id=remote.conversation_id)
 
 
 def request_sync(
-    user: Any = None,
+    owner: Any,
     *,
-    uid: str | None = None,
     trigger: str,
+    filters: ConversationFilters | None = None,
     client: CometChatClient | None = None,
 ) -> SyncRun:
     """Refresh an owner's conversations on demand (the API, the admin) and return the SyncRun.
 
-    The one seam for on-demand refreshes: today it syncs inline with a ``web_client()`` so a
-    waiting person gets an answer fast; a background task can take its place without callers
-    changing. A CometChat failure is recorded on the run and raised. Pass ``client`` to share
-    one connection across a batch.
+    The one seam for on-demand refreshes: it syncs inline within ``WEB_DEADLINE`` so a waiting
+    person gets an answer fast. A CometChat failure is recorded on the run and raised. Pass
+    ``client`` to share one connection across a batch (inside the caller's ``on_demand()``).
     """
-    with _on_demand(client) as active:
-        return sync_conversations(user, uid=uid, client=active, trigger=trigger).run
+    with on_demand(client) as active:
+        return sync_conversations(owner, filters=filters, client=active, trigger=trigger).run
 
 
 def request_refresh(
-    user: Any = None,
-    conversation_id: str = "",
-    *,
-    uid: str | None = None,
-    client: CometChatClient | None = None,
+    owner: Any, conversation_id: str, *, client: CometChatClient | None = None
 ) -> Conversation:
-    """Fetch one conversation live, on demand, within ``WEB_RETRY_BUDGET``, and store it."""
-    with _on_demand(client) as active:
-        return fetch_conversation(user, conversation_id, uid=uid, client=active)
+    """Fetch one conversation live, on demand, within ``WEB_DEADLINE``, and store it."""
+    with on_demand(client) as active:
+        return fetch_conversation(owner, conversation_id, client=active)
 
 
-def _on_demand(client: CometChatClient | None) -> AbstractContextManager[CometChatClient]:
-    return nullcontext(client) if client is not None else web_client()
+# -- history -----------------------------------------------------------------------------------
 
 
 def prune_history(

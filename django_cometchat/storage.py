@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import DatabaseError, connection, transaction
 
@@ -83,11 +83,11 @@ def row_from(conversation: RemoteConversation, *, digest: str | None = None) -> 
     return Row(
         conversation_id=conversation.conversation_id,
         conversation_type=conversation.conversation_type,
-        unread_message_count=max(0, conversation.unread_message_count),
+        unread_message_count=conversation.unread_message_count,
         created_at=_timestamp(conversation.created_at),
         updated_at=updated_at,
-        peer_uid=conversation.peer_id.lower() if is_user else "",
-        peer_guid="" if is_user else conversation.peer_id.lower(),
+        peer_uid=conversation.peer_id if is_user else "",
+        peer_guid="" if is_user else conversation.peer_id,
         peer_name=conversation.peer_name[:255],
         payload=conversation.raw,
         content_hash=digest or content_hash(conversation.raw),
@@ -168,8 +168,19 @@ def store_page(
     return outcome
 
 
-def stored_hashes(owner_uid: str, conversation_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
-    """``conversation_id -> (content_hash, is_missing)`` of the rows already stored; one query.
+class StoredHash(NamedTuple):
+    """What a sync needs to know of a stored row before deciding to parse and write it."""
+
+    content_hash: str
+    missing: bool
+
+    def unchanged_but_missing(self, digest: str) -> bool:
+        """CometChat returns, unchanged, a row marked missing: only the mark must go."""
+        return self.missing and self.content_hash == digest
+
+
+def stored_hashes(owner_uid: str, conversation_ids: Sequence[str]) -> dict[str, StoredHash]:
+    """``conversation_id -> StoredHash`` of the rows already stored; one query.
 
     Read without a lock: a sync uses it to skip rows whose content it already holds, and sends
     the rest to ``store_page``, which decides again under the lock.
@@ -182,9 +193,11 @@ def stored_hashes(owner_uid: str, conversation_ids: Sequence[str]) -> dict[str, 
                 f"FROM {CONVERSATION} WHERE owner_uid = %s AND conversation_id = ANY(%s)",
                 [owner_uid, list(conversation_ids)],
             )
-            return {cid: (digest, bool(missing)) for cid, digest, missing in cursor.fetchall()}
+            return {
+                cid: StoredHash(digest, bool(missing)) for cid, digest, missing in cursor.fetchall()
+            }
     return {
-        cid: (digest, missing is not None)
+        cid: StoredHash(digest, missing is not None)
         for cid, digest, missing in Conversation.objects.filter(
             owner_uid=owner_uid, conversation_id__in=conversation_ids
         )
@@ -343,7 +356,7 @@ FROM jsonb_to_recordset(%s::jsonb) AS r(
     peer_name varchar, payload jsonb, content_hash varchar)
 ON CONFLICT (owner_uid, conversation_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATE_COLUMNS)},
-    owner_id = COALESCE(EXCLUDED.owner_id, t.owner_id),
+    owner_id = COALESCE(t.owner_id, EXCLUDED.owner_id),
     missing_since = NULL
 WHERE (EXCLUDED.updated_at, EXCLUDED.fetched_at) >= (t.updated_at, t.fetched_at)
 RETURNING t.id, t.conversation_id
@@ -363,7 +376,7 @@ SELECT %s, %s, json_extract(r.value, '$.conversation_id'),
 FROM json_each(%s) AS r WHERE true
 ON CONFLICT (owner_uid, conversation_id) DO UPDATE SET
     {", ".join(f"{c} = excluded.{c}" for c in _UPDATE_COLUMNS)},
-    owner_id = COALESCE(excluded.owner_id, {CONVERSATION}.owner_id),
+    owner_id = COALESCE({CONVERSATION}.owner_id, excluded.owner_id),
     missing_since = NULL
 WHERE excluded.updated_at > {CONVERSATION}.updated_at
    OR (excluded.updated_at = {CONVERSATION}.updated_at
@@ -409,7 +422,7 @@ def _upsert_orm(
             setattr(obj, name, getattr(row, name))
         obj.fetched_at = fetched_at
         obj.missing_since = None
-        obj.owner_id = owner_id or obj.owner_id
+        obj.owner_id = obj.owner_id or owner_id  # a row's owner is never reassigned
         obj.save()
         written.append((obj.pk, obj.conversation_id))
     return written

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, connections
 
 from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
-from django_cometchat.services import sync_conversations
+from django_cometchat.services import owner_by_uid, sync_conversations
 
 THREADS = 8
 PEERS = 120
@@ -40,7 +40,7 @@ def test_eight_threads_syncing_one_user_with_upstream_changes(cometchat_fake, se
     def sync() -> None:
         try:
             start.wait()
-            sync_conversations(uid="owner")
+            sync_conversations(owner_by_uid("owner"))
         except BaseException as exc:  # every failure is the test's business
             errors.append(exc)
         finally:
@@ -64,7 +64,7 @@ def test_eight_threads_syncing_one_user_with_upstream_changes(cometchat_fake, se
     ids = list(Conversation.objects.filter(owner_uid="owner").values_list("conversation_id"))
     assert len(ids) == len(set(ids))  # the unique constraint was never fought over by a dupe
     # Once upstream is quiet, one more sync holds every conversation and marks none missing.
-    final = sync_conversations(uid="owner")
+    final = sync_conversations(owner_by_uid("owner"))
     assert final.missing == 0
     rows = list(Conversation.objects.filter(owner_uid="owner"))
     assert len(rows) == PEERS

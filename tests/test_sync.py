@@ -6,20 +6,23 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_cometchat import storage
 from django_cometchat.exceptions import (
     CometChatBadRequest,
     CometChatRateLimited,
     CometChatResponseError,
     CometChatServerError,
 )
+from django_cometchat.filters import ConversationFilters
 from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
 from django_cometchat.services import (
     CometChatUserError,
     fetch_conversation,
+    owner_by_uid,
     prune_history,
     request_refresh,
     request_sync,
@@ -123,13 +126,17 @@ def test_resync_without_change_writes_no_history(fake, alice):
     assert not Conversation.objects.filter(missing_since__isnull=False).exists()
 
 
-def test_upstream_change_updates_and_appends_history(fake, alice):
+def test_upstream_change_updates_and_appends_history(
+    fake, alice, django_capture_on_commit_callbacks
+):
     sync_conversations(alice)
     fake.send_message("bob", to_user="alice", text="are you there?")
     changed = []
     conversation_changed.connect(lambda **kw: changed.append(kw), weak=False, dispatch_uid="t")
     try:
-        result = sync_conversations(alice)
+        with django_capture_on_commit_callbacks(execute=True):
+            result = sync_conversations(alice)
+            assert changed == []  # not before the write commits
     finally:
         conversation_changed.disconnect(dispatch_uid="t")
     assert (result.created, result.updated, result.unchanged) == (0, 1, 2)
@@ -150,20 +157,43 @@ def test_unread_count_drops_when_read(fake, alice):
     assert stored()["alice_user_bob"].unread_message_count == 0
 
 
-def test_conversations_synced_signal(fake, alice):
+def test_conversations_synced_signal(fake, alice, django_capture_on_commit_callbacks):
     seen = []
     conversations_synced.connect(
         lambda **kw: seen.append(kw["result"]), weak=False, dispatch_uid="s"
     )
     try:
-        sync_conversations(alice)
+        with django_capture_on_commit_callbacks(execute=True):
+            sync_conversations(alice)
+            assert seen == []  # under ATOMIC_REQUESTS a receiver would see uncommitted rows
     finally:
         conversations_synced.disconnect(dispatch_uid="s")
     assert [r.created for r in seen] == [3]
 
 
+def test_signals_wait_for_the_callers_transaction_to_commit(fake, alice):
+    """Under ATOMIC_REQUESTS the sync runs inside the request's transaction: receivers must hear
+    of it only once that commits, and never if it rolls back."""
+    heard = []
+    conversations_synced.connect(lambda **kw: heard.append(1), weak=False, dispatch_uid="c")
+    conversation_changed.connect(lambda **kw: heard.append(2), weak=False, dispatch_uid="d")
+
+    def request_that_fails_after_syncing():
+        with transaction.atomic():
+            sync_conversations(alice)
+            raise RuntimeError("the request failed after the sync")
+
+    try:
+        with pytest.raises(RuntimeError):
+            request_that_fails_after_syncing()
+    finally:
+        conversations_synced.disconnect(dispatch_uid="c")
+        conversation_changed.disconnect(dispatch_uid="d")
+    assert heard == []
+
+
 def test_sync_by_uid_without_a_django_user(fake):
-    result = sync_conversations(uid="Bob")
+    result = sync_conversations(owner_by_uid("Bob"))
     assert result.created == 2
     assert {c.owner_id for c in stored("bob").values()} == {None}
 
@@ -204,7 +234,7 @@ def test_missing_row_is_cleared_when_cometchat_returns_it(fake, alice):
 
 def test_filtered_sync_marks_nothing_missing(fake, alice):
     sync_conversations(alice)
-    result = sync_conversations(alice, conversation_type="group")
+    result = sync_conversations(alice, filters=ConversationFilters(conversation_type="group"))
     assert result.missing == 0
     assert result.unchanged == 1
     assert not Conversation.objects.filter(missing_since__isnull=False).exists()
@@ -213,14 +243,16 @@ def test_filtered_sync_marks_nothing_missing(fake, alice):
     assert not run.complete
 
 
-def test_change_during_a_multi_page_walk_is_caught_up_and_defers_missing(cometchat_fake, settings):
+def test_change_during_a_multi_page_walk_is_caught_up_and_defers_missing(
+    cometchat_fake, settings, monkeypatch
+):
     fake = cometchat_fake
     settings.COMETCHAT = {**settings.COMETCHAT, "PAGE_SIZE": 5}
     fake.add_user("owner")
     for i in range(12):
         fake.add_user(f"peer-{i}")
         fake.send_message(f"peer-{i}", to_user="owner", text=f"m{i}")
-    sync_conversations(uid="owner")
+    sync_conversations(owner_by_uid("owner"))
     Conversation.objects.filter(conversation_id="owner_user_peer-5").update(
         conversation_id="owner_user_gone"
     )
@@ -229,16 +261,16 @@ def test_change_during_a_multi_page_walk_is_caught_up_and_defers_missing(cometch
     ).delete()
 
     moved: list[object] = []
+    real_store_page = storage.store_page
 
-    def move_oldest(**kwargs):
+    def store_then_move_oldest(**kwargs):
+        outcome = real_store_page(**kwargs)
         if not moved:  # after page 1 is stored, the oldest conversation jumps to the top
             moved.append(fake.send_message("peer-0", to_user="owner", text="late"))
+        return outcome
 
-    conversation_changed.connect(move_oldest, weak=False, dispatch_uid="move")
-    try:
-        result = sync_conversations(uid="owner")
-    finally:
-        conversation_changed.disconnect(dispatch_uid="move")
+    monkeypatch.setattr("django_cometchat.services.store_page", store_then_move_oldest)
+    result = sync_conversations(owner_by_uid("owner"))
     rows = stored("owner")
     assert len(rows) == 13  # all 12 (peer-0 through the catch-up) + the stale "gone" row
     assert rows["owner_user_peer-0"].last_message["data"]["text"] == "late"
@@ -247,7 +279,7 @@ def test_change_during_a_multi_page_walk_is_caught_up_and_defers_missing(cometch
     # re-read rows not at all.
     assert (result.created, result.updated, result.unchanged) == (12, 0, 1)
     assert rows["owner_user_gone"].missing_since is None
-    quiet = sync_conversations(uid="owner")
+    quiet = sync_conversations(owner_by_uid("owner"))
     assert quiet.missing == 1
     assert stored("owner")["owner_user_gone"].missing_since is not None
     assert quiet.requests == 3  # a quiet walk of 3 pages costs exactly 3 requests
