@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -18,21 +19,29 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from django_cometchat.api.errors import describe
+from django_cometchat.api.pagination import INVALID_CURSOR
 from django_cometchat.api.throttling import DEFAULT_REFRESH_RATE, RefreshRateThrottle
+from django_cometchat.conf import get_settings
 from django_cometchat.exceptions import (
     CometChatAPIError,
     CometChatAuthError,
     CometChatBadRequest,
     CometChatConfigurationError,
+    CometChatDeadlineExceeded,
     CometChatError,
+    CometChatForbidden,
+    CometChatInvalidId,
     CometChatNotFound,
+    CometChatOwnerConflict,
     CometChatRateLimited,
     CometChatResponseError,
     CometChatServerError,
+    CometChatTimeout,
     CometChatTransportError,
+    CometChatUnknownOwner,
+    CometChatUserError,
 )
 from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
-from django_cometchat.services import CometChatUserError
 from django_cometchat.testing import Fault
 
 pytestmark = pytest.mark.django_db
@@ -275,8 +284,22 @@ def test_list_page_size_defaults_to_50_and_is_capped_at_200(api):
     assert len(ids(api.get(f"{BASE}conversations/", {"page_size": 1000}))) == 200
 
 
-def test_an_invalid_cursor_is_a_404_in_the_error_shape(api):
-    error_of(api.get(f"{BASE}conversations/", {"cursor": "garbage"}), 404, "ERR_NOT_FOUND")
+@pytest.mark.parametrize(
+    "path", ["conversations/", "sync-runs/", "conversations/alice_user_bob/history/"]
+)
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        base64.b64encode(b"p=not-a-date").decode(),
+        base64.b64encode(b"p=2024-13-45T00:00:00").decode(),
+        base64.b64encode(b"o=-1&p=2024-01-01").decode(),
+    ],
+)
+def test_an_invalid_or_tampered_cursor_is_a_400_in_the_error_shape(api, path, cursor):
+    make_conversation()
+    error = error_of(api.get(BASE + path, {"cursor": cursor}), 400, "ERR_INVALID_REQUEST")
+    assert error["details"] == {"cursor": [INVALID_CURSOR]}
 
 
 # -- filters ------------------------------------------------------------------------------------
@@ -595,14 +618,15 @@ def test_malformed_upstream_body_is_502(fake, api, path):
 @pytest.mark.parametrize("path", REFRESH_PATHS)
 def test_upstream_server_error_is_502_with_its_code(fake, api, path):
     fake.inject(Fault("status", status=500, times=10))
-    error_of(api.post(BASE + path), 502, "ERR_MISSION_FAILED")
+    error = error_of(api.post(BASE + path), 502, "ERR_UPSTREAM_SERVER_ERROR")
+    assert "Something went wrong" not in error["message"]  # CometChat's words stay in the log
 
 
 @pytest.mark.parametrize("path", REFRESH_PATHS)
 def test_refused_api_key_is_502_and_never_shows_a_key(fake, api, settings, path):
     settings.COMETCHAT = {**settings.COMETCHAT, "API_KEY": "wrong-key-0123456789"}
     response = api.post(BASE + path)
-    error = error_of(response, 502, "AUTH_ERR_APIKEY_NOT_FOUND")
+    error = error_of(response, 502, "ERR_UPSTREAM_AUTH")
     assert "misconfigured" in error["message"]
     assert b"wrong-key-0123456789" not in response.content
     assert fake.api_key.encode() not in response.content
@@ -625,11 +649,23 @@ def test_failed_sync_is_recorded_and_listed(fake, api):
     assert (run["status"], run["error_code"]) == ("failed", "ERR_MISSION_FAILED")
 
 
-def test_upstream_not_found_is_404_with_cometchats_code(fake, api):
-    error = error_of(
-        api.post(f"{BASE}conversations/alice_user_nobody/refresh/"), 404, "ERR_UID_NOT_FOUND"
+def test_upstream_not_found_is_404_and_says_nothing_of_what_exists(fake, api):
+    missing_user = error_of(
+        api.post(f"{BASE}conversations/alice_user_nobody/refresh/"), 404, "ERR_NOT_FOUND"
     )
-    assert "nobody" in error["message"]
+    missing_group = error_of(
+        api.post(f"{BASE}conversations/group_secret-plans/refresh/"), 404, "ERR_NOT_FOUND"
+    )
+    fake.add_group("secret-plans", members=["bob"])
+    fake.send_message("bob", to_group="secret-plans", text="psst")
+    existing_group = error_of(
+        api.post(f"{BASE}conversations/group_secret-plans/refresh/"), 404, "ERR_NOT_FOUND"
+    )
+    # The same answer whether the user or group exists or not: nothing to probe with.
+    assert missing_user == missing_group == existing_group
+    assert "nobody" not in missing_user["message"]
+    runs = [r.status for r in fake.requests]
+    assert runs == [404, 404, fake.not_accessible_status]
 
 
 def test_refreshing_a_conversation_the_user_is_not_in_is_404_and_stores_nothing(fake, api):
@@ -637,7 +673,7 @@ def test_refreshing_a_conversation_the_user_is_not_in_is_404_and_stores_nothing(
     error = error_of(
         api.post(f"{BASE}conversations/bob_user_carol/refresh/"),
         404,
-        "ERR_CONVERSATION_NOT_ACCESSIBLE",
+        "ERR_NOT_FOUND",
     )
     assert "private" not in error["message"]
     assert [r.headers["onbehalfof"] for r in fake.requests] == ["alice"]
@@ -653,7 +689,8 @@ def test_a_user_the_resolver_cannot_map_is_400(fake, django_user_model):
         client.post(f"{BASE}conversations/alice_user_bob/refresh/"),
     ):
         error = error_of(response, 400, "ERR_NO_UID")
-        assert "UID_RESOLVER" in error["message"]
+        # An end user learns nothing of settings or primary keys.
+        assert error["message"] == "Your account is not linked to a CometChat user."
     assert fake.requests == []
 
 
@@ -681,16 +718,26 @@ def test_an_invalid_conversation_id_is_400_before_anything_is_sent(fake, api, ba
     ("exc", "status", "code", "retry_after"),
     [
         (CometChatUserError("no uid", code="ERR_INVALID_ID"), 400, "ERR_NO_UID", None),
-        (CometChatBadRequest("bad id", code="ERR_INVALID_ID"), 400, "ERR_INVALID_ID", None),
-        (CometChatBadRequest("x", status=422, code="ERR_BAD"), 502, "ERR_BAD", None),
-        (CometChatNotFound("x", status=404, code="ERR_X_NOT_FOUND"), 404, "ERR_X_NOT_FOUND", None),
+        (CometChatOwnerConflict("taken", uid="alice"), 409, "ERR_UID_TAKEN", None),
+        (CometChatInvalidId("bad id"), 400, "ERR_INVALID_ID", None),
+        (CometChatBadRequest("x", status=422, code="ERR_BAD"), 502, "ERR_UPSTREAM_REJECTED", None),
+        (CometChatNotFound("x", status=404, code="ERR_GUID_NOT_FOUND"), 404, "ERR_NOT_FOUND", None),
+        (CometChatUnknownOwner("x", uid="a", status=404), 404, "ERR_UID_NOT_FOUND", None),
         (CometChatRateLimited("x", status=429, retry_after=2.1), 503, "ERR_TOO_MANY_REQUESTS", 3),
         (CometChatRateLimited("x", status=429), 503, "ERR_TOO_MANY_REQUESTS", 60),
-        (CometChatAuthError("x", status=401), 502, "AUTH_ERR", None),
+        (CometChatRateLimited("x", retry_after=1e9), 503, "ERR_TOO_MANY_REQUESTS", 3600),
+        (CometChatAuthError("x", status=401), 502, "ERR_UPSTREAM_AUTH", None),
+        (
+            CometChatForbidden("x", status=403, code="ERR_PLAN_RESTRICTION"),
+            502,
+            "ERR_UPSTREAM_FORBIDDEN",
+            None,
+        ),
         (CometChatServerError("x", status=503), 502, "ERR_UPSTREAM_SERVER_ERROR", None),
         (CometChatAPIError("x", status=409), 502, "ERR_UPSTREAM_REJECTED", None),
-        (CometChatTransportError("x", timed_out=True), 504, "ERR_UPSTREAM_TIMEOUT", None),
-        (CometChatTransportError("x"), 503, "ERR_UPSTREAM_UNREACHABLE", None),
+        (CometChatTimeout(reason="read_timeout"), 504, "ERR_UPSTREAM_TIMEOUT", None),
+        (CometChatDeadlineExceeded(seconds=8), 504, "ERR_UPSTREAM_TIMEOUT", None),
+        (CometChatTransportError(reason="refused"), 503, "ERR_UPSTREAM_UNREACHABLE", None),
         (CometChatResponseError("x"), 502, "ERR_BAD_UPSTREAM_RESPONSE", None),
         (CometChatConfigurationError("x"), 503, "ERR_NOT_CONFIGURED", None),
         (CometChatError("x"), 502, "ERR_COMETCHAT", None),
@@ -701,10 +748,16 @@ def test_error_mapping(exc, status, code, retry_after):
     assert (error.status, error.code, error.retry_after) == (status, code, retry_after)
 
 
-def test_a_key_inside_a_message_is_redacted(settings):
+def test_upstream_words_never_reach_an_end_user(settings):
     settings.COMETCHAT = {**settings.COMETCHAT, "API_KEY": "s3cret-key"}
-    response = describe(CometChatNotFound("echoed s3cret-key", status=404)).response()
-    assert response.data["error"]["message"] == "echoed [redacted]"
+    get_settings()
+    exc = CometChatNotFound("The GUID secret-group does not exist; key s3cret-key", status=404)
+    response = describe(exc).response()
+    assert response.data["error"]["message"] == (
+        "There is no such conversation in CometChat for your account."
+    )
+    assert "[redacted]" in exc.describe()  # the operator's text is redacted too
+    assert "s3cret-key" not in exc.describe()
 
 
 # -- query count --------------------------------------------------------------------------------
@@ -718,6 +771,7 @@ def count_queries(client, path, query=None):
 
 
 def test_list_query_count_does_not_grow_with_rows(api):
+    api.get(f"{BASE}conversations/")  # binds the user's UID on first use
     for n in range(3):
         make_conversation(conversation_id=f"alice_user_a{n}", minutes=n, unread=1)
         make_run(minutes=n)

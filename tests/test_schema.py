@@ -10,7 +10,7 @@ from django.core.management import call_command
 from drf_spectacular.generators import SchemaGenerator
 from openapi_spec_validator import validate
 
-READ = {"400", "401", "403", "404"}
+READ = {"400", "401", "403", "404", "409"}
 REFRESH = READ | {"429", "502", "503", "504"}
 OPERATIONS = {
     ("/cometchat/conversations/", "get"): ("200", READ),

@@ -1,8 +1,10 @@
-"""One error shape for every API failure, and the mapping of the CometChat error tree onto HTTP.
+"""One error shape for every API failure, and the mapping of the error tree onto HTTP.
 
 Every error body is ``{"error": {"code", "message", "status"[, "retry_after"][, "details"]}}``.
-Upstream failures keep CometChat's error code where it sent one; the API key is never included:
-messages come from CometChat's error envelope or are written here, and are scrubbed regardless.
+The status and code of a CometChat error come from ``ERROR_STATUSES``, a table keyed by exception
+class and resolved along the MRO (the most specific class wins); the message is the error's
+``public_message``, written for end users: it names no setting, no primary key and none of
+CometChat's own words. The whole story goes to the log (and, for syncs, to the ``SyncRun``).
 """
 
 from __future__ import annotations
@@ -12,32 +14,56 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import OperationalError
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..conf import get_settings
 from ..exceptions import (
     CometChatAPIError,
     CometChatAuthError,
     CometChatBadRequest,
     CometChatConfigurationError,
     CometChatError,
+    CometChatForbidden,
+    CometChatInvalidId,
     CometChatNotFound,
+    CometChatOwnerConflict,
     CometChatRateLimited,
     CometChatResponseError,
     CometChatServerError,
+    CometChatTimeout,
     CometChatTransportError,
+    CometChatUnknownOwner,
+    CometChatUserError,
 )
-from ..services import CometChatUserError
+from ..ratelimit import whole_seconds
+from ..redaction import redact
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RETRY_AFTER = 60  # seconds, when CometChat's 429 named no wait
-MISCONFIGURED = (
-    "The CometChat integration of this site is misconfigured; the site's administrators "
-    "have to fix it. Try again later."
-)
+DEFAULT_RETRY_AFTER = 60  # seconds, when a 429 named no wait
+DATABASE_BUSY_RETRY_AFTER = 2  # seconds, when the database stayed locked past its timeout
+
+# exception class -> (HTTP status, error code). Looked up along the MRO, most specific first.
+ERROR_STATUSES: dict[type[CometChatError], tuple[int, str]] = {
+    CometChatError: (502, "ERR_COMETCHAT"),
+    CometChatConfigurationError: (503, "ERR_NOT_CONFIGURED"),
+    CometChatTransportError: (503, "ERR_UPSTREAM_UNREACHABLE"),
+    CometChatTimeout: (504, "ERR_UPSTREAM_TIMEOUT"),
+    CometChatResponseError: (502, "ERR_BAD_UPSTREAM_RESPONSE"),
+    CometChatAPIError: (502, "ERR_UPSTREAM_REJECTED"),
+    CometChatBadRequest: (502, "ERR_UPSTREAM_REJECTED"),  # CometChat refused what we sent
+    CometChatInvalidId: (400, "ERR_INVALID_ID"),  # refused here, before sending
+    CometChatUserError: (400, "ERR_NO_UID"),
+    CometChatOwnerConflict: (409, "ERR_UID_TAKEN"),
+    CometChatAuthError: (502, "ERR_UPSTREAM_AUTH"),
+    CometChatForbidden: (502, "ERR_UPSTREAM_FORBIDDEN"),
+    CometChatNotFound: (404, "ERR_NOT_FOUND"),
+    CometChatUnknownOwner: (404, "ERR_UID_NOT_FOUND"),
+    CometChatRateLimited: (503, "ERR_TOO_MANY_REQUESTS"),
+    CometChatServerError: (502, "ERR_UPSTREAM_SERVER_ERROR"),
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +79,7 @@ class APIError:
     def response(self) -> Response:
         body: dict[str, Any] = {
             "code": self.code,
-            "message": _scrub(self.message),
+            "message": redact(self.message),
             "status": self.status,
         }
         if self.retry_after is not None:
@@ -64,45 +90,20 @@ class APIError:
         return Response({"error": body}, status=self.status, headers=headers)
 
 
-def describe(exc: CometChatError) -> APIError:  # noqa: PLR0911 - one branch per class
-    """Map one CometChat error onto the status and code the API answers with."""
-    if isinstance(exc, CometChatUserError):
-        return APIError(400, "ERR_NO_UID", exc.api_message or "This account has no CometChat user.")
+def status_and_code(exc: CometChatError) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in ERROR_STATUSES:
+            return ERROR_STATUSES[cls]
+    raise AssertionError("CometChatError is in the table")  # pragma: no cover
+
+
+def describe(exc: CometChatError) -> APIError:
+    """Map one CometChat error onto the status, code and public message the API answers."""
+    status, code = status_and_code(exc)
+    retry_after = None
     if isinstance(exc, CometChatRateLimited):
-        wait = _seconds(exc.retry_after)
-        return APIError(
-            503,
-            exc.code or "ERR_TOO_MANY_REQUESTS",
-            f"CometChat is rate-limiting this site; try again in {wait} seconds.",
-            retry_after=wait,
-        )
-    if isinstance(exc, CometChatAuthError):
-        # Our server's key was refused: not the caller's fault, and nothing about the key is shown.
-        return APIError(502, exc.code or "AUTH_ERR", MISCONFIGURED)
-    if isinstance(exc, CometChatNotFound):
-        return APIError(404, exc.code or "ERR_NOT_FOUND", exc.api_message or "Not found.")
-    if isinstance(exc, CometChatBadRequest) and exc.status is None:
-        # Refused locally (an invalid id) before anything was sent.
-        return APIError(400, exc.code or "ERR_BAD_REQUEST", exc.api_message or "Bad request.")
-    if isinstance(exc, CometChatServerError):
-        return APIError(
-            502, exc.code or "ERR_UPSTREAM_SERVER_ERROR", f"CometChat failed: {_said(exc)}"
-        )
-    if isinstance(exc, CometChatAPIError):  # an upstream 4xx our own request caused
-        return APIError(
-            502, exc.code or "ERR_UPSTREAM_REJECTED", f"CometChat refused the request: {_said(exc)}"
-        )
-    if isinstance(exc, CometChatTransportError):
-        if exc.timed_out:
-            return APIError(504, "ERR_UPSTREAM_TIMEOUT", "CometChat did not answer in time.")
-        return APIError(503, "ERR_UPSTREAM_UNREACHABLE", "CometChat could not be reached.")
-    if isinstance(exc, CometChatResponseError):
-        return APIError(
-            502, "ERR_BAD_UPSTREAM_RESPONSE", "CometChat answered with a malformed response."
-        )
-    if isinstance(exc, CometChatConfigurationError):
-        return APIError(503, "ERR_NOT_CONFIGURED", MISCONFIGURED)
-    return APIError(502, "ERR_COMETCHAT", "The request to CometChat failed.")
+        retry_after = whole_seconds(exc.retry_after, default=DEFAULT_RETRY_AFTER)
+    return APIError(status, code, exc.public_message, retry_after=retry_after)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -116,12 +117,26 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # No set_rollback(): what the service stored before failing (earlier pages, the failed
         # SyncRun) is meant to survive, even under ATOMIC_REQUESTS.
         level = logging.WARNING if error.status >= 500 else logging.INFO
-        logger.log(level, "CometChat API call failed (%s): %s", error.code, _scrub(str(exc)))
+        logger.log(level, "CometChat API call failed (%s): %s", error.code, exc.describe())
         return error.response()
+    if isinstance(exc, OperationalError) and _database_busy(exc):
+        logger.warning("Database busy while serving the CometChat API: %s", exc)
+        return APIError(
+            503,
+            "ERR_DATABASE_BUSY",
+            "The site's database is busy. Try again in a moment.",
+            retry_after=DATABASE_BUSY_RETRY_AFTER,
+        ).response()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
     return _reshape(exc, response)
+
+
+def _database_busy(exc: OperationalError) -> bool:
+    """SQLite's "database is locked" (or "busy") after its busy timeout ran out."""
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
 
 
 def _reshape(exc: Exception, response: Response) -> Response:
@@ -143,22 +158,3 @@ def _reshape(exc: Exception, response: Response) -> Response:
         if name.lower() != "content-type":
             reshaped[name] = value
     return reshaped
-
-
-def _seconds(retry_after: float | None) -> int:
-    if retry_after is None or retry_after <= 0:
-        return DEFAULT_RETRY_AFTER
-    return max(1, math.ceil(retry_after))
-
-
-def _said(exc: CometChatAPIError) -> str:
-    return exc.api_message or f"HTTP {exc.status}"
-
-
-def _scrub(text: str) -> str:
-    """Belt and braces: the key never leaves, even if some message carried it."""
-    try:
-        key = get_settings().api_key
-    except CometChatError:
-        return text
-    return text.replace(key, "[redacted]") if key else text

@@ -18,24 +18,47 @@ CONVERSATION_ID = OpenApiParameter(
     pattern=r"^[A-Za-z0-9_-]{1,206}$",
 )
 
+SYNC_FILTERS = [
+    OpenApiParameter(
+        "conversation_type",
+        OpenApiTypes.STR,
+        OpenApiParameter.QUERY,
+        enum=["user", "group"],
+        description="Only one-to-one or only group conversations.",
+    ),
+    OpenApiParameter(
+        "user_tags",
+        OpenApiTypes.STR,
+        OpenApiParameter.QUERY,
+        description="Comma-separated tags: only conversations with users carrying one of them.",
+    ),
+    OpenApiParameter(
+        "group_tags",
+        OpenApiTypes.STR,
+        OpenApiParameter.QUERY,
+        description="Comma-separated tags: only conversations with groups carrying one of them.",
+    ),
+]
+
 _ERRORS = {
-    400: "ERR_NO_UID: the account has no CometChat UID (UID_RESOLVER gave none or an invalid "
-    "one); ERR_INVALID_ID: an invalid conversation id; ERR_INVALID_REQUEST: a bad query "
-    "parameter.",
+    400: "ERR_NO_UID: the account is not linked to a CometChat user; ERR_INVALID_ID: an "
+    "invalid conversation id; ERR_INVALID_REQUEST: a bad query parameter or cursor.",
     401: "Not authenticated (with token authentication first in the host's settings).",
     403: "Not authenticated (with session authentication first), or a failed CSRF check.",
-    404: "No such row among the user's own (another user's rows are never revealed); upstream, "
-    "CometChat's ERR_*_NOT_FOUND or ERR_CONVERSATION_NOT_ACCESSIBLE.",
+    404: "No such row among the user's own (another user's rows are never revealed); "
+    "ERR_NOT_FOUND: CometChat has no such conversation for the user; ERR_UID_NOT_FOUND: the "
+    "user's CometChat user does not exist.",
+    409: "ERR_UID_TAKEN: the account's CometChat user belongs to another account of the site.",
     429: "The cometchat_refresh throttle: too many refreshes; see Retry-After.",
-    502: "CometChat failed (5xx), answered with a malformed body, or refused this site's "
-    "API key (the integration is misconfigured).",
-    503: "CometChat is rate-limiting this site (see Retry-After), could not be reached, or "
-    "the integration is not configured.",
-    504: "CometChat did not answer in time.",
+    502: "CometChat failed (5xx), answered with a malformed body, refused the request, or "
+    "refused this site's API key (the integration is misconfigured).",
+    503: "CometChat is rate-limiting this site (see Retry-After), could not be reached, the "
+    "integration is not configured, or the database is busy (see Retry-After).",
+    504: "CometChat did not answer within the request's deadline.",
 }
 
-READ_ERRORS = (400, 401, 403, 404)
-REFRESH_ERRORS = (400, 401, 403, 404, 429, 502, 503, 504)
+READ_ERRORS = (400, 401, 403, 404, 409)
+REFRESH_ERRORS = (400, 401, 403, 404, 409, 429, 502, 503, 504)
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:

@@ -1,12 +1,14 @@
 """HTTP in, service call or owner-scoped query out; CometChat errors mapped by ``errors``.
 
-Every view serves only the requesting user's rows, selected by ``owner_uid`` (the identity the
-sync stores under), so another user's row is a plain 404.
+Every view serves only the requesting user's rows: the user's owner (``services.owner_for``, which
+refuses a UID bound to another account) scopes every query through ``owned_by``, so another
+user's row is a plain 404.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
@@ -14,7 +16,7 @@ from django_filters.rest_framework import (
     DjangoFilterBackend,
 )
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.permissions import IsAuthenticated
@@ -24,12 +26,20 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from .. import services
+from ..filters import ConversationFilters
 from ..ids import validate_id
 from ..models import Conversation, ConversationSnapshot, SyncRun
 from .errors import exception_handler
 from .filters import ConversationFilter
 from .pagination import ConversationPagination, SnapshotPagination, SyncRunPagination
-from .schema import CONVERSATION_ID, READ_ERRORS, REFRESH_ERRORS, TAG, error_responses
+from .schema import (
+    CONVERSATION_ID,
+    READ_ERRORS,
+    REFRESH_ERRORS,
+    SYNC_FILTERS,
+    TAG,
+    error_responses,
+)
 from .serializers import (
     LIST_FIELDS,
     ConversationDetailSerializer,
@@ -48,9 +58,11 @@ class CometChatAPIView(APIView):
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return exception_handler
 
-    def owner_uid(self) -> str:
-        # Raises CometChatUserError (400 ERR_NO_UID) when UID_RESOLVER cannot map the user.
-        return services.resolve_uid(self.request.user)
+    @cached_property
+    def owner(self) -> services.Owner:
+        # 400 ERR_NO_UID when UID_RESOLVER cannot map the user; 409 ERR_UID_TAKEN when its UID
+        # belongs to another account.
+        return services.owner_for(self.request.user)
 
     def conversation_id(self) -> str:
         # Validated before any lookup or upstream call: 400 ERR_INVALID_ID otherwise.
@@ -58,9 +70,7 @@ class CometChatAPIView(APIView):
 
     def owned_conversation(self, *fields: str) -> Conversation:
         conversation_id = self.conversation_id()
-        rows = Conversation.objects.filter(
-            owner_uid=self.owner_uid(), conversation_id=conversation_id
-        )
+        rows = Conversation.objects.owned_by(self.owner.uid).filter(conversation_id=conversation_id)
         try:
             return (rows.only(*fields) if fields else rows).get()
         except Conversation.DoesNotExist:
@@ -106,7 +116,7 @@ class ConversationListView(OwnedRowsView[Conversation], generics.ListAPIView[Con
     filterset_class = ConversationFilter
 
     def get_queryset(self) -> QuerySet[Conversation]:
-        return Conversation.objects.filter(owner_uid=self.owner_uid()).only(*LIST_FIELDS)
+        return Conversation.objects.owned_by(self.owner.uid).only(*LIST_FIELDS)
 
 
 @extend_schema_view(
@@ -148,11 +158,23 @@ class ConversationHistoryView(
         return ConversationSnapshot.objects.filter(conversation=self.owned_conversation("id"))
 
 
+class SyncFiltersSerializer(serializers.Serializer[Any]):
+    """Optional query parameters of a sync: each narrows it (and so marks nothing missing)."""
+
+    conversation_type = serializers.ChoiceField(choices=("user", "group"), required=False)
+    user_tags = serializers.CharField(required=False, max_length=2600)
+    group_tags = serializers.CharField(required=False, max_length=2600)
+
+    def filters(self) -> ConversationFilters:
+        return ConversationFilters.from_kwargs(**self.validated_data)
+
+
 class SyncView(RefreshView):
     @extend_schema(
         operation_id="cometchat_conversations_sync",
         tags=[TAG],
         request=None,
+        parameters=SYNC_FILTERS,
         responses={201: SyncRunSerializer, **error_responses(*REFRESH_ERRORS)},
     )
     def post(self, request: Request) -> Response:
@@ -160,9 +182,15 @@ class SyncView(RefreshView):
 
         A failed sync answers the mapped error; its run is still recorded (see sync-runs).
         """
-        run = services.request_sync(request.user, trigger=SyncRun.Trigger.API)
+        params = SyncFiltersSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        run = services.request_sync(
+            self.owner, trigger=SyncRun.Trigger.API, filters=params.filters()
+        )
         data = SyncRunSerializer(run, context={"request": request}).data
-        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
+        # str(): DRF's Hyperlink is a str subclass, and WSGI servers accept only str itself.
+        location = str(data["url"])
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": location})
 
 
 class ConversationRefreshView(RefreshView):
@@ -175,7 +203,7 @@ class ConversationRefreshView(RefreshView):
     )
     def post(self, request: Request, conversation_id: str) -> Response:
         """Fetch one conversation of the signed-in user from CometChat now and store it."""
-        conversation = services.request_refresh(request.user, self.conversation_id())
+        conversation = services.request_refresh(self.owner, self.conversation_id())
         data = ConversationDetailSerializer(conversation, context={"request": request}).data
         return Response(data)
 
@@ -195,7 +223,7 @@ class SyncRunListView(OwnedRowsView[SyncRun], generics.ListAPIView[SyncRun]):
     pagination_class = SyncRunPagination
 
     def get_queryset(self) -> QuerySet[SyncRun]:
-        return SyncRun.objects.filter(owner_uid=self.owner_uid())
+        return SyncRun.objects.owned_by(self.owner.uid)
 
 
 @extend_schema_view(
@@ -212,4 +240,4 @@ class SyncRunDetailView(OwnedRowsView[SyncRun], generics.RetrieveAPIView[SyncRun
     serializer_class = SyncRunSerializer
 
     def get_queryset(self) -> QuerySet[SyncRun]:
-        return SyncRun.objects.filter(owner_uid=self.owner_uid())
+        return SyncRun.objects.owned_by(self.owner.uid)
