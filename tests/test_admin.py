@@ -13,12 +13,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_cometchat import services
 from django_cometchat.admin import ApproximateCount, ConversationAdmin, LargeTablePaginator
 from django_cometchat.admin.dates import periods_with_rows
 from django_cometchat.admin.pagination import estimated_row_count
 from django_cometchat.admin.rendering import describe_message
 from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
-from django_cometchat.services import sync_conversations
+from django_cometchat.services import owner_by_uid, sync_conversations
 from django_cometchat.storage import content_hash
 from django_cometchat.testing import Fault
 
@@ -44,7 +45,7 @@ def _uid_is_username(settings):
 def synced(fake, alice):
     """alice's 3 conversations (owner FK set) and bob's 2 (known by UID only, no FK)."""
     sync_conversations(alice)
-    sync_conversations(uid="bob")
+    sync_conversations(owner_by_uid("bob"))
     return fake
 
 
@@ -786,3 +787,35 @@ def test_unfiltered_count_on_postgresql_is_the_planners_estimate(admin_client, a
     assert not [q for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
     assert str(response.context["cl"].result_count) == "~30"
     assert "~30 conversations" in response.content.decode()
+
+
+@pytest.mark.parametrize("action", ["refresh_from_cometchat", "sync_owners"])
+def test_actions_without_configuration_say_so_instead_of_a_500(
+    admin_client, synced, settings, monkeypatch, action
+):
+    monkeypatch.delenv("COMETCHAT_API_KEY", raising=False)
+    settings.COMETCHAT = {**settings.COMETCHAT, "API_KEY": None}
+    synced.clear_requests()
+    pks = list(Conversation.objects.filter(owner_uid="alice").values_list("pk", flat=True))
+    response = run_action(admin_client, action, pks)
+    assert response.status_code == 200
+    shown = messages_of(response)
+    assert shown[0].startswith("Could not ")
+    assert 'COMETCHAT["API_KEY"] is not set' in shown[0]
+    assert "were not tried" in shown[1]
+    assert synced.requests == []
+
+
+def test_sync_of_an_owner_cometchat_does_not_know_says_where_its_uid_came_from(
+    admin_client, fake, django_user_model
+):
+    ghost = django_user_model.objects.create_user(username="ghost-django")
+    make(owner=ghost, owner_uid="ghost", conversation_id="bob_user_ghost")
+    services.owner_for(ghost)  # the UID is bound to the user, as a first sync would have done
+    response = run_action(
+        admin_client, "sync_owners", Conversation.objects.values_list("pk", flat=True)
+    )
+    (shown,) = messages_of(response)
+    assert shown.startswith("Could not sync ghost: CometChat has no user with UID 'ghost'.")
+    assert "COMETCHAT[\"UID_RESOLVER\"] = 'tests.resolvers.uid_from_username'" in shown
+    assert "Django user 'ghost-django'" in shown

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from django_cometchat.services import sync_conversations
+from django_cometchat.services import owner_by_uid, sync_conversations
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -82,7 +82,7 @@ def world(cometchat_fake: Any, settings: Any, django_user_model: Any) -> Any:
     fake.send_message("bob", to_group="book-club", text="chapter 3?")
     alice = django_user_model.objects.create_user(username="alice-django", password="x")
     sync_conversations(alice)
-    sync_conversations(uid="bob")
+    sync_conversations(owner_by_uid("bob"))
     django_user_model.objects.create_superuser("staff", "staff@example.com", PASSWORD)
     return fake
 

@@ -7,6 +7,7 @@ run ``SELECT DISTINCT`` over the whole table. The owner filter is a text box ins
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,8 @@ from django.contrib.admin.views.main import PAGE_VAR
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from ..exceptions import CometChatInvalidId
+from ..ids import validate_id
 from ..models import Conversation
 
 if TYPE_CHECKING:
@@ -124,9 +127,17 @@ class OwnerUIDFilter(InputFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
-        if value:
-            return queryset.filter(owner_uid=self.normalize(value))
-        return queryset
+        if not value:
+            return queryset
+        try:
+            uid = validate_id(value.strip(), "UID")
+        except CometChatInvalidId:  # no stored row can have it: an empty list, not an error
+            return queryset.none()
+        return queryset.owned_by(uid)  # type: ignore[attr-defined, no-any-return]
+
+
+_PK = re.compile(r"[0-9]{1,19}")
+MAX_PK = 2**63 - 1
 
 
 class SnapshotConversationFilter(admin.SimpleListFilter):
@@ -142,19 +153,26 @@ class SnapshotConversationFilter(admin.SimpleListFilter):
     def lookups(
         self, request: HttpRequest, model_admin: ModelAdmin[Any]
     ) -> Iterable[tuple[str, _StrOrPromise]]:
-        value = self.value()
-        if not value or not value.isdigit():
+        pk = self.pk()
+        if pk is None:
             return ()
-        conversation = Conversation.objects.filter(pk=int(value)).first()
-        return ((value, str(conversation) if conversation else f"#{value} (deleted)"),)
+        conversation = Conversation.objects.filter(pk=pk).first()
+        return ((str(pk), str(conversation) if conversation else f"#{pk} (deleted)"),)
+
+    def pk(self) -> int | None:
+        """The selected conversation's primary key, or None for anything that cannot be one
+        (``str.isdigit`` accepts "²", and a 23-digit number overflows a bigint column)."""
+        value = self.value()
+        if value is None or not _PK.fullmatch(value):
+            return None
+        number = int(value)
+        return number if number <= MAX_PK else None
 
     def has_output(self) -> bool:
         return bool(self.lookup_choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value is None:
+        if self.value() is None:
             return queryset
-        if not value.isdigit():
-            return queryset.none()
-        return queryset.filter(conversation=int(value))
+        pk = self.pk()
+        return queryset.none() if pk is None else queryset.filter(conversation=pk)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth import get_permission_codename, get_user_model
+from django.contrib.auth import get_permission_codename
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -25,6 +25,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import ngettext
 
+from .. import services
 from ..models import Conversation, ConversationSnapshot, SyncRun
 from .dates import IndexedDateHierarchy
 from .filters import MissingFilter, OwnerUIDFilter, SnapshotConversationFilter, UnreadFilter
@@ -41,7 +42,8 @@ MAX_MESSAGES = 10  # failure messages shown per action; the rest are summed up
 def search_terms(search_term: str) -> list[str]:
     """The words of a search, as Django's admin splits them ("quoted phrases" stay whole)."""
     terms = []
-    for bit in smart_split(search_term):
+    # A NUL can be in no stored value, and PostgreSQL refuses it in a query: drop it.
+    for bit in smart_split(search_term.replace("\x00", "")):
         quoted = bit.startswith(('"', "'")) and bit[0] == bit[-1]
         term = (unescape_string_literal(bit) if quoted else bit).strip()
         if term:
@@ -352,14 +354,8 @@ class ConversationAdmin(ReadOnlyAdmin):
                 messages.ERROR,
             )
             return
-        owner_ids = dict(
-            queryset.filter(owner_uid__in=uids, owner__isnull=False)
-            .order_by()
-            .values_list("owner_uid", "owner_id")
-            .distinct()
-        )
-        users = get_user_model()._default_manager.in_bulk(set(owner_ids.values()))
-        owners = [(uid, users.get(owner_ids[uid]) if uid in owner_ids else None) for uid in uids]
+        found = services.owners_by_uid(uids)
+        owners = [found[uid] for uid in uids]
         outcome = sync_owners(owners)
         if outcome.done:
             self.message_user(

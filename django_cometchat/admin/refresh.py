@@ -1,36 +1,27 @@
 """What the admin's actions do: refresh rows and sync owners through ``services``, in bounds.
 
-A thin adapter: every fetch goes through ``services`` (``request_refresh``/``request_sync``, the
-seams for on-demand refreshes, whenever the row's Django user still maps to the row's UID; else
-``fetch_conversation``/``sync_conversations`` by UID with the web retry budget). Failures become
-text that names the CometChat error code and status, never the API key.
+A thin adapter: every fetch goes through ``services`` (``request_refresh``/``request_sync``), on
+behalf of the owner the row's UID is bound to. The whole action runs inside one
+``services.on_demand()`` block: a person is waiting, so one deadline covers every row.
 
-An error that is about one row (not found, not accessible, an invalid id) is reported and the
-batch goes on; an error that every later row would hit too (CometChat unreachable, a bad key,
-rate limited, a 5xx, a broken setting) stops the batch so a person is not kept waiting for a
-hundred identical failures.
+An error about one row (``scope == "item"``: not found, not accessible, an invalid id) is reported
+and the batch goes on; any other (CometChat unreachable, a bad key, rate limited, a 5xx, the
+deadline, a broken or missing setting) stops the batch, so a person is not kept waiting for a
+hundred identical failures. Every failure becomes its ``describe()`` text: the CometChat code and
+status, never the API key, never a traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
-from ..conf import get_settings
-from ..exceptions import (
-    CometChatAPIError,
-    CometChatBadRequest,
-    CometChatError,
-    CometChatNotFound,
-    CometChatResponseError,
-    CometChatTransportError,
-)
+from .. import services
+from ..exceptions import CometChatError
 from ..models import Conversation, SyncRun
-from ..services import request_refresh, request_sync, web_client
 
-# Errors about one conversation or one owner; anything else stops the batch.
-ITEM_ERRORS: tuple[type[CometChatError], ...] = (CometChatNotFound, CometChatBadRequest)
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,74 +33,48 @@ class BatchOutcome:
     not_attempted: int = 0
 
 
-def _redact(text: str) -> str:
-    """Belt and braces: no CometChat error message reaches a page with the API key in it."""
+def _run_batch(
+    items: Sequence[T], label: Callable[[T], str], act: Callable[[T, services.Client], str]
+) -> BatchOutcome:
+    outcome = BatchOutcome()
     try:
-        key = get_settings().api_key
-    except CometChatError:
-        return text
-    if key and len(key) >= 4:
-        text = text.replace(key, "[redacted]")
-    return text
-
-
-def describe_error(exc: CometChatError) -> str:
-    """``ERR_UID_NOT_FOUND (HTTP 404): The UID bob does not exist.`` and the like."""
-    if isinstance(exc, CometChatAPIError):
-        text = exc.code or "CometChat error"
-        if exc.status is not None:
-            text += f" (HTTP {exc.status})"
-        if exc.api_message:
-            text += f": {exc.api_message}"
-    elif isinstance(exc, CometChatTransportError):
-        reason = "timed out" if exc.timed_out else "could not be reached"
-        text = f"CometChat {reason}" + (f" ({exc.endpoint})" if exc.endpoint else "")
-    elif isinstance(exc, CometChatResponseError):
-        text = f"unexpected response from CometChat: {exc}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return _redact(text)
+        with services.on_demand() as client:
+            for index, item in enumerate(items):
+                try:
+                    outcome.done.append(act(item, client))
+                except CometChatError as exc:
+                    outcome.failed.append((label(item), exc.describe()))
+                    if exc.scope != "item":
+                        outcome.not_attempted = len(items) - index - 1
+                        break
+    except CometChatError as exc:  # no client at all: a missing or broken setting
+        outcome.failed.append(("CometChat", exc.describe()))
+        outcome.not_attempted = len(items)
+    return outcome
 
 
 def refresh_conversations(rows: Sequence[Conversation]) -> BatchOutcome:
     """Fetch each row live from CometChat, on behalf of its owner, and store it."""
-    outcome = BatchOutcome()
-    # By the row's own owner UID (and owner FK), so the selected row is the one refreshed even
-    # if UID_RESOLVER now maps its user elsewhere; one connection for the whole batch.
-    with web_client() as client:
-        for index, row in enumerate(rows):
-            label = f"{row.conversation_id} (owner {row.owner_uid})"
-            try:
-                request_refresh(row.owner, row.conversation_id, uid=row.owner_uid, client=client)
-            except ITEM_ERRORS as exc:
-                outcome.failed.append((label, describe_error(exc)))
-            except CometChatError as exc:
-                outcome.failed.append((label, describe_error(exc)))
-                outcome.not_attempted = len(rows) - index - 1
-                break
-            else:
-                outcome.done.append(label)
-    return outcome
+    owners = services.owners_by_uid({row.owner_uid for row in rows})
+
+    def label(row: Conversation) -> str:
+        return f"{row.conversation_id} (owner {row.owner_uid})"
+
+    def act(row: Conversation, client: services.Client) -> str:
+        services.request_refresh(owners[row.owner_uid], row.conversation_id, client=client)
+        return label(row)
+
+    return _run_batch(rows, label, act)
 
 
-def sync_owners(owners: Sequence[tuple[str, Any]]) -> BatchOutcome:
-    """One complete sync per ``(owner_uid, user or None)``; each is a SyncRun, trigger admin."""
-    outcome = BatchOutcome()
-    with web_client() as client:
-        for index, (owner_uid, user) in enumerate(owners):
-            try:
-                run = request_sync(
-                    user, uid=owner_uid, trigger=SyncRun.Trigger.ADMIN, client=client
-                )
-            except ITEM_ERRORS as exc:
-                outcome.failed.append((owner_uid, describe_error(exc)))
-            except CometChatError as exc:
-                outcome.failed.append((owner_uid, describe_error(exc)))
-                outcome.not_attempted = len(owners) - index - 1
-                break
-            else:
-                outcome.done.append(
-                    f"{owner_uid} ({run.created_count} new, {run.updated_count} updated, "
-                    f"{run.unchanged_count} unchanged, {run.missing_count} missing)"
-                )
-    return outcome
+def sync_owners(owners: Sequence[services.Owner]) -> BatchOutcome:
+    """One complete sync per owner; each is a SyncRun, trigger admin."""
+
+    def act(owner: services.Owner, client: services.Client) -> str:
+        run = services.request_sync(owner, trigger=SyncRun.Trigger.ADMIN, client=client)
+        return (
+            f"{owner.uid} ({run.created_count} new, {run.updated_count} updated, "
+            f"{run.unchanged_count} unchanged, {run.missing_count} missing)"
+        )
+
+    return _run_batch(owners, lambda owner: owner.uid, act)
