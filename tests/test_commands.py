@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta
@@ -18,7 +21,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_cometchat import services
+from django_cometchat.management.batch import BatchRunner
 from django_cometchat.management.commands import cometchat_sync
+from django_cometchat.management.reporting import Outcome
 from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
 from django_cometchat.storage import Row, content_hash, store_page
 from django_cometchat.testing import Fault
@@ -173,7 +178,9 @@ def test_uid_syncs_without_a_django_user(fake):
 
 def test_invalid_uid_is_refused_before_anything_is_sent(fake):
     result = run("cometchat_sync", "--uid", "../users", expect_error=True)
-    assert "--uid" in str(result.error)
+    assert str(result.error) == (
+        "Invalid UID '../users': use 1-100 letters, digits, '-' or '_'; nothing was synced."
+    )
     assert fake.requests == []
 
 
@@ -254,9 +261,13 @@ def test_failed_user_fails_the_command_and_the_others_still_sync(fake, make_user
         expect_error=True,
     )
     failed_line = next(line for line in result.lines if line.startswith("ghost-django"))
+    # Where the UID came from, so the operator knows what to change.
     assert failed_line.startswith(
-        "ghost-django (uid ghost): FAILED ERR_UID_NOT_FOUND GET /conversations -> HTTP 404"
+        "ghost-django (uid ghost): FAILED ERR_UID_NOT_FOUND CometChat has no user with UID "
+        "'ghost'. That UID is the one COMETCHAT[\"UID_RESOLVER\"] = "
+        "'tests.resolvers.uid_from_username' gives Django user 'ghost-django' (pk "
     )
+    assert "[ERR_UID_NOT_FOUND (HTTP 404) on GET /conversations: The UID ghost" in failed_line
     assert counts(result, "alice-django (uid alice)") == (3, 0, 0, 0)
     assert counts(result, "bob-django (uid bob)") == (2, 0, 0, 0)
     summary = result.summary()
@@ -282,9 +293,11 @@ def test_injected_server_error_and_unmappable_user_are_failures(fake, make_user)
     result = run(
         "cometchat_sync", "--user", "alice-django", "--user", "has space-django", expect_error=True
     )
-    assert "alice-django (uid alice): FAILED ERR_MISSION_FAILED" in result.out
-    assert "HTTP 503" in result.out
-    assert "has space-django: FAILED ERR_INVALID_ID UID_RESOLVER returned an invalid" in result.out
+    assert "alice-django (uid alice): FAILED ERR_MISSION_FAILED (HTTP 503)" in result.out
+    assert (
+        'has space-django: FAILED ERR_INVALID_ID COMETCHAT["UID_RESOLVER"] = '
+        "'tests.resolvers.uid_from_username' returned an invalid CometChat UID" in result.out
+    )
     assert str(result.error).startswith("2 of 2 users failed:")
     assert SyncRun.objects.get().status == SyncRun.Status.FAILED  # no run for the unmappable one
     assert Conversation.objects.count() == 0
@@ -307,11 +320,97 @@ def test_output_never_contains_the_api_key(fake, make_user, settings, caplog):
         expect_error=True,
     )
     assert "AUTH_ERR_APIKEY_NOT_FOUND" in result.out
-    assert "ERR_UID_NOT_FOUND" in result.out
+    assert "ghost" not in result.out  # a refused key stops the run: ghost was never tried
     assert api_key not in result.everything
     assert "CometChat sync of alice failed" in caplog.text
     assert api_key not in caplog.text
     assert not any(api_key in r.error_message for r in SyncRun.objects.all())
+
+
+def test_a_refused_key_stops_every_user_at_once_with_one_message(fake, make_user):
+    for uid in ("alice", "bob", "carol", "dave"):
+        make_user(uid)
+    fake.inject(Fault("status", status=401, times=10))
+    result = run("cometchat_sync", "--all", expect_error=True)
+    assert len(fake.requests) == 1
+    assert str(result.error).startswith(
+        "Stopped after 1 of 4 users: AUTH_ERR_APIKEY_NOT_FOUND (HTTP 401) on GET /conversations"
+    )
+    assert "Every other user would fail the same way" in str(result.error)
+    assert result.summary()["users"] == 1
+
+
+@pytest.mark.parametrize("concurrency", ["1", "3"])
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_host_stops_after_a_few_owners_in_a_row(make_user, settings, concurrency):
+    if concurrency != "1":
+        _require_postgresql()
+    for n in range(30):
+        make_user(f"user{n}")
+    with socket.socket() as closed:  # a port nothing listens on: connection refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings.COMETCHAT = {**settings.COMETCHAT, "BASE_URL": f"http://127.0.0.1:{port}/v3"}
+    started = time.monotonic()
+    result = run("cometchat_sync", "--all", "--concurrency", concurrency, expect_error=True)
+    assert time.monotonic() - started < 10
+    message = str(result.error)
+    assert message.startswith("Stopped after ")
+    assert "3 owners in a row failed: GET /conversations: could not reach CometChat" in message
+    assert "at 127.0.0.1: the connection was refused" in message
+    assert result.summary()["users"] < 30
+
+
+@pytest.mark.parametrize(
+    ("scopes", "tried", "stopped"),
+    [
+        # Outages interrupted by an owner-level failure or a success never add up to three.
+        (["outage", "outage", "item", "outage", "outage", "ok"], 6, ""),
+        (["outage", "ok", "outage", "outage", "ok"], 5, ""),
+        (["outage", "outage", "outage", "ok", "ok"], 3, "3 owners in a row failed: down"),
+        (["item", "global", "ok"], 2, "down"),
+    ],
+)
+def test_the_runner_stops_only_on_failures_every_owner_would_hit(scopes, tried, stopped):
+    owners = [services.Owner(f"u{n}") for n in range(len(scopes))]
+    seen: list[Outcome] = []
+
+    def job(owner, client):
+        scope = scopes[int(owner.uid[1:])]
+        reason = "" if scope == "ok" else "down"
+        return Outcome(owner, None, reason, 0.0, scope="item" if scope == "ok" else scope)
+
+    stop = BatchRunner(job, concurrency=1, report=seen.append, note=print).run(owners)
+    assert len(seen) == tried
+    assert stop.reason == stopped
+
+
+def test_a_failure_prints_once(cometchat_fake):
+    """With no logging configured (a fresh startproject site), the service's warning must not
+    reach stderr beside the command's own message."""
+    script = (
+        "import django; django.setup();"
+        "from django.core.management import call_command;"
+        "call_command('migrate', verbosity=0);"
+        "call_command('cometchat_sync', '--uid', 'ghost')"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "COMETCHAT_TEST_DB": "sqlite",
+        "COMETCHAT_BASE_URL": cometchat_fake.base_url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("CometChat has no user with UID 'ghost'") == 1, done.stderr
+    assert "Traceback" not in done.stderr or "CommandError" in done.stderr
 
 
 def test_missing_credentials_are_a_command_error_naming_the_key(settings, monkeypatch):
@@ -387,7 +486,7 @@ def test_ctrl_c_stops_records_the_run_and_keeps_what_was_stored(fake, make_user,
     calls = []
 
     def interrupt_second_user(*args, **kwargs):
-        calls.append(args[0].get_username())
+        calls.append(args[0].label)
         if len(calls) == 2:  # Ctrl-C while the service is storing bob's first page
 
             def pressed_ctrl_c(**_):
@@ -407,14 +506,14 @@ def test_ctrl_c_stops_records_the_run_and_keeps_what_was_stored(fake, make_user,
         "carol-django",
         expect_error=True,
     )
-    assert calls == ["alice-django", "bob-django"]  # carol was never started
+    assert calls == ["alice-django (uid alice)", "bob-django (uid bob)"]  # carol never started
     message = str(result.error)
     assert message.startswith(
         "Interrupted after 2 of 3 users (1 failed); pages already stored are kept. "
         "Run the command again to sync the rest."
     )
-    assert "bob-django: interrupted" in message
-    assert "bob-django: INTERRUPTED" in result.out
+    assert "bob-django (uid bob): interrupted" in message
+    assert "bob-django (uid bob): INTERRUPTED" in result.out
     assert counts(result, "alice-django (uid alice)") == (3, 0, 0, 0)
     summary = result.summary()
     assert (summary["users"], summary["succeeded"], summary["failed"]) == (2, 1, 1)

@@ -1,0 +1,180 @@
+"""What ``cometchat_sync`` prints: a line per owner (or a progress bar on a terminal) and a summary.
+
+Kept apart from the command so the command stays an adapter: pick the owners, run the service for
+each, hand every outcome to the reporter.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from django.core.management.base import OutputWrapper
+
+from ..services import Owner, SyncResult
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How syncing one owner went. ``reason`` is empty when it succeeded."""
+
+    owner: Owner
+    result: SyncResult | None
+    reason: str
+    elapsed: float
+    interrupted: bool = False
+    scope: str = "item"  # of the failure: "item", "outage" or "global" (CometChatError.scope)
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason and not self.interrupted
+
+    @property
+    def label(self) -> str:
+        return self.owner.label
+
+
+@dataclass
+class Totals:
+    users: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    missing: int = 0
+    pages: int = 0
+    requests: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        self.users += 1
+        result = outcome.result
+        if result is not None:
+            self.created += result.created
+            self.updated += result.updated
+            self.unchanged += result.kept
+            self.missing += result.missing
+            self.pages += result.pages
+            self.requests += result.requests
+        if outcome.ok:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+            self.failures.append((outcome.label, outcome.reason))
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class Reporter:
+    """Per-owner lines (or a progress bar on a terminal) and the closing summary table."""
+
+    BAR_WIDTH = 30
+
+    def __init__(
+        self,
+        out: OutputWrapper,
+        err: OutputWrapper,
+        *,
+        total: int,
+        tty: bool,
+        verbosity: int,
+        dry_run: bool,
+    ) -> None:
+        self.out = out
+        self.err = err
+        self.total = total
+        self.tty = tty and verbosity > 0
+        self.verbosity = verbosity
+        self.dry_run = dry_run
+        self.totals = Totals()
+        self.started = time.monotonic()
+        self._bar_length = 0
+
+    def add(self, outcome: Outcome) -> None:
+        self.totals.add(outcome)
+        if self.verbosity == 0:
+            return
+        if self.tty:
+            if not outcome.ok or self.verbosity >= 2:  # failures stay on screen above the bar
+                self._clear_bar()
+                self.out.write(self.line(outcome))
+            self._draw_bar()
+        else:
+            self.out.write(self.line(outcome))
+
+    def line(self, outcome: Outcome) -> str:
+        label = outcome.label
+        if outcome.interrupted:
+            return f"{label}: INTERRUPTED"
+        if not outcome.ok:
+            return f"{label}: FAILED {outcome.reason}"
+        result = outcome.result
+        assert result is not None
+        unchanged = result.unchanged + result.stale
+        if self.dry_run:
+            counts = (
+                f"would create {result.created}, would update {result.updated}, "
+                f"unchanged {unchanged}"
+            )
+        else:
+            counts = (
+                f"created {result.created}, updated {result.updated}, "
+                f"unchanged {unchanged}, missing {result.missing}"
+            )
+        if result.stale:
+            counts += f" ({result.stale} stale)"
+        return (
+            f"{label}: {counts} ({plural(result.pages, 'page')}, "
+            f"{plural(result.requests, 'request')}) in {outcome.elapsed:.2f}s"
+        )
+
+    def note(self, message: str) -> None:
+        """A message on stderr that does not garble the progress bar."""
+        if self.verbosity > 0:
+            self._clear_bar()
+            self.err.write(message)
+
+    def _draw_bar(self) -> None:
+        done = self.totals.users
+        filled = self.BAR_WIDTH * done // self.total if self.total else self.BAR_WIDTH
+        bar = "#" * filled + "." * (self.BAR_WIDTH - filled)
+        text = (
+            f"\r[{bar}] {done}/{self.total} users, {self.totals.failed} failed, "
+            f"{time.monotonic() - self.started:.0f}s"
+        )
+        self._bar_length = len(text) - 1
+        self.out.write(text, ending="")
+        self.out.flush()
+
+    def _clear_bar(self) -> None:
+        if self._bar_length:
+            self.out.write("\r" + " " * self._bar_length + "\r", ending="")
+            self._bar_length = 0
+
+    def summary(self) -> None:
+        if self.verbosity == 0:
+            return
+        if self.tty and self._bar_length:
+            self.out.write("")  # end the bar's line
+            self._bar_length = 0
+        t = self.totals
+        columns = (
+            ("users", t.users),
+            ("succeeded", t.succeeded),
+            ("failed", t.failed),
+            ("created", t.created),
+            ("updated", t.updated),
+            ("unchanged", t.unchanged),
+            ("missing", t.missing),
+            ("pages", t.pages),
+            ("requests", t.requests),
+            ("elapsed", f"{time.monotonic() - self.started:.2f}s"),
+        )
+        widths = [max(len(name), len(str(value))) for name, value in columns]
+        header = "  ".join(name.rjust(w) for (name, _), w in zip(columns, widths, strict=True))
+        values = "  ".join(str(v).rjust(w) for (_, v), w in zip(columns, widths, strict=True))
+        title = "Summary (dry run: nothing was written)" if self.dry_run else "Summary"
+        self.out.write(f"\n{title}\n{header}\n{values}")
