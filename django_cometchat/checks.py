@@ -2,13 +2,21 @@
 
 IDs are stable and never reused:
 
-* ``django_cometchat.E001`` ``APP_ID`` is missing
-* ``django_cometchat.E002`` ``API_KEY`` is missing
+* ``django_cometchat.E001`` ``APP_ID`` is missing (``check --deploy`` only)
+* ``django_cometchat.E002`` ``API_KEY`` is missing (``check --deploy`` only)
 * ``django_cometchat.E003`` ``REGION`` is invalid
 * ``django_cometchat.E004`` ``BASE_URL`` is malformed
 * ``django_cometchat.E005`` ``UID_RESOLVER`` cannot be imported or is not callable
 * ``django_cometchat.E006`` ``COMETCHAT`` is not a dict, has an unknown key or a bad value
+* ``django_cometchat.E007`` the API is mounted but ``rest_framework`` or ``django_filters`` is
+  not in ``INSTALLED_APPS``
 * ``django_cometchat.W001`` ``BASE_URL`` is plain http while ``DEBUG`` is False
+* ``django_cometchat.W002`` ``APP_ID`` is missing
+* ``django_cometchat.W003`` ``API_KEY`` is missing
+
+Missing credentials are only a warning in a plain ``check`` (so ``migrate``, ``collectstatic`` and
+test runs in CI or image builds without secrets still run; a call to CometChat without them raises
+a clear ``CometChatConfigurationError``), and an error in ``check --deploy``.
 """
 
 from __future__ import annotations
@@ -16,14 +24,17 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.urls import NoReverseMatch, reverse
 
 from .conf import (
     ENV_FALLBACKS,
     KNOWN_REGIONS,
     base_url_error,
     build_settings,
+    import_resolver,
     missing_key_message,
     raw_settings,
     region_error,
@@ -31,6 +42,51 @@ from .conf import (
 from .exceptions import CometChatConfigurationError
 
 SETTINGS_DOC = "See the settings reference in docs/settings.md."
+CREDENTIALS = (("APP_ID", "E001", "W002"), ("API_KEY", "E002", "W003"))
+API_APPS = (("rest_framework", "djangorestframework"), ("django_filters", "django-filter"))
+
+
+def _credential_hint(key: str) -> str:
+    where = (
+        "The REST API key needs fullAccess scope."
+        if key == "API_KEY"
+        else "It is shown in the CometChat dashboard."
+    )
+    return f"Set the {ENV_FALLBACKS[key]} environment variable, or COMETCHAT[{key!r}]. {where}"
+
+
+def _missing_credentials() -> list[str]:
+    try:
+        raw = raw_settings()
+    except CometChatConfigurationError:
+        return []  # reported as E006 by check_settings
+    return [key for key, _, _ in CREDENTIALS if raw.get(key) in (None, "")]
+
+
+@register(Tags.compatibility)
+def check_credentials(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Missing credentials: a warning, so builds without secrets still migrate."""
+    missing = _missing_credentials()
+    return [
+        Warning(
+            missing_key_message(key) + " Calls to CometChat will fail until it is set.",
+            hint=_credential_hint(key),
+            id=f"django_cometchat.{warning_id}",
+        )
+        for key, _, warning_id in CREDENTIALS
+        if key in missing
+    ]
+
+
+@register(Tags.compatibility, deploy=True)
+def check_credentials_for_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Missing credentials: an error when checking a deployment."""
+    missing = _missing_credentials()
+    return [
+        Error(missing_key_message(key), hint=_credential_hint(key), id=f"django_cometchat.{error}")
+        for key, error, _ in CREDENTIALS
+        if key in missing
+    ]
 
 
 @register(Tags.compatibility)
@@ -41,22 +97,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         return [Error(str(exc), hint=SETTINGS_DOC, id="django_cometchat.E006")]
 
     messages: list[CheckMessage] = []
-    for key, check_id in (("APP_ID", "E001"), ("API_KEY", "E002")):
-        if raw.get(key) in (None, ""):
-            messages.append(
-                Error(
-                    missing_key_message(key),
-                    hint=(
-                        f'COMETCHAT = {{"{key}": ..., ...}} in settings.py, or export '
-                        f"{ENV_FALLBACKS[key]}. The REST API key needs fullAccess scope."
-                        if key == "API_KEY"
-                        else f'COMETCHAT = {{"{key}": ..., ...}} in settings.py, or export '
-                        f"{ENV_FALLBACKS[key]}. It is shown in the CometChat dashboard."
-                    ),
-                    id=f"django_cometchat.{check_id}",
-                )
-            )
-
     if problem := region_error(raw["REGION"]):
         messages.append(
             Error(
@@ -65,31 +105,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="django_cometchat.E003",
             )
         )
-
-    base_url = raw["BASE_URL"]
-    if base_url not in (None, ""):
-        if problem := base_url_error(base_url):
-            messages.append(
-                Error(
-                    f'COMETCHAT["BASE_URL"]: {problem}',
-                    hint="Leave BASE_URL unset to use https://{APP_ID}.api-{REGION}.cometchat.io/v3.",
-                    id="django_cometchat.E004",
-                )
-            )
-        elif urlsplit(base_url).scheme == "http" and not settings.DEBUG:
-            messages.append(
-                Warning(
-                    f'COMETCHAT["BASE_URL"] is plain http ({base_url}) while DEBUG is False: '
-                    "the API key would travel unencrypted.",
-                    hint="Use an https:// URL outside local development and tests.",
-                    id="django_cometchat.W001",
-                )
-            )
-
-    resolver = raw["UID_RESOLVER"]
-    if resolver not in (None, ""):
-        messages.extend(_check_resolver(resolver))
-
+    messages.extend(_check_base_url(raw["BASE_URL"]))
+    if raw["UID_RESOLVER"] not in (None, ""):
+        messages.extend(_check_resolver(raw["UID_RESOLVER"]))
     if not any(m.is_serious() for m in messages):
         # Everything above passed: let the full validation catch what remains (types, ranges).
         try:
@@ -99,9 +117,30 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return messages
 
 
-def _check_resolver(path: Any) -> list[CheckMessage]:
-    from django.utils.module_loading import import_string
+def _check_base_url(base_url: Any) -> list[CheckMessage]:
+    if base_url in (None, ""):
+        return []
+    if problem := base_url_error(base_url):
+        return [
+            Error(
+                f'COMETCHAT["BASE_URL"]: {problem}',
+                hint="Leave BASE_URL unset to use https://{APP_ID}.api-{REGION}.cometchat.io/v3.",
+                id="django_cometchat.E004",
+            )
+        ]
+    if urlsplit(base_url).scheme == "http" and not settings.DEBUG:
+        return [
+            Warning(
+                f'COMETCHAT["BASE_URL"] is plain http ({base_url}) while DEBUG is False: '
+                "the API key would travel unencrypted.",
+                hint="Use an https:// URL outside local development and tests.",
+                id="django_cometchat.W001",
+            )
+        ]
+    return []
 
+
+def _check_resolver(path: Any) -> list[CheckMessage]:
     hint = 'UID_RESOLVER is a dotted path to a callable user -> uid, e.g. "myapp.chat.uid_for".'
     if not isinstance(path, str):
         return [
@@ -110,21 +149,28 @@ def _check_resolver(path: Any) -> list[CheckMessage]:
             )
         ]
     try:
-        resolver = import_string(path)
-    except ImportError as exc:
-        return [
-            Error(
-                f'COMETCHAT["UID_RESOLVER"] = {path!r} cannot be imported: {exc}',
-                hint=hint,
-                id="django_cometchat.E005",
-            )
-        ]
-    if not callable(resolver):
-        return [
-            Error(
-                f'COMETCHAT["UID_RESOLVER"] = {path!r} is not callable',
-                hint=hint,
-                id="django_cometchat.E005",
-            )
-        ]
+        import_resolver(path)
+    except CometChatConfigurationError as exc:
+        return [Error(str(exc), hint=hint, id="django_cometchat.E005")]
     return []
+
+
+@register(Tags.urls)
+def check_api_dependencies(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The API's browsable pages and filters need DRF's and django-filter's apps installed."""
+    try:
+        reverse("django_cometchat:conversation-list")
+    except NoReverseMatch:
+        return []  # the API is not mounted: nothing needs them
+    except Exception:  # a broken URLconf is reported by Django's own URL checks
+        return []
+    missing = [(app, package) for app, package in API_APPS if not apps.is_installed(app)]
+    return [
+        Error(
+            f'The django-cometchat API is mounted but "{app}" ({package}) is not in '
+            "INSTALLED_APPS; its pages would fail with a server error.",
+            hint=f'Add "{app}" to INSTALLED_APPS.',
+            id="django_cometchat.E007",
+        )
+        for app, package in missing
+    ]

@@ -3,9 +3,14 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.test import override_settings
+from django.test import modify_settings, override_settings
 
-from django_cometchat.checks import check_settings
+from django_cometchat.checks import (
+    check_api_dependencies,
+    check_credentials,
+    check_credentials_for_deploy,
+    check_settings,
+)
 
 GOOD = {"APP_ID": "app1", "REGION": "us", "API_KEY": "k-123"}
 
@@ -25,19 +30,53 @@ def test_good_settings_pass():
     assert ids(GOOD) == []
 
 
-def test_missing_app_id_and_key():
+def test_missing_app_id_and_key_warn_in_check_and_are_errors_for_deploy():
     with override_settings(COMETCHAT={"REGION": "us"}):
-        messages = check_settings()
-    assert [m.id for m in messages] == ["django_cometchat.E001", "django_cometchat.E002"]
-    assert 'COMETCHAT["APP_ID"]' in messages[0].msg
-    assert "COMETCHAT_APP_ID" in messages[0].msg
-    assert messages[1].hint
-    assert "fullAccess" in messages[1].hint
+        warnings = check_credentials()
+        errors = check_credentials_for_deploy()
+        assert check_settings() == []
+    assert [m.id for m in warnings] == ["django_cometchat.W002", "django_cometchat.W003"]
+    assert not any(m.is_serious() for m in warnings)
+    assert [m.id for m in errors] == ["django_cometchat.E001", "django_cometchat.E002"]
+    assert all(m.is_serious() for m in errors)
+    for messages in (warnings, errors):
+        assert 'COMETCHAT["APP_ID"]' in messages[0].msg
+        assert "COMETCHAT_APP_ID" in (messages[0].hint or "")
+        assert "fullAccess" in (messages[1].hint or "")
 
 
-def test_env_var_satisfies_the_check(monkeypatch):
+def test_env_var_satisfies_the_checks(monkeypatch):
     monkeypatch.setenv("COMETCHAT_API_KEY", "from-env")
-    assert ids({"APP_ID": "a"}) == []
+    with override_settings(COMETCHAT={"APP_ID": "a"}):
+        assert check_credentials() == check_credentials_for_deploy() == check_settings() == []
+
+
+@pytest.mark.django_db
+def test_migrate_and_check_run_without_credentials_and_check_deploy_refuses():
+    with override_settings(COMETCHAT={}):
+        call_command("migrate", verbosity=0)  # would raise SystemCheckError on an error
+        call_command("check")
+        with pytest.raises(SystemCheckError) as info:
+            call_command("check", "--deploy")
+    text = str(info.value)
+    assert "django_cometchat.E001" in text
+    assert "django_cometchat.E002" in text
+
+
+def test_an_api_without_its_apps_names_what_to_add():
+    assert check_api_dependencies() == []
+    with modify_settings(INSTALLED_APPS={"remove": ["rest_framework", "django_filters"]}):
+        messages = check_api_dependencies()
+    assert [m.id for m in messages] == ["django_cometchat.E007", "django_cometchat.E007"]
+    assert '"rest_framework"' in messages[0].msg
+    assert messages[0].hint == 'Add "rest_framework" to INSTALLED_APPS.'
+    assert '"django_filters"' in (messages[1].hint or "")
+
+
+def test_an_unmounted_api_needs_nothing(settings):
+    settings.ROOT_URLCONF = "tests.urls_admin_only"
+    with modify_settings(INSTALLED_APPS={"remove": ["rest_framework", "django_filters"]}):
+        assert check_api_dependencies() == []
 
 
 @pytest.mark.parametrize(
@@ -70,11 +109,12 @@ def test_plain_http_warns_only_without_debug():
 
 def test_manage_py_check_shows_id_and_hint():
     with (
-        override_settings(COMETCHAT={"REGION": "us", "API_KEY": "k"}),
+        override_settings(COMETCHAT={"REGION": "Europe!", "API_KEY": "k-123456"}),
         pytest.raises(SystemCheckError) as info,
     ):
         call_command("check")
     text = str(info.value)
-    assert "django_cometchat.E001" in text
+    assert "django_cometchat.E003" in text
+    assert "django_cometchat.W002" in text
     assert "HINT:" in text
-    assert "k-123" not in text
+    assert "k-123456" not in text
