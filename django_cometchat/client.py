@@ -620,8 +620,8 @@ def _transport_reason(exc: requests.exceptions.RequestException) -> tuple[Transp
         if item is None or item in chain:
             continue
         chain.append(item)
-        pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
-        pending.extend(arg for arg in item.args if isinstance(arg, BaseException))
+        related = [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+        pending.extend(other for other in related if isinstance(other, BaseException))
     for reason, matches in _TRANSPORT_REASONS:
         for item in chain:
             if matches(item):

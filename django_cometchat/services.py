@@ -71,6 +71,7 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "owners",
     "owners_by_uid",
     "rebind_uid",
+    "users_by_name",
     "release_uid",
     "resolve_uid",
     "sync_conversations",
@@ -222,7 +223,7 @@ def owners(
         return OwnerSelection(len(chosen), iter([found[uid] for uid in chosen]))
     get_settings().uid_resolver()  # a broken UID_RESOLVER fails once, here, not once per user
     if usernames:
-        users = _users_by_name(list(dict.fromkeys(usernames)))
+        users = users_by_name(list(dict.fromkeys(usernames)))
         return OwnerSelection(len(users), (_owner_or_problem(user) for user in users))
     if not all_users:
         return OwnerSelection(0, iter(()))
@@ -232,7 +233,8 @@ def owners(
     )
 
 
-def _users_by_name(names: list[str]) -> list[Any]:
+def users_by_name(names: list[str]) -> list[Any]:
+    """Django users by ``USERNAME_FIELD``, in the order given; an unknown name is refused."""
     user_model = get_user_model()
     field_name = user_model.USERNAME_FIELD
     found = {

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from django_cometchat.client import CometChatClient
+
 
 @pytest.fixture
 def fake(cometchat_fake):
@@ -25,3 +27,35 @@ def fake(cometchat_fake):
 @pytest.fixture
 def alice(django_user_model):
     return django_user_model.objects.create_user(username="alice-django", password="x")
+
+
+CLIENT_FAST = {"BACKOFF_FACTOR": 0.01, "BACKOFF_MAX": 0.05}
+
+
+@pytest.fixture
+def client_for(settings, cometchat_fake):
+    clients = []
+
+    def make(**overrides):
+        settings.COMETCHAT = {**settings.COMETCHAT, **CLIENT_FAST, **overrides}
+        client = CometChatClient()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def chat(cometchat_fake):
+    fake = cometchat_fake
+    fake.add_user("alice", "Alice Liddell")
+    fake.add_user("bob", "Bob Stone")
+    fake.add_user("carol", "Carol Danvers")
+    fake.add_group("book-club", "Book Club", members=["alice", "bob"])
+    fake.send_message("bob", to_user="alice", text="hi alice")
+    fake.send_message("carol", to_user="alice", text="hello from carol")
+    fake.send_message("bob", to_group="book-club", text="chapter 3?")
+    fake.clear_requests()
+    return fake

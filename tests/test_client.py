@@ -24,36 +24,7 @@ from django_cometchat.filters import ConversationFilters
 from django_cometchat.testing import FakeCometChat, Fault
 from django_cometchat.types import Group, User
 
-FAST = {"BACKOFF_FACTOR": 0.01, "BACKOFF_MAX": 0.05}
-
-
-@pytest.fixture
-def client_for(settings, cometchat_fake):
-    clients = []
-
-    def make(**overrides):
-        settings.COMETCHAT = {**settings.COMETCHAT, **FAST, **overrides}
-        client = CometChatClient()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def chat(cometchat_fake):
-    fake = cometchat_fake
-    fake.add_user("alice", "Alice Liddell")
-    fake.add_user("bob", "Bob Stone")
-    fake.add_user("carol", "Carol Danvers")
-    fake.add_group("book-club", "Book Club", members=["alice", "bob"])
-    fake.send_message("bob", to_user="alice", text="hi alice")
-    fake.send_message("carol", to_user="alice", text="hello from carol")
-    fake.send_message("bob", to_group="book-club", text="chapter 3?")
-    fake.clear_requests()
-    return fake
+from .conftest import CLIENT_FAST
 
 
 def api_requests(fake):
@@ -376,7 +347,7 @@ def test_budget_makes_a_web_call_fail_fast(chat, client_for):
 
 def test_constructor_budget(chat, client_for, settings):
     chat.inject(Fault("status", status=503, headers={"Retry-After": "5"}, times=10))
-    settings.COMETCHAT = {**settings.COMETCHAT, **FAST}
+    settings.COMETCHAT = {**settings.COMETCHAT, **CLIENT_FAST}
     with CometChatClient(retry_budget=0) as client, pytest.raises(CometChatServerError):
         client.get_user("bob")
     assert len(api_requests(chat)) == 1

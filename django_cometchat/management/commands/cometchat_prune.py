@@ -6,8 +6,6 @@ snapshot is always kept, whatever the options say.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -15,6 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_cometchat import services
 from django_cometchat.conf import get_settings
 from django_cometchat.exceptions import CometChatConfigurationError
+
+from ..arguments import int_at_least
 
 
 class Command(BaseCommand):
@@ -28,14 +28,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--max-age-days",
-            type=_int_at_least(0),
+            type=int_at_least(0),
             metavar="N",
             help="Delete snapshots fetched more than N days ago "
             "(default: COMETCHAT['HISTORY_MAX_AGE_DAYS']).",
         )
         parser.add_argument(
             "--keep",
-            type=_int_at_least(1),
+            type=int_at_least(1),
             metavar="N",
             help="Keep only the newest N snapshots of each conversation "
             "(default: COMETCHAT['HISTORY_KEEP_PER_CONVERSATION']).",
@@ -80,16 +80,3 @@ def _policy(max_age_days: int | None, keep: int | None) -> str:
     if keep is not None:
         rules.append(f"beyond the newest {keep} per conversation")
     return " or ".join(rules) + "; each conversation's latest snapshot is kept"
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-        if number < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
-        return number
-
-    return parse

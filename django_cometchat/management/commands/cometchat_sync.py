@@ -8,7 +8,6 @@ failure that every owner would hit.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from typing import Any
@@ -21,6 +20,7 @@ from django_cometchat.filters import ConversationFilters
 from django_cometchat.models import SyncRun
 from django_cometchat.redaction import redact
 
+from ..arguments import int_at_least
 from ..batch import BatchRunner
 from ..reporting import Outcome, Reporter, plural
 
@@ -60,7 +60,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--concurrency",
-            type=_positive_int,
+            type=int_at_least(1),
             default=1,
             metavar="N",
             help="Sync N users at a time on N threads (default 1).",
@@ -160,13 +160,3 @@ def _reason(exc: CometChatError) -> str:
     code = getattr(exc, "code", None)
     text = exc.describe()
     return f"{code} {text}" if code and not text.startswith(code) else text
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
