@@ -18,7 +18,7 @@ from django_cometchat.admin import ApproximateCount, ConversationAdmin, LargeTab
 from django_cometchat.admin.dates import periods_with_rows
 from django_cometchat.admin.pagination import estimated_row_count
 from django_cometchat.admin.rendering import describe_message
-from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
+from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun, UIDBinding
 from django_cometchat.services import owner_by_uid, sync_conversations
 from django_cometchat.storage import content_hash
 from django_cometchat.testing import Fault
@@ -819,3 +819,16 @@ def test_sync_of_an_owner_cometchat_does_not_know_says_where_its_uid_came_from(
     assert shown.startswith("Could not sync ghost: CometChat has no user with UID 'ghost'.")
     assert "COMETCHAT[\"UID_RESOLVER\"] = 'tests.resolvers.uid_from_username'" in shown
     assert "Django user 'ghost-django'" in shown
+
+
+def test_uid_bindings_are_listed_read_only_and_searchable(admin_client, synced, alice):
+    url = "/admin/django_cometchat/uidbinding/"
+    html = admin_client.get(url).content.decode()
+    assert ">alice<" in html
+    assert "alice-django" in html
+    assert "Add UID binding" not in html
+    assert admin_client.get(url, {"q": "ALICE"}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"q": "nobody"}).context["cl"].result_count == 0
+    binding = UIDBinding.objects.get(uid="alice")
+    page = admin_client.get(f"{url}{binding.pk}/change/").content.decode()
+    assert 'name="_save"' not in page  # nothing here edits a binding

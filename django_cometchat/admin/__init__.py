@@ -17,6 +17,7 @@ from .options import (
     ReadOnlyAdmin,
     SnapshotInline,
     SyncRunAdmin,
+    UIDBindingAdmin,
 )
 from .pagination import ApproximateCount, LargeTablePaginator
 
@@ -28,4 +29,5 @@ __all__ = [
     "ReadOnlyAdmin",
     "SnapshotInline",
     "SyncRunAdmin",
+    "UIDBindingAdmin",
 ]

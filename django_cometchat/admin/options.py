@@ -26,7 +26,7 @@ from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import ngettext
 
 from .. import services
-from ..models import Conversation, ConversationSnapshot, SyncRun
+from ..models import Conversation, ConversationSnapshot, SyncRun, UIDBinding
 from .dates import IndexedDateHierarchy
 from .filters import MissingFilter, OwnerUIDFilter, SnapshotConversationFilter, UnreadFilter
 from .pagination import DEFAULT_COUNT_LIMIT, LargeTablePaginator
@@ -87,6 +87,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return LargeTablePaginator(
             queryset, per_page, orphans, allow_empty_first_page, count_limit=self.count_limit
         )
+
+
+class ExactUIDSearch:
+    """The search box takes UIDs, matched exactly (lowercased, as stored): an index lookup."""
+
+    uid_field = "owner_uid"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        uids = sorted({term.lower() for term in search_terms(search_term)})
+        if uids:
+            queryset = queryset.filter(**{f"{self.uid_field}__in": uids})
+        return queryset, False
 
 
 class LargeTableChangeList(ChangeList):
@@ -427,7 +441,7 @@ class ConversationSnapshotAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdmin):
+class SyncRunAdmin(ExactUIDSearch, ReadOnlyAdmin):
     list_display = (
         "started_at",
         "owner_uid",
@@ -486,15 +500,6 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "error_message",
     )
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
-    ) -> tuple[QuerySet[Any], bool]:
-        """Any of the UIDs typed, exactly (lowercased): served by (owner_uid, -started_at)."""
-        uids = sorted({term.lower() for term in search_terms(search_term)})
-        if uids:
-            queryset = queryset.filter(owner_uid__in=uids)
-        return queryset, False
-
     @admin.display(description="duration")
     def duration(self, obj: SyncRun) -> str:
         seconds = obj.duration_seconds
@@ -514,3 +519,19 @@ class SyncRunAdmin(ReadOnlyAdmin):
     @admin.display(description="filters")
     def filters_pretty(self, obj: SyncRun) -> SafeString:
         return pretty_json(obj.filters)
+
+
+@admin.register(UIDBinding)
+class UIDBindingAdmin(ExactUIDSearch, ReadOnlyAdmin):
+    """Which account each CometChat UID belongs to. Read-only: ``cometchat_rebind`` moves a UID
+    on purpose, with its rows."""
+
+    list_display = ("uid", "user", "bound_at")
+    list_select_related = ("user",)
+    search_fields = ("=uid",)
+    search_help_text = "Exact CometChat UID; several UIDs separated by spaces."
+    uid_field = "uid"
+    ordering = ("uid",)
+    sortable_by = ("uid",)
+    fields = ("uid", "user", "bound_at")
+    readonly_fields = fields
