@@ -3,6 +3,10 @@
 CometChat credentials come from the environment (``COMETCHAT_APP_ID``, ``COMETCHAT_REGION``,
 ``COMETCHAT_API_KEY``, ``COMETCHAT_BASE_URL``): ``scripts/demo`` points them at the bundled fake
 server unless a real app's are set.
+
+Safe by default outside the demo: ``DEBUG`` is off unless ``DJANGO_DEBUG=1``, and without
+``DJANGO_SECRET_KEY`` each process makes a random key (sessions do not survive a restart; set the
+variable to keep them). ``scripts/demo`` sets both for local use.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from django.core.management.utils import get_random_secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-project-only-not-secret")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or get_random_secret_key()
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -65,7 +71,19 @@ TEMPLATES = [
 def _database(url: str | None) -> dict[str, object]:
     if not url:
         path = os.environ.get("EXAMPLE_SQLITE_PATH", BASE_DIR / "example.sqlite3")
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": path,
+            "OPTIONS": {
+                # Concurrent refreshes: take the write lock when a transaction starts (no
+                # deadlock between two readers that both want to write), wait up to 20 s for
+                # it, and let readers go on while one writes (WAL). A lock that still times out
+                # is a 503 with Retry-After from the API, never a 500.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": float(os.environ.get("EXAMPLE_SQLITE_TIMEOUT", "20")),
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
     parts = urlsplit(url)
     return {
         "ENGINE": "django.db.backends.postgresql",
