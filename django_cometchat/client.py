@@ -20,9 +20,11 @@ import json
 import logging
 import os
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -66,7 +68,7 @@ from .types import (
     unwrap_single,
 )
 
-__all__ = ["CometChatClient", "Page", "retry_budget"]
+__all__ = ["CometChatClient", "Page", "Pages", "retry_budget"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,10 @@ class Page(Generic[T]):
     number: int
     items: tuple[T, ...]
     pagination: Pagination | None
+
+
+# A lazy walk over a list endpoint's pages; close() it when stopping early.
+Pages = Generator[Page[T], None, None]
 
 
 class _ApiKeyAuth(requests.auth.AuthBase):
@@ -398,7 +404,7 @@ class CometChatClient:
         start_page: int = 1,
         prefetch: bool = False,
         parsed: bool = True,
-    ) -> Iterator[Page[Any]]:
+    ) -> Pages[Any]:
         """Lazily yield the owner's conversation pages, newest first; one page in memory (two
         with ``prefetch``, which fetches the next page while the caller works on this one).
 
@@ -423,7 +429,7 @@ class CometChatClient:
 
     def iter_raw_conversation_pages(
         self, *, on_behalf_of: str, **options: Any
-    ) -> Iterator[Page[Mapping[str, Any]]]:
+    ) -> Pages[Mapping[str, Any]]:
         """``iter_conversation_pages(parsed=False)``: rows stay CometChat's JSON objects."""
         return self.iter_conversation_pages(on_behalf_of=on_behalf_of, parsed=False, **options)
 
@@ -438,8 +444,9 @@ class CometChatClient:
         pages = self.iter_conversation_pages(
             on_behalf_of=on_behalf_of, filters=filters, per_page=per_page
         )
-        for page in pages:
-            yield from page.items
+        with closing(pages):
+            for page in pages:
+                yield from page.items
 
     def list_users(
         self, *, search_key: str | None = None, per_page: int | None = None
@@ -448,8 +455,9 @@ class CometChatClient:
         params: dict[str, Any] = {"perPage": self._page_size(per_page)}
         if search_key:
             params["searchKey"] = search_key
-        for page in self._iter_pages("/users", params, parse_user):
-            yield from page.items
+        with closing(self._iter_pages("/users", params, parse_user)) as pages:
+            for page in pages:
+                yield from page.items
 
     def _iter_pages(
         self,
@@ -460,7 +468,7 @@ class CometChatClient:
         on_behalf_of: str | None = None,
         start_page: int = 1,
         prefetch: bool = False,
-    ) -> Iterator[Page[T]]:
+    ) -> Pages[T]:
         """Lazily walk ``page=1..`` of a list endpoint, holding one page (two with prefetch).
 
         Stops at an empty or short page, or when ``current_page >= total_pages`` (which may only
@@ -542,7 +550,7 @@ class CometChatClient:
 
 def _walk(
     fetch: Callable[[int], Page[T]], is_last: Callable[[Page[T]], bool], number: int
-) -> Iterator[Page[T]]:
+) -> Pages[T]:
     while True:
         page = fetch(number)
         last = is_last(page)
@@ -557,29 +565,36 @@ def _walk(
 
 def _walk_prefetching(
     fetch: Callable[[int], Page[T]], is_last: Callable[[Page[T]], bool], number: int
-) -> Iterator[Page[T]]:
+) -> Pages[T]:
     """Fetch page n+1 on a worker thread while the caller works on page n.
 
     A sync spends about as long storing a page as fetching it, so overlapping the two nearly
     halves its time. At most two pages are held. The session is only ever used by one thread at
     a time (the worker), and the caller's context (a retry budget, a deadline) is copied to it.
+
+    Callers close the iterator when they stop early (``contextlib.closing``), which waits for a
+    fetch still running. If it is left to the garbage collector instead, it may be finalized on
+    any thread, even one that is starting up inside ``threading``'s locks, where waiting for the
+    worker would deadlock: there it lets the worker finish on its own.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cometchat-prefetch") as pool:
-        future = pool.submit(contextvars.copy_context().run, fetch, number)
-        try:
-            while True:
-                page = future.result()
-                last = is_last(page)
-                if not last:
-                    future = pool.submit(contextvars.copy_context().run, fetch, number + 1)
-                if page.items:
-                    yield page
-                if last:
-                    return
-                page = None  # type: ignore[assignment]
-                number += 1
-        finally:
-            future.cancel()  # a fetch already running is waited for by the pool's exit
+    creator = threading.get_ident()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cometchat-prefetch")
+    future = pool.submit(contextvars.copy_context().run, fetch, number)
+    try:
+        while True:
+            page = future.result()
+            last = is_last(page)
+            if not last:
+                future = pool.submit(contextvars.copy_context().run, fetch, number + 1)
+            if page.items:
+                yield page
+            if last:
+                return
+            page = None  # type: ignore[assignment]
+            number += 1
+    finally:
+        future.cancel()
+        pool.shutdown(wait=threading.get_ident() == creator, cancel_futures=True)
 
 
 # Most telling first: a DNS failure also surfaces as a failed connection, and so on.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -428,10 +428,11 @@ class _Walk:
         pages = self.client.iter_raw_conversation_pages(
             on_behalf_of=self.owner_uid, filters=filters, prefetch=True
         )
-        for page in pages:
-            if top_at_start is None:
-                top_at_start = updated_at_of(page.items[0].get("updatedAt"))
-            self.store(page)
+        with closing(pages):  # a failure part-way stops the prefetching worker at once
+            for page in pages:
+                if top_at_start is None:
+                    top_at_start = updated_at_of(page.items[0].get("updatedAt"))
+                self.store(page)
         if self.seen is None:
             return
         self.run_record.complete = True
@@ -497,11 +498,12 @@ class _Walk:
         one reaches rows that old stores it. Missing marks then wait for a walk without repeats.
         """
         pages = self.client.iter_raw_conversation_pages(on_behalf_of=self.owner_uid)
-        for number, page in enumerate(pages, start=1):
-            self.store(page, count_unchanged=False)
-            oldest = updated_at_of(page.items[-1].get("updatedAt"))
-            if oldest < top_at_start or number >= CATCH_UP_MAX_PAGES:
-                break
+        with closing(pages):
+            for number, page in enumerate(pages, start=1):
+                self.store(page, count_unchanged=False)
+                oldest = updated_at_of(page.items[-1].get("updatedAt"))
+                if oldest < top_at_start or number >= CATCH_UP_MAX_PAGES:
+                    break
 
 
 def _explain(exc: BaseException, owner: Owner) -> None:

@@ -1,0 +1,194 @@
+"""The write path for snapshots: one page, one transaction, a constant number of queries.
+
+Why hand-written SQL instead of ``bulk_create(update_conflicts=True)``:
+
+* the stale-write guard. ``ON CONFLICT ... DO UPDATE ... WHERE`` keeps an older payload (smaller
+  CometChat ``updatedAt``) from overwriting a newer one; ``bulk_create`` cannot express the WHERE;
+* a constant query count. The page travels as ONE JSON parameter, so 10 or 1,000 rows cost the
+  same number of statements; ``bulk_create`` splits into batches under SQLite's variable limit.
+
+The decisions live here; the SQL lives in one dialect per backend, next to its only caller:
+:mod:`.postgresql`, :mod:`.sqlite`, and :mod:`.portable` (the ORM, for any other database and
+SQLite older than 3.35, which lacks RETURNING).
+
+Concurrency: on PostgreSQL each page transaction takes a transaction-scoped advisory lock on the
+owner, so two syncs of one owner write their pages one at a time: counts and history are exact,
+no duplicate key escapes, and no deadlock is possible between them. The upsert's WHERE guard
+still holds without the lock. A row's owner is set once and never reassigned by a write.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import DatabaseError, connection, transaction
+
+from ..models import Conversation
+from .portable import PortableDialect
+from .postgresql import PostgreSQLDialect
+from .rows import CONVERSATION, Row, StoredHash, content_hash, newest_per_id, row_from
+from .sqlite import SQLiteDialect
+
+__all__ = [
+    "PageOutcome",
+    "Row",
+    "SeenSet",
+    "StoredHash",
+    "clear_missing",
+    "content_hash",
+    "dialect",
+    "newest_per_id",
+    "row_from",
+    "store_page",
+    "stored_hashes",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def dialect() -> PortableDialect:
+    """The dialect of the default database connection."""
+    if connection.vendor == "postgresql":
+        return PostgreSQLDialect()
+    if connection.vendor == "sqlite" and connection.features.can_return_rows_from_bulk_insert:
+        return SQLiteDialect()
+    return PortableDialect()
+
+
+@dataclass
+class PageOutcome:
+    created: list[tuple[int, str]] = field(default_factory=list)  # (pk, conversation_id)
+    updated: list[tuple[int, str]] = field(default_factory=list)
+    unchanged: int = 0
+    stale: int = 0  # older than what is stored: kept the stored one
+
+
+@dataclass(frozen=True)
+class _Stored:
+    content_hash: str
+    updated_at: datetime
+    fetched_at: datetime
+    missing: bool
+
+    def is_newer_than(self, row: Row, fetched_at: datetime) -> bool:
+        """The stored snapshot wins: a larger updatedAt, or the same one fetched later."""
+        return (row.updated_at, fetched_at) < (self.updated_at, self.fetched_at)
+
+
+def store_page(
+    *, owner_id: int | None, owner_uid: str, rows: Sequence[Row], fetched_at: datetime
+) -> PageOutcome:
+    """Write one page atomically; decide created / updated / unchanged / stale per row."""
+    rows = newest_per_id(rows)
+    outcome = PageOutcome()
+    if not rows:
+        return outcome
+    sql = dialect()
+    with transaction.atomic():
+        sql.lock_owner(owner_uid)
+        stored = {
+            cid: _Stored(digest, updated_at, seen_at, missing is not None)
+            for cid, digest, updated_at, seen_at, missing in Conversation.objects.owned_by(
+                owner_uid
+            )
+            .filter(conversation_id__in=[r.conversation_id for r in rows])
+            .order_by()
+            .values_list(
+                "conversation_id", "content_hash", "updated_at", "fetched_at", "missing_since"
+            )
+        }
+        to_write: list[Row] = []
+        back: list[str] = []  # kept as stored, but CometChat returns them again
+        for row in rows:
+            old = stored.get(row.conversation_id)
+            if old is None:
+                to_write.append(row)
+                continue
+            if old.is_newer_than(row, fetched_at):
+                outcome.stale += 1
+            elif row.content_hash == old.content_hash:
+                outcome.unchanged += 1
+            else:
+                to_write.append(row)
+                continue
+            if old.missing:
+                back.append(row.conversation_id)
+        written = sql.upsert(owner_id, owner_uid, to_write, fetched_at) if to_write else []
+        for pk, cid in written:
+            (outcome.updated if cid in stored else outcome.created).append((pk, cid))
+        # A row the guard refused (a concurrent writer got there first) counts as stale.
+        outcome.stale += len(to_write) - len(written)
+        if written:
+            sql.insert_history([pk for pk, _ in written])
+        if back:
+            clear_missing(owner_uid, back)
+    return outcome
+
+
+def stored_hashes(owner_uid: str, conversation_ids: Sequence[str]) -> dict[str, StoredHash]:
+    """``conversation_id -> StoredHash`` of the rows already stored; one query.
+
+    Read without a lock: a sync uses it to skip rows whose content it already holds, and sends
+    the rest to ``store_page``, which decides again under the lock.
+    """
+    return dialect().stored_hashes(owner_uid, conversation_ids)
+
+
+def clear_missing(owner_uid: str, conversation_ids: Sequence[str]) -> int:
+    """CometChat returns these again: they are no longer missing."""
+    return (
+        Conversation.objects.owned_by(owner_uid)
+        .filter(conversation_id__in=conversation_ids, missing_since__isnull=False)
+        .update(missing_since=None)
+    )
+
+
+class SeenSet:
+    """The conversation ids one sync has seen, kept in a temporary table, not in memory.
+
+    A complete sync marks missing what it did not see. Keeping the ids in Python would make
+    memory grow with the number of pages, and rewriting every seen row (a "last seen" column)
+    would make a no-change re-sync write the whole table. A temporary table is private to the
+    connection, costs one insert per page, and goes away when the sync ends.
+    """
+
+    def __init__(self) -> None:
+        self.table = f"cometchat_seen_{uuid.uuid4().hex[:16]}"
+        self.sql = dialect()
+
+    def __enter__(self) -> SeenSet:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {self.table} (conversation_id varchar(210) PRIMARY KEY)"
+            )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+        except DatabaseError:  # the connection is gone; so is its temporary table
+            logger.debug("Could not drop %s", self.table, exc_info=True)
+
+    def add(self, conversation_ids: Sequence[str]) -> int:
+        """Remember these ids; return how many of them were seen before (repeats).
+
+        A repeat means the list shifted under the walk, which may have skipped a conversation.
+        """
+        return self.sql.remember_seen(self.table, conversation_ids)
+
+    def mark_missing(self, owner_uid: str, *, started_at: datetime, now: datetime) -> int:
+        """Rows of ``owner_uid`` not seen, and not written since the sync started, go missing."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {CONVERSATION} SET missing_since = %s "
+                "WHERE owner_uid = %s AND missing_since IS NULL AND fetched_at < %s "
+                f"AND NOT EXISTS (SELECT 1 FROM {self.table} s "
+                f"WHERE s.conversation_id = {CONVERSATION}.conversation_id)",
+                [self.sql.param(now), owner_uid, self.sql.param(started_at)],
+            )
+            return int(cursor.rowcount)

@@ -1,0 +1,115 @@
+"""The portable dialect: any database Django supports, through the ORM.
+
+The same decisions as the native dialects (the stale-write guard, history for what was written,
+repeats in the seen set), only with more statements; the PostgreSQL and SQLite dialects override
+each method with one statement per page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+
+from ..models import Conversation, ConversationSnapshot
+from .rows import ROW_COLUMNS, Row, StoredHash
+
+
+class PortableDialect:
+    vendor = ""
+
+    def lock_owner(self, owner_uid: str) -> None:
+        """Serialise one owner's page writes (the ORM upsert locks its rows instead)."""
+
+    def param(self, value: datetime) -> Any:
+        """A datetime as this backend stores it, for hand-written SQL."""
+        return connection.ops.adapt_datetimefield_value(value)
+
+    def stored_hashes(
+        self, owner_uid: str, conversation_ids: Sequence[str]
+    ) -> dict[str, StoredHash]:
+        return {
+            cid: StoredHash(digest, missing is not None)
+            for cid, digest, missing in Conversation.objects.owned_by(owner_uid)
+            .filter(conversation_id__in=conversation_ids)
+            .order_by()
+            .values_list("conversation_id", "content_hash", "missing_since")
+        }
+
+    def upsert(
+        self, owner_id: int | None, owner_uid: str, rows: Sequence[Row], fetched_at: datetime
+    ) -> list[tuple[int, str]]:
+        """Write the rows the guard lets through; ``(pk, conversation_id)`` of each written."""
+        existing = {
+            c.conversation_id: c
+            for c in Conversation.objects.select_for_update().filter(
+                owner_uid=owner_uid, conversation_id__in=[r.conversation_id for r in rows]
+            )
+        }
+        written: list[tuple[int, str]] = []
+        for row in rows:
+            obj = existing.get(row.conversation_id) or Conversation(
+                owner_uid=owner_uid, conversation_id=row.conversation_id
+            )
+            if obj.pk and (row.updated_at, fetched_at) < (obj.updated_at, obj.fetched_at):
+                continue
+            for name in ROW_COLUMNS:
+                setattr(obj, name, getattr(row, name))
+            obj.fetched_at = fetched_at
+            obj.missing_since = None
+            obj.owner_id = obj.owner_id or owner_id  # a row's owner is never reassigned
+            obj.save()
+            written.append((obj.pk, obj.conversation_id))
+        return written
+
+    def insert_history(self, pks: list[int]) -> None:
+        """Copy the just-written rows into history."""
+        ConversationSnapshot.objects.bulk_create(
+            ConversationSnapshot(
+                conversation_id=c.pk,
+                payload=c.payload,
+                content_hash=c.content_hash,
+                fetched_at=c.fetched_at,
+            )
+            for c in Conversation.objects.filter(pk__in=pks)
+        )
+
+    def remember_seen(self, table: str, conversation_ids: Sequence[str]) -> int:
+        """Add ids to a sync's seen table; return how many were there already (repeats)."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT conversation_id FROM {table}")
+            known = {row[0] for row in cursor.fetchall()}
+            fresh = set(conversation_ids) - known
+            cursor.executemany(
+                f"INSERT INTO {table} (conversation_id) VALUES (%s)", [[c] for c in fresh]
+            )
+        return len(conversation_ids) - len(fresh)
+
+    def json_datetime(self, value: datetime | None) -> str | None:
+        """A datetime inside a page's JSON parameter, as this backend's SQL will read it."""
+        return None if value is None else value.isoformat()
+
+    def records(self, rows: Sequence[Row]) -> str:
+        """The page as one JSON parameter (for the native dialects' single statement)."""
+        return json.dumps(
+            [
+                {
+                    "conversation_id": r.conversation_id,
+                    "conversation_type": r.conversation_type,
+                    "unread": r.unread_message_count,
+                    "created_at": self.json_datetime(r.created_at),
+                    "updated_at": self.json_datetime(r.updated_at),
+                    "peer_uid": r.peer_uid,
+                    "peer_guid": r.peer_guid,
+                    "peer_name": r.peer_name,
+                    "payload": r.payload,
+                    "content_hash": r.content_hash,
+                }
+                for r in rows
+            ],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )

@@ -1,0 +1,103 @@
+"""What a stored conversation row is, and the values every dialect shares."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from ..models import Conversation, ConversationSnapshot
+from ..types import Conversation as RemoteConversation
+from ..types import User
+
+CONVERSATION = Conversation._meta.db_table
+SNAPSHOT = ConversationSnapshot._meta.db_table
+
+# The columns an upsert rewrites from the page (``fetched_at`` and ``owner_id`` are set apart).
+ROW_COLUMNS = (
+    "conversation_type",
+    "unread_message_count",
+    "created_at",
+    "updated_at",
+    "peer_uid",
+    "peer_guid",
+    "peer_name",
+    "payload",
+    "content_hash",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One conversation as it will be stored."""
+
+    conversation_id: str
+    conversation_type: str
+    unread_message_count: int
+    created_at: datetime | None
+    updated_at: datetime
+    peer_uid: str
+    peer_guid: str
+    peer_name: str
+    payload: Mapping[str, Any]
+    content_hash: str
+
+
+class StoredHash(NamedTuple):
+    """What a sync needs to know of a stored row before deciding to parse and write it."""
+
+    content_hash: str
+    missing: bool
+
+    def unchanged_but_missing(self, digest: str) -> bool:
+        """CometChat returns, unchanged, a row marked missing: only the mark must go."""
+        return self.missing and self.content_hash == digest
+
+
+def content_hash(payload: Mapping[str, Any]) -> str:
+    """SHA-256 of the payload as CometChat sent it.
+
+    Keys are not sorted: CometChat's key order is stable, and sorting costs a third more on the
+    no-change re-sync's hot path. A reordered but equal payload only costs one extra history row.
+    """
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _timestamp(seconds: int | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def row_from(conversation: RemoteConversation, *, digest: str | None = None) -> Row:
+    peer = conversation.conversation_with
+    is_user = isinstance(peer, User)
+    updated_at = _timestamp(conversation.updated_at)
+    assert updated_at is not None
+    return Row(
+        conversation_id=conversation.conversation_id,
+        conversation_type=conversation.conversation_type,
+        unread_message_count=conversation.unread_message_count,
+        created_at=_timestamp(conversation.created_at),
+        updated_at=updated_at,
+        peer_uid=conversation.peer_id if is_user else "",
+        peer_guid="" if is_user else conversation.peer_id,
+        peer_name=conversation.peer_name[:255],
+        payload=conversation.raw,
+        content_hash=digest or content_hash(conversation.raw),
+    )
+
+
+def newest_per_id(rows: Iterable[Row]) -> list[Row]:
+    """Offset paging may repeat a conversation: keep its newest copy, ordered by id.
+
+    A stable order also keeps concurrent writers' row locks in the same sequence.
+    """
+    best: dict[str, Row] = {}
+    for row in rows:
+        kept = best.get(row.conversation_id)
+        if kept is None or row.updated_at >= kept.updated_at:
+            best[row.conversation_id] = row
+    return [best[key] for key in sorted(best)]
