@@ -15,8 +15,7 @@ import pytest
 import requests
 
 from django_cometchat.testing import FakeCometChat, Fault
-from django_cometchat.testing.render import ConversationRenderer
-from django_cometchat.testing.state import RenderOptions
+from django_cometchat.testing.render import ConversationRenderer, RenderOptions, conversation_json
 from django_cometchat.types import parse_conversation, parse_pagination
 
 TIMEOUT = 5
@@ -603,7 +602,7 @@ def test_fast_renderer_matches_dict_rendering(fake: FakeCometChat) -> None:
     for owner in ("alice", "bob", "fan-01"):
         for row in state.owner_conversations(owner):
             text = renderer.conversation(row, owner)
-            assert json.loads(text) == state.conversation_json(row, owner, options)
+            assert json.loads(text) == conversation_json(state, row, owner, options)
             checked += 1
     assert checked > 100
 

@@ -36,17 +36,18 @@ import socketserver
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote
 
 from . import seed
-from .api import ApiOptions, RawJSON, authenticate, handle, is_list_endpoint
+from .api import RawJSON, authenticate, handle, is_list_endpoint
 from .faults import HTML_PAGE, Fault, FaultQueue, api_path, error_envelope
-from .ratelimit import HEADER_STYLES, HeaderStyle, RateDecision, RateLimiter
-from .render import ConversationRenderer
+from .options import FakeOptions
+from .ratelimit import HeaderStyle, RateDecision, RateLimiter
+from .render import ConversationRenderer, group_json, message_json, user_json
 from .state import JSON, State, direct_conversation_id, group_conversation_id
 
 DEFAULT_API_KEY = "test-api-key-not-secret"
@@ -203,24 +204,21 @@ class FakeCometChat:
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
-        if header_style not in HEADER_STYLES:
-            raise ValueError(f"header_style must be one of {', '.join(HEADER_STYLES)}")
         self.api_key = api_key
         self.app_id = app_id
         self.host = host
         self.port = port
-        self.header_style: HeaderStyle = header_style
+        # reset() goes back to these; each change swaps in a modified copy.
+        self._defaults = FakeOptions(
+            rate_limit_per_minute=rate_limit_per_minute,
+            rate_limit_window=rate_limit_window,
+            header_style=header_style,
+            single_as_list=single_as_list,
+            not_accessible_status=not_accessible_status,
+        )
+        self._options = replace(self._defaults)
         self.state = State()
         self._renderer = ConversationRenderer(self.state)
-        self._options = ApiOptions(
-            single_as_list=single_as_list, not_accessible_status=not_accessible_status
-        )
-        self._defaults = (
-            rate_limit_per_minute,
-            rate_limit_window,
-            header_style,
-            ApiOptions(single_as_list=single_as_list, not_accessible_status=not_accessible_status),
-        )
         self._limiter = RateLimiter(rate_limit_per_minute, window=rate_limit_window)
         self._faults = FaultQueue()
         self._log_lock = threading.Lock()
@@ -290,21 +288,28 @@ class FakeCometChat:
 
     def reset(self) -> None:
         """Forget all data, faults, logged requests and connection counts; restore the options."""
-        per_minute, window, header_style, options = self._defaults
         self.state.reset()
         self._faults.clear()
-        self._limiter.configure(per_minute, window=window)
-        self.header_style = header_style
-        self._options = ApiOptions(
-            single_as_list=options.single_as_list,
-            not_accessible_status=options.not_accessible_status,
-        )
+        self._options = options = replace(self._defaults)
+        self._limiter.configure(options.rate_limit_per_minute, window=options.rate_limit_window)
         with self._log_lock:
             self._requests.clear()
             self._connections = 0
             self._generation += 1
 
     # -- options -------------------------------------------------------------------------------
+
+    def _change(self, **changes: Any) -> None:
+        self._options = replace(self._options, **changes)
+
+    @property
+    def header_style(self) -> HeaderStyle:
+        """Spelling of the rate-limit headers: "hyphen", "compact" or "both"."""
+        return self._options.header_style
+
+    @header_style.setter
+    def header_style(self, value: HeaderStyle) -> None:
+        self._change(header_style=value)
 
     @property
     def single_as_list(self) -> bool:
@@ -313,7 +318,7 @@ class FakeCometChat:
 
     @single_as_list.setter
     def single_as_list(self, value: bool) -> None:
-        self._options.single_as_list = value
+        self._change(single_as_list=value)
 
     @property
     def not_accessible_status(self) -> int:
@@ -322,21 +327,22 @@ class FakeCometChat:
 
     @not_accessible_status.setter
     def not_accessible_status(self, value: int) -> None:
-        self._options.not_accessible_status = value
+        self._change(not_accessible_status=value)
 
     def set_rate_limit(self, per_minute: int | None, *, window: float | None = None) -> None:
         """Budget of requests per window across the app (None = unlimited); opens a new window."""
         self._limiter.configure(per_minute, window=window)
+        self._change(rate_limit_per_minute=per_minute, rate_limit_window=self._limiter.window)
 
     # -- data ----------------------------------------------------------------------------------
 
     def add_user(self, uid: str, name: str | None = None, **extra_fields: Any) -> JSON:
         """Add a user (UID lowercased); extra fields (``status``, ``role``, ``metadata``,
         ``link``, ``tags``…) go into its JSON. Returns the user object."""
-        return self.state.add_user(uid, name, **extra_fields)
+        return user_json(self.state.add_user(uid, name, **extra_fields))
 
     def update_user(self, uid: str, **changes: Any) -> JSON:
-        return self.state.update_user(uid, **changes)
+        return user_json(self.state.update_user(uid, **changes))
 
     def deactivate_user(self, uid: str) -> None:
         self.state.deactivate_user(uid)
@@ -352,7 +358,8 @@ class FakeCometChat:
     ) -> JSON:
         """Add a group; ``members`` are UIDs or (UID, scope) pairs; the first member (or
         ``owner=``) owns it as admin."""
-        return self.state.add_group(guid, name, members=members, group_type=group_type, **extra)
+        group = self.state.add_group(guid, name, members=members, group_type=group_type, **extra)
+        return group_json(group, None)
 
     def add_member(self, guid: str, uid: str, scope: str = "participant") -> None:
         self.state.add_member(guid, uid, scope)
@@ -368,9 +375,11 @@ class FakeCometChat:
     ) -> JSON:
         """Send a text message; returns the full message object. Without ``sent_at`` the time
         comes from a clock that always moves forward, so later messages sort newer."""
-        return self.state.send_message(
-            sender_uid, to_user=to_user, to_group=to_group, text=text, sent_at=sent_at
-        )
+        with self.state.lock:
+            message = self.state.send_message(
+                sender_uid, to_user=to_user, to_group=to_group, text=text, sent_at=sent_at
+            )
+            return message_json(self.state, message)
 
     def mark_read(self, owner_uid: str, conversation_id: str) -> None:
         self.state.mark_read(owner_uid, conversation_id)
@@ -493,7 +502,7 @@ class FakeCometChat:
         return reply
 
     def _rate_headers(self, decision: RateDecision) -> list[tuple[str, str]]:
-        return decision.headers(self.header_style)
+        return decision.headers(self._options.header_style)
 
     def _normal(
         self, method: str, raw_path: str, query: dict[str, str], headers: dict[str, str]
