@@ -95,9 +95,12 @@ def test_unknown_endpoint_is_404_err_api_not_found(fake: FakeCometChat) -> None:
     for path, method in [("/nothing-here", "GET"), ("/conversations", "POST")]:
         response = call(fake, path, method=method)
         assert response.status_code == 404
+        text = "The API endpoint is invalid. Please verify the API call."
         assert error_of(response) == {
             "code": "ERR_API_NOT_FOUND",
-            "message": "The API endpoint is invalid. Please verify the API call.",
+            "message": text,
+            "devMessage": text,
+            "source": "chat-api",
         }
     outside = requests.get(
         f"{fake.base_url.removesuffix('/v3')}/v2/users",

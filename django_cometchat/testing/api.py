@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from .faults import API_PREFIX, error_envelope
+from .errors import error_envelope
+from .faults import API_PREFIX
 from .options import FakeOptions
 from .render import (
     LIST_OPTIONS,
@@ -74,15 +75,21 @@ class ApiError(Exception):
         code: str,
         message: str | None = None,
         details: Mapping[str, list[str]] | None = None,
+        *,
+        dev_message: str | None = None,
     ) -> None:
         super().__init__(code)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.dev_message = dev_message
 
     def response(self) -> ApiResponse:
-        return ApiResponse(self.status, error_envelope(self.code, self.message, self.details))
+        envelope = error_envelope(
+            self.code, self.message, self.details, dev_message=self.dev_message
+        )
+        return ApiResponse(self.status, envelope)
 
 
 def bad_request(field: str, message: str) -> ApiError:
@@ -120,13 +127,17 @@ def authenticate(headers: Mapping[str, str], api_key: str) -> ApiError | None:
     sent = headers.get("apikey", "").strip()
     if not sent:
         return ApiError(
-            401, "AUTH_ERR_EMPTY_APIKEY", "The apikey header is missing or empty in the request."
+            401,
+            "AUTH_ERR_EMPTY_APIKEY",
+            "The apikey header is missing or empty in the request.",
+            dev_message="Send the app's REST API key in the apikey header.",
         )
     if not hmac.compare_digest(sent.encode(), api_key.encode()):
         return ApiError(
             401,
             "AUTH_ERR_APIKEY_NOT_FOUND",
             "The apiKey provided does not exist for this app. Please verify the apiKey.",
+            dev_message="No REST API key of this app matches the apikey header.",
         )
     return None
 

@@ -23,50 +23,17 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, get_args
 
+from .errors import default_error_code, error_envelope
+
 FaultKind = Literal["status", "delay", "drop", "truncate", "html", "empty", "wrong_shape"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 API_PREFIX = "/v3"
 
-# Default CometChat error codes for a "status" fault without an explicit body.
-_DEFAULT_CODES: Mapping[int, str] = {
-    400: "ERR_BAD_REQUEST",
-    401: "AUTH_ERR_APIKEY_NOT_FOUND",
-    403: "AUTH_ERR_NO_ACCESS",
-    404: "ERR_API_NOT_FOUND",
-    422: "ERR_BAD_REQUEST",
-    429: "ERR_TOO_MANY_REQUESTS",
-}
-_DEFAULT_MESSAGES: Mapping[str, str] = {
-    "ERR_BAD_REQUEST": "Failed to validate the data sent with the request.",
-    "AUTH_ERR_APIKEY_NOT_FOUND": "The apiKey provided does not exist for the app.",
-    "AUTH_ERR_NO_ACCESS": "The apiKey provided does not have access to this API.",
-    "ERR_API_NOT_FOUND": "The API endpoint is invalid. Please verify the API call.",
-    "ERR_TOO_MANY_REQUESTS": "Too many requests. Please try again later.",
-    "ERR_MISSION_FAILED": "Something went wrong. Please try again later.",
-    "ERR_BAD_ERROR_RESPONSE": "Something went wrong.",
-}
-
 HTML_PAGE = (
     "<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title></head>"
     "<body><h1>We'll be right back</h1><p>The service is under maintenance.</p></body></html>\n"
 )
-
-
-def default_error_code(status: int) -> str:
-    if status in _DEFAULT_CODES:
-        return _DEFAULT_CODES[status]
-    return "ERR_MISSION_FAILED" if status >= 500 else "ERR_BAD_ERROR_RESPONSE"
-
-
-def error_envelope(
-    code: str, message: str | None = None, details: Mapping[str, list[str]] | None = None
-) -> dict[str, Any]:
-    """CometChat's error body: ``{"error": {"code", "message"[, "details"]}}``."""
-    error: dict[str, Any] = {"code": code, "message": message or _DEFAULT_MESSAGES.get(code, code)}
-    if details:
-        error["details"] = {key: list(value) for key, value in details.items()}
-    return {"error": error}
 
 
 def api_path(raw_path: str) -> str:

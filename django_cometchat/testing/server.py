@@ -44,7 +44,8 @@ from urllib.parse import parse_qsl, unquote
 
 from . import seed
 from .api import RawJSON, authenticate, handle, is_list_endpoint
-from .faults import HTML_PAGE, Fault, FaultQueue, api_path, error_envelope
+from .errors import error_envelope
+from .faults import HTML_PAGE, Fault, FaultQueue, api_path
 from .options import FakeOptions
 from .ratelimit import HeaderStyle, RateDecision, RateLimiter
 from .render import ConversationRenderer, group_json, message_json, user_json
