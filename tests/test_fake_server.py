@@ -59,6 +59,16 @@ def error_of(response: requests.Response) -> dict[str, Any]:
     return body["error"]  # type: ignore[no-any-return]
 
 
+def settle_in_window(window: float, needed: float) -> None:
+    """Sleep into the next rate-limit window unless ``needed`` seconds are left in this one.
+
+    The fake's windows are aligned to multiples of ``window`` seconds since the epoch, so a test
+    that counts requests must not straddle a boundary."""
+    left = window - time.time() % window
+    if left < needed:
+        time.sleep(left + 0.01)
+
+
 def ids(response: requests.Response) -> list[str]:
     assert response.status_code == 200, response.text
     return [c["conversationId"] for c in response.json()["data"]]
@@ -364,12 +374,15 @@ def test_list_users_paging_and_search(fake: FakeCometChat) -> None:
 
 
 def test_rate_limit_headers_and_429(fake: FakeCometChat) -> None:
+    settle_in_window(60, 3)
     fake.set_rate_limit(3)
     remaining = []
     for _ in range(3):
         response = call(fake, "/users")
         assert response.status_code == 200
         assert response.headers["X-Rate-Limit"] == "3"
+        assert "X-Rate-Limit-Reset" not in response.headers  # only with the 429
+        assert "Retry-After" not in response.headers
         remaining.append(response.headers["X-Rate-Limit-Remaining"])
     assert remaining == ["2", "1", "0"]
     limited = call(fake, "/users")
@@ -392,11 +405,13 @@ def test_rate_limit_compact_headers_and_short_window() -> None:
     with FakeCometChat(
         rate_limit_per_minute=1, rate_limit_window=0.3, header_style="compact"
     ) as fake:
+        settle_in_window(0.3, 0.2)
         ok = call(fake, "/users")
         assert ok.status_code == 200
         assert ok.headers["X-RateLimit-Limit"] == "1"
         assert ok.headers["X-RateLimit-Remaining"] == "0"
         assert "X-Rate-Limit" not in ok.headers
+        assert "X-RateLimit-Reset" not in ok.headers
         limited = call(fake, "/users")
         assert limited.status_code == 429
         assert limited.headers["Retry-After"] == "1"  # never below one second
@@ -409,7 +424,10 @@ def test_unlimited_still_sends_rate_limit_headers(fake: FakeCometChat) -> None:
     response = call(fake, "/users")
     assert response.headers["X-Rate-Limit"] == "20000"
     assert response.headers["X-Rate-Limit-Remaining"] == "20000"
-    assert int(response.headers["X-Rate-Limit-Reset"]) >= int(time.time())
+    assert "X-Rate-Limit-Reset" not in response.headers
+    fake.reset_header = "always"
+    reset = int(call(fake, "/users").headers["X-Rate-Limit-Reset"])
+    assert reset >= int(time.time())
 
 
 # -- faults ------------------------------------------------------------------------------------

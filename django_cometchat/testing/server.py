@@ -18,7 +18,8 @@ Every request passes through, in order:
 2. **authentication**: the ``apikey`` header (401 ``AUTH_ERR_EMPTY_APIKEY`` /
    ``AUTH_ERR_APIKEY_NOT_FOUND``). Refused requests do not count against the rate limit.
 3. **rate limit** (see :mod:`.ratelimit`): 429 ``ERR_TOO_MANY_REQUESTS`` with ``Retry-After``
-   beyond the budget. Every answer carries the rate-limit headers.
+   and the reset time beyond the budget of the current window. Every answer carries the limit
+   and the remaining count.
 4. **routing** (see :mod:`.api`).
 
 Each request is appended to :attr:`FakeCometChat.requests` before its answer is written, so a
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import socketserver
 import threading
@@ -47,7 +49,7 @@ from .api import RawJSON, authenticate, handle, is_list_endpoint
 from .errors import error_envelope
 from .faults import HTML_PAGE, Fault, FaultQueue, api_path
 from .options import FakeOptions
-from .ratelimit import HeaderStyle, RateDecision, RateLimiter
+from .ratelimit import HeaderStyle, RateDecision, RateLimiter, ResetHeader, header_names
 from .render import ConversationRenderer, group_json, message_json, user_json
 from .state import JSON, State, direct_conversation_id, group_conversation_id
 
@@ -61,7 +63,9 @@ class RecordedRequest:
     """One request the fake received.
 
     ``path`` is the path as sent (percent-encoded, with the ``/v3`` prefix, without the query);
-    ``headers`` has lowercased names; ``status`` is None when a "drop" fault closed the connection.
+    ``headers`` has lowercased names; ``status`` is None when a "drop" fault closed the connection;
+    ``at`` is ``time.time()`` when the request was received, the moment the rate limit counts it
+    at (bucket the log by ``at // window`` to see the limiter's windows).
     """
 
     method: str
@@ -70,6 +74,17 @@ class RecordedRequest:
     headers: dict[str, str]
     status: int | None
     body: bytes = b""
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    raw_path: str  # as sent, percent-encoded, without the query
+    query: dict[str, str]
+    headers: dict[str, str]  # lowercased names
+    at: float  # time.time() when received
+    options: FakeOptions
 
 
 @dataclass
@@ -164,13 +179,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
+        received = time.time()
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = 0
         body = self.rfile.read(length) if length > 0 else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
-        reply = self.fake._answer(self.command, self.path, headers, body)
+        reply = self.fake._answer(self.command, self.path, headers, body, at=received)
         if reply is None:  # "drop": hang up without a byte
             self.close_connection = True
             return
@@ -200,6 +216,7 @@ class FakeCometChat:
         rate_limit_per_minute: int | None = None,
         rate_limit_window: float = 60.0,
         header_style: HeaderStyle = "hyphen",
+        reset_header: ResetHeader = "429",
         single_as_list: bool = True,
         not_accessible_status: int = 403,
     ) -> None:
@@ -214,6 +231,7 @@ class FakeCometChat:
             rate_limit_per_minute=rate_limit_per_minute,
             rate_limit_window=rate_limit_window,
             header_style=header_style,
+            reset_header=reset_header,
             single_as_list=single_as_list,
             not_accessible_status=not_accessible_status,
         )
@@ -313,6 +331,16 @@ class FakeCometChat:
         self._change(header_style=value)
 
     @property
+    def reset_header(self) -> ResetHeader:
+        """When ``X-Rate-Limit-Reset`` is sent: "429" (with the 429 only, as CometChat does) or
+        "always" (on every answer)."""
+        return self._options.reset_header
+
+    @reset_header.setter
+    def reset_header(self, value: ResetHeader) -> None:
+        self._change(reset_header=value)
+
+    @property
     def single_as_list(self) -> bool:
         """Single GETs answer ``data: [obj]`` (True, as the examples do) or ``data: obj``."""
         return self._options.single_as_list
@@ -331,7 +359,10 @@ class FakeCometChat:
         self._change(not_accessible_status=value)
 
     def set_rate_limit(self, per_minute: int | None, *, window: float | None = None) -> None:
-        """Budget of requests per window across the app (None = unlimited); opens a new window."""
+        """Budget of requests per window across the app (None = unlimited), counted afresh.
+
+        Windows stay aligned to multiples of ``window`` seconds since the epoch (calendar
+        minutes for 60), so the current one may end at any moment."""
         self._limiter.configure(per_minute, window=window)
         self._change(rate_limit_per_minute=per_minute, rate_limit_window=self._limiter.window)
 
@@ -437,8 +468,15 @@ class FakeCometChat:
     def rate_limit_next(
         self, n: int = 1, *, retry_after: int = 1, path: str | None = None
     ) -> Fault:
-        """The next ``n`` matching requests answer 429 with ``Retry-After: retry_after``."""
-        return self.fail_next(n, status=429, path=path, headers={"Retry-After": str(retry_after)})
+        """The next ``n`` matching requests answer 429 as the limiter does: ``Retry-After:
+        retry_after``, remaining 0 and a reset ``retry_after`` seconds after this call.
+
+        For a 429 with only one of those headers, or neither, use :meth:`fail_next`."""
+        headers = {"Retry-After": str(retry_after)}
+        reset_at = str(math.ceil(time.time()) + retry_after)
+        for _limit, remaining, reset in header_names(self.header_style):
+            headers.update({remaining: "0", reset: reset_at})
+        return self.fail_next(n, status=429, path=path, headers=headers)
 
     def delay_next(self, seconds: float, n: int = 1, *, path: str | None = None) -> Fault:
         return self.inject(Fault("delay", times=n, delay=seconds, path=path))
@@ -476,44 +514,57 @@ class FakeCometChat:
     # -- answering -----------------------------------------------------------------------------
 
     def _answer(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        at: float | None = None,
     ) -> _Reply | None:
         generation = self._generation  # a request still running across reset() is not logged
         raw_path, _, query_string = target.partition("?")
-        query = dict(parse_qsl(query_string, keep_blank_values=True))
-        fault = self._faults.take(method, api_path(unquote(raw_path)), query)
+        request = _Request(
+            method=method,
+            raw_path=raw_path,
+            query=dict(parse_qsl(query_string, keep_blank_values=True)),
+            headers=headers,
+            at=time.time() if at is None else at,
+            options=self._options,  # one snapshot for the whole answer
+        )
+        fault = self._faults.take(method, api_path(unquote(raw_path)), request.query)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
         reply: _Reply | None
         if fault is None or fault.kind == "delay":
-            reply = self._normal(method, raw_path, query, headers)
+            reply = self._normal(request)
         else:
-            reply = self._faulty(fault, method, raw_path, query, headers)
+            reply = self._faulty(fault, request)
         record = RecordedRequest(
             method=method,
             path=raw_path,
-            query=query,
+            query=request.query,
             headers=headers,
             status=None if reply is None else reply.status,
             body=body,
+            at=request.at,
         )
         with self._log_lock:
             if generation == self._generation:
                 self._requests.append(record)
         return reply
 
-    def _rate_headers(self, decision: RateDecision) -> list[tuple[str, str]]:
-        return decision.headers(self._options.header_style)
+    def _rate_headers(self, request: _Request, decision: RateDecision) -> list[tuple[str, str]]:
+        options = request.options
+        return decision.headers(options.header_style, always_reset=options.reset_header == "always")
 
-    def _normal(
-        self, method: str, raw_path: str, query: dict[str, str], headers: dict[str, str]
-    ) -> _Reply:
-        error = authenticate(headers, self.api_key)
-        if error is not None:
-            decision = self._limiter.hit(consume=False)
+    def _normal(self, request: _Request) -> _Reply:
+        error = authenticate(request.headers, self.api_key)
+        if error is not None:  # refused requests do not use the budget
+            decision = self._limiter.hit(consume=False, now=request.at)
             status, payload = error.status, error.response().payload
         else:
-            decision = self._limiter.hit()
+            decision = self._limiter.hit(now=request.at)
             if not decision.allowed:
                 status = 429
                 payload = error_envelope(
@@ -523,33 +574,29 @@ class FakeCometChat:
             else:
                 response = handle(
                     self.state,
-                    self._options,
-                    method=method,
-                    raw_path=raw_path,
-                    query=query,
-                    headers=headers,
+                    request.options,
+                    method=request.method,
+                    raw_path=request.raw_path,
+                    query=request.query,
+                    headers=request.headers,
                     renderer=self._renderer,
                 )
                 status, payload = response.status, response.payload
-        reply_headers = [("Content-Type", JSON_TYPE), *self._rate_headers(decision)]
+        reply_headers = [("Content-Type", JSON_TYPE), *self._rate_headers(request, decision)]
         return _Reply(status, _dumps(payload), reply_headers)
 
-    def _faulty(
-        self,
-        fault: Fault,
-        method: str,
-        raw_path: str,
-        query: dict[str, str],
-        headers: dict[str, str],
-    ) -> _Reply | None:
+    def _faulty(self, fault: Fault, request: _Request) -> _Reply | None:
         if fault.kind == "drop":
             return None
         if fault.kind == "truncate":
-            full = self._normal(method, raw_path, query, headers)
+            full = self._normal(request)
             cut = full.body[: len(full.body) // 2]
             out = [(n, v) for n, v in full.headers if n.lower() != "retry-after"]
             return _Reply(200, cut, _merge(out, fault.headers))
-        rate = self._rate_headers(self._limiter.hit())
+        # The answer replaces routing, but the request still counts against the budget; only
+        # the ordinary limit and remaining headers are added (a 429 fault gets Retry-After or a
+        # reset only through ``fault.headers``).
+        rate = self._rate_headers(request, self._limiter.hit(now=request.at))
         if fault.kind == "status":
             body, content_type = _encode(fault.error_body())
             status = fault.status
@@ -561,7 +608,7 @@ class FakeCometChat:
         else:  # wrong_shape
             default = (
                 {"data": {"unexpected": True}}
-                if is_list_endpoint(method, raw_path)
+                if is_list_endpoint(request.method, request.raw_path)
                 else {"data": "nope"}
             )
             body, content_type = _encode(default if fault.body is None else fault.body)
