@@ -250,20 +250,25 @@ class Call:
             f"The conversation {conversation_id} is not accessible for the UID {owner}.",
         )
 
-    @staticmethod
-    def page_of(rows: Sequence[Any], page: int, per_page: int) -> tuple[Sequence[Any], JSON]:
+    def page_of(self, rows: Sequence[Any], page: int, per_page: int) -> tuple[Sequence[Any], JSON]:
+        """One page of ``rows`` and its ``meta.pagination``, shaped by the pagination options."""
         total = len(rows)
         chunk = rows[(page - 1) * per_page : page * per_page]
-        meta = {
-            "pagination": {
-                "total": total,
-                "count": len(chunk),
-                "per_page": per_page,
-                "current_page": page,
-                "total_pages": max(1, math.ceil(total / per_page)),
-            }
+        if self.options.pagination_mode == "lookahead":  # "is there another page", no total
+            more = page * per_page < total
+            total, total_pages = 0, page + 1 if more else page
+        else:
+            total_pages = max(1, math.ceil(total / per_page))
+        pagination = {
+            "total": total,
+            "count": len(chunk),
+            "per_page": per_page,
+            "current_page": page,
+            "total_pages": total_pages,
         }
-        return chunk, meta
+        for key in self.options.omit_pagination_keys:
+            del pagination[key]
+        return chunk, {"pagination": pagination}
 
     # -- conversations -------------------------------------------------------------------------
 

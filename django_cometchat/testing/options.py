@@ -10,9 +10,14 @@ Stdlib only; no Django.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from .ratelimit import HEADER_STYLES, RESET_HEADERS, HeaderStyle, ResetHeader
+
+PaginationMode = Literal["exact", "lookahead"]
+PAGINATION_MODES: tuple[str, ...] = get_args(PaginationMode)
+PAGINATION_KEYS = ("total", "count", "per_page", "current_page", "total_pages")
 
 
 @dataclass(frozen=True)
@@ -23,8 +28,18 @@ class FakeOptions:
     reset_header: ResetHeader = "429"  # "always": X-Rate-Limit-Reset on every answer
     single_as_list: bool = True  # single GETs answer a list of one, as the examples do
     not_accessible_status: int = 403
+    # "lookahead": total_pages only says whether another page follows; total is 0 (API.md §0.5)
+    pagination_mode: PaginationMode = "exact"
+    omit_pagination_keys: frozenset[str] = field(default_factory=frozenset)  # from lists' meta
 
     def __post_init__(self) -> None:
+        keys = frozenset(self.omit_pagination_keys)  # any iterable of names is accepted
+        object.__setattr__(self, "omit_pagination_keys", keys)
+        if not keys <= set(PAGINATION_KEYS):
+            unknown = ", ".join(sorted(keys - set(PAGINATION_KEYS)))
+            raise ValueError(f"unknown pagination keys {unknown}; use {', '.join(PAGINATION_KEYS)}")
+        if self.pagination_mode not in PAGINATION_MODES:
+            raise ValueError(f"pagination_mode must be one of {', '.join(PAGINATION_MODES)}")
         if self.header_style not in HEADER_STYLES:
             raise ValueError(f"header_style must be one of {', '.join(HEADER_STYLES)}")
         if self.reset_header not in RESET_HEADERS:

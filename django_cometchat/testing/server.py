@@ -48,7 +48,7 @@ from . import seed
 from .api import RawJSON, authenticate, handle, is_list_endpoint
 from .errors import error_envelope
 from .faults import HTML_PAGE, Fault, FaultQueue, api_path
-from .options import FakeOptions
+from .options import FakeOptions, PaginationMode
 from .ratelimit import HeaderStyle, RateDecision, RateLimiter, ResetHeader, header_names
 from .render import ConversationRenderer, group_json, message_json, user_json
 from .state import JSON, State, direct_conversation_id, group_conversation_id
@@ -219,6 +219,8 @@ class FakeCometChat:
         reset_header: ResetHeader = "429",
         single_as_list: bool = True,
         not_accessible_status: int = 403,
+        pagination_mode: PaginationMode = "exact",
+        omit_pagination_keys: Iterable[str] = (),
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
@@ -234,6 +236,8 @@ class FakeCometChat:
             reset_header=reset_header,
             single_as_list=single_as_list,
             not_accessible_status=not_accessible_status,
+            pagination_mode=pagination_mode,
+            omit_pagination_keys=frozenset(omit_pagination_keys),
         )
         self._options = replace(self._defaults)
         self.state = State()
@@ -357,6 +361,26 @@ class FakeCometChat:
     @not_accessible_status.setter
     def not_accessible_status(self, value: int) -> None:
         self._change(not_accessible_status=value)
+
+    @property
+    def pagination_mode(self) -> PaginationMode:
+        """How list answers fill ``meta.pagination``: "exact" (true ``total`` and
+        ``total_pages``) or "lookahead" (``total`` 0, ``total_pages`` one past the current page
+        until the last page, as CometChat's older reference describes)."""
+        return self._options.pagination_mode
+
+    @pagination_mode.setter
+    def pagination_mode(self, value: PaginationMode) -> None:
+        self._change(pagination_mode=value)
+
+    @property
+    def omit_pagination_keys(self) -> frozenset[str]:
+        """Keys left out of list answers' ``meta.pagination``, e.g. ``{"total_pages"}``."""
+        return self._options.omit_pagination_keys
+
+    @omit_pagination_keys.setter
+    def omit_pagination_keys(self, keys: Iterable[str]) -> None:
+        self._change(omit_pagination_keys=frozenset(keys))
 
     def set_rate_limit(self, per_minute: int | None, *, window: float | None = None) -> None:
         """Budget of requests per window across the app (None = unlimited), counted afresh.
