@@ -15,7 +15,12 @@ import pytest
 import requests
 
 from django_cometchat.testing import FakeCometChat, Fault
-from django_cometchat.testing.render import ConversationRenderer, RenderOptions, conversation_json
+from django_cometchat.testing.render import (
+    ConversationRenderer,
+    RenderOptions,
+    conversation_json,
+    dumps,
+)
 from django_cometchat.types import parse_conversation, parse_pagination
 
 TIMEOUT = 5
@@ -612,20 +617,48 @@ def test_bulk_conversations_fifty_pages(fake: FakeCometChat) -> None:
 
 
 def test_fast_renderer_matches_dict_rendering(fake: FakeCometChat) -> None:
+    """Byte for byte, for every option combination the fast path serves."""
     fake.seed_demo()
     fake.bulk_conversations("alice", 50, prefix="fan")
     fake.update_user("bob", name='Bob "the builder" Nguyen', link="https://example.com/b")
+    fake.update_user("carol", tags=["vip", "ünïcode"])
+    fake.update_user("fan-02", name="Zoë \u2028 \x00 <tag>")
     fake.delete_last_message("alice_user_bob")
+    fake.set_conversation_tags("alice", "alice_user_carol", ["work"])
+    fake.block_user("alice", "fan-01")
+    fake.block_user("fan-02", "alice")
+    fake.block_user("bob", "alice")
     state = fake.state
     renderer = ConversationRenderer(state)
-    options = RenderOptions(receipts=True)
-    checked = 0
-    for owner in ("alice", "bob", "fan-01"):
-        for row in state.owner_conversations(owner):
-            text = renderer.conversation(row, owner)
-            assert json.loads(text) == conversation_json(state, row, owner, options)
-            checked += 1
-    assert checked > 100
+    combinations = [
+        RenderOptions(
+            receipts=True, with_tags=tags, with_peer_tags=peer_tags, with_blocked_info=blocked
+        )
+        for tags in (False, True)
+        for peer_tags in (False, True)
+        for blocked in (False, True)
+    ]
+    assert all(renderer.serves(options) for options in combinations)
+    assert not renderer.serves(RenderOptions(receipts=False))  # single GETs use the dict path
+    pairs = [
+        (owner, row)
+        for owner in ("alice", "bob", "carol", "fan-01", "fan-02")
+        for row in state.owner_conversations(owner)
+    ]
+    for options in combinations:
+        for owner, row in pairs:
+            text = renderer.conversation(row, owner, options)
+            assert text == dumps(conversation_json(state, row, owner, options)), (owner, row)
+    assert len(pairs) > 100
+    # The option the sync sends shows through.
+    sync = RenderOptions(receipts=True, with_blocked_info=True)
+    fan = next(
+        row for row in state.owner_conversations("alice") if row.peer_for("alice") == "fan-02"
+    )
+    assert (
+        json.loads(renderer.conversation(fan, "alice", sync))["conversationWith"]["hasBlockedMe"]
+        is True
+    )
 
 
 def test_seed_demo(fake: FakeCometChat) -> None:

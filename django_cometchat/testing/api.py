@@ -2,8 +2,9 @@
 
 Implemented (all under ``/v3``; API.md §2 and §4):
 
-- ``GET /conversations`` (``onBehalfOf`` optional), ``GET /conversations/{conversationId}``
-  (deprecated; ``onBehalfOf`` required)
+- ``GET /conversations`` (``onBehalfOf`` optional; ``includeBlockedUsers``, ``withBlockedInfo``
+  and the filters of API.md §2.1), ``GET /conversations/{conversationId}`` (deprecated;
+  ``onBehalfOf`` required)
 - ``GET /users/{uid}/conversation``, ``GET /groups/{guid}/conversation`` (``onBehalfOf`` required)
 - ``POST /users/{uid}/conversation/read``, ``POST /groups/{guid}/conversation/read``
 - ``GET /users``, ``GET /users/{uid}``
@@ -15,6 +16,7 @@ Choices where CometChat's contract is silent:
 - A required ``onBehalfOf`` that is missing answers 400 ``ERR_BAD_REQUEST`` with
   ``details.onBehalfOf``; an unknown one answers 404 ``ERR_UID_NOT_FOUND``.
 - A known path with another method answers 404 ``ERR_API_NOT_FOUND``.
+- Blocking only thins the list: single GETs still answer a conversation with a blocked user.
 
 Stdlib only; no Django.
 """
@@ -32,7 +34,6 @@ from .errors import error_envelope
 from .faults import API_PREFIX
 from .options import FakeOptions
 from .render import (
-    LIST_OPTIONS,
     ConversationRenderer,
     RenderOptions,
     conversation_json,
@@ -280,11 +281,8 @@ class Call:
         if conversation_type not in (None, "user", "group"):
             raise bad_request("conversationType", "The selected conversation type is invalid.")
         unread = self.flag("unread")
-        render = RenderOptions(
-            receipts=True,
-            with_tags=self.flag("withTags"),
-            with_peer_tags=self.flag("withUserAndGroupTags"),
-        )
+        include_blocked = self.flag("includeBlockedUsers")
+        render = self.render_options(receipts=True)
         search = self.query.get("searchKey", "").strip().lower()
         tags = self.csv("tags")
         user_tags = self.csv("userTags")
@@ -312,29 +310,37 @@ class Call:
         owner = self.optional_owner()
         pairs: Sequence[tuple[str, ConversationRecord]]
         if owner is not None:
-            rows: Sequence[ConversationRecord] = state.owner_conversations(owner)
+            rows: Sequence[ConversationRecord] = state.listed_conversations(
+                owner, include_blocked=include_blocked
+            )
             if filtering:
                 rows = [row for row in rows if keep(owner, row)]
             chunk, meta = self.page_of(rows, page, per_page)
             pairs = [(owner, row) for row in chunk]
         else:
-            every: Sequence[tuple[str, ConversationRecord]] = state.app_conversations()
+            every: Sequence[tuple[str, ConversationRecord]] = state.listed_app_conversations(
+                include_blocked=include_blocked
+            )
             if filtering:
                 every = [pair for pair in every if keep(*pair)]
             pairs, meta = self.page_of(every, page, per_page)
         fast = self.renderer
-        if fast is not None and render == LIST_OPTIONS:
-            texts = ",".join([fast.conversation(row, who) for who, row in pairs])
+        if fast is not None and fast.serves(render):
+            texts = ",".join([fast.conversation(row, who, render) for who, row in pairs])
             return RawJSON(f'{{"data":[{texts}],"meta":{dumps(meta)}}}')
         data = [conversation_json(state, row, who, render) for who, row in pairs]
         return {"data": data, "meta": meta}
 
-    def render_single(self, row: ConversationRecord, owner: str, *, receipts: bool) -> Any:
-        render = RenderOptions(
+    def render_options(self, *, receipts: bool) -> RenderOptions:
+        return RenderOptions(
             receipts=receipts,
             with_tags=self.flag("withTags"),
             with_peer_tags=self.flag("withUserAndGroupTags"),
+            with_blocked_info=self.flag("withBlockedInfo"),
         )
+
+    def render_single(self, row: ConversationRecord, owner: str, *, receipts: bool) -> Any:
+        render = self.render_options(receipts=receipts)
         return {"data": self.single(conversation_json(self.state, row, owner, render))}
 
     def user_conversation(self, uid: str) -> tuple[str, ConversationRecord]:

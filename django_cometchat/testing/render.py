@@ -42,6 +42,7 @@ class RenderOptions:
     receipts: bool = False  # list endpoints' lastMessage carries receipts {"data": [[]]}
     with_tags: bool = False  # conversation tags
     with_peer_tags: bool = False  # user/group tags inside conversationWith
+    with_blocked_info: bool = False  # blockedByMe / hasBlockedMe in a user conversationWith
 
 
 LIST_OPTIONS = RenderOptions(receipts=True)
@@ -149,11 +150,15 @@ def peer_json(
     """``conversationWith``: the other user, or the group as ``owner`` sees it."""
     peer_id = conversation.peer_for(owner)
     if conversation.type == "user":
-        return user_json(
+        peer = user_json(
             state.users[peer_id],
             conversation_id=conversation.conversation_id,
             with_tags=options.with_peer_tags,
         )
+        if options.with_blocked_info:
+            peer["blockedByMe"] = state.has_blocked(owner, peer_id)
+            peer["hasBlockedMe"] = state.has_blocked(peer_id, owner)
+        return peer
     group = state.groups[peer_id]
     return group_json(group, group.members.get(owner), with_tags=options.with_peer_tags)
 
@@ -191,28 +196,39 @@ def _with_conversation_id(prefix: str, conversation_id: str) -> str:
     return f'{prefix},"conversationId":{_string(conversation_id)}}}'
 
 
+_BOOL = {True: "true", False: "false"}
+_NOBODY_BLOCKED = ',"blockedByMe":false,"hasBlockedMe":false'  # the common case, precomputed
+
+
 class ConversationRenderer:
-    """Renders conversations to JSON text, as a conversation list answers them."""
+    """Renders list rows to JSON text, for every option a list request can ask for."""
 
     def __init__(self, state: State) -> None:
         self.state = state
         self._generation = -1
-        self._user_open: dict[str, str] = {}  # user object without the closing brace
+        # user objects without the closing brace, without and with their tags
+        self._user_open: tuple[dict[str, str], dict[str, str]] = ({}, {})
         self._entity: dict[str, str] = {}  # message entity of a user, closed
         self._entity_open: dict[str, str] = {}  # the same without the closing brace
 
+    @staticmethod
+    def serves(options: RenderOptions) -> bool:
+        """Whether :meth:`conversation` renders rows with ``options`` (list rows carry receipts;
+        every combination of the other options is served)."""
+        return options.receipts
+
     def _sync(self) -> None:
         if self._generation != self.state.generation:
-            self._user_open.clear()
-            self._entity.clear()
-            self._entity_open.clear()
+            for cache in (*self._user_open, self._entity, self._entity_open):
+                cache.clear()
             self._generation = self.state.generation
 
-    def _user(self, uid: str) -> str:
-        text = self._user_open.get(uid)
+    def _user(self, uid: str, with_tags: bool) -> str:
+        cache = self._user_open[with_tags]
+        text = cache.get(uid)
         if text is None:
-            text = dumps(user_json(self.state.users[uid]))[:-1]
-            self._user_open[uid] = text
+            text = dumps(user_json(self.state.users[uid], with_tags=with_tags))[:-1]
+            cache[uid] = text
         return text
 
     def _entity_closed(self, uid: str) -> str:
@@ -243,20 +259,39 @@ class ConversationRenderer:
             f'"receipts":{{"data":[[]]}}}}'
         )
 
-    def conversation(self, row: ConversationRecord, owner: str) -> str:
-        """JSON text of ``row`` seen by ``owner``, with the list endpoint's default options."""
+    def conversation(
+        self, row: ConversationRecord, owner: str, options: RenderOptions = LIST_OPTIONS
+    ) -> str:
+        """JSON text of ``row`` seen by ``owner``; the same bytes as the dict path."""
         self._sync()
         message = row.last_message
-        if row.type != "user" or (message is not None and message.receiver_type != "user"):
-            return dumps(conversation_json(self.state, row, owner, LIST_OPTIONS))
+        if (
+            row.type != "user"
+            or not options.receipts
+            or (message is not None and message.receiver_type != "user")
+        ):
+            return dumps(conversation_json(self.state, row, owner, options))
         conversation_id = row.conversation_id
         last = (
             "" if message is None else f'"lastMessage":{self._message(message, conversation_id)},'
         )
-        peer = _with_conversation_id(self._user(row.peer_for(owner)), conversation_id)
+        peer_uid = row.peer_for(owner)
+        peer = self._user(peer_uid, options.with_peer_tags)
+        peer += f',"conversationId":{_string(conversation_id)}'
+        if options.with_blocked_info:
+            state = self.state
+            peer += (
+                (
+                    f',"blockedByMe":{_BOOL[state.has_blocked(owner, peer_uid)]}'
+                    f',"hasBlockedMe":{_BOOL[state.has_blocked(peer_uid, owner)]}'
+                )
+                if state.blocked
+                else _NOBODY_BLOCKED
+            )
+        tags = f',"tags":{dumps(row.tags.get(owner, []))}' if options.with_tags else ""
         return (
             f'{{"conversationId":{_string(conversation_id)},"conversationType":"user",'
             f'"unreadMessageCount":"{row.unread.get(owner, 0)}",'
             f'"createdAt":{row.created_at},"updatedAt":{row.updated_at},'
-            f'{last}"conversationWith":{peer}}}'
+            f'{last}"conversationWith":{peer}}}{tags}}}'
         )

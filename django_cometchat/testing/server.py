@@ -437,6 +437,17 @@ class FakeCometChat:
             )
             return message_json(self.state, message)
 
+    def block_user(self, blocker_uid: str, blocked_uid: str) -> None:
+        """``blocker_uid`` blocks ``blocked_uid`` (one-way; blocking twice is harmless).
+
+        ``GET /conversations`` for the blocker then leaves out their one-to-one conversation
+        unless ``includeBlockedUsers=true``; ``withBlockedInfo=true`` shows the block as
+        ``blockedByMe`` / ``hasBlockedMe`` on the user in ``conversationWith``."""
+        self.state.block_user(blocker_uid, blocked_uid)
+
+    def unblock_user(self, blocker_uid: str, blocked_uid: str) -> None:
+        self.state.unblock_user(blocker_uid, blocked_uid)
+
     def mark_read(self, owner_uid: str, conversation_id: str) -> None:
         self.state.mark_read(owner_uid, conversation_id)
 

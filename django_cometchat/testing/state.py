@@ -16,6 +16,8 @@ Rules mirrored from CometChat:
   which CometChat documents as not updated).
 - ``updatedAt`` of a conversation is its latest message's ``sentAt``; deleting the last message
   drops ``lastMessage`` for everyone and leaves ``updatedAt`` as it was.
+- Blocking is one-way: an owner's conversation list leaves out one-to-one conversations with users
+  the owner blocked (unless asked to include them); being blocked hides nothing (API.md §0.1).
 
 Stdlib only; no Django. All access goes through :attr:`State.lock` (re-entrant).
 """
@@ -156,6 +158,7 @@ class State:
         self.groups: dict[str, GroupRecord] = {}
         self.conversations: dict[str, ConversationRecord] = {}
         self.by_owner: dict[str, set[str]] = {}
+        self.blocked: dict[str, set[str]] = {}  # blocker UID -> the UIDs they blocked
         self._owner_cache: dict[str, list[ConversationRecord]] = {}
         self._app_cache: list[tuple[str, ConversationRecord]] | None = None
         self._next_message_id = 1
@@ -171,6 +174,7 @@ class State:
             self.groups.clear()
             self.conversations.clear()
             self.by_owner.clear()
+            self.blocked.clear()
             self._owner_cache.clear()
             self._app_cache = None
             self._next_message_id = 1
@@ -379,6 +383,18 @@ class State:
                     self.by_owner.setdefault(uid, set()).add(conversation.conversation_id)
             self.changed()
 
+    def block_user(self, blocker_uid: str, blocked_uid: str) -> None:
+        with self.lock:
+            blocker, blocked = self.get_user(blocker_uid), self.get_user(blocked_uid)
+            if blocker.uid == blocked.uid:
+                raise ValueError("a user cannot block themselves")
+            self.blocked.setdefault(blocker.uid, set()).add(blocked.uid)
+
+    def unblock_user(self, blocker_uid: str, blocked_uid: str) -> None:
+        with self.lock:
+            blocker, blocked = self.get_user(blocker_uid), self.get_user(blocked_uid)
+            self.blocked.get(blocker.uid, set()).discard(blocked.uid)
+
     def mark_read(self, owner_uid: str, conversation_id: str) -> None:
         with self.lock:
             owner = normalize_id(owner_uid)
@@ -465,6 +481,33 @@ class State:
                     for row in self.owner_conversations(owner)
                 ]
             return self._app_cache
+
+    def has_blocked(self, blocker: str, uid: str) -> bool:
+        blocked = self.blocked.get(blocker)
+        return blocked is not None and uid in blocked
+
+    def hides_blocked(self, owner: str, conversation: ConversationRecord) -> bool:
+        """Whether ``owner``'s list leaves ``conversation`` out unless ``includeBlockedUsers``."""
+        return conversation.type == "user" and self.has_blocked(owner, conversation.peer_for(owner))
+
+    def listed_conversations(
+        self, owner: str, *, include_blocked: bool
+    ) -> list[ConversationRecord]:
+        """:meth:`owner_conversations` as ``GET /conversations`` lists them."""
+        rows = self.owner_conversations(owner)
+        if include_blocked or not self.blocked.get(owner):
+            return rows  # the cached list itself: nothing to filter
+        return [row for row in rows if not self.hides_blocked(owner, row)]
+
+    def listed_app_conversations(
+        self, *, include_blocked: bool
+    ) -> list[tuple[str, ConversationRecord]]:
+        """:meth:`app_conversations` as ``GET /conversations`` without ``onBehalfOf`` lists them:
+        each (owner, conversation) pair is left out as it would be from that owner's list."""
+        pairs = self.app_conversations()
+        if include_blocked or not any(self.blocked.values()):
+            return pairs
+        return [(owner, row) for owner, row in pairs if not self.hides_blocked(owner, row)]
 
     def _owners_of(self, conversation: ConversationRecord) -> Iterable[str]:
         if conversation.type == "user":
