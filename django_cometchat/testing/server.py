@@ -34,14 +34,12 @@ import contextlib
 import json
 import math
 import socket
-import socketserver
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from . import seed
@@ -52,6 +50,7 @@ from .options import FakeOptions, PaginationMode
 from .ratelimit import HeaderStyle, RateDecision, RateLimiter, ResetHeader, header_names
 from .render import ConversationRenderer, group_json, message_json, user_json
 from .state import JSON, State, direct_conversation_id, group_conversation_id
+from .transport import LoopbackServer, Reply
 
 DEFAULT_API_KEY = "test-api-key-not-secret"
 DEFAULT_APP_ID = "testapp"
@@ -87,13 +86,6 @@ class _Request:
     options: FakeOptions
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: bytes
-    headers: list[tuple[str, str]]
-
-
 def _encode(body: Any) -> tuple[bytes, str]:
     """Bytes and a default Content-Type for a fault body."""
     if isinstance(body, bytes):
@@ -117,85 +109,6 @@ def _merge(
         return headers
     names = {name.lower() for name in extra}
     return [(n, v) for n, v in headers if n.lower() not in names] + list(extra.items())
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # never wait for idle keep-alive connections on close
-
-    def __init__(self, address: tuple[str, int], fake: FakeCometChat) -> None:
-        self.fake = fake
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn(), a DNS lookup that can stall; skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet: clients hanging up mid-answer is normal in fault tests."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every answer sends Content-Length
-    server_version = "FakeCometChat/1.0"
-    timeout = 60.0  # idle keep-alive connections are closed after this
-
-    @property
-    def fake(self) -> FakeCometChat:
-        return cast(_Server, self.server).fake
-
-    def setup(self) -> None:
-        super().setup()
-        self.fake._connection_opened(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.fake._connection_closed(self.connection)
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """No per-request log lines on stderr."""
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        received = time.time()
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        body = self.rfile.read(length) if length > 0 else b""
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        reply = self.fake._answer(self.command, self.path, headers, body, at=received)
-        if reply is None:  # "drop": hang up without a byte
-            self.close_connection = True
-            return
-        self.send_response(reply.status)
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
 
 
 class FakeCometChat:
@@ -249,7 +162,7 @@ class FakeCometChat:
         self._generation = 0  # bumped by reset(); see _answer
         self._connections = 0
         self._open_sockets: set[socket.socket] = set()
-        self._server: _Server | None = None
+        self._server: LoopbackServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -257,7 +170,7 @@ class FakeCometChat:
     def start(self) -> FakeCometChat:
         if self._server is not None:
             raise RuntimeError("the fake CometChat server is already running")
-        server = _Server((self.host, self.port), self)
+        server = LoopbackServer((self.host, self.port), self)
         self.port = server.server_port
         self._server = server
         self._thread = threading.Thread(
@@ -556,7 +469,7 @@ class FakeCometChat:
         body: bytes,
         *,
         at: float | None = None,
-    ) -> _Reply | None:
+    ) -> Reply | None:
         generation = self._generation  # a request still running across reset() is not logged
         raw_path, _, query_string = target.partition("?")
         request = _Request(
@@ -570,7 +483,7 @@ class FakeCometChat:
         fault = self._faults.take(method, api_path(unquote(raw_path)), request.query)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
-        reply: _Reply | None
+        reply: Reply | None
         if fault is None or fault.kind == "delay":
             reply = self._normal(request)
         else:
@@ -593,7 +506,7 @@ class FakeCometChat:
         options = request.options
         return decision.headers(options.header_style, always_reset=options.reset_header == "always")
 
-    def _normal(self, request: _Request) -> _Reply:
+    def _normal(self, request: _Request) -> Reply:
         error = authenticate(request.headers, self.api_key)
         if error is not None:  # refused requests do not use the budget
             decision = self._limiter.hit(consume=False, now=request.at)
@@ -618,16 +531,16 @@ class FakeCometChat:
                 )
                 status, payload = response.status, response.payload
         reply_headers = [("Content-Type", JSON_TYPE), *self._rate_headers(request, decision)]
-        return _Reply(status, _dumps(payload), reply_headers)
+        return Reply(status, _dumps(payload), reply_headers)
 
-    def _faulty(self, fault: Fault, request: _Request) -> _Reply | None:
+    def _faulty(self, fault: Fault, request: _Request) -> Reply | None:
         if fault.kind == "drop":
             return None
         if fault.kind == "truncate":
             full = self._normal(request)
             cut = full.body[: len(full.body) // 2]
             out = [(n, v) for n, v in full.headers if n.lower() != "retry-after"]
-            return _Reply(200, cut, _merge(out, fault.headers))
+            return Reply(200, cut, _merge(out, fault.headers))
         # The answer replaces routing, but the request still counts against the budget; only
         # the ordinary limit and remaining headers are added (a 429 fault gets Retry-After or a
         # reset only through ``fault.headers``).
@@ -648,4 +561,4 @@ class FakeCometChat:
             )
             body, content_type = _encode(default if fault.body is None else fault.body)
             status = 200
-        return _Reply(status, body, _merge([("Content-Type", content_type), *rate], fault.headers))
+        return Reply(status, body, _merge([("Content-Type", content_type), *rate], fault.headers))
