@@ -12,9 +12,10 @@
 Every request passes through, in order:
 
 1. **faults** (see :mod:`.faults`): the first pending fault matching the path is consumed; its
-   ``delay`` is slept; "drop" closes the connection without an answer; "status", "html", "empty"
-   and "wrong_shape" answer at once (no authentication, no routing); "truncate" cuts the normal
-   answer in half.
+   ``delay`` is slept; "drop" closes the connection without an answer (FIN), "reset" aborts it
+   (RST); "status", "html", "empty", "wrong_shape" and "oversize" answer at once (no
+   authentication, no routing); "truncate", "trickle" and "transform" cut, slow down or rewrite
+   the normal answer.
 2. **authentication**: the ``apikey`` header (401 ``AUTH_ERR_EMPTY_APIKEY`` /
    ``AUTH_ERR_APIKEY_NOT_FOUND``). Refused requests do not count against the rate limit.
 3. **rate limit** (see :mod:`.ratelimit`): 429 ``ERR_TOO_MANY_REQUESTS`` with ``Retry-After``
@@ -36,7 +37,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
@@ -45,12 +46,20 @@ from urllib.parse import parse_qsl, unquote
 from . import seed
 from .api import RawJSON, authenticate, handle, is_list_endpoint
 from .errors import error_envelope
-from .faults import HTML_PAGE, Fault, FaultQueue, api_path
+from .faults import (
+    HTML_PAGE,
+    Fault,
+    FaultQueue,
+    api_path,
+    oversize_body,
+    pieces,
+    transformed_body,
+)
 from .options import FakeOptions, PaginationMode
 from .ratelimit import HeaderStyle, RateDecision, RateLimiter, ResetHeader, header_names
 from .render import ConversationRenderer, group_json, message_json, user_json
 from .state import JSON, State, direct_conversation_id, group_conversation_id
-from .transport import LoopbackServer, Reply
+from .transport import Hangup, LoopbackServer, Reply
 
 DEFAULT_API_KEY = "test-api-key-not-secret"
 DEFAULT_APP_ID = "testapp"
@@ -430,7 +439,18 @@ class FakeCometChat:
         return self.inject(Fault("delay", times=n, delay=seconds, path=path))
 
     def drop_next(self, n: int = 1, *, path: str | None = None) -> Fault:
+        """Close the connection cleanly (FIN) without an answer."""
         return self.inject(Fault("drop", times=n, path=path))
+
+    def reset_next(self, n: int = 1, *, path: str | None = None) -> Fault:
+        """Abort the connection (RST) without an answer."""
+        return self.inject(Fault("reset", times=n, path=path))
+
+    def transform_next(
+        self, transform: Callable[[Any], Any], n: int = 1, *, path: str | None = None
+    ) -> Fault:
+        """Answer 200 with ``transform(<the normal answer's decoded JSON>)`` as the body."""
+        return self.inject(Fault("transform", times=n, path=path, transform=transform))
 
     # -- request log ---------------------------------------------------------------------------
 
@@ -469,7 +489,7 @@ class FakeCometChat:
         body: bytes,
         *,
         at: float | None = None,
-    ) -> Reply | None:
+    ) -> Reply | Hangup:
         generation = self._generation  # a request still running across reset() is not logged
         raw_path, _, query_string = target.partition("?")
         request = _Request(
@@ -483,7 +503,7 @@ class FakeCometChat:
         fault = self._faults.take(method, api_path(unquote(raw_path)), request.query)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
-        reply: Reply | None
+        reply: Reply | Hangup
         if fault is None or fault.kind == "delay":
             reply = self._normal(request)
         else:
@@ -493,7 +513,7 @@ class FakeCometChat:
             path=raw_path,
             query=request.query,
             headers=headers,
-            status=None if reply is None else reply.status,
+            status=None if isinstance(reply, str) else reply.status,
             body=body,
             at=request.at,
         )
@@ -533,25 +553,27 @@ class FakeCometChat:
         reply_headers = [("Content-Type", JSON_TYPE), *self._rate_headers(request, decision)]
         return Reply(status, _dumps(payload), reply_headers)
 
-    def _faulty(self, fault: Fault, request: _Request) -> Reply | None:
-        if fault.kind == "drop":
-            return None
-        if fault.kind == "truncate":
-            full = self._normal(request)
-            cut = full.body[: len(full.body) // 2]
-            out = [(n, v) for n, v in full.headers if n.lower() != "retry-after"]
-            return Reply(200, cut, _merge(out, fault.headers))
-        # The answer replaces routing, but the request still counts against the budget; only
-        # the ordinary limit and remaining headers are added (a 429 fault gets Retry-After or a
-        # reset only through ``fault.headers``).
+    def _faulty(self, fault: Fault, request: _Request) -> Reply | Hangup:
+        kind = fault.kind
+        if kind in ("drop", "reset"):
+            return "reset" if kind == "reset" else "drop"
+        if kind in ("truncate", "trickle", "transform"):
+            return self._reshaped(fault, request)
+        # A canned answer instead of routing, but the request still counts against the budget;
+        # only the ordinary limit and remaining headers are added (a 429 fault gets Retry-After
+        # or a reset only through ``fault.headers``).
         rate = self._rate_headers(request, self._limiter.hit(now=request.at))
-        if fault.kind == "status":
+        if kind == "oversize":
+            headers = _merge([("Content-Type", JSON_TYPE), *rate], fault.headers)
+            stream = oversize_body(fault.size, fault.chunk_size)
+            return Reply(200, b"", headers, stream, None if fault.chunked else fault.size)
+        if kind == "status":
             body, content_type = _encode(fault.error_body())
             status = fault.status
-        elif fault.kind == "html":
+        elif kind == "html":
             body, _ = _encode(HTML_PAGE if fault.body is None else fault.body)
             content_type, status = "text/html; charset=utf-8", 200
-        elif fault.kind == "empty":
+        elif kind == "empty":
             body, content_type, status = b"", JSON_TYPE, 200
         else:  # wrong_shape
             default = (
@@ -562,3 +584,25 @@ class FakeCometChat:
             body, content_type = _encode(default if fault.body is None else fault.body)
             status = 200
         return Reply(status, body, _merge([("Content-Type", content_type), *rate], fault.headers))
+
+    def _reshaped(self, fault: Fault, request: _Request) -> Reply:
+        """The normal answer, then cut ("truncate"), slowed ("trickle") or rewritten
+        ("transform")."""
+        full = self._normal(request)
+        if fault.kind == "trickle":  # same status, headers and bytes; only slower
+            stream = pieces(full.body, fault.chunk_size)
+            headers = _merge(full.headers, fault.headers)
+            return Reply(full.status, b"", headers, stream, len(full.body), fault.pause)
+        # A 200 made from whatever the normal answer was, so never with its Retry-After.
+        headers = _merge(
+            [(n, v) for n, v in full.headers if n.lower() != "retry-after"], fault.headers
+        )
+        if fault.kind == "truncate":
+            return Reply(200, full.body[: len(full.body) // 2], headers)
+        assert fault.transform is not None  # checked when the fault was made
+        try:
+            body = transformed_body(fault.transform(json.loads(full.body)))
+        except Exception as error:  # a broken test helper must show, not end as a hang-up
+            text = f"the transform fault's callable failed: {error!r}".encode()
+            return Reply(500, text, [("Content-Type", "text/plain; charset=utf-8")])
+        return Reply(200, body, headers)

@@ -8,11 +8,14 @@ Stdlib only (``http.server``); no Django.
 
 from __future__ import annotations
 
+import socket
 import socketserver
+import struct
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
     from .server import FakeCometChat
@@ -23,6 +26,13 @@ class Reply:
     status: int
     body: bytes
     headers: list[tuple[str, str]]
+    stream: Iterable[bytes] | None = None  # written piece by piece instead of ``body``
+    length: int | None = None  # Content-Length of ``stream``; None: chunked transfer encoding
+    pause: float = 0.0  # seconds between pieces of ``stream``
+
+
+# Ending a connection without an answer: "drop" closes it cleanly (FIN), "reset" aborts it (RST).
+Hangup = Literal["drop", "reset"]
 
 
 class LoopbackServer(ThreadingHTTPServer):
@@ -45,7 +55,7 @@ class LoopbackServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every answer sends Content-Length
+    protocol_version = "HTTP/1.1"  # keep-alive: answers carry Content-Length (or are chunked)
     server_version = "FakeCometChat/1.0"
     timeout = 60.0  # idle keep-alive connections are closed after this
 
@@ -93,12 +103,42 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length > 0 else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
         reply = self.fake._answer(self.command, self.path, headers, body, at=received)
-        if reply is None:  # "drop": hang up without a byte
-            self.close_connection = True
-            return
+        if isinstance(reply, str):
+            self._hang_up(reply)
+        else:
+            self._write(reply)
+
+    def _hang_up(self, how: Hangup) -> None:
+        self.close_connection = True
+        if how == "reset":
+            # Linger 0 makes close() send RST. Close now: socketserver would first shut down the
+            # writing side, and the FIN that sends is exactly what "drop" looks like.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+    def _write(self, reply: Reply) -> None:
         self.send_response(reply.status)
         for name, value in reply.headers:
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
+        pieces, length = (
+            ((reply.body,), len(reply.body))
+            if reply.stream is None
+            else (reply.stream, reply.length)
+        )
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
         self.end_headers()
-        self.wfile.write(reply.body)
+        try:
+            for index, piece in enumerate(pieces):
+                if index and reply.pause:
+                    time.sleep(reply.pause)
+                if length is not None:
+                    self.wfile.write(piece)
+                elif piece:  # an empty chunk would end the body
+                    self.wfile.write(b"%X\r\n%s\r\n" % (len(piece), piece))
+            if length is None:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client hung up mid-body (as it should on an oversize answer)
+            self.close_connection = True
