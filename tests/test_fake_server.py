@@ -662,7 +662,11 @@ def test_fast_renderer_matches_dict_rendering(fake: FakeCometChat) -> None:
 
 
 def test_seed_demo(fake: FakeCometChat) -> None:
-    fake.seed_demo()
+    seeded = fake.seed_demo()
+    # alice … dave existed already (the fixture's), so they are reused, not reported.
+    assert seeded.uids[:4] == ("erin", "frank", "grace", "heidi")
+    assert len(seeded.uids) == 84
+    assert seeded.guids == ("engineering", "design", "random", "support-eu")
     listed = call(fake, "/conversations", "alice", perPage=1000).json()
     assert listed["meta"]["pagination"]["total"] == len(listed["data"]) >= 30
     types = {c["conversationType"] for c in listed["data"]}
@@ -678,6 +682,8 @@ def test_seed_demo(fake: FakeCometChat) -> None:
     # a message sent now sorts first
     fake.send_message("grace", to_user="alice", text="newest")
     assert ids(call(fake, "/conversations", "alice", perPage=1)) == ["alice_user_grace"]
+    assert fake.seed_demo().uids == ()  # all there now
+    assert fake.bulk_conversations("alice", 3, prefix="fan") == ["fan-1", "fan-2", "fan-3"]
 
 
 # -- plugin and command line -------------------------------------------------------------------
@@ -747,6 +753,9 @@ def test_command_line_server() -> None:
             timeout=TIMEOUT,
         )
         assert zed.json()["meta"]["pagination"]["total"] == 10
+        everyone = requests.get(
+            f"{base}/users", headers={"apikey": secret}, params={"perPage": 1000}, timeout=TIMEOUT
+        ).json()["data"]
     finally:
         process.terminate()
         out, err = process.communicate(timeout=10)
@@ -754,3 +763,15 @@ def test_command_line_server() -> None:
     assert f"at {base}" in out
     assert "--api-key" in out
     assert secret not in out + err
+    # The seeded UIDs and GUIDs are printed, so a developer can map Django users to them.
+    printed = dict(
+        re.findall(r"^(Demo users|Demo groups) \(\d+ G?UIDs\): (.*?)(?=^\S|\Z)", out, re.M | re.S)
+    )
+    uids = [uid.strip() for uid in printed["Demo users"].split(",")]
+    guids = [guid.strip() for guid in printed["Demo groups"].split(",")]
+    assert uids[:3] == ["alice", "bob", "carol"]
+    assert f"Demo users ({len(uids)} UIDs)" in out
+    assert guids == ["engineering", "design", "random", "support-eu"]
+    peers = [f"peer-{n:02d}" for n in range(1, 11)]
+    assert sorted([*uids, "zed", *peers]) == [u["uid"] for u in everyone]
+    assert "Bulk: zed has 10 conversations, with peer-01 to peer-10" in out

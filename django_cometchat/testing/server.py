@@ -384,14 +384,15 @@ class FakeCometChat:
     def unread_count(self, owner_uid: str, conversation_id: str) -> int:
         return self.state.unread_count(owner_uid, conversation_id)
 
-    def bulk_conversations(self, owner_uid: str, n: int, *, prefix: str = "peer") -> None:
+    def bulk_conversations(self, owner_uid: str, n: int, *, prefix: str = "peer") -> list[str]:
         """``n`` peers ``<prefix>-<i>`` with one conversation each with the owner (see
-        :func:`.seed.bulk_conversations`)."""
-        seed.bulk_conversations(self.state, owner_uid, n, prefix=prefix)
+        :func:`.seed.bulk_conversations`); returns the peers' UIDs."""
+        return seed.bulk_conversations(self.state, owner_uid, n, prefix=prefix)
 
-    def seed_demo(self) -> None:
-        """Demo users ``alice`` … ``heidi`` and friends, groups, ~270 conversations."""
-        seed.seed_demo(self.state)
+    def seed_demo(self) -> seed.Seeded:
+        """Demo users ``alice`` … ``heidi`` and friends, groups, ~270 conversations; returns the
+        UIDs and GUIDs it created (``.uids``, ``.guids``)."""
+        return seed.seed_demo(self.state)
 
     conversation_id = staticmethod(direct_conversation_id)
     group_conversation_id = staticmethod(group_conversation_id)
