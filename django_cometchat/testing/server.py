@@ -9,22 +9,11 @@
         requests.get(f"{fake.base_url}/conversations",
                      headers={"apikey": fake.api_key, "onBehalfOf": "alice"})
 
-Every request passes through, in order:
-
-1. **faults** (see :mod:`.faults`): the first pending fault matching the path is consumed; its
-   ``delay`` is slept; "drop" closes the connection without an answer (FIN), "reset" aborts it
-   (RST); "status", "html", "empty", "wrong_shape" and "oversize" answer at once (no
-   authentication, no routing); "truncate", "trickle" and "transform" cut, slow down or rewrite
-   the normal answer.
-2. **authentication**: the ``apikey`` header (401 ``AUTH_ERR_EMPTY_APIKEY`` /
-   ``AUTH_ERR_APIKEY_NOT_FOUND``). Refused requests do not count against the rate limit.
-3. **rate limit** (see :mod:`.ratelimit`): 429 ``ERR_TOO_MANY_REQUESTS`` with ``Retry-After``
-   and the reset time beyond the budget of the current window. Every answer carries the limit
-   and the remaining count.
-4. **routing** (see :mod:`.api`).
-
-Each request is appended to :attr:`FakeCometChat.requests` before its answer is written, so a
-client that has its response can already see it logged.
+:class:`FakeCometChat` is the front: lifecycle, options, data, faults and the request log. What
+it answers is decided in :mod:`.answer` (faults, authentication, rate limit, routing) and
+written to the socket by :mod:`.transport`. Each request is appended to
+:attr:`FakeCometChat.requests` before its answer is written, so a client that has its response
+can already see it logged.
 
 Stdlib only (``http.server``); no Django.
 """
@@ -32,7 +21,6 @@ Stdlib only (``http.server``); no Django.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import socket
 import threading
@@ -41,29 +29,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from . import seed
-from .api import RawJSON, authenticate, handle, is_list_endpoint
-from .errors import error_envelope
+from .answer import Request, Responder
 from .faults import (
-    HTML_PAGE,
     Fault,
     FaultQueue,
-    api_path,
-    oversize_body,
-    pieces,
-    transformed_body,
 )
 from .options import FakeOptions, PaginationMode
-from .ratelimit import HeaderStyle, RateDecision, RateLimiter, ResetHeader, header_names
-from .render import ConversationRenderer, group_json, message_json, user_json
+from .ratelimit import HeaderStyle, RateLimiter, ResetHeader, header_names
+from .render import group_json, message_json, user_json
 from .state import JSON, State, direct_conversation_id, group_conversation_id
 from .transport import Hangup, LoopbackServer, Reply
 
 DEFAULT_API_KEY = "test-api-key-not-secret"
 DEFAULT_APP_ID = "testapp"
-JSON_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
@@ -71,7 +52,7 @@ class RecordedRequest:
     """One request the fake received.
 
     ``path`` is the path as sent (percent-encoded, with the ``/v3`` prefix, without the query);
-    ``headers`` has lowercased names; ``status`` is None when a "drop" fault closed the connection;
+    ``headers`` has lowercased names; ``status`` is None when a "drop" or "reset" fault hung up;
     ``at`` is ``time.time()`` when the request was received, the moment the rate limit counts it
     at (bucket the log by ``at // window`` to see the limiter's windows).
     """
@@ -83,41 +64,6 @@ class RecordedRequest:
     status: int | None
     body: bytes = b""
     at: float = 0.0
-
-
-@dataclass(frozen=True)
-class _Request:
-    method: str
-    raw_path: str  # as sent, percent-encoded, without the query
-    query: dict[str, str]
-    headers: dict[str, str]  # lowercased names
-    at: float  # time.time() when received
-    options: FakeOptions
-
-
-def _encode(body: Any) -> tuple[bytes, str]:
-    """Bytes and a default Content-Type for a fault body."""
-    if isinstance(body, bytes):
-        return body, "application/octet-stream"
-    if isinstance(body, str):
-        return body.encode(), "text/plain; charset=utf-8"
-    return _dumps(body), JSON_TYPE
-
-
-def _dumps(payload: Any) -> bytes:
-    if isinstance(payload, RawJSON):
-        return payload.text.encode()
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _merge(
-    headers: list[tuple[str, str]], extra: Mapping[str, str] | None
-) -> list[tuple[str, str]]:
-    """``headers`` with ``extra`` replacing same-named entries (names case-insensitive)."""
-    if not extra:
-        return headers
-    names = {name.lower() for name in extra}
-    return [(n, v) for n, v in headers if n.lower() not in names] + list(extra.items())
 
 
 class FakeCometChat:
@@ -163,9 +109,9 @@ class FakeCometChat:
         )
         self._options = replace(self._defaults)
         self.state = State()
-        self._renderer = ConversationRenderer(self.state)
         self._limiter = RateLimiter(rate_limit_per_minute, window=rate_limit_window)
         self._faults = FaultQueue()
+        self._responder = Responder(self.state, self._limiter, self._faults)
         self._log_lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._generation = 0  # bumped by reset(); see _answer
@@ -493,22 +439,16 @@ class FakeCometChat:
     ) -> Reply | Hangup:
         generation = self._generation  # a request still running across reset() is not logged
         raw_path, _, query_string = target.partition("?")
-        request = _Request(
+        request = Request(
             method=method,
             raw_path=raw_path,
             query=dict(parse_qsl(query_string, keep_blank_values=True)),
             headers=headers,
             at=time.time() if at is None else at,
             options=self._options,  # one snapshot for the whole answer
+            api_key=self.api_key,
         )
-        fault = self._faults.take(method, api_path(unquote(raw_path)), request.query)
-        if fault is not None and fault.delay > 0:
-            time.sleep(fault.delay)
-        reply: Reply | Hangup
-        if fault is None or fault.kind == "delay":
-            reply = self._normal(request)
-        else:
-            reply = self._faulty(fault, request)
+        reply = self._responder.respond(request)
         record = RecordedRequest(
             method=method,
             path=raw_path,
@@ -522,88 +462,3 @@ class FakeCometChat:
             if generation == self._generation:
                 self._requests.append(record)
         return reply
-
-    def _rate_headers(self, request: _Request, decision: RateDecision) -> list[tuple[str, str]]:
-        options = request.options
-        return decision.headers(options.header_style, always_reset=options.reset_header == "always")
-
-    def _normal(self, request: _Request) -> Reply:
-        error = authenticate(request.headers, self.api_key)
-        if error is not None:  # refused requests do not use the budget
-            decision = self._limiter.hit(consume=False, now=request.at)
-            status, payload = error.status, error.response().payload
-        else:
-            decision = self._limiter.hit(now=request.at)
-            if not decision.allowed:
-                status = 429
-                payload = error_envelope(
-                    "ERR_TOO_MANY_REQUESTS",
-                    f"Too many requests. Please retry after {decision.retry_after} seconds.",
-                )
-            else:
-                response = handle(
-                    self.state,
-                    request.options,
-                    method=request.method,
-                    raw_path=request.raw_path,
-                    query=request.query,
-                    headers=request.headers,
-                    renderer=self._renderer,
-                )
-                status, payload = response.status, response.payload
-        reply_headers = [("Content-Type", JSON_TYPE), *self._rate_headers(request, decision)]
-        return Reply(status, _dumps(payload), reply_headers)
-
-    def _faulty(self, fault: Fault, request: _Request) -> Reply | Hangup:
-        kind = fault.kind
-        if kind in ("drop", "reset"):
-            return "reset" if kind == "reset" else "drop"
-        if kind in ("truncate", "trickle", "transform"):
-            return self._reshaped(fault, request)
-        # A canned answer instead of routing, but the request still counts against the budget;
-        # only the ordinary limit and remaining headers are added (a 429 fault gets Retry-After
-        # or a reset only through ``fault.headers``).
-        rate = self._rate_headers(request, self._limiter.hit(now=request.at))
-        if kind == "oversize":
-            headers = _merge([("Content-Type", JSON_TYPE), *rate], fault.headers)
-            stream = oversize_body(fault.size, fault.chunk_size)
-            return Reply(200, b"", headers, stream, None if fault.chunked else fault.size)
-        if kind == "status":
-            body, content_type = _encode(fault.error_body())
-            status = fault.status
-        elif kind == "html":
-            body, _ = _encode(HTML_PAGE if fault.body is None else fault.body)
-            content_type, status = "text/html; charset=utf-8", 200
-        elif kind == "empty":
-            body, content_type, status = b"", JSON_TYPE, 200
-        else:  # wrong_shape
-            default = (
-                {"data": {"unexpected": True}}
-                if is_list_endpoint(request.method, request.raw_path)
-                else {"data": "nope"}
-            )
-            body, content_type = _encode(default if fault.body is None else fault.body)
-            status = 200
-        return Reply(status, body, _merge([("Content-Type", content_type), *rate], fault.headers))
-
-    def _reshaped(self, fault: Fault, request: _Request) -> Reply:
-        """The normal answer, then cut ("truncate"), slowed ("trickle") or rewritten
-        ("transform")."""
-        full = self._normal(request)
-        if fault.kind == "trickle":  # same status, headers and bytes; only slower
-            stream = pieces(full.body, fault.chunk_size)
-            headers = _merge(full.headers, fault.headers)
-            return Reply(full.status, b"", headers, stream, len(full.body), fault.pause)
-        # A 200 made from whatever the normal answer was, so never with its Retry-After.
-        headers = _merge(
-            [(n, v) for n, v in full.headers if n.lower() != "retry-after"], fault.headers
-        )
-        if fault.kind == "truncate":
-            return Reply(200, full.body[: len(full.body) // 2], headers)
-        assert fault.transform is not None  # checked when the fault was made
-        try:
-            body = transformed_body(fault.transform(json.loads(full.body)))
-        except Exception as error:  # a broken test helper must show, not end as a hang-up
-            text = f"the transform fault's callable failed: {error!r}".encode()
-            return Reply(500, text, [("Content-Type", "text/plain; charset=utf-8")])
-        return Reply(200, body, headers)
