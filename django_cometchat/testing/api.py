@@ -17,6 +17,8 @@ Choices where CometChat's contract is silent:
   ``details.onBehalfOf``; an unknown one answers 404 ``ERR_UID_NOT_FOUND``.
 - A known path with another method answers 404 ``ERR_API_NOT_FOUND``.
 - Blocking only thins the list: single GETs still answer a conversation with a blocked user.
+- ``meta.pagination`` is exact unless ``FakeOptions.pagination_mode`` is "lookahead" (API.md
+  §0.5); ``FakeOptions.omit_pagination_keys`` drops keys from it.
 
 Stdlib only; no Django.
 """

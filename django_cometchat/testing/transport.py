@@ -1,7 +1,7 @@
 """The fake's HTTP plumbing: a threaded loopback server that writes whatever the fake answers.
 
-Kept apart from :mod:`.server` (what to answer) because the hardening faults are about the socket:
-how fast bytes go out, how many, and how the connection ends.
+Kept apart from :mod:`.answer` (what to answer) because the hardening faults are about the
+socket: how fast bytes go out, how many, and how the connection ends.
 
 Stdlib only (``http.server``); no Django.
 """
