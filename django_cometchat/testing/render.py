@@ -191,11 +191,6 @@ def conversation_json(
 # -- fast list rows ----------------------------------------------------------------------------
 
 
-def _with_conversation_id(prefix: str, conversation_id: str) -> str:
-    """Close an object rendered without its last brace, adding ``conversationId``."""
-    return f'{prefix},"conversationId":{_string(conversation_id)}}}'
-
-
 _BOOL = {True: "true", False: "false"}
 _NOBODY_BLOCKED = ',"blockedByMe":false,"hasBlockedMe":false'  # the common case, precomputed
 
@@ -238,23 +233,24 @@ class ConversationRenderer:
             self._entity[uid] = text
         return text
 
-    def _entity_with_id(self, uid: str, conversation_id: str) -> str:
+    def _entity_open_text(self, uid: str) -> str:
         text = self._entity_open.get(uid)
         if text is None:
             text = dumps(entity_user(self.state, uid))[:-1]
             self._entity_open[uid] = text
-        return _with_conversation_id(text, conversation_id)
+        return text
 
-    def _message(self, message: MessageRecord, conversation_id: str) -> str:
+    def _message(self, message: MessageRecord, id_json: str) -> str:
+        """``id_json``: the conversation id as a JSON string (the message's own, encoded once)."""
         sender = self._entity_closed(message.sender)
-        receiver = self._entity_with_id(message.receiver, conversation_id)
+        receiver = self._entity_open_text(message.receiver)
         return (
-            f'{{"id":"{message.id}","conversationId":{_string(message.conversation_id)},'
+            f'{{"id":"{message.id}","conversationId":{id_json},'
             f'"sender":{_string(message.sender)},"receiverType":"user",'
             f'"receiver":{_string(message.receiver)},"category":{_string(message.category)},'
             f'"type":{_string(message.type)},"data":{{"text":{_string(message.text)},'
             f'"entities":{{"sender":{{"entity":{sender},"entityType":"user"}},'
-            f'"receiver":{{"entity":{receiver},"entityType":"user"}}}}}},'
+            f'"receiver":{{"entity":{receiver},"conversationId":{id_json}}},"entityType":"user"}}}}}},'
             f'"sentAt":{message.sent_at},"updatedAt":{message.sent_at},'
             f'"receipts":{{"data":[[]]}}}}'
         )
@@ -271,16 +267,13 @@ class ConversationRenderer:
             or (message is not None and message.receiver_type != "user")
         ):
             return dumps(conversation_json(self.state, row, owner, options))
-        conversation_id = row.conversation_id
-        last = (
-            "" if message is None else f'"lastMessage":{self._message(message, conversation_id)},'
-        )
+        id_json = _string(row.conversation_id)
+        last = "" if message is None else f'"lastMessage":{self._message(message, id_json)},'
         peer_uid = row.peer_for(owner)
-        peer = self._user(peer_uid, options.with_peer_tags)
-        peer += f',"conversationId":{_string(conversation_id)}'
+        blocked = ""
         if options.with_blocked_info:
             state = self.state
-            peer += (
+            blocked = (
                 (
                     f',"blockedByMe":{_BOOL[state.has_blocked(owner, peer_uid)]}'
                     f',"hasBlockedMe":{_BOOL[state.has_blocked(peer_uid, owner)]}'
@@ -290,8 +283,9 @@ class ConversationRenderer:
             )
         tags = f',"tags":{dumps(row.tags.get(owner, []))}' if options.with_tags else ""
         return (
-            f'{{"conversationId":{_string(conversation_id)},"conversationType":"user",'
+            f'{{"conversationId":{id_json},"conversationType":"user",'
             f'"unreadMessageCount":"{row.unread.get(owner, 0)}",'
-            f'"createdAt":{row.created_at},"updatedAt":{row.updated_at},'
-            f'{last}"conversationWith":{peer}}}{tags}}}'
+            f'"createdAt":{row.created_at},"updatedAt":{row.updated_at},{last}'
+            f'"conversationWith":{self._user(peer_uid, options.with_peer_tags)},'
+            f'"conversationId":{id_json}{blocked}}}{tags}}}'
         )
