@@ -204,6 +204,26 @@ def test_list_all_conversations_matches_example(fake: FakeCometChat) -> None:
     assert (pagination.current_page, pagination.total_pages, pagination.is_last) == (1, 1, True)
 
 
+def test_list_as_the_sync_asks_matches_example(fake: FakeCometChat) -> None:
+    """includeBlockedUsers + withBlockedInfo: the same shapes, plus two booleans on user peers."""
+    fake.block_user("cometchat-uid-4", "cometchat-uid-6")
+    body = get(fake, "/conversations", includeBlockedUsers="true", withBlockedInfo="true")
+    assert [c["conversationType"] for c in body["data"]] == ["group", "user"]
+    example = load_fixture("list-all-conversations.200.json")
+    group_body = {"data": [body["data"][0]], "meta": body["meta"]}
+    assert_same_shape(example, group_body, loose={"$.data[].lastMessage.data"})
+    shape = user_conversation_shape("list-all-conversations.200.json", receipts=True)
+    shape["data"][0]["conversationWith"] |= {"blockedByMe": True, "hasBlockedMe": False}
+    assert_same_shape(
+        shape, {"data": [body["data"][1]], "meta": body["meta"]}, extras=USER_CONVERSATION_EXTRAS
+    )
+    peer = body["data"][1]["conversationWith"]
+    assert (peer["blockedByMe"], peer["hasBlockedMe"]) == (True, False)
+    assert parse_conversation(body["data"][1]).peer_id == "cometchat-uid-6"
+    hidden = get(fake, "/conversations")
+    assert [c["conversationType"] for c in hidden["data"]] == ["group"]
+
+
 def test_get_user_conversation_matches_example(fake: FakeCometChat) -> None:
     body = get(fake, "/users/cometchat-uid-6/conversation")
     assert_same_shape(

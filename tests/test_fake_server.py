@@ -15,8 +15,12 @@ import pytest
 import requests
 
 from django_cometchat.testing import FakeCometChat, Fault
-from django_cometchat.testing.render import ConversationRenderer
-from django_cometchat.testing.state import RenderOptions
+from django_cometchat.testing.render import (
+    ConversationRenderer,
+    RenderOptions,
+    conversation_json,
+    dumps,
+)
 from django_cometchat.types import parse_conversation, parse_pagination
 
 TIMEOUT = 5
@@ -60,6 +64,16 @@ def error_of(response: requests.Response) -> dict[str, Any]:
     return body["error"]  # type: ignore[no-any-return]
 
 
+def settle_in_window(window: float, needed: float) -> None:
+    """Sleep into the next rate-limit window unless ``needed`` seconds are left in this one.
+
+    The fake's windows are aligned to multiples of ``window`` seconds since the epoch, so a test
+    that counts requests must not straddle a boundary."""
+    left = window - time.time() % window
+    if left < needed:
+        time.sleep(left + 0.01)
+
+
 def ids(response: requests.Response) -> list[str]:
     assert response.status_code == 200, response.text
     return [c["conversationId"] for c in response.json()["data"]]
@@ -96,9 +110,12 @@ def test_unknown_endpoint_is_404_err_api_not_found(fake: FakeCometChat) -> None:
     for path, method in [("/nothing-here", "GET"), ("/conversations", "POST")]:
         response = call(fake, path, method=method)
         assert response.status_code == 404
+        text = "The API endpoint is invalid. Please verify the API call."
         assert error_of(response) == {
             "code": "ERR_API_NOT_FOUND",
-            "message": "The API endpoint is invalid. Please verify the API call.",
+            "message": text,
+            "devMessage": text,
+            "source": "chat-api",
         }
     outside = requests.get(
         f"{fake.base_url.removesuffix('/v3')}/v2/users",
@@ -362,12 +379,15 @@ def test_list_users_paging_and_search(fake: FakeCometChat) -> None:
 
 
 def test_rate_limit_headers_and_429(fake: FakeCometChat) -> None:
+    settle_in_window(60, 3)
     fake.set_rate_limit(3)
     remaining = []
     for _ in range(3):
         response = call(fake, "/users")
         assert response.status_code == 200
         assert response.headers["X-Rate-Limit"] == "3"
+        assert "X-Rate-Limit-Reset" not in response.headers  # only with the 429
+        assert "Retry-After" not in response.headers
         remaining.append(response.headers["X-Rate-Limit-Remaining"])
     assert remaining == ["2", "1", "0"]
     limited = call(fake, "/users")
@@ -390,11 +410,13 @@ def test_rate_limit_compact_headers_and_short_window() -> None:
     with FakeCometChat(
         rate_limit_per_minute=1, rate_limit_window=0.3, header_style="compact"
     ) as fake:
+        settle_in_window(0.3, 0.2)
         ok = call(fake, "/users")
         assert ok.status_code == 200
         assert ok.headers["X-RateLimit-Limit"] == "1"
         assert ok.headers["X-RateLimit-Remaining"] == "0"
         assert "X-Rate-Limit" not in ok.headers
+        assert "X-RateLimit-Reset" not in ok.headers
         limited = call(fake, "/users")
         assert limited.status_code == 429
         assert limited.headers["Retry-After"] == "1"  # never below one second
@@ -407,7 +429,10 @@ def test_unlimited_still_sends_rate_limit_headers(fake: FakeCometChat) -> None:
     response = call(fake, "/users")
     assert response.headers["X-Rate-Limit"] == "20000"
     assert response.headers["X-Rate-Limit-Remaining"] == "20000"
-    assert int(response.headers["X-Rate-Limit-Reset"]) >= int(time.time())
+    assert "X-Rate-Limit-Reset" not in response.headers
+    fake.reset_header = "always"
+    reset = int(call(fake, "/users").headers["X-Rate-Limit-Reset"])
+    assert reset >= int(time.time())
 
 
 # -- faults ------------------------------------------------------------------------------------
@@ -592,24 +617,56 @@ def test_bulk_conversations_fifty_pages(fake: FakeCometChat) -> None:
 
 
 def test_fast_renderer_matches_dict_rendering(fake: FakeCometChat) -> None:
+    """Byte for byte, for every option combination the fast path serves."""
     fake.seed_demo()
     fake.bulk_conversations("alice", 50, prefix="fan")
     fake.update_user("bob", name='Bob "the builder" Nguyen', link="https://example.com/b")
+    fake.update_user("carol", tags=["vip", "ünïcode"])
+    fake.update_user("fan-02", name="Zoë \u2028 \x00 <tag>")
     fake.delete_last_message("alice_user_bob")
+    fake.set_conversation_tags("alice", "alice_user_carol", ["work"])
+    fake.block_user("alice", "fan-01")
+    fake.block_user("fan-02", "alice")
+    fake.block_user("bob", "alice")
     state = fake.state
     renderer = ConversationRenderer(state)
-    options = RenderOptions(receipts=True)
-    checked = 0
-    for owner in ("alice", "bob", "fan-01"):
-        for row in state.owner_conversations(owner):
-            text = renderer.conversation(row, owner)
-            assert json.loads(text) == state.conversation_json(row, owner, options)
-            checked += 1
-    assert checked > 100
+    combinations = [
+        RenderOptions(
+            receipts=True, with_tags=tags, with_peer_tags=peer_tags, with_blocked_info=blocked
+        )
+        for tags in (False, True)
+        for peer_tags in (False, True)
+        for blocked in (False, True)
+    ]
+    assert all(renderer.serves(options) for options in combinations)
+    assert not renderer.serves(RenderOptions(receipts=False))  # single GETs use the dict path
+    pairs = [
+        (owner, row)
+        for owner in ("alice", "bob", "carol", "fan-01", "fan-02")
+        for row in state.owner_conversations(owner)
+    ]
+    for options in combinations:
+        for owner, row in pairs:
+            text = renderer.conversation(row, owner, options)
+            assert text == dumps(conversation_json(state, row, owner, options)), (owner, row)
+    assert len(pairs) > 100
+    # The option the sync sends shows through.
+    sync = RenderOptions(receipts=True, with_blocked_info=True)
+    fan = next(
+        row for row in state.owner_conversations("alice") if row.peer_for("alice") == "fan-02"
+    )
+    assert (
+        json.loads(renderer.conversation(fan, "alice", sync))["conversationWith"]["hasBlockedMe"]
+        is True
+    )
 
 
 def test_seed_demo(fake: FakeCometChat) -> None:
-    fake.seed_demo()
+    seeded = fake.seed_demo()
+    # alice … dave existed already (the fixture's), so they are reused, not reported.
+    assert seeded.uids[:4] == ("erin", "frank", "grace", "heidi")
+    assert len(seeded.uids) == 84
+    assert seeded.guids == ("engineering", "design", "random", "support-eu")
     listed = call(fake, "/conversations", "alice", perPage=1000).json()
     assert listed["meta"]["pagination"]["total"] == len(listed["data"]) >= 30
     types = {c["conversationType"] for c in listed["data"]}
@@ -625,6 +682,8 @@ def test_seed_demo(fake: FakeCometChat) -> None:
     # a message sent now sorts first
     fake.send_message("grace", to_user="alice", text="newest")
     assert ids(call(fake, "/conversations", "alice", perPage=1)) == ["alice_user_grace"]
+    assert fake.seed_demo().uids == ()  # all there now
+    assert fake.bulk_conversations("alice", 3, prefix="fan") == ["fan-1", "fan-2", "fan-3"]
 
 
 # -- plugin and command line -------------------------------------------------------------------
@@ -694,6 +753,9 @@ def test_command_line_server() -> None:
             timeout=TIMEOUT,
         )
         assert zed.json()["meta"]["pagination"]["total"] == 10
+        everyone = requests.get(
+            f"{base}/users", headers={"apikey": secret}, params={"perPage": 1000}, timeout=TIMEOUT
+        ).json()["data"]
     finally:
         process.terminate()
         out, err = process.communicate(timeout=10)
@@ -701,3 +763,15 @@ def test_command_line_server() -> None:
     assert f"at {base}" in out
     assert "--api-key" in out
     assert secret not in out + err
+    # The seeded UIDs and GUIDs are printed, so a developer can map Django users to them.
+    printed = dict(
+        re.findall(r"^(Demo users|Demo groups) \(\d+ G?UIDs\): (.*?)(?=^\S|\Z)", out, re.M | re.S)
+    )
+    uids = [uid.strip() for uid in printed["Demo users"].split(",")]
+    guids = [guid.strip() for guid in printed["Demo groups"].split(",")]
+    assert uids[:3] == ["alice", "bob", "carol"]
+    assert f"Demo users ({len(uids)} UIDs)" in out
+    assert guids == ["engineering", "design", "random", "support-eu"]
+    peers = [f"peer-{n:02d}" for n in range(1, 11)]
+    assert sorted([*uids, "zed", *peers]) == [u["uid"] for u in everyone]
+    assert "Bulk: zed has 10 conversations, with peer-01 to peer-10" in out

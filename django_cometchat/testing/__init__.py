@@ -9,7 +9,9 @@ adds the ``cometchat_fake`` fixture, which also points ``settings.COMETCHAT`` at
 from __future__ import annotations
 
 from .faults import Fault, FaultKind
-from .ratelimit import HeaderStyle
+from .options import PaginationMode
+from .ratelimit import HeaderStyle, ResetHeader
+from .seed import Seeded
 from .server import DEFAULT_API_KEY, DEFAULT_APP_ID, FakeCometChat, RecordedRequest
 
 __all__ = [
@@ -19,5 +21,8 @@ __all__ = [
     "Fault",
     "FaultKind",
     "HeaderStyle",
+    "PaginationMode",
     "RecordedRequest",
+    "ResetHeader",
+    "Seeded",
 ]

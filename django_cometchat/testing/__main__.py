@@ -4,9 +4,10 @@ Example::
 
     python -m django_cometchat.testing --port 8765 --seed demo
 
-then point ``COMETCHAT["BASE_URL"]`` (or ``$COMETCHAT_BASE_URL``) at the printed URL. The API key
-comes from ``--api-key``, else ``$COMETCHAT_FAKE_API_KEY``, else the dev key ``fake-dev-key``;
-a key you supplied is never printed. Stops on Ctrl-C or SIGTERM.
+then point ``COMETCHAT["BASE_URL"]`` (or ``$COMETCHAT_BASE_URL``) at the printed URL. The UIDs
+and GUIDs that ``--seed demo`` and ``--bulk`` created are printed too, to map Django users to.
+The API key comes from ``--api-key``, else ``$COMETCHAT_FAKE_API_KEY``, else the dev key
+``fake-dev-key``; a key you supplied is never printed. Stops on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Sequence
 from types import FrameType
@@ -62,10 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit_per_minute=args.rate_limit,
         header_style=args.header_style,
     )
-    if args.seed == "demo":
-        fake.seed_demo()
-    if args.bulk_owner and args.bulk:
-        fake.bulk_conversations(args.bulk_owner, args.bulk)
+    seeded = fake.seed_demo() if args.seed == "demo" else None
+    bulk = (
+        fake.bulk_conversations(args.bulk_owner, args.bulk) if args.bulk_owner and args.bulk else []
+    )
 
     stopped = threading.Event()
 
@@ -84,6 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Fake CometChat REST API at {fake.base_url}", flush=True)
         print(f"API key: {key_source}", flush=True)
         print(f"App ID: {fake.app_id}; Ctrl-C stops.", flush=True)
+        if seeded is not None:  # the names to map Django users to
+            print(_listing(f"Demo users ({len(seeded.uids)} UIDs)", seeded.uids), flush=True)
+            print(_listing(f"Demo groups ({len(seeded.guids)} GUIDs)", seeded.guids), flush=True)
+        if bulk:
+            owner = args.bulk_owner.lower()
+            print(
+                f"Bulk: {owner} has {len(bulk)} conversations, with {bulk[0]} to {bulk[-1]}",
+                flush=True,
+            )
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -92,6 +103,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         fake.stop()
     print("Stopped.", file=sys.stderr, flush=True)
     return 0
+
+
+def _listing(label: str, names: Sequence[str]) -> str:
+    """``label: a, b, c`` wrapped for a terminal, continuation lines indented."""
+    return textwrap.fill(
+        f"{label}: {', '.join(names) or '(none)'}",
+        width=100,
+        subsequent_indent="    ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
 
 
 if __name__ == "__main__":

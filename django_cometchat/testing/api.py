@@ -2,8 +2,9 @@
 
 Implemented (all under ``/v3``; API.md §2 and §4):
 
-- ``GET /conversations`` (``onBehalfOf`` optional), ``GET /conversations/{conversationId}``
-  (deprecated; ``onBehalfOf`` required)
+- ``GET /conversations`` (``onBehalfOf`` optional; ``includeBlockedUsers``, ``withBlockedInfo``
+  and the filters of API.md §2.1), ``GET /conversations/{conversationId}`` (deprecated;
+  ``onBehalfOf`` required)
 - ``GET /users/{uid}/conversation``, ``GET /groups/{guid}/conversation`` (``onBehalfOf`` required)
 - ``POST /users/{uid}/conversation/read``, ``POST /groups/{guid}/conversation/read``
 - ``GET /users``, ``GET /users/{uid}``
@@ -11,10 +12,13 @@ Implemented (all under ``/v3``; API.md §2 and §4):
 Choices where CometChat's contract is silent:
 
 - ``ERR_CONVERSATION_NOT_ACCESSIBLE`` answers HTTP 403 (configurable through
-  ``ApiOptions.not_accessible_status``); clients should branch on the code, not the status.
+  ``FakeOptions.not_accessible_status``); clients should branch on the code, not the status.
 - A required ``onBehalfOf`` that is missing answers 400 ``ERR_BAD_REQUEST`` with
   ``details.onBehalfOf``; an unknown one answers 404 ``ERR_UID_NOT_FOUND``.
 - A known path with another method answers 404 ``ERR_API_NOT_FOUND``.
+- Blocking only thins the list: single GETs still answer a conversation with a blocked user.
+- ``meta.pagination`` is exact unless ``FakeOptions.pagination_mode`` is "lookahead" (API.md
+  §0.5); ``FakeOptions.omit_pagination_keys`` drops keys from it.
 
 Stdlib only; no Django.
 """
@@ -22,20 +26,25 @@ Stdlib only; no Django.
 from __future__ import annotations
 
 import hmac
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
-from .faults import API_PREFIX, error_envelope
-from .render import LIST_OPTIONS, ConversationRenderer
+from .errors import error_envelope
+from .faults import API_PREFIX
+from .options import FakeOptions
+from .render import (
+    ConversationRenderer,
+    RenderOptions,
+    conversation_json,
+    dumps,
+    user_json,
+)
 from .state import (
     JSON,
     ConversationRecord,
-    RenderOptions,
     State,
     UserRecord,
     direct_conversation_id,
@@ -47,12 +56,6 @@ DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 1000
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
-
-
-@dataclass
-class ApiOptions:
-    single_as_list: bool = True  # single GETs answer a list of one, as the examples do
-    not_accessible_status: int = 403
 
 
 @dataclass(frozen=True)
@@ -75,15 +78,21 @@ class ApiError(Exception):
         code: str,
         message: str | None = None,
         details: Mapping[str, list[str]] | None = None,
+        *,
+        dev_message: str | None = None,
     ) -> None:
         super().__init__(code)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.dev_message = dev_message
 
     def response(self) -> ApiResponse:
-        return ApiResponse(self.status, error_envelope(self.code, self.message, self.details))
+        envelope = error_envelope(
+            self.code, self.message, self.details, dev_message=self.dev_message
+        )
+        return ApiResponse(self.status, envelope)
 
 
 def bad_request(field: str, message: str) -> ApiError:
@@ -121,25 +130,30 @@ def authenticate(headers: Mapping[str, str], api_key: str) -> ApiError | None:
     sent = headers.get("apikey", "").strip()
     if not sent:
         return ApiError(
-            401, "AUTH_ERR_EMPTY_APIKEY", "The apikey header is missing or empty in the request."
+            401,
+            "AUTH_ERR_EMPTY_APIKEY",
+            "The apikey header is missing or empty in the request.",
+            dev_message="Send the app's REST API key in the apikey header.",
         )
     if not hmac.compare_digest(sent.encode(), api_key.encode()):
         return ApiError(
             401,
             "AUTH_ERR_APIKEY_NOT_FOUND",
             "The apiKey provided does not exist for this app. Please verify the apiKey.",
+            dev_message="No REST API key of this app matches the apikey header.",
         )
     return None
 
 
 def is_list_endpoint(method: str, raw_path: str) -> bool:
     """Whether the request targets an endpoint that answers a list (for "wrong_shape" faults)."""
-    return method == "GET" and _segments(raw_path) in (["conversations"], ["users"])
+    found = route_for(method, raw_path)
+    return found is not None and found[0].lists
 
 
 def handle(
     state: State,
-    options: ApiOptions,
+    options: FakeOptions,
     *,
     method: str,
     raw_path: str,
@@ -148,12 +162,14 @@ def handle(
     renderer: ConversationRenderer | None = None,
 ) -> ApiResponse:
     """Route one authenticated request."""
-    segments = _segments(raw_path)
+    found = route_for(method, raw_path)
     try:
-        if segments is None:
+        if found is None:
             raise endpoint_not_found()
+        route, args = found
         call = Call(state, options, query, headers, renderer)
-        return ApiResponse(200, call.dispatch(method, segments))
+        with state.lock:
+            return ApiResponse(200, route.handler(call, *args))
     except ApiError as error:
         return error.response()
 
@@ -170,37 +186,13 @@ def _segments(raw_path: str) -> list[str] | None:
 
 @dataclass
 class Call:
+    """One authenticated request; its methods are the endpoints (see :data:`ROUTES`)."""
+
     state: State
-    options: ApiOptions
+    options: FakeOptions
     query: Mapping[str, str]
     headers: Mapping[str, str]
     renderer: ConversationRenderer | None = None
-
-    def dispatch(self, method: str, seg: Sequence[str]) -> Any:
-        route: Callable[[], Any] | None = None
-        n = len(seg)
-        if method == "GET":
-            if seg == ["conversations"]:
-                route = self.list_conversations
-            elif n == 2 and seg[0] == "conversations" and seg[1]:
-                route = partial(self.get_conversation, seg[1])
-            elif seg == ["users"]:
-                route = self.list_users
-            elif n == 2 and seg[0] == "users" and seg[1]:
-                route = partial(self.get_user, seg[1])
-            elif n == 3 and seg[0] == "users" and seg[2] == "conversation":
-                route = partial(self.get_user_conversation, seg[1])
-            elif n == 3 and seg[0] == "groups" and seg[2] == "conversation":
-                route = partial(self.get_group_conversation, seg[1])
-        elif method == "POST" and n == 4 and seg[2:] == ["conversation", "read"]:
-            if seg[0] == "users":
-                route = partial(self.mark_user_read, seg[1])
-            elif seg[0] == "groups":
-                route = partial(self.mark_group_read, seg[1])
-        if route is None:
-            raise endpoint_not_found()
-        with self.state.lock:
-            return route()
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -261,20 +253,25 @@ class Call:
             f"The conversation {conversation_id} is not accessible for the UID {owner}.",
         )
 
-    @staticmethod
-    def page_of(rows: Sequence[Any], page: int, per_page: int) -> tuple[Sequence[Any], JSON]:
+    def page_of(self, rows: Sequence[Any], page: int, per_page: int) -> tuple[Sequence[Any], JSON]:
+        """One page of ``rows`` and its ``meta.pagination``, shaped by the pagination options."""
         total = len(rows)
         chunk = rows[(page - 1) * per_page : page * per_page]
-        meta = {
-            "pagination": {
-                "total": total,
-                "count": len(chunk),
-                "per_page": per_page,
-                "current_page": page,
-                "total_pages": max(1, math.ceil(total / per_page)),
-            }
+        if self.options.pagination_mode == "lookahead":  # "is there another page", no total
+            more = page * per_page < total
+            total, total_pages = 0, page + 1 if more else page
+        else:
+            total_pages = max(1, math.ceil(total / per_page))
+        pagination = {
+            "total": total,
+            "count": len(chunk),
+            "per_page": per_page,
+            "current_page": page,
+            "total_pages": total_pages,
         }
-        return chunk, meta
+        for key in self.options.omit_pagination_keys:
+            del pagination[key]
+        return chunk, {"pagination": pagination}
 
     # -- conversations -------------------------------------------------------------------------
 
@@ -286,11 +283,8 @@ class Call:
         if conversation_type not in (None, "user", "group"):
             raise bad_request("conversationType", "The selected conversation type is invalid.")
         unread = self.flag("unread")
-        render = RenderOptions(
-            receipts=True,
-            with_tags=self.flag("withTags"),
-            with_peer_tags=self.flag("withUserAndGroupTags"),
-        )
+        include_blocked = self.flag("includeBlockedUsers")
+        render = self.render_options(receipts=True)
         search = self.query.get("searchKey", "").strip().lower()
         tags = self.csv("tags")
         user_tags = self.csv("userTags")
@@ -318,31 +312,38 @@ class Call:
         owner = self.optional_owner()
         pairs: Sequence[tuple[str, ConversationRecord]]
         if owner is not None:
-            rows: Sequence[ConversationRecord] = state.owner_conversations(owner)
+            rows: Sequence[ConversationRecord] = state.listed_conversations(
+                owner, include_blocked=include_blocked
+            )
             if filtering:
                 rows = [row for row in rows if keep(owner, row)]
             chunk, meta = self.page_of(rows, page, per_page)
             pairs = [(owner, row) for row in chunk]
         else:
-            every: Sequence[tuple[str, ConversationRecord]] = state.app_conversations()
+            every: Sequence[tuple[str, ConversationRecord]] = state.listed_app_conversations(
+                include_blocked=include_blocked
+            )
             if filtering:
                 every = [pair for pair in every if keep(*pair)]
             pairs, meta = self.page_of(every, page, per_page)
         fast = self.renderer
-        if fast is not None and render == LIST_OPTIONS:
-            texts = ",".join([fast.conversation(row, who) for who, row in pairs])
-            meta_text = json.dumps(meta, separators=(",", ":"))
-            return RawJSON(f'{{"data":[{texts}],"meta":{meta_text}}}')
-        data = [state.conversation_json(row, who, render) for who, row in pairs]
+        if fast is not None and fast.serves(render):
+            texts = ",".join([fast.conversation(row, who, render) for who, row in pairs])
+            return RawJSON(f'{{"data":[{texts}],"meta":{dumps(meta)}}}')
+        data = [conversation_json(state, row, who, render) for who, row in pairs]
         return {"data": data, "meta": meta}
 
-    def render_single(self, row: ConversationRecord, owner: str, *, receipts: bool) -> Any:
-        render = RenderOptions(
+    def render_options(self, *, receipts: bool) -> RenderOptions:
+        return RenderOptions(
             receipts=receipts,
             with_tags=self.flag("withTags"),
             with_peer_tags=self.flag("withUserAndGroupTags"),
+            with_blocked_info=self.flag("withBlockedInfo"),
         )
-        return {"data": self.single(self.state.conversation_json(row, owner, render))}
+
+    def render_single(self, row: ConversationRecord, owner: str, *, receipts: bool) -> Any:
+        render = self.render_options(receipts=receipts)
+        return {"data": self.single(conversation_json(self.state, row, owner, render))}
 
     def user_conversation(self, uid: str) -> tuple[str, ConversationRecord]:
         owner = self.required_owner()
@@ -434,7 +435,7 @@ class Call:
             if owner is not None and owner != user.uid
             else None
         )
-        return self.state.user_json(user, conversation_id=conversation_id, with_tags=with_tags)
+        return user_json(user, conversation_id=conversation_id, with_tags=with_tags)
 
     def get_user(self, uid: str) -> JSON:
         owner = self.optional_owner()
@@ -442,3 +443,52 @@ class Call:
         if user is None:
             raise uid_not_found(normalize_id(uid))
         return {"data": self.user_payload(user, owner, self.flag("withTags"))}
+
+
+# -- routing -----------------------------------------------------------------------------------
+
+ID = "{id}"  # in a pattern: any non-empty segment, passed to the handler
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: tuple[str, ...]  # path segments after /v3
+    handler: Callable[..., Any]  # a Call method, given the ID segments in order
+    lists: bool = False  # answers a list (wrong_shape faults answer an object instead)
+
+    def match(self, method: str, segments: Sequence[str]) -> list[str] | None:
+        """The ID segments when this route serves the request, else None."""
+        if method != self.method or len(segments) != len(self.pattern):
+            return None
+        args: list[str] = []
+        for want, got in zip(self.pattern, segments, strict=True):
+            if want == ID and got:
+                args.append(got)
+            elif want != got:
+                return None
+        return args
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", ("conversations",), Call.list_conversations, lists=True),
+    Route("GET", ("conversations", ID), Call.get_conversation),
+    Route("GET", ("users",), Call.list_users, lists=True),
+    Route("GET", ("users", ID), Call.get_user),
+    Route("GET", ("users", ID, "conversation"), Call.get_user_conversation),
+    Route("GET", ("groups", ID, "conversation"), Call.get_group_conversation),
+    Route("POST", ("users", ID, "conversation", "read"), Call.mark_user_read),
+    Route("POST", ("groups", ID, "conversation", "read"), Call.mark_group_read),
+)
+
+
+def route_for(method: str, raw_path: str) -> tuple[Route, list[str]] | None:
+    """The route serving ``method`` + ``raw_path`` and its ID arguments; None for unknown ones."""
+    segments = _segments(raw_path)
+    if segments is None:
+        return None
+    for route in ROUTES:
+        args = route.match(method, segments)
+        if args is not None:
+            return route, args
+    return None

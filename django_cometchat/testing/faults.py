@@ -1,8 +1,9 @@
 """Injected failures for the fake CometChat server.
 
 A :class:`Fault` describes one way an answer goes wrong (an error status, a slow answer, a dropped
-connection, a broken body). :class:`FaultQueue` holds them in insertion order; each request takes
-the first fault whose ``path`` matches, and a fault is consumed after ``times`` matching requests.
+or reset connection, a broken, hostile, endless or slow body). :class:`FaultQueue` holds them in
+insertion order; each request takes the first fault whose ``path`` matches, and a fault is
+consumed after ``times`` matching requests.
 
 Path matching: ``path`` is compared with the request path *after* the ``/v3`` prefix, without the
 query string and percent-decoded (so ``/users/bob/conversation``, ``/conversations``). A ``str``
@@ -17,56 +18,43 @@ Stdlib only; no Django.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, get_args
 
-FaultKind = Literal["status", "delay", "drop", "truncate", "html", "empty", "wrong_shape"]
+from .errors import default_error_code, error_envelope
+
+FaultKind = Literal[
+    "status",
+    "delay",
+    "drop",
+    "truncate",
+    "html",
+    "empty",
+    "wrong_shape",
+    "trickle",
+    "oversize",
+    "reset",
+    "transform",
+]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
-API_PREFIX = "/v3"
+TRICKLE_CHUNK = 16  # bytes per write of a "trickle" body unless chunk_size says otherwise
+OVERSIZE_CHUNK = 64 * 1024
+# An "oversize" body is valid JSON of exactly ``size`` bytes: these around a run of "x".
+_OVERSIZE_HEAD = b'{"data":[],"padding":"'
+_OVERSIZE_TAIL = b'"}'
+OVERSIZE_MINIMUM = len(_OVERSIZE_HEAD) + len(_OVERSIZE_TAIL)
 
-# Default CometChat error codes for a "status" fault without an explicit body.
-_DEFAULT_CODES: Mapping[int, str] = {
-    400: "ERR_BAD_REQUEST",
-    401: "AUTH_ERR_APIKEY_NOT_FOUND",
-    403: "AUTH_ERR_NO_ACCESS",
-    404: "ERR_API_NOT_FOUND",
-    422: "ERR_BAD_REQUEST",
-    429: "ERR_TOO_MANY_REQUESTS",
-}
-_DEFAULT_MESSAGES: Mapping[str, str] = {
-    "ERR_BAD_REQUEST": "Failed to validate the data sent with the request.",
-    "AUTH_ERR_APIKEY_NOT_FOUND": "The apiKey provided does not exist for the app.",
-    "AUTH_ERR_NO_ACCESS": "The apiKey provided does not have access to this API.",
-    "ERR_API_NOT_FOUND": "The API endpoint is invalid. Please verify the API call.",
-    "ERR_TOO_MANY_REQUESTS": "Too many requests. Please try again later.",
-    "ERR_MISSION_FAILED": "Something went wrong. Please try again later.",
-    "ERR_BAD_ERROR_RESPONSE": "Something went wrong.",
-}
+API_PREFIX = "/v3"
 
 HTML_PAGE = (
     "<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title></head>"
     "<body><h1>We'll be right back</h1><p>The service is under maintenance.</p></body></html>\n"
 )
-
-
-def default_error_code(status: int) -> str:
-    if status in _DEFAULT_CODES:
-        return _DEFAULT_CODES[status]
-    return "ERR_MISSION_FAILED" if status >= 500 else "ERR_BAD_ERROR_RESPONSE"
-
-
-def error_envelope(
-    code: str, message: str | None = None, details: Mapping[str, list[str]] | None = None
-) -> dict[str, Any]:
-    """CometChat's error body: ``{"error": {"code", "message"[, "details"]}}``."""
-    error: dict[str, Any] = {"code": code, "message": message or _DEFAULT_MESSAGES.get(code, code)}
-    if details:
-        error["details"] = {key: list(value) for key, value in details.items()}
-    return {"error": error}
 
 
 def api_path(raw_path: str) -> str:
@@ -90,6 +78,12 @@ class Fault:
     delay: float = 0.0
     method: str | None = None
     query: Mapping[str, str] | None = None
+    # "trickle" and "oversize": bytes per write (defaults TRICKLE_CHUNK, OVERSIZE_CHUNK)
+    chunk_size: int | None = None
+    pause: float = 0.05  # "trickle": seconds between writes
+    size: int = 300_000_000  # "oversize": body length in bytes
+    chunked: bool = False  # "oversize": Transfer-Encoding: chunked instead of Content-Length
+    transform: Callable[[Any], Any] | None = None  # "transform": decoded answer -> new body
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -102,6 +96,14 @@ class Fault:
             raise ValueError("delay must not be negative")
         if self.kind == "delay" and self.delay == 0:
             raise ValueError("a 'delay' fault needs delay > 0 seconds")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        if self.pause < 0:
+            raise ValueError("pause must not be negative")
+        if self.kind == "oversize" and self.size < OVERSIZE_MINIMUM:
+            raise ValueError(f"an 'oversize' body is at least {OVERSIZE_MINIMUM} bytes")
+        if self.kind == "transform" and not callable(self.transform):
+            raise ValueError("a 'transform' fault needs transform=<callable>")
         if isinstance(self.path, str):
             self.path = api_path(self.path)
 
@@ -122,6 +124,41 @@ class Fault:
         if self.body is not None:
             return self.body
         return error_envelope(default_error_code(self.status))
+
+
+# -- bodies ------------------------------------------------------------------------------------
+
+
+def pieces(body: bytes, chunk_size: int | None) -> Iterator[bytes]:
+    """``body`` in writes of ``chunk_size`` bytes, for "trickle"."""
+    step = chunk_size or TRICKLE_CHUNK
+    for start in range(0, len(body), step):
+        yield body[start : start + step]
+
+
+def oversize_body(size: int, chunk_size: int | None) -> Iterator[bytes]:
+    """Exactly ``size`` bytes of valid JSON, made as it is sent: never held in memory."""
+    step = chunk_size or OVERSIZE_CHUNK
+    yield _OVERSIZE_HEAD
+    filler = b"x" * step
+    left = size - OVERSIZE_MINIMUM
+    while left > 0:
+        yield filler if left >= step else filler[:left]
+        left -= step
+    yield _OVERSIZE_TAIL
+
+
+def transformed_body(result: Any) -> bytes:
+    """What a "transform" callable returned, as a body: bytes and str as they are (str in UTF-8,
+    lone surrogates kept), anything else as JSON."""
+    if isinstance(result, bytes):
+        return result
+    if isinstance(result, str):
+        return result.encode("utf-8", "surrogatepass")
+    try:
+        return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # lone surrogates: \u escapes keep the JSON valid
+        return json.dumps(result, separators=(",", ":")).encode()
 
 
 @dataclass

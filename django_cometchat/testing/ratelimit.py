@@ -1,10 +1,15 @@
-"""The fake server's per-app request budget and its ``X-Rate-Limit*`` headers.
+"""The fake server's per-app request budget and its rate-limit headers.
 
-CometChat counts every call of an app against one budget per minute (API.md §5.4). Here the budget
-is a fixed window that opens at the first request and lasts ``window`` seconds (60 by default; tests
-shrink it). Without a budget (``per_minute=None``) nothing is refused and the headers advertise
-CometChat's standard 20,000/min with a remaining count that never drops, so a client's own
-slow-down never kicks in.
+CometChat counts every call of an app against one budget per calendar minute (API.md §0.2,
+§5.4). Here windows are aligned to multiples of ``window`` seconds since the epoch (60 by
+default, so calendar minutes; tests shrink it), and a request counts in the window of the moment
+it was received. Without a budget (``per_minute=None``) nothing is refused and the headers
+advertise CometChat's standard 20,000/min with a remaining count that never drops, so a
+client's own slow-down never kicks in.
+
+Headers follow the live API: every answer carries the limit and the remaining count; the reset
+time (``X-Rate-Limit-Reset``, epoch seconds) and ``Retry-After`` (whole seconds, at least 1) come
+only with a 429, unless the reset header is asked for on every answer (``always_reset``).
 
 Stdlib only; no Django.
 """
@@ -19,6 +24,8 @@ from typing import Literal, get_args
 
 HeaderStyle = Literal["hyphen", "compact", "both"]
 HEADER_STYLES: tuple[str, ...] = get_args(HeaderStyle)
+ResetHeader = Literal["429", "always"]
+RESET_HEADERS: tuple[str, ...] = get_args(ResetHeader)
 
 UNLIMITED_NOMINAL = 20_000
 
@@ -30,76 +37,81 @@ _NAMES: dict[str, tuple[str, str, str]] = {
 }
 
 
+def header_names(style: HeaderStyle) -> list[tuple[str, str, str]]:
+    """(limit, remaining, reset) header names for each spelling ``style`` sends."""
+    return [_NAMES[name] for name in (("hyphen", "compact") if style == "both" else (style,))]
+
+
 @dataclass(frozen=True)
 class RateDecision:
     allowed: bool
     limit: int
     remaining: int
-    reset_at: int  # Unix epoch seconds at which the window ends
+    reset_at: int  # Unix epoch second at which the window ends
     retry_after: int  # whole seconds until then, at least 1
 
-    def headers(self, style: HeaderStyle) -> list[tuple[str, str]]:
-        """The rate-limit headers in ``style`` (plus ``Retry-After`` when refused)."""
-        styles = ("hyphen", "compact") if style == "both" else (style,)
+    def headers(self, style: HeaderStyle, *, always_reset: bool = False) -> list[tuple[str, str]]:
+        """Limit and remaining in ``style``; the reset and ``Retry-After`` only when refused
+        (the reset also with ``always_reset``)."""
         out: list[tuple[str, str]] = []
-        for name in styles:
-            limit_h, remaining_h, reset_h = _NAMES[name]
-            out += [
-                (limit_h, str(self.limit)),
-                (remaining_h, str(self.remaining)),
-                (reset_h, str(self.reset_at)),
-            ]
+        for limit_h, remaining_h, reset_h in header_names(style):
+            out += [(limit_h, str(self.limit)), (remaining_h, str(self.remaining))]
+            if always_reset or not self.allowed:
+                out.append((reset_h, str(self.reset_at)))
         if not self.allowed:
             out.append(("Retry-After", str(self.retry_after)))
         return out
 
 
 class RateLimiter:
-    """A fixed-window request budget shared by every request to the fake."""
+    """A request budget per epoch-aligned window, shared by every request to the fake."""
 
     def __init__(self, per_minute: int | None = None, *, window: float = 60.0) -> None:
-        if window <= 0:
-            raise ValueError("rate_limit_window must be positive")
         self._lock = threading.Lock()
-        self.window = float(window)
+        self.window = _check_window(window)
         self.per_minute = _check_budget(per_minute)
-        self._start: float | None = None
-        self._used = 0
+        self._used: dict[int, int] = {}  # window index -> requests counted
 
     def configure(self, per_minute: int | None, *, window: float | None = None) -> None:
-        """Set a new budget (None = unlimited) and start a fresh window."""
+        """Set a new budget (None = unlimited); counting starts again from zero."""
         with self._lock:
             self.per_minute = _check_budget(per_minute)
             if window is not None:
-                if window <= 0:
-                    raise ValueError("rate_limit_window must be positive")
-                self.window = float(window)
-            self._start = None
-            self._used = 0
+                self.window = _check_window(window)
+            self._used.clear()
 
-    def hit(self, *, consume: bool = True) -> RateDecision:
-        """Count one request (unless ``consume`` is False) and say whether it may proceed."""
+    def hit(self, *, consume: bool = True, now: float | None = None) -> RateDecision:
+        """Count one request received at ``now`` (default: this moment) unless ``consume`` is
+        False, and say whether it may proceed."""
+        when = time.time() if now is None else now
         with self._lock:
-            now = time.monotonic()
-            if self._start is None or now >= self._start + self.window:
-                self._start = now
-                self._used = 0
-            left = self._start + self.window - now
-            reset_at = math.ceil(time.time() + left)
-            retry_after = max(1, math.ceil(left))
+            index = math.floor(when / self.window)
+            end = (index + 1) * self.window
+            reset_at = math.ceil(end)
+            retry_after = max(1, math.ceil(end - when))
             budget = self.per_minute
             if budget is None:
                 return RateDecision(
                     True, UNLIMITED_NOMINAL, UNLIMITED_NOMINAL, reset_at, retry_after
                 )
+            used = self._used.get(index, 0)
             if consume:
-                if self._used >= budget:
+                if used >= budget:
                     return RateDecision(False, budget, 0, reset_at, retry_after)
-                self._used += 1
-            return RateDecision(True, budget, budget - self._used, reset_at, retry_after)
+                used = self._used[index] = used + 1
+                # Threads may finish out of order, so keep the previous window's count too.
+                for old in [key for key in self._used if key < index - 1]:
+                    del self._used[old]
+            return RateDecision(True, budget, budget - used, reset_at, retry_after)
 
 
 def _check_budget(per_minute: int | None) -> int | None:
     if per_minute is not None and (isinstance(per_minute, bool) or per_minute < 0):
         raise ValueError("rate limit must be a non-negative integer or None")
     return per_minute
+
+
+def _check_window(window: float) -> float:
+    if window <= 0:
+        raise ValueError("rate_limit_window must be positive")
+    return float(window)

@@ -10,6 +10,7 @@ Stdlib only; no Django.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from .state import (
     AVATAR_URL,
@@ -120,12 +121,22 @@ TEXTS = (
     "Can we move our 1:1 to Thursday?",
     "Great job on the demo today.",
 )
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What a seed created (existing users and groups it reused are not listed)."""
+
+    uids: tuple[str, ...]
+    guids: tuple[str, ...]
+
+
 EXTRA_USERS = 80
 PEERS_PER_CORE_USER = 30
 DEMO_SPAN_SECONDS = 14 * 24 * 3600
 
 
-def seed_demo(state: State) -> None:
+def seed_demo(state: State) -> Seeded:
     """Users ``alice`` … ``heidi`` plus 80 more, four groups, ~270 conversations, some unread.
 
     Users or groups that already exist are reused, so a test may add ``alice`` itself first.
@@ -133,7 +144,7 @@ def seed_demo(state: State) -> None:
     """
     rng = random.Random(20240601)
     with state.lock:
-        extras = _demo_people(state, rng)
+        extras, seeded = _demo_people(state, rng)
         for when, sender, to_user, to_group, text in _demo_events(state, rng, extras):
             state.send_message(sender, to_user=to_user, to_group=to_group, text=text, sent_at=when)
         # About half of the unread conversations have been read since.
@@ -143,10 +154,12 @@ def seed_demo(state: State) -> None:
                 if rng.random() < 0.5:
                     conversation.unread[owner] = 0
         state.changed()
+    return seeded
 
 
-def _demo_people(state: State, rng: random.Random) -> list[str]:
-    """Add the demo users and groups (backdated before the first message); return the extras."""
+def _demo_people(state: State, rng: random.Random) -> tuple[list[str], Seeded]:
+    """Add the demo users and groups (backdated before the first message); return the extra
+    users' UIDs and what was created."""
     since = state.clock.now() - DEMO_SPAN_SECONDS - 86400
     created: list[str] = []
     for uid, name, status in DEMO_USERS:
@@ -162,9 +175,11 @@ def _demo_people(state: State, rng: random.Random) -> list[str]:
     for uid in created:
         fields = state.users[uid].fields
         fields["createdAt"] = fields["updatedAt"] = fields["lastActiveAt"] = since
+    groups: list[str] = []
     for guid, name, group_type, members in DEMO_GROUPS:
         if guid in state.groups:
             continue
+        groups.append(guid)
         state.add_group(
             guid, name, members=members, group_type=group_type, description=f"{name} team chat"
         )
@@ -172,7 +187,7 @@ def _demo_people(state: State, rng: random.Random) -> list[str]:
         group.fields["createdAt"] = group.fields["updatedAt"] = since
         for member in group.members.values():
             member.joined_at = since
-    return extras
+    return extras, Seeded(tuple(created), tuple(groups))
 
 
 _Event = tuple[int, str, str | None, str | None, str]
@@ -205,13 +220,13 @@ def _demo_events(state: State, rng: random.Random, extras: list[str]) -> list[_E
     return events
 
 
-def bulk_conversations(state: State, owner_uid: str, n: int, *, prefix: str = "peer") -> None:
+def bulk_conversations(state: State, owner_uid: str, n: int, *, prefix: str = "peer") -> list[str]:
     """Create ``n`` users ``<prefix>-<i>`` and one one-to-one conversation each with the owner.
 
     Peers with an odd number (``peer-1``, ``peer-3``…) wrote last, so the owner has one unread
     message from each of them; the owner wrote last to the even ones. Each conversation is newer
     than the one before, so ``<prefix>-<n>`` comes first in the owner's list. The owner is created
-    when missing.
+    when missing. Returns the peers' UIDs.
     """
     if n < 0:
         raise ValueError("n must not be negative")
@@ -265,3 +280,4 @@ def bulk_conversations(state: State, owner_uid: str, n: int, *, prefix: str = "p
                 )
             )
         state.load_bulk(users, conversations)
+    return [user.uid for user in users]

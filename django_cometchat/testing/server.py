@@ -9,20 +9,11 @@
         requests.get(f"{fake.base_url}/conversations",
                      headers={"apikey": fake.api_key, "onBehalfOf": "alice"})
 
-Every request passes through, in order:
-
-1. **faults** (see :mod:`.faults`): the first pending fault matching the path is consumed; its
-   ``delay`` is slept; "drop" closes the connection without an answer; "status", "html", "empty"
-   and "wrong_shape" answer at once (no authentication, no routing); "truncate" cuts the normal
-   answer in half.
-2. **authentication**: the ``apikey`` header (401 ``AUTH_ERR_EMPTY_APIKEY`` /
-   ``AUTH_ERR_APIKEY_NOT_FOUND``). Refused requests do not count against the rate limit.
-3. **rate limit** (see :mod:`.ratelimit`): 429 ``ERR_TOO_MANY_REQUESTS`` with ``Retry-After``
-   beyond the budget. Every answer carries the rate-limit headers.
-4. **routing** (see :mod:`.api`).
-
-Each request is appended to :attr:`FakeCometChat.requests` before its answer is written, so a
-client that has its response can already see it logged.
+:class:`FakeCometChat` is the front: lifecycle, options, data, faults and the request log. What
+it answers is decided in :mod:`.answer` (faults, authentication, rate limit, routing) and
+written to the socket by :mod:`.transport`. Each request is appended to
+:attr:`FakeCometChat.requests` before its answer is written, so a client that has its response
+can already see it logged.
 
 Stdlib only (``http.server``); no Django.
 """
@@ -30,28 +21,30 @@ Stdlib only (``http.server``); no Django.
 from __future__ import annotations
 
 import contextlib
-import json
+import math
 import socket
-import socketserver
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, cast
-from urllib.parse import parse_qsl, unquote
+from typing import Any
+from urllib.parse import parse_qsl
 
 from . import seed
-from .api import ApiOptions, RawJSON, authenticate, handle, is_list_endpoint
-from .faults import HTML_PAGE, Fault, FaultQueue, api_path, error_envelope
-from .ratelimit import HEADER_STYLES, HeaderStyle, RateDecision, RateLimiter
-from .render import ConversationRenderer
+from .answer import Request, Responder
+from .faults import (
+    Fault,
+    FaultQueue,
+)
+from .options import FakeOptions, PaginationMode
+from .ratelimit import HeaderStyle, RateLimiter, ResetHeader, header_names
+from .render import group_json, message_json, user_json
 from .state import JSON, State, direct_conversation_id, group_conversation_id
+from .transport import Hangup, LoopbackServer, Reply
 
 DEFAULT_API_KEY = "test-api-key-not-secret"
 DEFAULT_APP_ID = "testapp"
-JSON_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
@@ -59,7 +52,9 @@ class RecordedRequest:
     """One request the fake received.
 
     ``path`` is the path as sent (percent-encoded, with the ``/v3`` prefix, without the query);
-    ``headers`` has lowercased names; ``status`` is None when a "drop" fault closed the connection.
+    ``headers`` has lowercased names; ``status`` is None when a "drop" or "reset" fault hung up;
+    ``at`` is ``time.time()`` when the request was received, the moment the rate limit counts it
+    at (bucket the log by ``at // window`` to see the limiter's windows).
     """
 
     method: str
@@ -68,116 +63,7 @@ class RecordedRequest:
     headers: dict[str, str]
     status: int | None
     body: bytes = b""
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: bytes
-    headers: list[tuple[str, str]]
-
-
-def _encode(body: Any) -> tuple[bytes, str]:
-    """Bytes and a default Content-Type for a fault body."""
-    if isinstance(body, bytes):
-        return body, "application/octet-stream"
-    if isinstance(body, str):
-        return body.encode(), "text/plain; charset=utf-8"
-    return _dumps(body), JSON_TYPE
-
-
-def _dumps(payload: Any) -> bytes:
-    if isinstance(payload, RawJSON):
-        return payload.text.encode()
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _merge(
-    headers: list[tuple[str, str]], extra: Mapping[str, str] | None
-) -> list[tuple[str, str]]:
-    """``headers`` with ``extra`` replacing same-named entries (names case-insensitive)."""
-    if not extra:
-        return headers
-    names = {name.lower() for name in extra}
-    return [(n, v) for n, v in headers if n.lower() not in names] + list(extra.items())
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # never wait for idle keep-alive connections on close
-
-    def __init__(self, address: tuple[str, int], fake: FakeCometChat) -> None:
-        self.fake = fake
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn(), a DNS lookup that can stall; skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet: clients hanging up mid-answer is normal in fault tests."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive; every answer sends Content-Length
-    server_version = "FakeCometChat/1.0"
-    timeout = 60.0  # idle keep-alive connections are closed after this
-
-    @property
-    def fake(self) -> FakeCometChat:
-        return cast(_Server, self.server).fake
-
-    def setup(self) -> None:
-        super().setup()
-        self.fake._connection_opened(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.fake._connection_closed(self.connection)
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """No per-request log lines on stderr."""
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        body = self.rfile.read(length) if length > 0 else b""
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        reply = self.fake._answer(self.command, self.path, headers, body)
-        if reply is None:  # "drop": hang up without a byte
-            self.close_connection = True
-            return
-        self.send_response(reply.status)
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
+    at: float = 0.0
 
 
 class FakeCometChat:
@@ -198,37 +84,40 @@ class FakeCometChat:
         rate_limit_per_minute: int | None = None,
         rate_limit_window: float = 60.0,
         header_style: HeaderStyle = "hyphen",
+        reset_header: ResetHeader = "429",
         single_as_list: bool = True,
         not_accessible_status: int = 403,
+        pagination_mode: PaginationMode = "exact",
+        omit_pagination_keys: Iterable[str] = (),
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
-        if header_style not in HEADER_STYLES:
-            raise ValueError(f"header_style must be one of {', '.join(HEADER_STYLES)}")
         self.api_key = api_key
         self.app_id = app_id
         self.host = host
         self.port = port
-        self.header_style: HeaderStyle = header_style
+        # reset() goes back to these; each change swaps in a modified copy.
+        self._defaults = FakeOptions(
+            rate_limit_per_minute=rate_limit_per_minute,
+            rate_limit_window=rate_limit_window,
+            header_style=header_style,
+            reset_header=reset_header,
+            single_as_list=single_as_list,
+            not_accessible_status=not_accessible_status,
+            pagination_mode=pagination_mode,
+            omit_pagination_keys=frozenset(omit_pagination_keys),
+        )
+        self._options = replace(self._defaults)
         self.state = State()
-        self._renderer = ConversationRenderer(self.state)
-        self._options = ApiOptions(
-            single_as_list=single_as_list, not_accessible_status=not_accessible_status
-        )
-        self._defaults = (
-            rate_limit_per_minute,
-            rate_limit_window,
-            header_style,
-            ApiOptions(single_as_list=single_as_list, not_accessible_status=not_accessible_status),
-        )
         self._limiter = RateLimiter(rate_limit_per_minute, window=rate_limit_window)
         self._faults = FaultQueue()
+        self._responder = Responder(self.state, self._limiter, self._faults)
         self._log_lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._generation = 0  # bumped by reset(); see _answer
         self._connections = 0
         self._open_sockets: set[socket.socket] = set()
-        self._server: _Server | None = None
+        self._server: LoopbackServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -236,7 +125,7 @@ class FakeCometChat:
     def start(self) -> FakeCometChat:
         if self._server is not None:
             raise RuntimeError("the fake CometChat server is already running")
-        server = _Server((self.host, self.port), self)
+        server = LoopbackServer((self.host, self.port), self)
         self.port = server.server_port
         self._server = server
         self._thread = threading.Thread(
@@ -290,21 +179,38 @@ class FakeCometChat:
 
     def reset(self) -> None:
         """Forget all data, faults, logged requests and connection counts; restore the options."""
-        per_minute, window, header_style, options = self._defaults
         self.state.reset()
         self._faults.clear()
-        self._limiter.configure(per_minute, window=window)
-        self.header_style = header_style
-        self._options = ApiOptions(
-            single_as_list=options.single_as_list,
-            not_accessible_status=options.not_accessible_status,
-        )
+        self._options = options = replace(self._defaults)
+        self._limiter.configure(options.rate_limit_per_minute, window=options.rate_limit_window)
         with self._log_lock:
             self._requests.clear()
             self._connections = 0
             self._generation += 1
 
     # -- options -------------------------------------------------------------------------------
+
+    def _change(self, **changes: Any) -> None:
+        self._options = replace(self._options, **changes)
+
+    @property
+    def header_style(self) -> HeaderStyle:
+        """Spelling of the rate-limit headers: "hyphen", "compact" or "both"."""
+        return self._options.header_style
+
+    @header_style.setter
+    def header_style(self, value: HeaderStyle) -> None:
+        self._change(header_style=value)
+
+    @property
+    def reset_header(self) -> ResetHeader:
+        """When ``X-Rate-Limit-Reset`` is sent: "429" (with the 429 only, as CometChat does) or
+        "always" (on every answer)."""
+        return self._options.reset_header
+
+    @reset_header.setter
+    def reset_header(self, value: ResetHeader) -> None:
+        self._change(reset_header=value)
 
     @property
     def single_as_list(self) -> bool:
@@ -313,7 +219,7 @@ class FakeCometChat:
 
     @single_as_list.setter
     def single_as_list(self, value: bool) -> None:
-        self._options.single_as_list = value
+        self._change(single_as_list=value)
 
     @property
     def not_accessible_status(self) -> int:
@@ -322,21 +228,45 @@ class FakeCometChat:
 
     @not_accessible_status.setter
     def not_accessible_status(self, value: int) -> None:
-        self._options.not_accessible_status = value
+        self._change(not_accessible_status=value)
+
+    @property
+    def pagination_mode(self) -> PaginationMode:
+        """How list answers fill ``meta.pagination``: "exact" (true ``total`` and
+        ``total_pages``) or "lookahead" (``total`` 0, ``total_pages`` one past the current page
+        until the last page, as CometChat's older reference describes)."""
+        return self._options.pagination_mode
+
+    @pagination_mode.setter
+    def pagination_mode(self, value: PaginationMode) -> None:
+        self._change(pagination_mode=value)
+
+    @property
+    def omit_pagination_keys(self) -> frozenset[str]:
+        """Keys left out of list answers' ``meta.pagination``, e.g. ``{"total_pages"}``."""
+        return self._options.omit_pagination_keys
+
+    @omit_pagination_keys.setter
+    def omit_pagination_keys(self, keys: Iterable[str]) -> None:
+        self._change(omit_pagination_keys=frozenset(keys))
 
     def set_rate_limit(self, per_minute: int | None, *, window: float | None = None) -> None:
-        """Budget of requests per window across the app (None = unlimited); opens a new window."""
+        """Budget of requests per window across the app (None = unlimited), counted afresh.
+
+        Windows stay aligned to multiples of ``window`` seconds since the epoch (calendar
+        minutes for 60), so the current one may end at any moment."""
         self._limiter.configure(per_minute, window=window)
+        self._change(rate_limit_per_minute=per_minute, rate_limit_window=self._limiter.window)
 
     # -- data ----------------------------------------------------------------------------------
 
     def add_user(self, uid: str, name: str | None = None, **extra_fields: Any) -> JSON:
         """Add a user (UID lowercased); extra fields (``status``, ``role``, ``metadata``,
         ``link``, ``tags``…) go into its JSON. Returns the user object."""
-        return self.state.add_user(uid, name, **extra_fields)
+        return user_json(self.state.add_user(uid, name, **extra_fields))
 
     def update_user(self, uid: str, **changes: Any) -> JSON:
-        return self.state.update_user(uid, **changes)
+        return user_json(self.state.update_user(uid, **changes))
 
     def deactivate_user(self, uid: str) -> None:
         self.state.deactivate_user(uid)
@@ -352,7 +282,8 @@ class FakeCometChat:
     ) -> JSON:
         """Add a group; ``members`` are UIDs or (UID, scope) pairs; the first member (or
         ``owner=``) owns it as admin."""
-        return self.state.add_group(guid, name, members=members, group_type=group_type, **extra)
+        group = self.state.add_group(guid, name, members=members, group_type=group_type, **extra)
+        return group_json(group, None)
 
     def add_member(self, guid: str, uid: str, scope: str = "participant") -> None:
         self.state.add_member(guid, uid, scope)
@@ -368,9 +299,22 @@ class FakeCometChat:
     ) -> JSON:
         """Send a text message; returns the full message object. Without ``sent_at`` the time
         comes from a clock that always moves forward, so later messages sort newer."""
-        return self.state.send_message(
-            sender_uid, to_user=to_user, to_group=to_group, text=text, sent_at=sent_at
-        )
+        with self.state.lock:
+            message = self.state.send_message(
+                sender_uid, to_user=to_user, to_group=to_group, text=text, sent_at=sent_at
+            )
+            return message_json(self.state, message)
+
+    def block_user(self, blocker_uid: str, blocked_uid: str) -> None:
+        """``blocker_uid`` blocks ``blocked_uid`` (one-way; blocking twice is harmless).
+
+        ``GET /conversations`` for the blocker then leaves out their one-to-one conversation
+        unless ``includeBlockedUsers=true``; ``withBlockedInfo=true`` shows the block as
+        ``blockedByMe`` / ``hasBlockedMe`` on the user in ``conversationWith``."""
+        self.state.block_user(blocker_uid, blocked_uid)
+
+    def unblock_user(self, blocker_uid: str, blocked_uid: str) -> None:
+        self.state.unblock_user(blocker_uid, blocked_uid)
 
     def mark_read(self, owner_uid: str, conversation_id: str) -> None:
         self.state.mark_read(owner_uid, conversation_id)
@@ -386,14 +330,15 @@ class FakeCometChat:
     def unread_count(self, owner_uid: str, conversation_id: str) -> int:
         return self.state.unread_count(owner_uid, conversation_id)
 
-    def bulk_conversations(self, owner_uid: str, n: int, *, prefix: str = "peer") -> None:
+    def bulk_conversations(self, owner_uid: str, n: int, *, prefix: str = "peer") -> list[str]:
         """``n`` peers ``<prefix>-<i>`` with one conversation each with the owner (see
-        :func:`.seed.bulk_conversations`)."""
-        seed.bulk_conversations(self.state, owner_uid, n, prefix=prefix)
+        :func:`.seed.bulk_conversations`); returns the peers' UIDs."""
+        return seed.bulk_conversations(self.state, owner_uid, n, prefix=prefix)
 
-    def seed_demo(self) -> None:
-        """Demo users ``alice`` … ``heidi`` and friends, groups, ~270 conversations."""
-        seed.seed_demo(self.state)
+    def seed_demo(self) -> seed.Seeded:
+        """Demo users ``alice`` … ``heidi`` and friends, groups, ~270 conversations; returns the
+        UIDs and GUIDs it created (``.uids``, ``.guids``)."""
+        return seed.seed_demo(self.state)
 
     conversation_id = staticmethod(direct_conversation_id)
     group_conversation_id = staticmethod(group_conversation_id)
@@ -427,14 +372,32 @@ class FakeCometChat:
     def rate_limit_next(
         self, n: int = 1, *, retry_after: int = 1, path: str | None = None
     ) -> Fault:
-        """The next ``n`` matching requests answer 429 with ``Retry-After: retry_after``."""
-        return self.fail_next(n, status=429, path=path, headers={"Retry-After": str(retry_after)})
+        """The next ``n`` matching requests answer 429 as the limiter does: ``Retry-After:
+        retry_after``, remaining 0 and a reset ``retry_after`` seconds after this call.
+
+        For a 429 with only one of those headers, or neither, use :meth:`fail_next`."""
+        headers = {"Retry-After": str(retry_after)}
+        reset_at = str(math.ceil(time.time()) + retry_after)
+        for _limit, remaining, reset in header_names(self.header_style):
+            headers.update({remaining: "0", reset: reset_at})
+        return self.fail_next(n, status=429, path=path, headers=headers)
 
     def delay_next(self, seconds: float, n: int = 1, *, path: str | None = None) -> Fault:
         return self.inject(Fault("delay", times=n, delay=seconds, path=path))
 
     def drop_next(self, n: int = 1, *, path: str | None = None) -> Fault:
+        """Close the connection cleanly (FIN) without an answer."""
         return self.inject(Fault("drop", times=n, path=path))
+
+    def reset_next(self, n: int = 1, *, path: str | None = None) -> Fault:
+        """Abort the connection (RST) without an answer."""
+        return self.inject(Fault("reset", times=n, path=path))
+
+    def transform_next(
+        self, transform: Callable[[Any], Any], n: int = 1, *, path: str | None = None
+    ) -> Fault:
+        """Answer 200 with ``transform(<the normal answer's decoded JSON>)`` as the body."""
+        return self.inject(Fault("transform", times=n, path=path, transform=transform))
 
     # -- request log ---------------------------------------------------------------------------
 
@@ -466,94 +429,36 @@ class FakeCometChat:
     # -- answering -----------------------------------------------------------------------------
 
     def _answer(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> _Reply | None:
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        at: float | None = None,
+    ) -> Reply | Hangup:
         generation = self._generation  # a request still running across reset() is not logged
         raw_path, _, query_string = target.partition("?")
-        query = dict(parse_qsl(query_string, keep_blank_values=True))
-        fault = self._faults.take(method, api_path(unquote(raw_path)), query)
-        if fault is not None and fault.delay > 0:
-            time.sleep(fault.delay)
-        reply: _Reply | None
-        if fault is None or fault.kind == "delay":
-            reply = self._normal(method, raw_path, query, headers)
-        else:
-            reply = self._faulty(fault, method, raw_path, query, headers)
+        request = Request(
+            method=method,
+            raw_path=raw_path,
+            query=dict(parse_qsl(query_string, keep_blank_values=True)),
+            headers=headers,
+            at=time.time() if at is None else at,
+            options=self._options,  # one snapshot for the whole answer
+            api_key=self.api_key,
+        )
+        reply = self._responder.respond(request)
         record = RecordedRequest(
             method=method,
             path=raw_path,
-            query=query,
+            query=request.query,
             headers=headers,
-            status=None if reply is None else reply.status,
+            status=None if isinstance(reply, str) else reply.status,
             body=body,
+            at=request.at,
         )
         with self._log_lock:
             if generation == self._generation:
                 self._requests.append(record)
         return reply
-
-    def _rate_headers(self, decision: RateDecision) -> list[tuple[str, str]]:
-        return decision.headers(self.header_style)
-
-    def _normal(
-        self, method: str, raw_path: str, query: dict[str, str], headers: dict[str, str]
-    ) -> _Reply:
-        error = authenticate(headers, self.api_key)
-        if error is not None:
-            decision = self._limiter.hit(consume=False)
-            status, payload = error.status, error.response().payload
-        else:
-            decision = self._limiter.hit()
-            if not decision.allowed:
-                status = 429
-                payload = error_envelope(
-                    "ERR_TOO_MANY_REQUESTS",
-                    f"Too many requests. Please retry after {decision.retry_after} seconds.",
-                )
-            else:
-                response = handle(
-                    self.state,
-                    self._options,
-                    method=method,
-                    raw_path=raw_path,
-                    query=query,
-                    headers=headers,
-                    renderer=self._renderer,
-                )
-                status, payload = response.status, response.payload
-        reply_headers = [("Content-Type", JSON_TYPE), *self._rate_headers(decision)]
-        return _Reply(status, _dumps(payload), reply_headers)
-
-    def _faulty(
-        self,
-        fault: Fault,
-        method: str,
-        raw_path: str,
-        query: dict[str, str],
-        headers: dict[str, str],
-    ) -> _Reply | None:
-        if fault.kind == "drop":
-            return None
-        if fault.kind == "truncate":
-            full = self._normal(method, raw_path, query, headers)
-            cut = full.body[: len(full.body) // 2]
-            out = [(n, v) for n, v in full.headers if n.lower() != "retry-after"]
-            return _Reply(200, cut, _merge(out, fault.headers))
-        rate = self._rate_headers(self._limiter.hit())
-        if fault.kind == "status":
-            body, content_type = _encode(fault.error_body())
-            status = fault.status
-        elif fault.kind == "html":
-            body, _ = _encode(HTML_PAGE if fault.body is None else fault.body)
-            content_type, status = "text/html; charset=utf-8", 200
-        elif fault.kind == "empty":
-            body, content_type, status = b"", JSON_TYPE, 200
-        else:  # wrong_shape
-            default = (
-                {"data": {"unexpected": True}}
-                if is_list_endpoint(method, raw_path)
-                else {"data": "nope"}
-            )
-            body, content_type = _encode(default if fault.body is None else fault.body)
-            status = 200
-        return _Reply(status, body, _merge([("Content-Type", content_type), *rate], fault.headers))

@@ -2,10 +2,9 @@
 
 Users, groups and messages are stored; a conversation is the per-pair (or per-group) record the
 messages create, seen from each *owner* (the ``onBehalfOf`` user) with that owner's unread count.
-Objects are rendered to CometChat's JSON shapes (API.md §3, the spec's examples) on demand, from
-compact records, so 50,000 conversations cost little memory and a page of 1,000 renders quickly.
-Each owner's sorted conversation list is cached and invalidated when one of its conversations
-changes.
+Records are compact (JSON shapes are built from them on demand, in :mod:`.render`), so 50,000
+conversations cost little memory. Each owner's sorted conversation list is cached and invalidated
+when one of its conversations changes.
 
 Rules mirrored from CometChat:
 
@@ -17,6 +16,8 @@ Rules mirrored from CometChat:
   which CometChat documents as not updated).
 - ``updatedAt`` of a conversation is its latest message's ``sentAt``; deleting the last message
   drops ``lastMessage`` for everyone and leaves ``updatedAt`` as it was.
+- Blocking is one-way: an owner's conversation list leaves out one-to-one conversations with users
+  the owner blocked (unless asked to include them); being blocked hides nothing (API.md §0.1).
 
 Stdlib only; no Django. All access goes through :attr:`State.lock` (re-entrant).
 """
@@ -38,11 +39,6 @@ GROUP_TYPES = ("public", "password", "private")
 ID_RE = re.compile(r"^[a-z0-9_-]{1,100}$")
 AVATAR_URL = "https://assets.fake-cometchat.invalid/avatars/{uid}.png"
 GROUP_ICON_URL = "https://assets.fake-cometchat.invalid/groups/{guid}.png"
-
-# Fields of a user copied into message entities (the webhook example's sender/receiver entity).
-_ENTITY_USER_KEYS = ("avatar", "link", "status", "role", "lastActiveAt")
-# Fields of a group that are not per member.
-_GROUP_KEYS = ("description", "icon", "owner", "createdAt", "updatedAt", "updatedBy")
 
 
 def normalize_id(value: str) -> str:
@@ -151,13 +147,6 @@ class ConversationRecord:
         return second if first == owner else first
 
 
-@dataclass(frozen=True)
-class RenderOptions:
-    receipts: bool = False  # list endpoints' lastMessage carries receipts {"data": [[]]}
-    with_tags: bool = False  # conversation tags
-    with_peer_tags: bool = False  # user/group tags inside conversationWith
-
-
 class State:
     """Everything the fake server knows. Hold :attr:`lock` for compound operations."""
 
@@ -169,6 +158,7 @@ class State:
         self.groups: dict[str, GroupRecord] = {}
         self.conversations: dict[str, ConversationRecord] = {}
         self.by_owner: dict[str, set[str]] = {}
+        self.blocked: dict[str, set[str]] = {}  # blocker UID -> the UIDs they blocked
         self._owner_cache: dict[str, list[ConversationRecord]] = {}
         self._app_cache: list[tuple[str, ConversationRecord]] | None = None
         self._next_message_id = 1
@@ -184,18 +174,19 @@ class State:
             self.groups.clear()
             self.conversations.clear()
             self.by_owner.clear()
+            self.blocked.clear()
             self._owner_cache.clear()
             self._app_cache = None
             self._next_message_id = 1
             self.generation += 1
 
-    def add_user(self, uid: str, name: str | None = None, **extra: Any) -> JSON:
+    def add_user(self, uid: str, name: str | None = None, **extra: Any) -> UserRecord:
         with self.lock:
             uid = validate_id(uid, "UID")
             if uid in self.users:
                 raise ValueError(f"user {uid!r} already exists")
-            self.users[uid] = self.new_user(uid, name, self.clock.now(), extra)
-            return self.user_json(self.users[uid])
+            user = self.users[uid] = self.new_user(uid, name, self.clock.now(), extra)
+            return user
 
     @staticmethod
     def new_user(uid: str, name: str | None, now: int, extra: Mapping[str, Any]) -> UserRecord:
@@ -212,7 +203,7 @@ class State:
         fields.update(extra)
         return UserRecord(uid=uid, name=name or default_name(uid), fields=fields, tags=tags)
 
-    def update_user(self, uid: str, **changes: Any) -> JSON:
+    def update_user(self, uid: str, **changes: Any) -> UserRecord:
         with self.lock:
             user = self.get_user(uid)
             if "name" in changes:
@@ -222,7 +213,7 @@ class State:
             user.fields.update(changes)
             user.fields["updatedAt"] = self.clock.now()
             self.changed()
-            return self.user_json(user)
+            return user
 
     def deactivate_user(self, uid: str) -> None:
         """Deactivated users answer ``ERR_UID_NOT_FOUND`` and drop out of ``GET /users``."""
@@ -238,7 +229,7 @@ class State:
         members: Iterable[str | tuple[str, str]] = (),
         group_type: str = "public",
         **extra: Any,
-    ) -> JSON:
+    ) -> GroupRecord:
         with self.lock:
             guid = validate_id(guid, "GUID")
             if guid in self.groups:
@@ -273,7 +264,7 @@ class State:
                 pairs.insert(0, (owner, "admin"))
             for uid, scope in pairs:
                 self.add_member(guid, uid, "admin" if normalize_id(uid) == owner else scope)
-            return self.group_json(group, None)
+            return group
 
     def add_member(self, guid: str, uid: str, scope: str = "participant") -> None:
         with self.lock:
@@ -299,7 +290,7 @@ class State:
         to_group: str | None = None,
         text: str = "hi",
         sent_at: int | None = None,
-    ) -> JSON:
+    ) -> MessageRecord:
         if (to_user is None) == (to_group is None):
             raise ValueError("pass exactly one of to_user or to_group")
         with self.lock:
@@ -348,7 +339,7 @@ class State:
             for uid in owners:
                 self.by_owner.setdefault(uid, set()).add(conversation_id)
             self._invalidate(owners)
-            return self.message_json(message)
+            return message
 
     def _new_message(
         self, conversation_id: str, sender: str, receiver: str, receiver_type: str, text: str
@@ -391,6 +382,18 @@ class State:
                 for uid in set(conversation.peer_ids):
                     self.by_owner.setdefault(uid, set()).add(conversation.conversation_id)
             self.changed()
+
+    def block_user(self, blocker_uid: str, blocked_uid: str) -> None:
+        with self.lock:
+            blocker, blocked = self.get_user(blocker_uid), self.get_user(blocked_uid)
+            if blocker.uid == blocked.uid:
+                raise ValueError("a user cannot block themselves")
+            self.blocked.setdefault(blocker.uid, set()).add(blocked.uid)
+
+    def unblock_user(self, blocker_uid: str, blocked_uid: str) -> None:
+        with self.lock:
+            blocker, blocked = self.get_user(blocker_uid), self.get_user(blocked_uid)
+            self.blocked.get(blocker.uid, set()).discard(blocked.uid)
 
     def mark_read(self, owner_uid: str, conversation_id: str) -> None:
         with self.lock:
@@ -479,6 +482,33 @@ class State:
                 ]
             return self._app_cache
 
+    def has_blocked(self, blocker: str, uid: str) -> bool:
+        blocked = self.blocked.get(blocker)
+        return blocked is not None and uid in blocked
+
+    def hides_blocked(self, owner: str, conversation: ConversationRecord) -> bool:
+        """Whether ``owner``'s list leaves ``conversation`` out unless ``includeBlockedUsers``."""
+        return conversation.type == "user" and self.has_blocked(owner, conversation.peer_for(owner))
+
+    def listed_conversations(
+        self, owner: str, *, include_blocked: bool
+    ) -> list[ConversationRecord]:
+        """:meth:`owner_conversations` as ``GET /conversations`` lists them."""
+        rows = self.owner_conversations(owner)
+        if include_blocked or not self.blocked.get(owner):
+            return rows  # the cached list itself: nothing to filter
+        return [row for row in rows if not self.hides_blocked(owner, row)]
+
+    def listed_app_conversations(
+        self, *, include_blocked: bool
+    ) -> list[tuple[str, ConversationRecord]]:
+        """:meth:`app_conversations` as ``GET /conversations`` without ``onBehalfOf`` lists them:
+        each (owner, conversation) pair is left out as it would be from that owner's list."""
+        pairs = self.app_conversations()
+        if include_blocked or not any(self.blocked.values()):
+            return pairs
+        return [(owner, row) for owner, row in pairs if not self.hides_blocked(owner, row)]
+
     def _owners_of(self, conversation: ConversationRecord) -> Iterable[str]:
         if conversation.type == "user":
             return conversation.peer_ids
@@ -497,125 +527,7 @@ class State:
             self._app_cache = None
             self.generation += 1
 
-    # -- rendering (CometChat's JSON shapes) ---------------------------------------------------
-
-    def user_json(
-        self, user: UserRecord, *, conversation_id: str | None = None, with_tags: bool = False
-    ) -> JSON:
-        data: JSON = {"uid": user.uid, "name": user.name, **user.fields}
-        if with_tags and user.tags:
-            data["tags"] = list(user.tags)
-        if conversation_id is not None:
-            data["conversationId"] = conversation_id
-        return data
-
-    def group_json(
-        self, group: GroupRecord, member: Member | None, *, with_tags: bool = False
-    ) -> JSON:
-        data: JSON = {
-            "guid": group.guid,
-            "name": group.name,
-            "description": group.fields.get("description", ""),
-            "icon": group.fields.get("icon"),
-            "type": group.type,
-        }
-        if member is not None:
-            data["scope"] = member.scope
-        data["membersCount"] = len(group.members)
-        if member is not None:
-            data["joinedAt"] = member.joined_at
-        data["conversationId"] = group_conversation_id(group.guid)
-        if member is not None:
-            data["hasJoined"] = True
-        for key, value in group.fields.items():
-            data.setdefault(key, value)
-        if with_tags and group.tags:
-            data["tags"] = list(group.tags)
-        return data
-
-    def entity_user(self, uid: str, conversation_id: str | None = None) -> JSON:
-        user = self.users.get(uid)
-        if user is None:  # e.g. "app_system"
-            return {"uid": uid, "name": uid}
-        entity: JSON = {"uid": user.uid, "name": user.name}
-        for key in _ENTITY_USER_KEYS:
-            if key in user.fields:
-                entity[key] = user.fields[key]
-        if conversation_id is not None:
-            entity["conversationId"] = conversation_id
-        return entity
-
-    def _entity_group(self, guid: str) -> JSON:
-        group = self.groups.get(guid)
-        if group is None:
-            return {"guid": guid, "name": guid}
-        entity: JSON = {"guid": group.guid, "name": group.name, "type": group.type}
-        for key in _GROUP_KEYS:
-            if key in group.fields:
-                entity[key] = group.fields[key]
-        entity["membersCount"] = len(group.members)
-        entity["conversationId"] = group_conversation_id(group.guid)
-        return entity
-
-    def message_json(self, message: MessageRecord, *, receipts: bool = False) -> JSON:
-        if message.receiver_type == "user":
-            receiver = self.entity_user(message.receiver, message.conversation_id)
-        else:
-            receiver = self._entity_group(message.receiver)
-        data: JSON = {
-            "id": str(message.id),
-            "conversationId": message.conversation_id,
-            "sender": message.sender,
-            "receiverType": message.receiver_type,
-            "receiver": message.receiver,
-            "category": message.category,
-            "type": message.type,
-            "data": {
-                "text": message.text,
-                "entities": {
-                    "sender": {"entity": self.entity_user(message.sender), "entityType": "user"},
-                    "receiver": {"entity": receiver, "entityType": message.receiver_type},
-                },
-            },
-            "sentAt": message.sent_at,
-            "updatedAt": message.sent_at,
-        }
-        if receipts:
-            data["receipts"] = {"data": [[]]}
-        return data
-
-    def conversation_json(
-        self, conversation: ConversationRecord, owner: str, options: RenderOptions
-    ) -> JSON:
-        peer_id = conversation.peer_for(owner)
-        created_at = conversation.created_at
-        if conversation.type == "user":
-            peer = self.user_json(
-                self.users[peer_id],
-                conversation_id=conversation.conversation_id,
-                with_tags=options.with_peer_tags,
-            )
-        else:
-            group = self.groups[peer_id]
-            member = group.members.get(owner)
-            peer = self.group_json(group, member, with_tags=options.with_peer_tags)
-            if member is not None:
-                created_at = max(created_at, member.joined_at)
-        data: JSON = {
-            "conversationId": conversation.conversation_id,
-            "conversationType": conversation.type,
-            "unreadMessageCount": str(conversation.unread.get(owner, 0)),
-            "createdAt": created_at,
-            "updatedAt": conversation.updated_at,
-        }
-        if conversation.last_message is not None:
-            data["lastMessage"] = self.message_json(
-                conversation.last_message, receipts=options.receipts
-            )
-        data["conversationWith"] = peer
-        if options.with_tags:
-            data["tags"] = list(conversation.tags.get(owner, ()))
-        return data
+    # -- peers (lookups the list filters use) -------------------------------------------------
 
     def peer_name(self, conversation: ConversationRecord, owner: str) -> str:
         peer_id = conversation.peer_for(owner)

@@ -1,0 +1,48 @@
+"""The fake's switchable behaviour, as one frozen value.
+
+:class:`FakeCometChat` keeps the constructor's choices as its default :class:`FakeOptions` and,
+when a property is set, swaps in a changed copy (``dataclasses.replace``). A request reads the
+current value once, so it never sees half of a change, and ``reset()`` restores the defaults by
+assignment.
+
+Stdlib only; no Django.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from .ratelimit import HEADER_STYLES, RESET_HEADERS, HeaderStyle, ResetHeader
+
+PaginationMode = Literal["exact", "lookahead"]
+PAGINATION_MODES: tuple[str, ...] = get_args(PaginationMode)
+PAGINATION_KEYS = ("total", "count", "per_page", "current_page", "total_pages")
+
+
+@dataclass(frozen=True)
+class FakeOptions:
+    rate_limit_per_minute: int | None = None  # None: no budget
+    rate_limit_window: float = 60.0
+    header_style: HeaderStyle = "hyphen"
+    reset_header: ResetHeader = "429"  # "always": X-Rate-Limit-Reset on every answer
+    single_as_list: bool = True  # single GETs answer a list of one, as the examples do
+    not_accessible_status: int = 403
+    # "lookahead": total_pages only says whether another page follows; total is 0 (API.md §0.5)
+    pagination_mode: PaginationMode = "exact"
+    omit_pagination_keys: frozenset[str] = field(default_factory=frozenset)  # from lists' meta
+
+    def __post_init__(self) -> None:
+        keys = frozenset(self.omit_pagination_keys)  # any iterable of names is accepted
+        object.__setattr__(self, "omit_pagination_keys", keys)
+        if not keys <= set(PAGINATION_KEYS):
+            unknown = ", ".join(sorted(keys - set(PAGINATION_KEYS)))
+            raise ValueError(f"unknown pagination keys {unknown}; use {', '.join(PAGINATION_KEYS)}")
+        if self.pagination_mode not in PAGINATION_MODES:
+            raise ValueError(f"pagination_mode must be one of {', '.join(PAGINATION_MODES)}")
+        if self.header_style not in HEADER_STYLES:
+            raise ValueError(f"header_style must be one of {', '.join(HEADER_STYLES)}")
+        if self.reset_header not in RESET_HEADERS:
+            raise ValueError(f"reset_header must be one of {', '.join(RESET_HEADERS)}")
+        if self.rate_limit_window <= 0:
+            raise ValueError("rate_limit_window must be positive")
