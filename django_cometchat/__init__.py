@@ -1,3 +1,3 @@
 """django-cometchat: mirror CometChat conversations into your Django database."""
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
