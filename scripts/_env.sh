@@ -46,6 +46,14 @@ make_venv() { # make_venv NAME PYTHON_VERSION DJANGO_SPEC [--extra E]... [--grou
     -e "$ROOT${extras:+[$extras]}" "${groups[@]}" "$django"
 }
 
+make_tools_venv() { # build and twine (and the classifier list PyPI checks) -> $VENVS/tools
+  ensure_uv
+  if [ ! -x "$VENVS/tools/bin/python" ]; then
+    "$UV" venv --quiet --python "$(find_python 3.11)" "$VENVS/tools"
+  fi
+  "$UV" pip install --quiet --python "$VENVS/tools/bin/python" build twine trove-classifiers
+}
+
 ensure_postgres() {
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
   echo "PostgreSQL is down; starting it" >&2
