@@ -2,7 +2,7 @@
 
 import logging
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
 
 # A library logs; the host decides where it goes. Without this, a host that configured no
 # handler for "django_cometchat" would get Python's last-resort handler printing every warning

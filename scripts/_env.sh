@@ -21,18 +21,37 @@ ensure_uv() { # a private uv, so nothing is installed into the system Python
   if [ ! -x "$VENVS/bootstrap/bin/uv" ]; then
     mkdir -p "$VENVS"
     "$(find_python 3.11)" -m venv "$VENVS/bootstrap"
-    "$VENVS/bootstrap/bin/pip" install --quiet "uv>=0.5"
+    "$VENVS/bootstrap/bin/pip" install --quiet "uv>=0.13"  # make_venv: --group PATH:NAME
   fi
   UV="$VENVS/bootstrap/bin/uv"
 }
 
-make_venv() { # make_venv NAME PYTHON_VERSION EXTRAS DJANGO_SPEC -> $VENVS/NAME
-  local name="$1" py="$2" extras="$3" django="$4"
+make_venv() { # make_venv NAME PYTHON_VERSION DJANGO_SPEC [--extra E]... [--group G]... -> $VENVS/NAME
+  # The project itself is installed editable, with its extras (published) and the PEP 735
+  # dependency groups of pyproject.toml (maintainers' tools, never published).
+  local name="$1" py="$2" django="$3" extras="" groups=()
+  shift 3
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --extra) extras="${extras:+$extras,}$2"; shift 2 ;;
+      --group) groups+=(--group "$ROOT/pyproject.toml:$2"); shift 2 ;;
+      *) echo "make_venv: unknown option $1" >&2; return 2 ;;
+    esac
+  done
   ensure_uv
   if [ ! -x "$VENVS/$name/bin/python" ]; then
     "$UV" venv --quiet --python "$(find_python "$py")" "$VENVS/$name"
   fi
-  "$UV" pip install --quiet --python "$VENVS/$name/bin/python" -e "$ROOT[$extras]" "$django"
+  "$UV" pip install --quiet --python "$VENVS/$name/bin/python" \
+    -e "$ROOT${extras:+[$extras]}" "${groups[@]}" "$django"
+}
+
+make_tools_venv() { # build and twine (and the classifier list PyPI checks) -> $VENVS/tools
+  ensure_uv
+  if [ ! -x "$VENVS/tools/bin/python" ]; then
+    "$UV" venv --quiet --python "$(find_python 3.11)" "$VENVS/tools"
+  fi
+  "$UV" pip install --quiet --python "$VENVS/tools/bin/python" build twine trove-classifiers
 }
 
 ensure_postgres() {
