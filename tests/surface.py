@@ -1,0 +1,85 @@
+"""django_cometchat's HTTP surface, listed once: every API route, admin page and admin action.
+
+``tests/test_real_server.py`` and ``tests/test_authorization.py`` walk these lists, and
+``unlisted()`` names whatever the app serves that is missing here: a route, page or action added
+to the app fails both suites until someone decides how it is smoke-tested and who may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.test import RequestFactory
+from django.urls import reverse
+
+from django_cometchat.api import urls as api_urls
+
+APP = "django_cometchat"
+
+# url name -> HTTP method; paths come from reverse(), so a moved route moves here too.
+API_ROUTES: dict[str, str] = {
+    "conversation-list": "get",
+    "conversation-sync": "post",
+    "conversation-detail": "get",
+    "conversation-history": "get",
+    "conversation-refresh": "post",
+    "syncrun-list": "get",
+    "syncrun-detail": "get",
+}
+
+ADMIN_MODELS = ("conversation", "conversationsnapshot", "syncrun")
+# Django's per-model pages, by url name suffix; "redirect" is the unnamed "<pk>/" pattern that
+# forwards to the change page (kept by Django for old links).
+MODEL_PAGES = ("changelist", "add", "change", "history", "delete", "redirect")
+ACTIONS = ("refresh_from_cometchat", "sync_owners")
+
+
+def api_path(name: str, *, conversation_id: str = "", pk: Any = None) -> str:
+    """The path of an API route; routes that need an id get the one passed."""
+    kwargs: dict[str, Any] = {}
+    if "conversation-" in name and name not in ("conversation-list", "conversation-sync"):
+        kwargs["conversation_id"] = conversation_id
+    if name == "syncrun-detail":
+        kwargs["pk"] = pk
+    return reverse(f"{APP}:{name}", kwargs=kwargs)
+
+
+def admin_path(model: str, page: str, pk: Any = None) -> str:
+    if page == "redirect":
+        return reverse(f"admin:{APP}_{model}_change", args=(pk,)).removesuffix("change/")
+    args = () if page in ("changelist", "add") else (pk,)
+    return reverse(f"admin:{APP}_{model}_{page}", args=args)
+
+
+def _registered() -> dict[str, Any]:
+    return {
+        model._meta.model_name or "": model_admin
+        for model, model_admin in admin.site._registry.items()
+        if model._meta.app_label == APP
+    }
+
+
+def unlisted() -> dict[str, set[str]]:
+    """What the app serves that these lists do not name (empty sets when all is covered)."""
+    served_routes = {pattern.name or repr(pattern) for pattern in api_urls.urlpatterns}
+    registered = _registered()
+    served_pages = set()
+    for model_admin in registered.values():
+        for pattern in model_admin.get_urls():
+            served_pages.add(pattern.name or f"{APP}_{model_admin.opts.model_name}_redirect")
+    listed_pages = {f"{APP}_{model}_{page}" for model in ADMIN_MODELS for page in MODEL_PAGES}
+    # The actions a superuser is offered: permission-filtered, so Django's delete_selected
+    # (refused by the read-only admins) is not among them.
+    request = RequestFactory().get("/")
+    request.user = get_user_model()(is_superuser=True, is_active=True, is_staff=True)
+    served_actions = {
+        name for model_admin in registered.values() for name in model_admin.get_actions(request)
+    }
+    return {
+        "api routes": served_routes - set(API_ROUTES),
+        "admin models": set(registered) - set(ADMIN_MODELS),
+        "admin pages": served_pages - listed_pages,
+        "admin actions": served_actions - set(ACTIONS),
+    }
