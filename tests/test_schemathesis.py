@@ -40,6 +40,7 @@ from schemathesis.specs.openapi.checks import (
 
 from django_cometchat.models import SyncRun
 from django_cometchat.services import sync_conversations
+from django_cometchat.testing import Fault
 
 MAX_EXAMPLES = 50  # fuzzed cases per operation, on top of the examples and coverage phases
 PUBLISHED = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
@@ -183,6 +184,53 @@ def test_known_bug_sync_run_id_not_an_integer_is_an_html_404(token, run_id):
 def test_known_bug_conversation_id_with_an_encoded_slash_is_an_html_404(token, suffix):
     path = "/cometchat/conversations/{conversation_id}/" + suffix
     call(token, path, path_parameters={"conversation_id": "a%2Fb"})
+
+
+HOSTILE_ANSWERS = {
+    # test_parsers_properties.py::test_known_bug_several_minus_signs*
+    "unread --5": (
+        "/cometchat/conversations/{conversation_id}/refresh/",
+        {"conversation_id": "alice_user_bob"},
+        Fault(
+            "wrong_shape",
+            path="/users/bob/conversation",
+            body={
+                "data": {
+                    "conversationId": "alice_user_bob",
+                    "conversationType": "user",
+                    "unreadMessageCount": "--5",
+                    "updatedAt": 1,
+                    "conversationWith": {"uid": "bob"},
+                }
+            },
+        ),
+    ),
+    # test_parsers_properties.py::test_known_bug_header_with_a_separator_character*
+    "rate-limit header 5\\x1f": (
+        "/cometchat/conversations/refresh/",
+        {},
+        Fault(
+            "wrong_shape",
+            path="/conversations",
+            body={"data": []},
+            headers={"X-Rate-Limit-Remaining": "5\x1f"},
+        ),
+    ),
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=FailureGroup,
+    reason="a CometChat answer the parsers choke on with a bare ValueError (see "
+    "test_parsers_properties.py) is an HTTP 500 of the API instead of the documented 502 "
+    "ERR_BAD_UPSTREAM_RESPONSE",
+)
+@pytest.mark.parametrize("answer", list(HOSTILE_ANSWERS))
+def test_known_bug_hostile_cometchat_answer_is_a_500(token, fake, answer):
+    path, path_parameters, fault = HOSTILE_ANSWERS[answer]
+    fake.inject(fault)
+    call(token, path, "POST", path_parameters=path_parameters)
 
 
 def test_every_operation_was_tried(request):
