@@ -80,6 +80,7 @@ CHUNK_SIZE = 64 * 1024
 # out by default, and a complete sync would mark them missing) and for the block status.
 CONVERSATION_LIST_PARAMS = {"includeBlockedUsers": "true", "withBlockedInfo": "true"}
 MAX_ERROR_TEXT = 500  # characters of CometChat's error message kept on an exception
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -319,8 +320,8 @@ class CometChatClient:
         """Map an error status and CometChat's ``{"error": {...}}`` envelope onto the tree."""
         status = response.status_code
         envelope = _error_envelope(content)
-        code = envelope.get("code") if isinstance(envelope.get("code"), str) else None
-        message = _clean(envelope.get("message")) or response.reason or ""
+        code = _error_code(envelope.get("code"))
+        message = _clean(envelope.get("message")) or _clean(response.reason)
         details = envelope.get("details")
         kwargs: dict[str, Any] = {
             "endpoint": endpoint,
@@ -673,6 +674,13 @@ def _clean(value: Any, *, limit: int = MAX_ERROR_TEXT) -> str:
         return ""
     text = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
     return text[:limit]
+
+
+def _error_code(value: Any) -> str | None:
+    """CometChat's error code, if it looks like one: it is stored, logged and compared."""
+    if isinstance(value, str) and _ERROR_CODE.fullmatch(value):
+        return value
+    return None
 
 
 def _refuse_constant(name: str) -> Any:

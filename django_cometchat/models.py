@@ -47,7 +47,7 @@ class UIDBinding(models.Model):
         ordering = ("uid",)
 
     def __str__(self) -> str:
-        return f"{self.uid} -> user {self.user_id}"
+        return f"{self.uid} (Django user {self.user_id})"
 
 
 class ConversationType(models.TextChoices):
@@ -154,7 +154,8 @@ class ConversationSnapshot(models.Model):
         )
 
     def __str__(self) -> str:
-        return f"{self.conversation_id} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
+        # CometChat's id, not conversation_id (the local key of the Conversation row).
+        return f"{self.conversation.conversation_id} @ {self.fetched_at:%Y-%m-%d %H:%M:%S}"
 
 
 class SyncRun(models.Model):

@@ -27,14 +27,15 @@ RESET_HEADERS = ("X-Rate-Limit-Reset", "X-RateLimit-Reset")
 
 MAX_WAIT = 3600.0  # the longest wait any header can make us (or our callers) observe
 
-_DIGITS = re.compile(r"^\s*\d{1,20}\s*$")
-_SECONDS = re.compile(r"^\s*\d{1,12}(?:\.\d{1,9})?\s*$")
+# ASCII digits, blanks around them: \s and \d would also accept characters int() refuses.
+_DIGITS = re.compile(r"[ \t]*[0-9]{1,20}[ \t]*")
+_SECONDS = re.compile(r"[ \t]*[0-9]{1,12}(?:\.[0-9]{1,9})?[ \t]*")
 
 
 def _first_int(headers: Mapping[str, str], names: tuple[str, ...]) -> int | None:
     for name in names:
         value = headers.get(name)
-        if value is not None and _DIGITS.match(value):
+        if value is not None and _DIGITS.fullmatch(value):
             return int(value)
     return None
 
@@ -58,7 +59,7 @@ def seconds_to_wait(
     now = time.time() if now is None else now
     retry_after = headers.get("Retry-After")
     if retry_after is not None:
-        if _SECONDS.match(retry_after):
+        if _SECONDS.fullmatch(retry_after):
             return clamp_wait(float(retry_after))
         parsed = email.utils.parsedate_tz(retry_after)
         if parsed is not None:

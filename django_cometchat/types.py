@@ -15,6 +15,7 @@ malformed is ever stored.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +30,7 @@ MAX_COUNT = 2**31 - 1  # PositiveIntegerField's ceiling on every backend
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 MAX_DEPTH = 32  # nesting of a stored payload; CometChat's own objects go about 6 deep
 MAX_INTEGER = 2**63 - 1  # JSON integers stored in a payload stay within 64 bits
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,20}")
 
 
 class PayloadShapeError(CometChatResponseError, ValueError):
@@ -46,15 +48,17 @@ def _as_int(
     if isinstance(value, bool):  # bool is an int subclass; True is never a count
         raise PayloadShapeError(f"{what} must be an integer, got a boolean")
     if isinstance(value, str):
+        # ASCII digits only (str.isdigit() accepts "²"), one optional sign, and short enough to
+        # convert cheaply.
         text = value.strip()
-        # ASCII digits only (str.isdigit() accepts "²"), and short enough to convert cheaply.
-        if not (text.lstrip("-").isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
+        if not _INTEGER_TEXT.fullmatch(text):
             raise PayloadShapeError(f"{what} must be an integer, got a non-numeric string")
         value = int(text)
     if not isinstance(value, int):
         raise PayloadShapeError(f"{what} must be an integer, got {type(value).__name__}")
     if not low <= value <= high:
-        raise PayloadShapeError(f"{what} must be between {low} and {high}, got {value}")
+        shown = value if abs(value) < 10**30 else "a larger number"  # str() of huge ints raises
+        raise PayloadShapeError(f"{what} must be between {low} and {high}, got {shown}")
     return value
 
 
@@ -252,7 +256,7 @@ def parse_message(data: Any) -> Message:
     body = obj.get("data")
     text = body.get("text") if isinstance(body, Mapping) else None
     return Message(
-        id=str(obj.get("id", "")),  # a string on the wire ("50"), an integer in request bodies
+        id=_message_id(obj.get("id")),
         conversation_id=_optional_str(obj.get("conversationId")),
         sender=_optional_str(obj.get("sender")),
         receiver=_optional_str(obj.get("receiver")),
@@ -264,6 +268,15 @@ def parse_message(data: Any) -> Message:
         text=text if isinstance(text, str) else None,
         raw=obj,
     )
+
+
+def _message_id(value: Any) -> str:
+    """A string on the wire ("50"), an integer in request bodies: either, as text."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return str(_as_int(value, "message.id", high=MAX_INTEGER))
 
 
 def parse_conversation(data: Any) -> Conversation:

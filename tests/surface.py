@@ -27,9 +27,13 @@ API_ROUTES: dict[str, str] = {
     "conversation-refresh": "post",
     "syncrun-list": "get",
     "syncrun-detail": "get",
+    "not-found": "get",  # any other path under the API: a JSON 404
 }
 
-ADMIN_MODELS = ("conversation", "conversationsnapshot", "syncrun")
+# The routes that serve (or refresh) the signed-in owner's rows: all but the catch-all 404.
+OWNED_ROUTES = {name: method for name, method in API_ROUTES.items() if name != "not-found"}
+
+ADMIN_MODELS = ("conversation", "conversationsnapshot", "syncrun", "uidbinding")
 # Django's per-model pages, by url name suffix; "redirect" is the unnamed "<pk>/" pattern that
 # forwards to the change page (kept by Django for old links).
 MODEL_PAGES = ("changelist", "add", "change", "history", "delete", "redirect")
@@ -43,6 +47,8 @@ def api_path(name: str, *, conversation_id: str = "", pk: Any = None) -> str:
         kwargs["conversation_id"] = conversation_id
     if name == "syncrun-detail":
         kwargs["pk"] = pk
+    if name == "not-found":  # a sync run id that is not a number: no route takes it
+        return reverse(f"{APP}:syncrun-list") + "not-a-number/"
     return reverse(f"{APP}:{name}", kwargs=kwargs)
 
 

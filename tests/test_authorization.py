@@ -26,7 +26,16 @@ from django_cometchat.exceptions import CometChatOwnerConflict
 from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun, UIDBinding
 from django_cometchat.storage import content_hash
 
-from .surface import ACTIONS, ADMIN_MODELS, API_ROUTES, MODEL_PAGES, admin_path, api_path, unlisted
+from .surface import (
+    ACTIONS,
+    ADMIN_MODELS,
+    API_ROUTES,
+    MODEL_PAGES,
+    OWNED_ROUTES,
+    admin_path,
+    api_path,
+    unlisted,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -62,17 +71,17 @@ PRINCIPALS = (
 # One row per principal; columns in the order of surface.API_ROUTES. The detail, history,
 # refresh and run columns target alice's conversation "alice_user_carol" and alice's sync run.
 API_TABLE = {
-    #                  list  sync  detail history refresh runs  run
-    "owner":          (200,  201,  200,   200,    200,    200,  200),
-    "anonymous":      (403,  403,  403,   403,    403,    403,  403),
-    "other user":     (200,  201,  404,   404,    404,    200,  404),
-    "uid collision":  (409,  409,  409,   409,    409,    409,  409),
-    "staff, no perm": (200,  201,  404,   404,    404,    200,  404),
-    "staff, view":    (200,  201,  404,   404,    404,    200,  404),
-    "staff, change":  (200,  201,  404,   404,    404,    200,  404),
-    "superuser":      (200,  201,  404,   404,    404,    200,  404),
+    #                  list  sync  detail history refresh runs  run  other path
+    "owner":          (200,  201,  200,   200,    200,    200,  200, 404),
+    "anonymous":      (403,  403,  403,   403,    403,    403,  403, 404),
+    "other user":     (200,  201,  404,   404,    404,    200,  404, 404),
+    "uid collision":  (409,  409,  409,   409,    409,    409,  409, 404),
+    "staff, no perm": (200,  201,  404,   404,    404,    200,  404, 404),
+    "staff, view":    (200,  201,  404,   404,    404,    200,  404, 404),
+    "staff, change":  (200,  201,  404,   404,    404,    200,  404, 404),
+    "superuser":      (200,  201,  404,   404,    404,    200,  404, 404),
 }
-# Pages of each of the three models (alice's object where one is needed), then the site's index
+# Pages of each of the four models (alice's object where one is needed), then the site's index
 # and the app's index, then the two actions of the conversation list. 302: to the login page,
 # except "redirect" for staff (to the change page, which then checks the permission).
 ADMIN_TABLE = {
@@ -183,12 +192,14 @@ def world(fake, django_user_model):
         "view_conversation",
         "view_conversationsnapshot",
         "view_syncrun",
+        "view_uidbinding",
     )
     grant(
         principals["staff, change"],
         "change_conversation",
         "change_conversationsnapshot",
         "change_syncrun",
+        "change_uidbinding",
     )
     for name in ("staff-none", "staff-view", "staff-change", "root"):
         fake.add_user(name)  # their own, empty, CometChat users: a sync of theirs succeeds
@@ -270,7 +281,11 @@ def test_api(world, principal, route, status):
             409: "ERR_UID_TAKEN",
         }[status]
         assert error["code"] == expected_code
-    if principal == "owner" and route not in ("conversation-sync", "conversation-refresh"):
+    if principal == "owner" and route not in (
+        "conversation-sync",
+        "conversation-refresh",
+        "not-found",
+    ):
         assert "ALICE-ONLY" in body  # the markers are there to be found by their owner
     if principal in ("anonymous", "uid collision"):
         # Refused before anything happened: no upstream call, no sync run, no binding moved.
@@ -318,7 +333,7 @@ def test_the_first_account_to_act_binds_the_uid_and_the_other_is_refused_everywh
     assert UIDBinding.objects.get(uid="alice").user == winner
     runs = list(SyncRun.objects.values_list("pk", flat=True))
     fake.clear_requests()
-    for route, method in API_ROUTES.items():
+    for route, method in OWNED_ROUTES.items():
         path = api_path(route, conversation_id="alice_user_bob", pk=runs[0])
         response = getattr(loser_client, method)(path)
         assert response.status_code == 409, (route, response.content)
@@ -332,13 +347,6 @@ def test_the_first_account_to_act_binds_the_uid_and_the_other_is_refused_everywh
     assert set(Conversation.objects.values_list("owner", flat=True)) == {winner.pk}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The refusal of a UID collision (its exception text and the operator's log line) "
-    "says to move the UID with `manage.py cometchat_rebind`, and the UIDBinding model and "
-    "migration 0003 name it too, but no such command exists (only services.rebind_uid()); "
-    "UIDBinding is not in the admin either, so an operator has no documented way out.",
-)
 def test_the_way_out_of_a_uid_collision_that_the_refusal_names_exists(world):
     with pytest.raises(CometChatOwnerConflict) as refused:
         services.owner_for(world.principals["uid collision"])
@@ -383,6 +391,7 @@ def target(world, model):
         "conversation": world.rows["alice"],
         "conversationsnapshot": world.rows["alice"].snapshots.get(),
         "syncrun": world.runs["alice"],
+        "uidbinding": UIDBinding.objects.get(uid="alice"),
     }[model]
 
 
@@ -421,7 +430,7 @@ def test_admin(world, principal, model, page, status):
         assert_nothing_foreign(body, "anonymous", world)
     elif page in MODEL_PAGES:
         # Operators see every owner's rows: here alice's object (its name on a history page).
-        shown = "ALICE-ONLY" if model == "syncrun" else "alice_user_carol"
+        shown = {"syncrun": "ALICE-ONLY", "uidbinding": "alice"}.get(model, "alice_user_carol")
         assert (str(target(world, model)) if page == "history" else shown) in body
 
     if page in ACTIONS:

@@ -401,8 +401,7 @@ def test_rate_limit_headers_in_both_spellings(client_for, style):
         client.get_user("bob")
         assert client.rate_limit.limit == 700
         assert client.rate_limit.remaining == 698
-        assert client.rate_limit.reset is not None
-        assert client.rate_limit.reset >= int(time.time())
+        assert client.rate_limit.reset is None  # CometChat sends the reset time with a 429 only
         assert [info.remaining for info in seen] == [699, 698]
 
 

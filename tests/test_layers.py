@@ -11,9 +11,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "django_cometchat"
 
 # module -> package modules it must never import (directly)
 FORBIDDEN = {
+    "redaction": {"exceptions", "types", "conf", "client", "models", "services", "storage"},
     "exceptions": {"types", "conf", "client", "models", "services", "storage"},
     "types": {"conf", "client", "models", "services", "storage"},
     "ids": {"conf", "client", "models", "services", "storage"},
+    "filters": {"conf", "client", "models", "services", "storage"},
+    "deadline": {"conf", "client", "models", "services", "storage"},
     "conf": {"client", "models", "services", "storage"},
     "ratelimit": {"client", "models", "services", "storage"},
     "retry": {"client", "models", "services", "storage"},
@@ -23,10 +26,18 @@ FORBIDDEN = {
 }
 
 
+def sources(module: str) -> list[Path]:
+    """A module's file, or every file of a package."""
+    package = PACKAGE / module
+    return sorted(package.rglob("*.py")) if package.is_dir() else [PACKAGE / f"{module}.py"]
+
+
 def imported_modules(path: Path) -> set[str]:
+    """The package's top-level modules ``path`` imports (relative or absolute)."""
+    depth = len(path.relative_to(PACKAGE).parts)  # 1 for a module, 2 inside a sub-package
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level == depth:
             if node.module:
                 names.add(node.module.split(".")[0])
             else:
@@ -44,8 +55,11 @@ def imported_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("module", sorted(FORBIDDEN))
 def test_module_respects_its_layer(module):
-    imported = imported_modules(PACKAGE / f"{module}.py")
-    assert not imported & FORBIDDEN[module], f"{module} imports {imported & FORBIDDEN[module]}"
+    for path in sources(module):
+        imported = imported_modules(path)
+        assert not imported & FORBIDDEN[module], (
+            f"{path.name} imports {imported & FORBIDDEN[module]}"
+        )
 
 
 def test_only_conf_and_checks_read_django_settings():
@@ -59,11 +73,17 @@ def test_only_conf_and_checks_read_django_settings():
     assert readers == ["checks.py", "conf.py", "models.py"]
 
 
-@pytest.mark.parametrize("package", ["api", "admin"])
-def test_web_adapters_reach_cometchat_only_through_services(package):
-    for path in (PACKAGE / package).glob("*.py"):
+@pytest.mark.parametrize("package", ["api", "admin", "management"])
+def test_adapters_reach_cometchat_only_through_services(package):
+    """The API, the admin and the commands never import the client, the storage or the retry
+    policy: services own client creation and every write."""
+    for path in (PACKAGE / package).rglob("*.py"):
         imported = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
+            if isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module:
                 imported.add(node.module.split(".")[0])
-        assert not imported & {"client", "storage", "retry"}, f"{path.name}: {imported}"
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "django_cometchat."
+            ):
+                imported.add((node.module or "").split(".")[1])
+        assert not imported & {"client", "storage", "retry"}, f"{path}: {imported}"

@@ -12,10 +12,8 @@ judge). Header parsers: any header values give a number of seconds in ``[0, 3600
 never an exception. The example counts are the constants below; nothing is printed (run with
 ``--hypothesis-show-statistics`` to see how many examples each property accepted).
 
-Bugs these properties found are kept as ``xfail(strict=True)`` examples at the end of the file; the
-properties skip exactly those inputs (``_skip_known_bugs``) so they keep guarding everything else.
-When a bug is fixed its example XPASSes (a failure under strict): drop the example's mark and the
-matching skip together.
+The bugs these properties found (a "--5" count, header values with U+001C..U+001F, an unclean
+error code or reason phrase, a huge integer message id) are fixed and kept as examples at the end.
 """
 
 from __future__ import annotations
@@ -34,8 +32,7 @@ from typing import Any
 
 import pytest
 import requests
-from django.db import DatabaseError
-from hypothesis import HealthCheck, event, example, given, reject, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
@@ -192,8 +189,7 @@ texts = st.one_of(
     st.from_regex(r"[A-Za-z0-9_-]{1,8}", fullmatch=True),
 )
 integers = st.one_of(st.integers(), st.sampled_from(BOUNDARY_INTS), huge_integers)
-# CometChat sends numbers as digit strings too. At most one leading '-': two or more hit a known
-# bug (see test_known_bug_several_minus_signs); the properties skip that input when it slips in.
+# CometChat sends numbers as digit strings too (and hostile ones: "--5" once crashed a parser).
 numeric_strings = st.one_of(
     st.from_regex(r"[ \t\n\u00a0]{0,2}-?[0-9]{0,24}[ \t\n\u00a0]{0,2}", fullmatch=True),
     (st.integers() | st.sampled_from(BOUNDARY_INTS)).map(str),
@@ -467,37 +463,12 @@ def assert_conversation(conversation: Conversation, data: Any) -> None:
     assert row.updated_at.tzinfo is not None
 
 
-# -- the known bugs (see the xfail examples at the end): inputs the properties skip -----------
-
-SEVERAL_MINUS = re.compile(r"invalid literal for int\(\) with base 10: '\s*-{2,}")
-# int() and float() refuse the separators U+001C..U+001F that the regex class \s accepts.
-SEPARATOR = re.compile(
-    r"(invalid literal for int\(\) with base 10|could not convert string to float): "
-    r"'.*\\x1[c-f]"
-)
-
-
-def _skip_known_bugs(exc: BaseException) -> None:
-    """Reject the example when ``exc`` is one of the known bugs; else let the property fail."""
-    if type(exc) is not ValueError:
-        return
-    if SEVERAL_MINUS.search(str(exc)):
-        reject()  # test_known_bug_several_minus_signs*
-    if "integer string conversion" in str(exc):
-        reject()  # test_known_bug_parse_message_huge_integer_id
-    if SEPARATOR.search(str(exc)):
-        reject()  # test_known_bug_header_with_a_separator_character*
-
-
 def parsed(parser: Callable[[Any], Any], data: Any) -> Any:
     """``parser(data)``; None when it raised ``CometChatResponseError``, the allowed refusal."""
     try:
         return parser(data)
     except CometChatResponseError:
         return None
-    except ValueError as exc:
-        _skip_known_bugs(exc)
-        raise
 
 
 # -- types.py ------------------------------------------------------------------------------
@@ -608,11 +579,7 @@ def test_conversation_id_of(data):
 @example(MAX_TIMESTAMP)
 @example(str(MAX_TIMESTAMP + 1))
 def test_updated_at_of_never_raises(value):
-    try:
-        seconds = updated_at_of(value)  # documented: "0 when unusable", never an error
-    except ValueError as exc:
-        _skip_known_bugs(exc)
-        raise
+    seconds = updated_at_of(value)  # documented: "0 when unusable", never an error
     assert_timestamp(seconds, nullable=False)
 
 
@@ -741,7 +708,7 @@ header_values = st.one_of(
     http_dates,
     odd_dates,
     st.sampled_from(["\u0663\u0660", "\u0661.\u0665", "0x10", "-1", "1e9", "nan", "inf", ""]),
-    st.just("\x1c5\x1f"),  # test_known_bug_header_with_a_separator_character
+    st.just("\x1c5\x1f"),  # int() refuses what the regex \s once let through
     texts,
 )
 headers = st.dictionaries(header_names | texts, header_values, max_size=4).map(CaseInsensitiveDict)
@@ -751,11 +718,7 @@ nows = st.none() | st.floats(0, 2**40) | st.just(1.7e9)
 @PURE
 @given(headers)
 def test_parse_rate_limit(values):
-    try:
-        info = parse_rate_limit(values)
-    except ValueError as exc:
-        _skip_known_bugs(exc)
-        raise
+    info = parse_rate_limit(values)
     assert isinstance(info, RateLimitInfo)
     for figure in (info.limit, info.remaining, info.reset):
         assert figure is None or (type(figure) is int and 0 <= figure < 10**20)
@@ -768,11 +731,7 @@ def test_parse_rate_limit(values):
 @example(CaseInsensitiveDict({"Retry-After": "1 Jan 99999999999 0:0:0 -0000"}), None, True)
 @example(CaseInsensitiveDict({"X-Rate-Limit-Reset": "9" * 20}), None, True)
 def test_seconds_to_wait(values, now, use_reset):
-    try:
-        seconds = seconds_to_wait(values, now=now, use_reset=use_reset)
-    except ValueError as exc:
-        _skip_known_bugs(exc)
-        raise
+    seconds = seconds_to_wait(values, now=now, use_reset=use_reset)
     assert seconds is None or (isinstance(seconds, float) and 0.0 <= seconds <= MAX_WAIT)
 
 
@@ -898,6 +857,9 @@ def expected_class(status: int, code: str | None) -> type[CometChatAPIError]:
     return next((cls for matches, cls in rules if matches), CometChatAPIError)
 
 
+ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
 def clean_text(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -924,13 +886,12 @@ def test_raise_for_error(client, content, answer, owner):
         client._raise_for_error("GET /x", made, content, "/conversations", owner)
     except CometChatAPIError as raised:
         exc = raised
-    except ValueError as other:
-        _skip_known_bugs(other)
-        raise
     else:
         raise AssertionError("_raise_for_error returned")
     envelope = _error_envelope(content)
-    code = envelope.get("code") if isinstance(envelope.get("code"), str) else None
+    raw_code = envelope.get("code")
+    # Only a code that looks like one is kept: it is stored, logged and compared.
+    code = raw_code if isinstance(raw_code, str) and ERROR_CODE.fullmatch(raw_code) else None
     assert isinstance(exc, expected_class(status, code))
     assert exc.status == status
     assert exc.code == code
@@ -944,11 +905,9 @@ def test_raise_for_error(client, content, answer, owner):
     assert len(exc.dev_message) <= 500
     assert clean_text(exc.body)
     assert len(exc.body) <= 2000
-    if clean_text(reason) and (code is None or clean_text(code)):
-        # The known bug: an unclean code (test_known_bug_error_code_is_not_cleaned) or an
-        # unclean HTTP reason phrase (test_known_bug_reason_phrase_is_not_cleaned) is kept as is.
-        assert clean_text(exc.api_message)
-        assert clean_text(describe(exc))
+    assert clean_text(exc.api_message)
+    assert clean_text(describe(exc))
+    assert exc.code is None or clean_text(exc.code)
 
 
 @PURE
@@ -1027,9 +986,6 @@ def test_client_success_bodies_through_the_fake(fake_client, content, which):
             _check_result(item)
     except CometChatError as exc:
         refusal = exc
-    except ValueError as exc:
-        _skip_known_bugs(exc)
-        raise
     finally:
         fake.clear_faults()
     assert refusal is None or isinstance(refusal, CometChatResponseError | CometChatNotFound)
@@ -1051,9 +1007,6 @@ def test_client_error_statuses_through_the_fake(fake_client, content, status, ex
         list(_call(instance, which))
     except CometChatAPIError as exc:
         refusal = exc
-    except ValueError as exc:
-        _skip_known_bugs(exc)
-        raise
     else:
         raise AssertionError(f"HTTP {status} did not raise")
     finally:
@@ -1062,15 +1015,9 @@ def test_client_error_statuses_through_the_fake(fake_client, content, status, ex
     assert isinstance(refusal.rate_limit, RateLimitInfo)
 
 
-# -- bugs found: kept as failing examples ---------------------------------------------------
+# -- bugs these properties found, fixed: kept as examples -------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="types._as_int: a digit string with two or more leading '-' passes its check "
-    "(text.lstrip('-').isdigit()) and int('--5') raises a bare ValueError",
-)
 @pytest.mark.parametrize(
     ("parser", "data"),
     [
@@ -1083,28 +1030,16 @@ def test_client_error_statuses_through_the_fake(fake_client, content, status, ex
     ],
     ids=["unread", "updatedAt", "user", "group", "message", "pagination"],
 )
-def test_known_bug_several_minus_signs(parser, data):
+def test_regression_several_minus_signs(parser, data):
     with pytest.raises(PayloadShapeError):
         parser(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="types.updated_at_of promises 0 for an unusable value but lets int('--5')'s "
-    "ValueError out (it catches PayloadShapeError only)",
-)
-def test_known_bug_several_minus_signs_updated_at_of():
+def test_regression_several_minus_signs_updated_at_of():
     assert updated_at_of("--5") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="client._parse catches PayloadShapeError only, so int('--5')'s ValueError escapes "
-    "the client: a sync or a refresh fails with a non-CometChat error (HTTP 500 in the API)",
-)
-def test_known_bug_several_minus_signs_escapes_the_client(fake_client):
+def test_regression_several_minus_signs_escapes_the_client(fake_client):
     fake, instance = fake_client
     row = {**BASES[0], "unreadMessageCount": "--5"}
     fake.inject(Fault("wrong_shape", body={"data": [row]}))
@@ -1115,28 +1050,13 @@ def test_known_bug_several_minus_signs_escapes_the_client(fake_client):
         fake.clear_faults()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="types.parse_message: str() of a message id with more than 4300 digits raises "
-    "ValueError (int max str digits). Not reachable from the wire: json.loads refuses such an "
-    "integer and parse_conversation's check_storable runs first",
-)
-def test_known_bug_parse_message_huge_integer_id():
+def test_regression_parse_message_huge_integer_id():
     with pytest.raises(PayloadShapeError):
         parse_message({"id": 10**5000})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="client._raise_for_error cleans CometChat's message, devMessage and body but keeps "
-    "the error code as sent: a NUL or a lone surrogate lands in exc.code and describe(), which "
-    "SyncRun.error_code/error_message store (PostgreSQL refuses NUL; no database can encode a "
-    "lone surrogate)",
-)
 @pytest.mark.parametrize("code", ["ERR_\x00", "ERR_\ud800", "AUTH_ERR_\x00"])
-def test_known_bug_error_code_is_not_cleaned(client, code):
+def test_regression_error_code_is_not_cleaned(client, code):
     content = json.dumps({"error": {"code": code, "message": "m"}}).encode()
     with pytest.raises(CometChatAPIError) as caught:
         client._raise_for_error("GET /x", response(400, "application/json"), content, "/x", None)
@@ -1144,12 +1064,6 @@ def test_known_bug_error_code_is_not_cleaned(client, code):
     assert clean_text(describe(caught.value))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="ratelimit: _DIGITS and _SECONDS match with \\s, which takes U+001C..U+001F for "
-    "whitespace, but int() and float() refuse those characters: ValueError instead of None",
-)
 @pytest.mark.parametrize(
     "values",
     [
@@ -1160,7 +1074,7 @@ def test_known_bug_error_code_is_not_cleaned(client, code):
     ],
     ids=["limit", "remaining", "reset", "retry-after"],
 )
-def test_known_bug_header_with_a_separator_character(values):
+def test_regression_header_with_a_separator_character(values):
     headers = CaseInsensitiveDict(values)
     info = parse_rate_limit(headers)
     assert info.limit is None or info.limit >= 0
@@ -1168,13 +1082,7 @@ def test_known_bug_header_with_a_separator_character(values):
     assert seconds is None or 0.0 <= seconds <= MAX_WAIT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="the client reads the rate-limit headers of every answer (_record_rate_limit), so "
-    "one header value ending in U+001F makes any call raise a bare ValueError",
-)
-def test_known_bug_header_with_a_separator_character_escapes_the_client(fake_client):
+def test_regression_header_with_a_separator_character_escapes_the_client(fake_client):
     fake, instance = fake_client
     fake.inject(
         Fault("wrong_shape", body={"data": {"uid": "bob"}}, headers={"X-Rate-Limit": "5\x1f"})
@@ -1185,13 +1093,7 @@ def test_known_bug_header_with_a_separator_character_escapes_the_client(fake_cli
         fake.clear_faults()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="client._raise_for_error falls back to the HTTP reason phrase, uncleaned, when the "
-    "body has no message: http.client keeps a NUL there, and it reaches describe()",
-)
-def test_known_bug_reason_phrase_is_not_cleaned(client):
+def test_regression_reason_phrase_is_not_cleaned(client):
     made = response(400, "text/plain", reason="Bad\x00Request")
     with pytest.raises(CometChatBadRequest) as caught:
         client._raise_for_error("GET /x", made, b"", "/x", None)
@@ -1200,15 +1102,8 @@ def test_known_bug_reason_phrase_is_not_cleaned(client):
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    raises=(UnicodeEncodeError, DatabaseError),
-    reason="an error code CometChat sends with a lone surrogate (or, on PostgreSQL, a NUL) "
-    "breaks the save of the failed SyncRun: sync_conversations raises an encoding or database "
-    "error instead of the CometChat error, and the run stays 'running'",
-)
 @pytest.mark.parametrize("code", ["ERR_\ud800", "ERR_\x00"], ids=["surrogate", "nul"])
-def test_known_bug_unclean_error_code_breaks_the_sync_run(cometchat_fake, settings, alice, code):
+def test_regression_unclean_error_code_breaks_the_sync_run(cometchat_fake, settings, alice, code):
     from django.db import connection
 
     from django_cometchat.models import SyncRun

@@ -19,7 +19,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.filters import BaseFilterBackend
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -53,7 +53,7 @@ from .throttling import RefreshRateThrottle
 class CometChatAPIView(APIView):
     """Signed-in users only; errors in the documented shape whatever the host's handler."""
 
-    permission_classes = (IsAuthenticated,)
+    permission_classes: Sequence[type[BasePermission]] = (IsAuthenticated,)
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return exception_handler
@@ -78,6 +78,16 @@ class CometChatAPIView(APIView):
 
 
 _M = TypeVar("_M", bound=Model)
+
+
+class NotFoundView(CometChatAPIView):
+    """Any path under the API that no route matches: a 404 in the API's error shape."""
+
+    permission_classes = ()
+    schema = None  # not an operation of the published schema
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        raise NotFound("No such API endpoint.")
 
 
 class OwnedRowsView(CometChatAPIView, generics.GenericAPIView[_M]):

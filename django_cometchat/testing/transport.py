@@ -58,6 +58,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: answers carry Content-Length (or are chunked)
     server_version = "FakeCometChat/1.0"
     timeout = 60.0  # idle keep-alive connections are closed after this
+    # Headers and body go out in separate writes; with Nagle's algorithm on, each answer would
+    # wait ~40 ms for the client's delayed ACK. CometChat's own servers answer at once.
+    disable_nagle_algorithm = True
 
     @property
     def fake(self) -> FakeCometChat:
