@@ -34,6 +34,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__, deadline
+from .budget import RateBudget
 from .conf import MAX_PAGE_SIZE, CometChatSettings, get_settings
 from .exceptions import (
     CometChatAPIError,
@@ -134,6 +135,7 @@ class CometChatClient:
         self._rate_limit_at = 0.0  # time.time() of the reading in rate_limit
         self.request_count = 0  # calls sent (retries inside one call are not counted again)
         self.retry_budget = retry_budget if retry_budget is not None else self.settings.retry_budget
+        self.rate_budget = RateBudget.for_settings(self.settings)
         self.session = self._build_session(self.retry_budget)
 
     def _build_session(self, budget: float) -> requests.Session:
@@ -144,6 +146,7 @@ class CometChatClient:
             backoff_max=s.backoff_max,
             server_wait_max=s.retry_after_max,
             budget=budget,
+            rate_budget=self.rate_budget,
         )
         adapter = HTTPAdapter(
             max_retries=retry, pool_connections=1, pool_maxsize=s.pool_maxsize, pool_block=False
@@ -199,6 +202,8 @@ class CometChatClient:
             headers["onBehalfOf"] = validate_id(on_behalf_of, "UID")
         deadline.check(endpoint)
         self._pause_if_window_spent(endpoint)
+        if self.rate_budget is not None:
+            self.rate_budget.take(endpoint)
         connect, read = self.settings.timeout
         self.request_count += 1
         try:
@@ -215,6 +220,8 @@ class CometChatClient:
             raise self._transport_error(endpoint, exc) from exc
         with response:
             self._record_rate_limit(response.headers)
+            if self.rate_budget is not None:
+                self.rate_budget.observe(response.status_code, response.headers)
             content = self._read_body(endpoint, response)
         if response.status_code >= 300:
             self._raise_for_error(endpoint, response, content, path, on_behalf_of)

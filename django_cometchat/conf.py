@@ -65,6 +65,17 @@ DEFAULTS: Mapping[str, Any] = {
     "MAX_RESPONSE_BYTES": 32 * 1024 * 1024,
     # requests-style proxies ({"https": "http://proxy:3128"}); None: HTTPS_PROXY/NO_PROXY apply.
     "PROXIES": None,
+    # One budget of requests per rate window for every process of the site, counted in a
+    # cache shared by them all (None: no budget). Below even the smallest plan's limit (500 a
+    # minute); raise it to about 90% of your plan's (API.md §5.4).
+    "REQUESTS_PER_MINUTE": 450,
+    "RATE_LIMIT_CACHE": "default",  # a CACHES alias: Redis in production, locmem on one box
+    # A sync still "running" (or "queued") after this many seconds is marked failed as
+    # abandoned (its worker was killed), and the owner's next sync proceeds.
+    "SYNC_ABANDONED_AFTER": 3600,
+    # Webhook credentials: "user:password" strings (several, for rotation). Empty: the webhook
+    # endpoint refuses every delivery.
+    "WEBHOOK_BASIC_AUTH": (),
     "PAGE_SIZE": 1000,
     "UID_RESOLVER": None,  # dotted path to a callable user -> uid; default str(user.pk)
     "POOL_MAXSIZE": 10,
@@ -120,6 +131,10 @@ class CometChatSettings:
     rate_limit_window: float
     max_response_bytes: int
     proxies: Mapping[str, str] | None
+    requests_per_minute: int | None
+    rate_limit_cache: str
+    sync_abandoned_after: float
+    webhook_credentials: tuple[tuple[str, Secret], ...] = field(repr=False)
     page_size: int
     uid_resolver_path: str | None
     pool_maxsize: int
@@ -195,7 +210,9 @@ def raw_settings() -> dict[str, Any]:
     for key, env_name in ENV_FALLBACKS.items():
         if os.environ.get(env_name):
             merged[key] = os.environ[env_name]
-    merged.update({k: v for k, v in user.items() if v not in (None, "")})
+    # An empty credential in the dict leaves the environment's in place; any other key takes
+    # the value given (REQUESTS_PER_MINUTE: None turns the budget off).
+    merged.update({k: v for k, v in user.items() if k not in ENV_FALLBACKS or v not in (None, "")})
     return merged
 
 
@@ -256,6 +273,31 @@ def _proxies(value: Any) -> Mapping[str, str] | None:
     )
 
 
+def _string(raw: Mapping[str, Any], key: str) -> str:
+    value = raw[key]
+    if not isinstance(value, str) or not value:
+        raise CometChatConfigurationError(f'COMETCHAT["{key}"] must be a non-empty string')
+    return value
+
+
+def _webhook_credentials(value: Any) -> tuple[tuple[str, Secret], ...]:
+    """``["user:password", ...]`` as (user, Secret(password)) pairs; a bad entry is named by
+    its position, never by its content."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise CometChatConfigurationError(
+            'COMETCHAT["WEBHOOK_BASIC_AUTH"] must be a list of "user:password" strings'
+        )
+    pairs = []
+    for index, entry in enumerate(value):
+        user, _, password = entry.partition(":") if isinstance(entry, str) else ("", "", "")
+        if not user or not password:
+            raise CometChatConfigurationError(
+                f'COMETCHAT["WEBHOOK_BASIC_AUTH"][{index}] must be a "user:password" string'
+            )
+        pairs.append((user, Secret(password)))
+    return tuple(pairs)
+
+
 def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
     value = raw[key]
     if value in (None, ""):
@@ -295,6 +337,10 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         rate_limit_window=_number(raw, "RATE_LIMIT_WINDOW", minimum=0.1),
         max_response_bytes=_integer(raw, "MAX_RESPONSE_BYTES", minimum=1024),
         proxies=_proxies(raw["PROXIES"]),
+        requests_per_minute=_optional_integer(raw, "REQUESTS_PER_MINUTE", minimum=1),
+        rate_limit_cache=_string(raw, "RATE_LIMIT_CACHE"),
+        sync_abandoned_after=_number(raw, "SYNC_ABANDONED_AFTER", minimum=1),
+        webhook_credentials=_webhook_credentials(raw["WEBHOOK_BASIC_AUTH"]),
         page_size=_integer(raw, "PAGE_SIZE", minimum=1, maximum=MAX_PAGE_SIZE),
         uid_resolver_path=_optional_str(raw, "UID_RESOLVER"),
         pool_maxsize=_integer(raw, "POOL_MAXSIZE", minimum=1),

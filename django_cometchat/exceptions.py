@@ -295,6 +295,13 @@ class CometChatRateLimited(CometChatAPIError):
         super().__init__(message, **kwargs)
 
 
+class CometChatBudgetExhausted(CometChatRateLimited):
+    """This site's own rate budget (``REQUESTS_PER_MINUTE``) is spent for the window, or
+    CometChat asked every client to pause, and the work cannot wait: nothing was sent."""
+
+    default_public_message = "This site has used its CometChat budget for now. Try again later."
+
+
 class CometChatServerError(CometChatAPIError):
     """5xx from CometChat that outlasted the retry budget."""
 

@@ -170,6 +170,7 @@ class SyncRun(models.Model):
         CODE = "code", "Code"
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"  # enqueued for a task worker, not started yet
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"

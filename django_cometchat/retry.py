@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from urllib3.connectionpool import ConnectionPool
     from urllib3.response import BaseHTTPResponse
 
+    from .budget import RateBudget
+
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
@@ -69,6 +71,7 @@ class CometChatRetry(Retry):
         server_wait_max: float = 60.0,
         slept: float = 0.0,
         next_wait: float = 0.0,
+        rate_budget: RateBudget | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -76,6 +79,8 @@ class CometChatRetry(Retry):
         self.server_wait_max = server_wait_max
         self.slept = slept  # seconds already slept in this call's retry chain
         self.next_wait = next_wait  # decided in increment(), spent in sleep()
+        # The shared request budget: every retry is a request too, and every 429 pauses all.
+        self.rate_budget = rate_budget
 
     @classmethod
     def for_settings(
@@ -86,6 +91,7 @@ class CometChatRetry(Retry):
         backoff_max: float,
         server_wait_max: float,
         budget: float,
+        rate_budget: RateBudget | None = None,
     ) -> CometChatRetry:
         return cls(
             total=max_retries,
@@ -99,12 +105,14 @@ class CometChatRetry(Retry):
             redirect=0,
             budget=budget,
             server_wait_max=server_wait_max,
+            rate_budget=rate_budget,
         )
 
     def new(self, **kw: Any) -> Self:
         kw.setdefault("budget", self.budget)
         kw.setdefault("server_wait_max", self.server_wait_max)
         kw.setdefault("slept", self.slept)
+        kw.setdefault("rate_budget", self.rate_budget)
         return super().new(**kw)
 
     def _wait_for(self, response: BaseHTTPResponse | None) -> float:
@@ -125,6 +133,8 @@ class CometChatRetry(Retry):
         _pool: ConnectionPool | None = None,
         _stacktrace: TracebackType | None = None,
     ) -> Self:
+        if response is not None and self.rate_budget is not None:
+            self.rate_budget.observe(response.status, response.headers)
         new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
         wait = new_retry._wait_for(response)
         budget = current_budget(self.budget)
@@ -144,3 +154,5 @@ class CometChatRetry(Retry):
             time.sleep(self.next_wait)
             self.slept += self.next_wait
         self.next_wait = 0.0
+        if self.rate_budget is not None:
+            self.rate_budget.take("a retry")  # the retry about to be sent takes a slot too

@@ -65,3 +65,21 @@ ensure_postgres() {
   echo "error: PostgreSQL did not come up on 127.0.0.1:5432" >&2
   return 1
 }
+
+ensure_redis() { # the shared rate budget's and the RQ queue's tests need Redis on 127.0.0.1:6379
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "Redis is not installed; installing Debian's redis-server" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  echo "Redis is down; starting it" >&2
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 1 30); do
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  echo "error: Redis did not come up on 127.0.0.1:6379" >&2
+  return 1
+}

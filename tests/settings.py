@@ -74,8 +74,14 @@ if os.environ.get("COMETCHAT_TEST_DB") == "postgres":
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 
-# Tests point BASE_URL at the fake server through the cometchat_fake fixture.
-COMETCHAT = {"APP_ID": "testapp", "REGION": "us", "API_KEY": "test-api-key-not-secret"}
+# Tests point BASE_URL at the fake server through the cometchat_fake fixture. The rate budget
+# is on (its code runs in every test) but never binds, except where a test lowers it.
+COMETCHAT = {
+    "APP_ID": "testapp",
+    "REGION": "us",
+    "API_KEY": "test-api-key-not-secret",
+    "REQUESTS_PER_MINUTE": 1_000_000,
+}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "django-cometchat API",

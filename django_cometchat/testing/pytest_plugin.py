@@ -45,7 +45,21 @@ def cometchat_fake(
             "API_KEY": fake.api_key,
             "APP_ID": existing.get("APP_ID") or fake.app_id,
         }
+        _reset_rate_budget()
     try:
         yield fake
     finally:
         fake.reset()
+        if settings is not None:
+            _reset_rate_budget()
+
+
+def _reset_rate_budget() -> None:
+    """A 429 one test provoked must not pause the next test's requests (the shared budget
+    lives in the cache, which outlives a test)."""
+    from django_cometchat.budget import RateBudget
+    from django_cometchat.conf import get_settings
+
+    budget = RateBudget.for_settings(get_settings())
+    if budget is not None:
+        budget.reset()

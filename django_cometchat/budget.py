@@ -1,0 +1,156 @@
+"""One rate budget for every process: requests per rate window, counted in Django's cache.
+
+CometChat limits each app to a number of requests per calendar minute, across every process and
+machine that uses the key (API.md §5.4). Each request takes a slot first: ``cache.incr`` on a key
+named after the current window, which is atomic in Redis (``RedisCache``, the production setup)
+and in one process's local memory (``LocMemCache``, when the host has nothing else). The budget
+also learns:
+
+* from ``X-Rate-Limit`` / ``X-Rate-Limit-Remaining``: when CometChat has counted more requests
+  this window than we have (another client of the key, a restart), the counter catches up;
+* from a 429: every process pauses until the time CometChat named (``Retry-After``, else the reset
+  time, else the window's end).
+
+When the window is spent, background work sleeps until the next one; on-demand work (inside a
+``deadline``) waits only if the window ends before its deadline, else it raises
+``CometChatBudgetExhausted`` (a ``CometChatRateLimited``: the API answers 503 with Retry-After)
+and sends nothing. A cache that fails lets the request through: the budget protects CometChat's
+limit, it must not take the site down with the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.cache import caches
+
+from . import deadline
+from .conf import CometChatSettings
+from .exceptions import CometChatBudgetExhausted
+from .ratelimit import clamp_wait, parse_rate_limit, seconds_to_wait, window_end
+
+logger = logging.getLogger(__name__)
+
+
+class RateBudget:
+    def __init__(
+        self,
+        *,
+        per_window: int,
+        window: float,
+        cache_alias: str,
+        app: str,
+        pause_max: float = 60.0,
+    ) -> None:
+        self.per_window = per_window
+        self.window = window
+        self.cache_alias = cache_alias
+        self.pause_max = pause_max  # RETRY_AFTER_MAX: the longest pause one 429 imposes
+        self.prefix = f"django_cometchat:rate:{app}:{window:g}"
+        # A request sent at the very end of a window may reach CometChat in the next one, so a
+        # request taken in a window's last quarter (at most its last second) counts in both.
+        self.edge = min(1.0, window / 4)
+
+    @classmethod
+    def for_settings(cls, settings: CometChatSettings) -> RateBudget | None:
+        if settings.requests_per_minute is None:
+            return None
+        return cls(
+            per_window=settings.requests_per_minute,
+            window=settings.rate_limit_window,
+            cache_alias=settings.rate_limit_cache,
+            app=settings.app_id or "app",
+            pause_max=settings.retry_after_max,
+        )
+
+    @property
+    def cache(self) -> Any:
+        return caches[self.cache_alias]
+
+    def _key(self, now: float) -> str:
+        return f"{self.prefix}:{math.floor(now / self.window)}"
+
+    def take(self, endpoint: str) -> None:
+        """Take one request's slot, waiting for the next window (or refusing) when it is spent."""
+        while True:
+            now = time.time()
+            windows = sorted({self._key(now), self._key(now + self.edge)})
+            try:
+                paused = self.cache.get(f"{self.prefix}:paused")
+                used = [self._increment(key) for key in windows]
+            except Exception:  # a cache outage must not stop the site: let the request through
+                logger.warning("The CometChat rate budget's cache failed", exc_info=True)
+                return
+            if paused is not None and paused > now:
+                self._wait(paused - now, endpoint, "CometChat asked every client to pause")
+                continue
+            if used[0] > self.per_window:
+                self._wait(window_end(now, self.window) - now, endpoint, "the budget is spent")
+            elif used[-1] > self.per_window:  # the next window, which this one may reach
+                ends = window_end(now + self.edge, self.window)
+                self._wait(ends - now, endpoint, "the next window's budget is spent")
+            else:
+                return
+
+    def _increment(self, key: str) -> int:
+        cache = self.cache
+        timeout = math.ceil(self.window * 2) + 1
+        cache.add(key, 0, timeout=timeout)
+        try:
+            return int(cache.incr(key))
+        except ValueError:  # expired between add() and incr(): a fresh window
+            cache.add(key, 0, timeout=timeout)
+            return int(cache.incr(key))
+
+    def _wait(self, seconds: float, endpoint: str, why: str) -> None:
+        left = deadline.remaining()
+        if left is not None and seconds >= left:
+            raise CometChatBudgetExhausted(
+                f"{why} for this rate window; not sending",
+                endpoint=endpoint,
+                code="ERR_TOO_MANY_REQUESTS",
+                retry_after=seconds,
+            )
+        logger.info("CometChat rate budget: %s; waiting %.1fs", why, seconds)
+        time.sleep(max(seconds, 0.0) + 0.001)
+
+    def reset(self) -> None:
+        """Forget the pause and the counts of the windows around now (for tests)."""
+        now = time.time()
+        keys = [self._key(now + offset * self.window) for offset in (-1, 0, 1)]
+        try:
+            self.cache.delete_many([f"{self.prefix}:paused", *keys])
+        except Exception:
+            logger.warning("The CometChat rate budget's cache failed", exc_info=True)
+
+    def observe(self, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from an answer's rate-limit headers (and from a 429, pause everyone)."""
+        try:
+            now = time.time()
+            if status == 429:
+                wait = seconds_to_wait(headers, now=now)
+                until = now + (wait if wait is not None else window_end(now, self.window) - now)
+                until = now + min(clamp_wait(until - now), self.pause_max)
+                current = self.cache.get(f"{self.prefix}:paused")
+                if current is None or current < until:
+                    self.cache.set(
+                        f"{self.prefix}:paused", until, timeout=math.ceil(until - now) + 1
+                    )
+                return
+            info = parse_rate_limit(headers)
+            if info.limit is None or info.remaining is None:
+                return
+            # What CometChat has left this window caps what we have left: behind our count
+            # (another client of the key, a restart) or behind a budget set above the plan.
+            floor = max(info.limit, self.per_window) - info.remaining
+            key = self._key(now)
+            ours = self.cache.get(key) or 0
+            if floor > ours:  # racing learners may overcount: the safe direction
+                self.cache.add(key, 0, timeout=math.ceil(self.window * 2) + 1)
+                self.cache.incr(key, floor - ours)
+        except Exception:
+            logger.warning("The CometChat rate budget's cache failed", exc_info=True)
