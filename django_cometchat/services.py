@@ -70,6 +70,9 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "owner_for",
     "owners",
     "owners_by_uid",
+    "mark_abandoned_runs",
+    "queue_sync_run",
+    "stale_owners",
     "rebind_uid",
     "users_by_name",
     "release_uid",
@@ -358,6 +361,7 @@ def sync_conversations(
     trigger: str = SyncRun.Trigger.CODE,
     dry_run: bool = False,
     raise_errors: bool = True,
+    run: SyncRun | None = None,
 ) -> SyncResult:
     """Fetch every page of the owner's conversations on their behalf and store them.
 
@@ -368,16 +372,21 @@ def sync_conversations(
     return get ``missing_since``.
 
     With ``raise_errors=False`` a CometChat failure is returned in ``result.error`` instead.
+    ``run`` is a queued ``SyncRun`` (``queue_sync_run``) that this sync carries out.
     """
     owner = as_owner(owner)
     filters = filters or ConversationFilters()
-    run = SyncRun(
-        owner_id=owner.user_id,
-        owner_uid=owner.uid,
-        trigger=trigger,
-        filters=filters.as_json(),
-        started_at=timezone.now(),
-    )
+    if not dry_run:
+        mark_abandoned_runs(owner.uid)
+    if run is None:
+        run = SyncRun(
+            owner_id=owner.user_id,
+            owner_uid=owner.uid,
+            trigger=trigger,
+            filters=filters.as_json(),
+        )
+    run.status = SyncRun.Status.RUNNING
+    run.started_at = timezone.now()
     if not dry_run:
         run.save()
     result = SyncResult(run=run)
@@ -612,6 +621,61 @@ def request_refresh(
     """Fetch one conversation live, on demand, within ``WEB_DEADLINE``, and store it."""
     with on_demand(client) as active:
         return fetch_conversation(owner, conversation_id, client=active)
+
+
+def queue_sync_run(
+    owner: Any, *, trigger: str, filters: ConversationFilters | None = None
+) -> SyncRun:
+    """A ``SyncRun`` in state "queued", for a background task to carry out: the caller can
+    point a person at it (``sync-runs/<id>/``) at once."""
+    owner = as_owner(owner)
+    return SyncRun.objects.create(
+        owner_id=owner.user_id,
+        owner_uid=owner.uid,
+        trigger=trigger,
+        status=SyncRun.Status.QUEUED,
+        filters=(filters or ConversationFilters()).as_json(),
+        started_at=timezone.now(),
+    )
+
+
+def mark_abandoned_runs(owner_uid: str | None = None) -> int:
+    """Runs "running" or "queued" for longer than ``SYNC_ABANDONED_AFTER``: their worker died
+    (or never came). They are marked failed, so they stop looking busy; the owner's next sync
+    proceeds either way. Returns how many were marked."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=get_settings().sync_abandoned_after)
+    runs = SyncRun.objects.filter(
+        status__in=(SyncRun.Status.RUNNING, SyncRun.Status.QUEUED), started_at__lt=cutoff
+    )
+    if owner_uid is not None:
+        runs = runs.owned_by(owner_uid)
+    return int(
+        runs.update(
+            status=SyncRun.Status.FAILED,
+            finished_at=now,
+            error_code="ERR_ABANDONED",
+            error_message="Abandoned: no sync finished this run (its worker stopped, or no "
+            'worker took it) within COMETCHAT["SYNC_ABANDONED_AFTER"] seconds.',
+        )
+    )
+
+
+def stale_owners(older_than: timedelta) -> OwnerSelection:
+    """Owners whose last successful sync finished before ``now - older_than``, or who never
+    had one: every UID bound to an account or holding stored conversations."""
+    cutoff = timezone.now() - older_than
+    fresh = set(
+        SyncRun.objects.filter(status=SyncRun.Status.SUCCEEDED, finished_at__gte=cutoff)
+        .values_list("owner_uid", flat=True)
+        .distinct()
+    )
+    known = set(UIDBinding.objects.values_list("uid", flat=True)) | set(
+        Conversation.objects.order_by().values_list("owner_uid", flat=True).distinct()
+    )
+    uids = sorted(known - fresh)
+    found = owners_by_uid(uids)
+    return OwnerSelection(len(uids), iter([found[uid] for uid in uids]))
 
 
 # -- history -----------------------------------------------------------------------------------

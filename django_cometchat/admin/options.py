@@ -343,11 +343,14 @@ class ConversationAdmin(ReadOnlyAdmin):
             self.message_user(
                 request,
                 ngettext(
-                    "Refreshed %(count)d conversation from CometChat.",
-                    "Refreshed %(count)d conversations from CometChat.",
+                    "%(verb)s %(count)d conversation from CometChat.",
+                    "%(verb)s %(count)d conversations from CometChat.",
                     len(outcome.done),
                 )
-                % {"count": len(outcome.done)},
+                % {
+                    "verb": "Queued a refresh of" if outcome.queued else "Refreshed",
+                    "count": len(outcome.done),
+                },
                 messages.SUCCESS,
             )
         self._report_failures(request, outcome, "Could not refresh", "conversation")
@@ -375,11 +378,15 @@ class ConversationAdmin(ReadOnlyAdmin):
             self.message_user(
                 request,
                 ngettext(
-                    "Synced %(count)d owner from CometChat: %(owners)s.",
-                    "Synced %(count)d owners from CometChat: %(owners)s.",
+                    "%(verb)s %(count)d owner from CometChat: %(owners)s.",
+                    "%(verb)s %(count)d owners from CometChat: %(owners)s.",
                     len(outcome.done),
                 )
-                % {"count": len(outcome.done), "owners": "; ".join(outcome.done)},
+                % {
+                    "verb": "Queued a sync of" if outcome.queued else "Synced",
+                    "count": len(outcome.done),
+                    "owners": "; ".join(outcome.done),
+                },
                 messages.SUCCESS,
             )
         self._report_failures(request, outcome, "Could not sync", "owner")

@@ -1,8 +1,9 @@
-"""What the admin's actions do: refresh rows and sync owners through ``services``, in bounds.
+"""What the admin's actions do: refresh rows and sync owners through the on-demand seams, in bounds.
 
-A thin adapter: every fetch goes through ``services`` (``request_refresh``/``request_sync``), on
-behalf of the owner the row's UID is bound to. The whole action runs inside one
-``services.on_demand()`` block: a person is waiting, so one deadline covers every row.
+A thin adapter: every fetch goes through ``tasks.request_refresh`` / ``tasks.request_sync``, on
+behalf of the owner the row's UID is bound to. With a task worker configured they only enqueue
+(and the action says so); else the whole action runs inline inside one ``services.on_demand()``
+block: a person is waiting, so one deadline covers every row.
 
 An error about one row (``scope == "item"``: not found, not accessible, an invalid id) is reported
 and the batch goes on; any other (CometChat unreachable, a bad key, rate limited, a 5xx, the
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .. import services
+from .. import services, tasks
 from ..exceptions import CometChatError
 from ..models import Conversation, SyncRun
 
@@ -26,9 +27,11 @@ T = TypeVar("T")
 
 @dataclass
 class BatchOutcome:
-    """What a batch did: ``done`` lines, ``failed`` (item, reason), and items never tried."""
+    """What a batch did: ``done`` lines, ``failed`` (item, reason), items never tried, and
+    whether the work was handed to a task worker rather than done."""
 
     done: list[str] = field(default_factory=list)
+    queued: bool = False
     failed: list[tuple[str, str]] = field(default_factory=list)
     not_attempted: int = 0
 
@@ -36,7 +39,7 @@ class BatchOutcome:
 def _run_batch(
     items: Sequence[T], label: Callable[[T], str], act: Callable[[T, services.Client], str]
 ) -> BatchOutcome:
-    outcome = BatchOutcome()
+    outcome = BatchOutcome(queued=tasks.queues())
     try:
         with services.on_demand() as client:
             for index, item in enumerate(items):
@@ -61,7 +64,7 @@ def refresh_conversations(rows: Sequence[Conversation]) -> BatchOutcome:
         return f"{row.conversation_id} (owner {row.owner_uid})"
 
     def act(row: Conversation, client: services.Client) -> str:
-        services.request_refresh(owners[row.owner_uid], row.conversation_id, client=client)
+        tasks.request_refresh(owners[row.owner_uid], row.conversation_id, client=client)
         return label(row)
 
     return _run_batch(rows, label, act)
@@ -71,7 +74,9 @@ def sync_owners(owners: Sequence[services.Owner]) -> BatchOutcome:
     """One complete sync per owner; each is a SyncRun, trigger admin."""
 
     def act(owner: services.Owner, client: services.Client) -> str:
-        run = services.request_sync(owner, trigger=SyncRun.Trigger.ADMIN, client=client)
+        run = tasks.request_sync(owner, trigger=SyncRun.Trigger.ADMIN, client=client)
+        if isinstance(run, tasks.Queued):
+            return owner.uid
         return (
             f"{owner.uid} ({run.created_count} new, {run.updated_count} updated, "
             f"{run.unchanged_count} unchanged, {run.missing_count} missing)"

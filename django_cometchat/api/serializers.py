@@ -108,7 +108,7 @@ class SyncRunSerializer(serializers.ModelSerializer[SyncRun]):
 
     class Meta:
         model = SyncRun
-        fields = (
+        fields: tuple[str, ...] = (
             "url",
             "id",
             "status",
@@ -126,6 +126,30 @@ class SyncRunSerializer(serializers.ModelSerializer[SyncRun]):
             "error_message",
         )
         read_only_fields = fields
+
+
+@extend_schema_serializer(component_name="CometChatQueuedSyncRun")
+class QueuedSyncRunSerializer(SyncRunSerializer):
+    """A sync handed to a task worker: the run (status "queued") and the task's id."""
+
+    task_id = serializers.CharField(
+        read_only=True, default="", help_text="The task result id the queue gave the sync."
+    )
+
+    class Meta(SyncRunSerializer.Meta):
+        fields = (*SyncRunSerializer.Meta.fields, "task_id")
+        read_only_fields = fields
+
+
+@extend_schema_serializer(component_name="CometChatQueuedRefresh")
+class QueuedRefreshSerializer(serializers.Serializer[Any]):
+    """A refresh handed to a task worker."""
+
+    task_id = serializers.CharField(help_text="The task result id the queue gave the refresh.")
+    conversation = serializers.URLField(
+        help_text="The conversation's URL: its stored copy, once the worker is done (404 until "
+        "it was stored a first time)."
+    )
 
 
 @extend_schema_serializer(component_name="CometChatErrorDetail")

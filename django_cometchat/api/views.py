@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
+from django.urls import reverse
 from django_filters.rest_framework import (
     DjangoFilterBackend,
 )
@@ -25,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from .. import services
+from .. import services, tasks
 from ..filters import ConversationFilters
 from ..ids import validate_id
 from ..models import Conversation, ConversationSnapshot, SyncRun
@@ -42,8 +43,11 @@ from .schema import (
 )
 from .serializers import (
     LIST_FIELDS,
+    NAMESPACE,
     ConversationDetailSerializer,
     ConversationSerializer,
+    QueuedRefreshSerializer,
+    QueuedSyncRunSerializer,
     SnapshotSerializer,
     SyncRunSerializer,
 )
@@ -185,22 +189,35 @@ class SyncView(RefreshView):
         tags=[TAG],
         request=None,
         parameters=SYNC_FILTERS,
-        responses={201: SyncRunSerializer, **error_responses(*REFRESH_ERRORS)},
+        responses={
+            201: SyncRunSerializer,
+            202: QueuedSyncRunSerializer,
+            **error_responses(*REFRESH_ERRORS),
+        },
     )
     def post(self, request: Request) -> Response:
-        """Sync the signed-in user's conversations from CometChat now; answers the sync run.
+        """Sync the signed-in user's conversations from CometChat; answers the sync run.
 
-        A failed sync answers the mapped error; its run is still recorded (see sync-runs).
+        201: synced now (no task worker is configured). 202: handed to a task worker; the run
+        is "queued" and Location (its URL) shows how it goes. A failed sync answers the mapped
+        error; its run is still recorded (see sync-runs).
         """
         params = SyncFiltersSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        run = services.request_sync(
+        outcome = tasks.request_sync(
             self.owner, trigger=SyncRun.Trigger.API, filters=params.filters()
         )
-        data = SyncRunSerializer(run, context={"request": request}).data
+        context = {"request": request}
+        code: int
+        if isinstance(outcome, tasks.Queued):
+            data = QueuedSyncRunSerializer(outcome.run, context=context).data
+            data["task_id"] = outcome.task_id
+            code = status.HTTP_202_ACCEPTED
+        else:
+            data = SyncRunSerializer(outcome, context=context).data
+            code = status.HTTP_201_CREATED
         # str(): DRF's Hyperlink is a str subclass, and WSGI servers accept only str itself.
-        location = str(data["url"])
-        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": location})
+        return Response(data, status=code, headers={"Location": str(data["url"])})
 
 
 class ConversationRefreshView(RefreshView):
@@ -209,13 +226,30 @@ class ConversationRefreshView(RefreshView):
         tags=[TAG],
         parameters=[CONVERSATION_ID],
         request=None,
-        responses={200: ConversationDetailSerializer, **error_responses(*REFRESH_ERRORS)},
+        responses={
+            200: ConversationDetailSerializer,
+            202: QueuedRefreshSerializer,
+            **error_responses(*REFRESH_ERRORS),
+        },
     )
     def post(self, request: Request, conversation_id: str) -> Response:
-        """Fetch one conversation of the signed-in user from CometChat now and store it."""
-        conversation = services.request_refresh(self.owner, self.conversation_id())
-        data = ConversationDetailSerializer(conversation, context={"request": request}).data
-        return Response(data)
+        """Fetch one conversation of the signed-in user from CometChat and store it.
+
+        200: refreshed now (no task worker is configured). 202: handed to a task worker;
+        Location is the conversation's URL, which shows the stored copy once it is done.
+        """
+        outcome = tasks.request_refresh(self.owner, self.conversation_id())
+        context = {"request": request}
+        if isinstance(outcome, tasks.Queued):
+            url = request.build_absolute_uri(
+                reverse(
+                    f"{NAMESPACE}:conversation-detail",
+                    kwargs={"conversation_id": self.conversation_id()},
+                )
+            )
+            data = {"task_id": outcome.task_id, "conversation": url}
+            return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+        return Response(ConversationDetailSerializer(outcome, context=context).data)
 
 
 @extend_schema_view(

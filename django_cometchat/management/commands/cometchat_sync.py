@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_cometchat import services
+from django_cometchat import services, tasks
 from django_cometchat.exceptions import CometChatError
 from django_cometchat.filters import ConversationFilters
 from django_cometchat.models import SyncRun
@@ -76,6 +76,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Fetch and compare, but write nothing (no conversations, no SyncRun rows).",
         )
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="Fetch nothing here: enqueue one sync task per owner for the task workers "
+            "(Django's TASKS setting).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -87,6 +93,9 @@ class Command(BaseCommand):
             )
         except CometChatError as exc:  # an unknown username, an invalid UID, a broken resolver
             raise CommandError(f"{exc.describe()}; nothing was synced.") from exc
+        if options["enqueue"]:
+            self.enqueue(selection, options)
+            return
         self.filters = ConversationFilters(conversation_type=options["conversation_type"])
         self.dry_run: bool = options["dry_run"]
         reporter = Reporter(
@@ -128,6 +137,18 @@ class Command(BaseCommand):
         if totals.failed:
             raise CommandError(
                 f"{totals.failed} of {plural(totals.users, 'user')} failed:{failures}"
+            )
+
+    def enqueue(self, selection: services.OwnerSelection, options: dict[str, Any]) -> None:
+        if options["dry_run"] or options["conversation_type"] or options["concurrency"] != 1:
+            raise CommandError("--enqueue takes no --dry-run, --conversation-type or --concurrency")
+        count = tasks.enqueue_syncs(selection, trigger=SyncRun.Trigger.COMMAND)
+        if options["verbosity"] > 0:
+            where = "" if tasks.queues() else " (no task worker is configured: they ran inline)"
+            self.stdout.write(f"Enqueued {plural(count, 'sync')} of {selection.total}{where}.")
+        if count < selection.total:
+            raise CommandError(
+                f"{selection.total - count} owner(s) could not be enqueued; see the log."
             )
 
     def sync_one(self, owner: services.Owner, client: services.Client) -> Outcome:

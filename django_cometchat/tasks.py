@@ -1,0 +1,140 @@
+"""Background work through Django's Tasks framework: thin adapters over ``services``.
+
+Defined with ``django.tasks`` on Django 6.x and with the ``django-tasks`` backport on 5.2, so
+whichever backend the host configures in ``TASKS`` runs them (``django-tasks-db``'s database
+worker, ``django-tasks-rq`` on Redis, …). Arguments are plain JSON (UIDs, ids, strings), never
+model instances: real backends serialise them.
+
+* :func:`sync_owner`: one owner's complete sync (or a queued ``SyncRun``'s);
+* :func:`refresh_conversation`: one conversation of one owner;
+* :func:`request_sync` / :func:`request_refresh`: the seams the API and the admin call. With a
+  backend that queues, they enqueue and return at once (the API answers 202); with the
+  immediate backend (Django's default when ``TASKS`` is not set) they run inline within the
+  on-demand deadline, as before tasks existed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from . import services
+from .exceptions import CometChatError
+from .filters import ConversationFilters
+from .models import Conversation, SyncRun
+
+try:  # Django 6.x
+    from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
+    from django.tasks.backends.immediate import ImmediateBackend
+except ImportError:  # Django 5.2: the django-tasks backport
+    from django_tasks import (  # type: ignore[assignment,no-redef,unused-ignore]
+        DEFAULT_TASK_BACKEND_ALIAS,
+        task,
+        task_backends,
+    )
+    from django_tasks.backends.immediate import (  # type: ignore[assignment,no-redef,unused-ignore]
+        ImmediateBackend,
+    )
+
+    # Its receiver forgets the backends when TASKS changes (an app the host may not install).
+    import django_tasks.signals  # noqa: F401
+
+logger = logging.getLogger(__name__)
+
+
+def queues() -> bool:
+    """Whether the configured backend runs tasks elsewhere (a worker), not inline."""
+    return not isinstance(task_backends[DEFAULT_TASK_BACKEND_ALIAS], ImmediateBackend)
+
+
+# -- the tasks ----------------------------------------------------------------------------------
+
+
+@task()
+def sync_owner(
+    uid: str,
+    trigger: str = SyncRun.Trigger.TASK,
+    run_id: int | None = None,
+    filters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Sync one owner by UID (with the Django user bound to it); carry out a queued run."""
+    run = SyncRun.objects.filter(pk=run_id).first() if run_id is not None else None
+    if run is not None and run.status != SyncRun.Status.QUEUED:
+        return {"run": run.pk, "status": run.status, "skipped": "not queued any more"}
+    result = services.sync_conversations(
+        services.owner_by_uid(uid),
+        filters=ConversationFilters.from_kwargs(**(filters or {})),
+        trigger=trigger,
+        raise_errors=False,
+        run=run,
+    )
+    return {"run": result.run.pk, "status": result.run.status, "error": result.run.error_code}
+
+
+@task()
+def refresh_conversation(uid: str, conversation_id: str) -> dict[str, Any]:
+    """Fetch one conversation of one owner (by UID) and store it."""
+    try:
+        row = services.fetch_conversation(services.owner_by_uid(uid), conversation_id)
+    except CometChatError as exc:
+        logger.warning("CometChat refresh of %s for %s failed: %s", conversation_id, uid, exc)
+        return {"status": "failed", "error": getattr(exc, "code", None) or type(exc).__name__}
+    return {"status": "succeeded", "conversation": row.pk}
+
+
+# -- the seams of on-demand work --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queued:
+    """Work handed to the task queue: its result id, and (for a sync) the run to follow."""
+
+    task_id: str
+    run: SyncRun | None = None
+
+
+def request_sync(
+    owner: Any,
+    *,
+    trigger: str,
+    filters: ConversationFilters | None = None,
+    client: services.Client | None = None,
+) -> SyncRun | Queued:
+    """Sync an owner on demand: enqueued when a worker runs tasks (a queued ``SyncRun`` to
+    follow), else inline within ``WEB_DEADLINE`` (the finished ``SyncRun``)."""
+    if not queues():
+        return services.request_sync(owner, trigger=trigger, filters=filters, client=client)
+    owner = services.as_owner(owner)
+    run = services.queue_sync_run(owner, trigger=trigger, filters=filters)
+    result = sync_owner.enqueue(
+        owner.uid,
+        trigger=trigger,
+        run_id=run.pk,
+        filters=(filters or ConversationFilters()).as_json(),
+    )
+    return Queued(str(result.id), run)
+
+
+def request_refresh(
+    owner: Any, conversation_id: str, *, client: services.Client | None = None
+) -> Conversation | Queued:
+    """Refresh one conversation on demand: enqueued when a worker runs tasks, else inline."""
+    if not queues():
+        return services.request_refresh(owner, conversation_id, client=client)
+    owner = services.as_owner(owner)
+    result = refresh_conversation.enqueue(owner.uid, conversation_id)
+    return Queued(str(result.id))
+
+
+def enqueue_syncs(owners: Any, *, trigger: str = SyncRun.Trigger.TASK) -> int:
+    """One ``sync_owner`` task per owner (an ``OwnerSelection`` or any iterable of ``Owner``);
+    returns how many were enqueued. Owners who cannot act (``problem``) are skipped."""
+    count = 0
+    for owner in owners:
+        if owner.problem is not None:
+            logger.warning("Not enqueuing %s: %s", owner.label, owner.problem.describe())
+            continue
+        sync_owner.enqueue(owner.uid, trigger=trigger)
+        count += 1
+    return count

@@ -1,0 +1,179 @@
+"""Background work through Django's Tasks framework, in-process: the immediate backend keeps
+today's behaviour, a queuing backend (the dummy one here) makes the on-demand seams enqueue and
+fetch nothing; the tasks, the commands and abandoned runs. Real workers: test_task_workers.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+
+import django
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from django_cometchat import services, tasks
+from django_cometchat.models import Conversation, SyncRun
+
+pytestmark = pytest.mark.django_db
+
+BACKENDS = "django.tasks.backends" if django.VERSION >= (6, 0) else "django_tasks.backends"
+
+
+@pytest.fixture(autouse=True)
+def _uids(settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "UID_RESOLVER": "tests.resolvers.uid_from_username"}
+
+
+@pytest.fixture
+def queue(settings):
+    """A backend that keeps what is enqueued (as a worker's queue would) and runs nothing."""
+    settings.TASKS = {"default": {"BACKEND": f"{BACKENDS}.dummy.DummyBackend"}}
+    backend = tasks.task_backends["default"]
+    assert tasks.queues()
+    yield backend
+    backend.clear()
+
+
+def run_queued(backend) -> list:
+    """What a worker would do: run every enqueued task, with its arguments as JSON."""
+    outcomes = []
+    for result in list(backend.results):
+        args, kwargs = json.loads(json.dumps([result.args, result.kwargs]))
+        outcomes.append(result.task.call(*args, **kwargs))
+    backend.clear()
+    return outcomes
+
+
+def test_without_tasks_setting_the_immediate_backend_keeps_todays_behaviour(fake, alice, client):
+    assert not tasks.queues()
+    client.force_login(alice)
+    response = client.post("/cometchat/conversations/refresh/")
+    assert response.status_code == 201
+    assert response.json()["status"] == "succeeded"
+
+
+def test_a_queued_sync_answers_202_with_the_run_to_follow_and_fetches_nothing(
+    fake, alice, client, queue
+):
+    client.force_login(alice)
+    response = client.post("/cometchat/conversations/refresh/?conversation_type=group")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["task_id"] == str(queue.results[0].id)
+    assert response["Location"] == body["url"]
+    assert fake.requests == []
+    assert client.get(response["Location"]).json()["status"] == "queued"
+
+    (outcome,) = run_queued(queue)
+    run = SyncRun.objects.get()
+    assert outcome == {"run": run.pk, "status": "succeeded", "error": ""}
+    assert (run.trigger, run.filters) == ("api", {"conversation_type": "group"})
+    assert set(Conversation.objects.values_list("conversation_id", flat=True)) == {
+        "group_book-club"
+    }
+    assert client.get(response["Location"]).json()["status"] == "succeeded"
+
+
+def test_a_queued_refresh_answers_202_with_the_conversation_to_follow(fake, alice, client, queue):
+    client.force_login(alice)
+    response = client.post("/cometchat/conversations/alice_user_bob/refresh/")
+    assert response.status_code == 202
+    assert response["Location"].endswith("/cometchat/conversations/alice_user_bob/")
+    assert response.json() == {
+        "task_id": str(queue.results[0].id),
+        "conversation": response["Location"],
+    }
+    assert fake.requests == []
+    assert client.get(response["Location"]).status_code == 404  # not stored yet
+    assert run_queued(queue)[0]["status"] == "succeeded"
+    assert client.get(response["Location"]).status_code == 200
+
+
+def test_a_queued_refresh_that_fails_says_so_without_raising(fake, alice, queue):
+    tasks.request_refresh(services.owner_for(alice), "alice_user_nobody")
+    (outcome,) = run_queued(queue)
+    assert outcome == {"status": "failed", "error": "ERR_UID_NOT_FOUND"}
+
+
+def test_admin_actions_enqueue_and_say_so(fake, alice, admin_client, queue):
+    services.sync_conversations(alice)
+    fake.clear_requests()
+    pks = list(Conversation.objects.values_list("pk", flat=True))
+    for action, message in (
+        ("sync_owners", "Queued a sync of 1 owner from CometChat: alice."),
+        ("refresh_from_cometchat", "Queued a refresh of 3 conversations from CometChat."),
+    ):
+        response = admin_client.post(
+            "/admin/django_cometchat/conversation/",
+            {"action": action, "_selected_action": pks},
+            follow=True,
+        )
+        assert [str(m) for m in response.context["messages"]] == [message]
+    assert fake.requests == []
+    assert len(queue.results) == 4
+
+
+def test_cometchat_sync_enqueue_fetches_nothing(fake, django_user_model, queue):
+    for uid in ("alice", "bob", "carol"):
+        django_user_model.objects.create_user(username=f"{uid}-django")
+    out = StringIO()
+    call_command("cometchat_sync", "--all", "--enqueue", stdout=out)
+    assert out.getvalue().strip() == "Enqueued 3 syncs of 3."
+    assert fake.requests == []
+    assert [r.args for r in queue.results] == [["alice"], ["bob"], ["carol"]]
+    assert {o["status"] for o in run_queued(queue)} == {"succeeded"}
+    assert SyncRun.objects.filter(trigger="command").count() == 3
+
+
+def test_refresh_stale_enqueues_owners_not_synced_recently(fake, alice, queue):
+    services.sync_conversations(alice)  # fresh
+    services.sync_conversations(services.owner_by_uid("bob"))
+    SyncRun.objects.filter(owner_uid="bob").update(finished_at=timezone.now() - timedelta(hours=1))
+    stuck = SyncRun.objects.create(
+        owner_uid="carol",
+        status=SyncRun.Status.RUNNING,
+        started_at=timezone.now() - timedelta(hours=3),
+    )
+    out = StringIO()
+    call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=out)
+    assert "Marked 1 abandoned sync run(s) failed." in out.getvalue()
+    assert [r.args for r in queue.results] == [["bob"]]  # carol holds no conversations
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.error_code) == ("failed", "ERR_ABANDONED")
+
+
+def test_an_abandoned_run_is_marked_failed_and_the_next_sync_proceeds(fake, alice):
+    long_ago = timezone.now() - timedelta(hours=2)
+    abandoned = SyncRun.objects.create(
+        owner_uid="alice", status=SyncRun.Status.RUNNING, started_at=long_ago
+    )
+    recent = SyncRun.objects.create(
+        owner_uid="alice", status=SyncRun.Status.RUNNING, started_at=timezone.now()
+    )
+    result = services.sync_conversations(alice)
+    assert result.ok
+    abandoned.refresh_from_db()
+    recent.refresh_from_db()
+    assert abandoned.status == "failed"
+    assert "SYNC_ABANDONED_AFTER" in abandoned.error_message
+    assert recent.status == "running"  # maybe still working: left alone
+
+
+def test_task_arguments_are_plain_json(fake, alice, queue):
+    owner = services.owner_for(alice)
+    tasks.request_sync(owner, trigger="api")
+    tasks.request_refresh(owner, "alice_user_bob")
+    for result in queue.results:
+        assert json.loads(json.dumps([result.args, result.kwargs])) == [
+            list(result.args),
+            result.kwargs,
+        ]
+
+
+@pytest.mark.parametrize("value", ["15", "m", "5 minutes", "1w", ""])
+def test_refresh_stale_refuses_a_bad_age(value):
+    with pytest.raises(CommandError, match="expected a number and a unit"):
+        call_command("cometchat_refresh_stale", "--older-than", value, stderr=StringIO())
