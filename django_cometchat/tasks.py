@@ -28,6 +28,8 @@ try:  # Django 6.x
     from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
     from django.tasks.backends.immediate import ImmediateBackend
 except ImportError:  # Django 5.2: the django-tasks backport
+    # Its receiver forgets the backends when TASKS changes (an app the host may not install).
+    import django_tasks.signals  # noqa: F401
     from django_tasks import (  # type: ignore[assignment,no-redef,unused-ignore]
         DEFAULT_TASK_BACKEND_ALIAS,
         task,
@@ -37,15 +39,17 @@ except ImportError:  # Django 5.2: the django-tasks backport
         ImmediateBackend,
     )
 
-    # Its receiver forgets the backends when TASKS changes (an app the host may not install).
-    import django_tasks.signals  # noqa: F401
-
 logger = logging.getLogger(__name__)
+
+
+def backend() -> Any:
+    """The task backend these tasks use (``TASKS["default"]``)."""
+    return task_backends[DEFAULT_TASK_BACKEND_ALIAS]
 
 
 def queues() -> bool:
     """Whether the configured backend runs tasks elsewhere (a worker), not inline."""
-    return not isinstance(task_backends[DEFAULT_TASK_BACKEND_ALIAS], ImmediateBackend)
+    return not isinstance(backend(), ImmediateBackend)
 
 
 # -- the tasks ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from io import StringIO
+from typing import Any
 
 import django
 import pytest
@@ -30,13 +31,13 @@ def _uids(settings):
 def queue(settings):
     """A backend that keeps what is enqueued (as a worker's queue would) and runs nothing."""
     settings.TASKS = {"default": {"BACKEND": f"{BACKENDS}.dummy.DummyBackend"}}
-    backend = tasks.task_backends["default"]
+    backend: Any = tasks.backend()
     assert tasks.queues()
     yield backend
     backend.clear()
 
 
-def run_queued(backend) -> list:
+def run_queued(backend) -> list[Any]:
     """What a worker would do: run every enqueued task, with its arguments as JSON."""
     outcomes = []
     for result in list(backend.results):
