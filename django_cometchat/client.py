@@ -55,7 +55,7 @@ from .exceptions import (
 from .filters import ConversationFilters
 from .ids import path_segment, resolve_conversation_id, validate_id
 from .ratelimit import parse_rate_limit, seconds_to_wait, window_end
-from .redaction import Secret
+from .redaction import Secret, redact
 from .retry import CometChatRetry, current_budget, retry_budget
 from .types import (
     Conversation,
@@ -329,14 +329,13 @@ class CometChatClient:
         envelope = _error_envelope(content)
         code = _error_code(envelope.get("code"))
         message = _clean(envelope.get("message")) or _clean(response.reason)
-        details = envelope.get("details")
         kwargs: dict[str, Any] = {
             "endpoint": endpoint,
             "status": status,
             "code": code,
-            "details": details if isinstance(details, dict) else {},
+            "details": _clean_details(envelope.get("details")),
             "rate_limit": parse_rate_limit(response.headers),
-            "body": _clean(content[:2000].decode("utf-8", "replace"), limit=2000),
+            "body": _clean(content[:10_000].decode("utf-8", "replace"), limit=2000),
             "dev_message": _clean(envelope.get("devMessage")),
         }
         if status == 429 or code == "ERR_TOO_MANY_REQUESTS":
@@ -676,11 +675,24 @@ def _error_envelope(content: bytes) -> Mapping[str, Any]:
 
 
 def _clean(value: Any, *, limit: int = MAX_ERROR_TEXT) -> str:
-    """Upstream text fit for a message: a string, printable, bounded."""
+    """Upstream text fit for a message: a string, printable, redacted, bounded (redacted
+    before it is cut, or a key straddling the cut would survive in halves)."""
     if not isinstance(value, str):
         return ""
     text = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
-    return text[:limit]
+    return redact(text)[:limit]
+
+
+def _clean_details(value: Any) -> dict[str, Any]:
+    """CometChat's ``details`` ({field: [messages]}), as JSON with every text redacted."""
+    if not isinstance(value, dict):
+        return {}
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return {}
+    cleaned = json.loads(_clean(text, limit=10_000)) if len(text) <= 10_000 else {}
+    return cleaned if isinstance(cleaned, dict) else {}
 
 
 def _error_code(value: Any) -> str | None:

@@ -45,6 +45,8 @@ class CometChatError(Exception):
 
     scope: Scope = "item"
     default_public_message: ClassVar[str] = "The request to CometChat failed. Try again later."
+    # A stable code for logs and SyncRun.error_code: CometChat's own for API errors, ours else.
+    code: str | None = None
 
     def describe(self) -> str:
         """The operator's text: what happened and, where it helps, what to do. Redacted."""
@@ -64,6 +66,7 @@ class CometChatConfigurationError(CometChatError, ImproperlyConfigured):
     """``settings.COMETCHAT`` is missing something or holds a bad value."""
 
     scope: Scope = "global"
+    code = "ERR_NOT_CONFIGURED"
     default_public_message = (
         "The CometChat integration of this site is not configured yet; the site's "
         "administrators have to fix it. Try again later."
@@ -73,6 +76,17 @@ class CometChatConfigurationError(CometChatError, ImproperlyConfigured):
 TransportReason = Literal[
     "dns", "refused", "tls", "connect_timeout", "read_timeout", "reset", "deadline", "other"
 ]
+
+_REASON_CODES: dict[str, str] = {
+    "dns": "ERR_DNS",
+    "refused": "ERR_CONNECTION_REFUSED",
+    "tls": "ERR_TLS",
+    "connect_timeout": "ERR_CONNECT_TIMEOUT",
+    "read_timeout": "ERR_READ_TIMEOUT",
+    "reset": "ERR_CONNECTION_RESET",
+    "deadline": "ERR_DEADLINE",
+    "other": "ERR_TRANSPORT",
+}
 
 _REASON_TEXT: dict[str, str] = {
     "dns": "the host name could not be resolved (DNS)",
@@ -109,6 +123,7 @@ class CometChatTransportError(CometChatError):
         self.host = host
         self.reason = reason
         self.detail = detail
+        self.code = _REASON_CODES[reason]
         super().__init__(message or self._compose())
 
     def _compose(self) -> str:
@@ -313,6 +328,7 @@ class CometChatResponseError(CometChatError):
     """A 2xx whose body breaks the contract: HTML, empty, truncated, oversized, a bad value."""
 
     default_public_message = "CometChat answered with something this site cannot use."
+    code = "ERR_BAD_RESPONSE"
 
     def __init__(self, message: str, *, endpoint: str = "", status: int | None = None) -> None:
         super().__init__(f"{endpoint}: {message}" if endpoint else message)

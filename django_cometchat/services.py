@@ -29,6 +29,7 @@ from .exceptions import (
     CometChatError,
     CometChatInvalidId,
     CometChatOwnerConflict,
+    CometChatResponseError,
     CometChatUnknownOwner,
     CometChatUserError,
 )
@@ -46,7 +47,7 @@ from .storage import (
     store_page,
     stored_hashes,
 )
-from .types import conversation_id_of, parse_conversation, updated_at_of
+from .types import PayloadShapeError, conversation_id_of, parse_conversation, updated_at_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -477,7 +478,12 @@ class _Walk:
         if count_unchanged:
             self.result.unchanged += len(digests) - len(changed)
         # Parse (and check every value) before writing anything: one bad row fails the page.
-        rows = [row_from(parse_conversation(raw), digest=d) for _, d, raw in changed]
+        try:
+            rows = [row_from(parse_conversation(raw), digest=d) for _, d, raw in changed]
+        except PayloadShapeError as exc:
+            raise CometChatResponseError(
+                f"page {page.number}: {exc.describe()}", endpoint="GET /conversations"
+            ) from exc
         if self.dry_run:  # count what a real sync would write
             created = sum(1 for row in rows if row.conversation_id not in known)
             self.result.created += created

@@ -6,7 +6,7 @@ costs one query whatever its size.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
@@ -38,17 +38,43 @@ class PayloadField(serializers.JSONField):
         super().__init__(read_only=True, **kwargs)
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
+class StoredObjectField(serializers.ReadOnlyField):
+    """A JSON object from the stored payload, passed through as it is: a ``DictField`` would
+    rebuild every dict key by key for nothing (the payload is JSON already)."""
+
+
+class FastIdentityURLField(serializers.HyperlinkedIdentityField):
+    """``HyperlinkedIdentityField`` that reverses the route once per request, not per row.
+
+    The first row's URL is built with ``reverse()`` on a placeholder id; every row then fills
+    in its own id. Safe because conversation ids are checked to be letters, digits, ``-`` and
+    ``_`` before they are stored, so they never need quoting.
+    """
+
+    PLACEHOLDER = "cometchat-placeholder-id"
+
+    def get_url(self, obj: Any, view_name: str, request: Any, format: str | None) -> str | None:
+        cache = cast(dict[str, Any], self.context).setdefault("_url_templates", {})
+        key = (view_name, format)
+        template = cache.get(key)
+        if template is None:
+            kwargs = {self.lookup_url_kwarg: self.PLACEHOLDER}
+            template = self.reverse(view_name, kwargs=kwargs, request=request, format=format)
+            cache[key] = template
+        return str(template).replace(self.PLACEHOLDER, getattr(obj, self.lookup_field))
+
+
 @extend_schema_serializer(component_name="CometChatConversation")
 class ConversationSerializer(serializers.ModelSerializer[Conversation]):
-    url = serializers.HyperlinkedIdentityField(
+    url = FastIdentityURLField(
         view_name=f"{NAMESPACE}:conversation-detail", lookup_field="conversation_id"
     )
-    conversation_with = serializers.DictField(
-        read_only=True,
-        help_text="The other user or the group, as CometChat sent it (payload.conversationWith).",
+    conversation_with = StoredObjectField(
+        help_text="The other user or the group, as CometChat sent it (payload.conversationWith), "
+        "with blockedByMe / hasBlockedMe for a user the owner blocked or who blocked the owner.",
     )
-    last_message = serializers.DictField(
-        read_only=True,
+    last_message = StoredObjectField(
         allow_null=True,
         help_text="The latest message as CometChat sent it (payload.lastMessage), or null.",
     )

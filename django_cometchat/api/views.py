@@ -13,9 +13,6 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
 from django.urls import reverse
-from django_filters.rest_framework import (
-    DjangoFilterBackend,
-)
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
@@ -31,7 +28,7 @@ from ..filters import ConversationFilters
 from ..ids import validate_id
 from ..models import Conversation, ConversationSnapshot, SyncRun
 from .errors import exception_handler
-from .filters import ConversationFilter
+from .filters import ConversationFilter, FilterBackend
 from .pagination import ConversationPagination, SnapshotPagination, SyncRunPagination
 from .schema import (
     CONVERSATION_ID,
@@ -126,7 +123,7 @@ class ConversationListView(OwnedRowsView[Conversation], generics.ListAPIView[Con
     queryset = Conversation.objects.all()
     serializer_class = ConversationSerializer
     pagination_class = ConversationPagination
-    filter_backends = (DjangoFilterBackend,)
+    filter_backends = (FilterBackend,)
     filterset_class = ConversationFilter
 
     def get_queryset(self) -> QuerySet[Conversation]:
