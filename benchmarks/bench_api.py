@@ -256,7 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         support.table(
             ["view", "median ms", "p90 ms"],
             [
-                [name, f"{statistics.median(t) * 1000:.2f}", f"{sorted(t)[len(t) * 9 // 10] * 1000:.2f}"]
+                [
+                    name,
+                    f"{statistics.median(t) * 1000:.2f}",
+                    f"{sorted(t)[len(t) * 9 // 10] * 1000:.2f}",
+                ]
                 for name, t in times.items()
             ],
         )
