@@ -52,8 +52,8 @@ class RateBudget:
         self.pause_max = pause_max  # RETRY_AFTER_MAX: the longest pause one 429 imposes
         self.prefix = f"django_cometchat:rate:{app}:{window:g}"
         # A request sent at the very end of a window may reach CometChat in the next one, so a
-        # request taken in a window's last quarter (at most its last second) counts in both.
-        self.edge = min(1.0, window / 4)
+        # request taken in a window's last second (half a short test window) counts in both.
+        self.edge = min(1.0, window / 2)
 
     @classmethod
     def for_settings(cls, settings: CometChatSettings) -> RateBudget | None:
@@ -74,8 +74,12 @@ class RateBudget:
     def _key(self, now: float) -> str:
         return f"{self.prefix}:{math.floor(now / self.window)}"
 
-    def take(self, endpoint: str) -> None:
-        """Take one request's slot, waiting for the next window (or refusing) when it is spent."""
+    def take(self, endpoint: str, *, max_wait: float | None = None) -> None:
+        """Take one request's slot, waiting for the next window (or refusing) when it is spent.
+
+        Never waits past the on-demand deadline, nor longer than ``max_wait`` (the caller's
+        retry budget) when given.
+        """
         while True:
             now = time.time()
             windows = sorted({self._key(now), self._key(now + self.edge)})
@@ -86,13 +90,16 @@ class RateBudget:
                 logger.warning("The CometChat rate budget's cache failed", exc_info=True)
                 return
             if paused is not None and paused > now:
-                self._wait(paused - now, endpoint, "CometChat asked every client to pause")
+                self._wait(
+                    paused - now, endpoint, "CometChat asked every client to pause", max_wait
+                )
                 continue
             if used[0] > self.per_window:
-                self._wait(window_end(now, self.window) - now, endpoint, "the budget is spent")
+                ends = window_end(now, self.window)
+                self._wait(ends - now, endpoint, "the budget is spent", max_wait)
             elif used[-1] > self.per_window:  # the next window, which this one may reach
                 ends = window_end(now + self.edge, self.window)
-                self._wait(ends - now, endpoint, "the next window's budget is spent")
+                self._wait(ends - now, endpoint, "the next window's budget is spent", max_wait)
             else:
                 return
 
@@ -106,9 +113,9 @@ class RateBudget:
             cache.add(key, 0, timeout=timeout)
             return int(cache.incr(key))
 
-    def _wait(self, seconds: float, endpoint: str, why: str) -> None:
+    def _wait(self, seconds: float, endpoint: str, why: str, max_wait: float | None) -> None:
         left = deadline.remaining()
-        if left is not None and seconds >= left:
+        if (left is not None and seconds >= left) or (max_wait is not None and seconds > max_wait):
             raise CometChatBudgetExhausted(
                 f"{why} for this rate window; not sending",
                 endpoint=endpoint,

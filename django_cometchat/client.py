@@ -203,7 +203,7 @@ class CometChatClient:
         deadline.check(endpoint)
         self._pause_if_window_spent(endpoint)
         if self.rate_budget is not None:
-            self.rate_budget.take(endpoint)
+            self.rate_budget.take(endpoint, max_wait=current_budget(self.retry_budget))
         connect, read = self.settings.timeout
         self.request_count += 1
         try:

@@ -155,4 +155,6 @@ class CometChatRetry(Retry):
             self.slept += self.next_wait
         self.next_wait = 0.0
         if self.rate_budget is not None:
-            self.rate_budget.take("a retry")  # the retry about to be sent takes a slot too
+            # The retry about to be sent takes a slot too, within what is left of the budget.
+            left = current_budget(self.budget) - self.slept
+            self.rate_budget.take("a retry", max_wait=max(left, 0.0))

@@ -12,6 +12,7 @@ from django_cometchat.exceptions import (
     CometChatAPIError,
     CometChatAuthError,
     CometChatBadRequest,
+    CometChatBudgetExhausted,
     CometChatConfigurationError,
     CometChatNotFound,
     CometChatRateLimited,
@@ -357,7 +358,7 @@ def test_fake_rate_limit_budget_end_to_end(cometchat_fake, client_for):
     fake = cometchat_fake
     fake.add_user("bob")
     fake.set_rate_limit(2)
-    client = client_for()
+    client = client_for(REQUESTS_PER_MINUTE=None)  # without our own budget: CometChat's 429
     client.get_user("bob")
     client.get_user("bob")
     with retry_budget(0), pytest.raises(CometChatRateLimited) as info:
@@ -365,6 +366,21 @@ def test_fake_rate_limit_budget_end_to_end(cometchat_fake, client_for):
     assert info.value.retry_after is not None
     assert info.value.retry_after >= 1
     assert info.value.rate_limit.remaining == 0
+    assert [r.status for r in api_requests(fake)] == [200, 200, 429]
+
+
+def test_the_shared_budget_learns_cometchats_remaining_and_sends_nothing_more(
+    cometchat_fake, client_for
+):
+    fake = cometchat_fake
+    fake.add_user("bob")
+    fake.set_rate_limit(2)
+    client = client_for()  # a budget far above the fake's 2: CometChat's count wins
+    client.get_user("bob")
+    client.get_user("bob")
+    with retry_budget(0), pytest.raises(CometChatBudgetExhausted):
+        client.get_user("bob")
+    assert [r.status for r in api_requests(fake)] == [200, 200]  # the third was never sent
 
 
 # -- broken 2xx bodies --------------------------------------------------------------------------

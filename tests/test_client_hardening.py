@@ -28,7 +28,7 @@ from django_cometchat.exceptions import (
     CometChatUnknownOwner,
 )
 from django_cometchat.filters import ConversationFilters
-from django_cometchat.testing import Fault
+from django_cometchat.testing import FakeCometChat, Fault
 
 from .forward_proxy import ForwardProxy
 from .test_client import api_requests
@@ -167,24 +167,27 @@ def test_an_absurd_wait_is_clamped_to_an_hour(chat, client_for, headers):
     assert 3000 < info.value.retry_after <= 3600
 
 
-def test_the_slow_down_waits_for_the_window_to_end_without_a_reset_header(chat, client_for):
+def test_the_slow_down_waits_for_the_window_to_end_without_a_reset_header(client_for):
     """CometChat sends only X-Rate-Limit-Remaining on normal answers; the window is fixed."""
-    chat.set_rate_limit(3, window=60)
-    client = client_for(RATE_LIMIT_MIN_REMAINING=1, RATE_LIMIT_WINDOW=2.0)
-    # Start early in one of our 2-second windows, and far from the fake's minute boundary.
-    while time.time() % 2 > 0.3 or time.time() % 60 > 50:
-        time.sleep(0.05)
-    client.get_user("bob")
-    client.get_user("bob")
-    assert client.rate_limit.remaining == 1
-    with retry_budget(0), pytest.raises(CometChatRateLimited) as info:
-        client.get_user("bob")  # the wait (< 2 s) would pass a zero budget: refused, not sent
-    assert 1.0 < (info.value.retry_after or 0) <= 2.0
-    assert len(api_requests(chat)) == 2
-    started = time.monotonic()
-    client.get_user("bob")  # waits for the end of our window, then sends
-    assert 1.0 < time.monotonic() - started <= 2.1
-    assert len(api_requests(chat)) == 3
+    with FakeCometChat(api_key="k", rate_limit_per_minute=3) as fake:  # its own, quiet server
+        fake.add_user("bob")
+        client = client_for(
+            BASE_URL=fake.base_url, API_KEY="k", RATE_LIMIT_MIN_REMAINING=1, RATE_LIMIT_WINDOW=2.0
+        )
+        # Start early in one of our 2-second windows, and far from the fake's minute boundary.
+        while time.time() % 2 > 0.3 or time.time() % 60 > 50:
+            time.sleep(0.05)
+        client.get_user("bob")
+        client.get_user("bob")
+        assert client.rate_limit.remaining == 1
+        with retry_budget(0), pytest.raises(CometChatRateLimited) as info:
+            client.get_user("bob")  # the wait (< 2 s) would pass a zero budget: refused
+        assert 1.0 < (info.value.retry_after or 0) <= 2.0
+        assert len(fake.requests) == 2  # not sent
+        started = time.monotonic()
+        client.get_user("bob")  # waits for the end of our window, then sends
+        assert 1.0 < time.monotonic() - started <= 2.1
+        assert len(fake.requests) == 3
 
 
 # -- the deadline ---------------------------------------------------------------------------------

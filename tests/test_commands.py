@@ -356,7 +356,10 @@ def test_an_unreachable_host_stops_after_a_few_owners_in_a_row(make_user, settin
     assert time.monotonic() - started < 10
     message = str(result.error)
     assert message.startswith("Stopped after ")
-    assert "3 owners in a row failed: GET /conversations: could not reach CometChat" in message
+    assert (
+        "3 owners in a row failed: ERR_CONNECTION_REFUSED GET /conversations: could not reach "
+        "CometChat" in message
+    )
     assert "at 127.0.0.1: the connection was refused" in message
     assert result.summary()["users"] < 30
 
