@@ -26,6 +26,22 @@ class SnapshotQuerySet(OwnedQuerySet["ConversationSnapshot"]):
     owner_path = "conversation__owner_uid"
 
 
+class PayloadParts:
+    """The parts of a stored CometChat payload that pages show (one rule for both models)."""
+
+    payload: Any
+
+    @property
+    def conversation_with(self) -> dict[str, Any]:
+        value = self.payload.get("conversationWith") if isinstance(self.payload, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def last_message(self) -> dict[str, Any] | None:
+        value = self.payload.get("lastMessage") if isinstance(self.payload, dict) else None
+        return value if isinstance(value, dict) else None
+
+
 class UIDBinding(models.Model):
     """Which Django user a CometChat UID belongs to: one UID, at most one account.
 
@@ -55,7 +71,7 @@ class ConversationType(models.TextChoices):
     GROUP = "group", "Group"
 
 
-class Conversation(models.Model):
+class Conversation(PayloadParts, models.Model):
     """The latest snapshot of one conversation as one owner sees it.
 
     ``created_at``/``updated_at`` are CometChat's ``createdAt``/``updatedAt``, not our row's
@@ -120,18 +136,8 @@ class Conversation(models.Model):
     def peer_id(self) -> str:
         return self.peer_uid or self.peer_guid
 
-    @property
-    def conversation_with(self) -> dict[str, Any]:
-        value = self.payload.get("conversationWith") if isinstance(self.payload, dict) else None
-        return value if isinstance(value, dict) else {}
 
-    @property
-    def last_message(self) -> dict[str, Any] | None:
-        value = self.payload.get("lastMessage") if isinstance(self.payload, dict) else None
-        return value if isinstance(value, dict) else None
-
-
-class ConversationSnapshot(models.Model):
+class ConversationSnapshot(PayloadParts, models.Model):
     """Append-only history: one row each time a conversation's payload changed."""
 
     conversation = models.ForeignKey(

@@ -522,3 +522,25 @@ def test_request_refresh_fetches_one(fake, alice):
     conversation = request_refresh(alice, "alice_user_bob")
     assert conversation.peer_uid == "bob"
     assert conversation.owner == alice
+
+
+def test_a_conversation_with_a_blocked_user_survives_a_complete_sync(fake, alice, client):
+    """CometChat leaves blocked users' conversations out unless asked: a complete sync must ask,
+    or it would mark them missing. The block shows in the API and the admin."""
+    sync_conversations(alice)
+    fake.block_user("alice", "bob")
+    result = sync_conversations(alice)
+    assert result.missing == 0
+    bob = stored()["alice_user_bob"]
+    assert bob.missing_since is None
+    assert bob.conversation_with["blockedByMe"] is True
+    assert stored()["alice_user_carol"].conversation_with["blockedByMe"] is False
+    query = fake.requests[-1].query
+    assert (query["includeBlockedUsers"], query["withBlockedInfo"]) == ("true", "true")
+    client.force_login(alice)
+    row = client.get("/cometchat/conversations/alice_user_bob/").json()
+    assert row["conversation_with"]["blockedByMe"] is True
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    page = client.get(f"/admin/django_cometchat/conversation/{bob.pk}/change/").content.decode()
+    assert "Bob Stone (UID bob); blocked by the owner" in page

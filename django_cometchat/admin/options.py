@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
 from django.db.models import Q, QuerySet
@@ -51,7 +52,24 @@ def search_terms(search_term: str) -> list[str]:
     return terms
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnly:
+    """Nothing is added, changed or deleted, and every field shown is read-only (derived from
+    the fieldsets, so a field is never listed twice)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return list(flatten_fieldsets(self.get_fieldsets(request, obj)))  # type: ignore[attr-defined]
+
+
+class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
     """Nothing is added, edited or deleted here: syncs own the mirror, ``cometchat_prune`` the
     history. Staff with the view (or change) permission see every page read-only.
 
@@ -63,15 +81,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     count_limit = DEFAULT_COUNT_LIMIT
     show_full_result_count = False  # no second COUNT(*) of the unfiltered table
     show_facets = admin.ShowFacets.NEVER  # a facet is a COUNT per filter choice
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return LargeTableChangeList
@@ -124,12 +133,27 @@ class ConversationChangeList(LargeTableChangeList):
         return super().get_queryset(request, exclude_parameters).defer("payload")
 
 
-class SnapshotInline(admin.TabularInline):  # type: ignore[type-arg]
+class PayloadColumns:
+    """Columns shown for a stored payload, by conversations and snapshots alike."""
+
+    @admin.display(description="unread and last message")
+    def summary(self, obj: Conversation | ConversationSnapshot) -> str:
+        return short_summary(obj.payload)
+
+    @admin.display(description="last message")
+    def last_message_text(self, obj: Conversation | ConversationSnapshot) -> SafeString:
+        return last_message_html(obj.last_message)
+
+    @admin.display(description="payload (as CometChat sent it)")
+    def payload_pretty(self, obj: Conversation | ConversationSnapshot) -> SafeString:
+        return pretty_json(obj.payload)
+
+
+class SnapshotInline(ReadOnly, PayloadColumns, admin.TabularInline):  # type: ignore[type-arg]
     """The newest snapshots of a conversation (see ``ConversationAdmin.history_limit``)."""
 
     model = ConversationSnapshot
     fields = ("fetched_at", "summary", "content_hash")
-    readonly_fields = fields
     ordering = ("-fetched_at", "-id")
     extra = 0
     max_num = 0
@@ -137,22 +161,9 @@ class SnapshotInline(admin.TabularInline):  # type: ignore[type-arg]
     show_change_link = True
     verbose_name_plural = "history (newest first)"
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description="unread and last message")
-    def summary(self, obj: ConversationSnapshot) -> str:
-        return short_summary(obj.payload)
-
 
 @admin.register(Conversation)
-class ConversationAdmin(ReadOnlyAdmin):
+class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
     list_display = (
         "conversation_id",
         "owner_column",
@@ -199,21 +210,6 @@ class ConversationAdmin(ReadOnlyAdmin):
         ),
         ("Payload (as CometChat sent it)", {"fields": ("payload_pretty", "content_hash")}),
         ("History", {"fields": ("history_link",)}),
-    )
-    readonly_fields = (
-        "conversation_id",
-        "conversation_type",
-        "owner_detail",
-        "peer_detail",
-        "unread_message_count",
-        "last_message_text",
-        "created_at",
-        "updated_at",
-        "fetched_at",
-        "missing_since",
-        "payload_pretty",
-        "content_hash",
-        "history_link",
     )
     history_limit = 50  # snapshots listed on a conversation's page
     refresh_limit = 100  # rows one "Refresh from CometChat" may fetch
@@ -290,15 +286,17 @@ class ConversationAdmin(ReadOnlyAdmin):
     @admin.display(description="peer")
     def peer_detail(self, obj: Conversation) -> str:
         kind = "GUID" if obj.peer_guid else "UID"
-        return f"{obj.peer_name or '(no name)'} ({kind} {obj.peer_id})"
-
-    @admin.display(description="last message")
-    def last_message_text(self, obj: Conversation) -> SafeString:
-        return last_message_html(obj.last_message)
-
-    @admin.display(description="payload")
-    def payload_pretty(self, obj: Conversation) -> SafeString:
-        return pretty_json(obj.payload)
+        text = f"{obj.peer_name or '(no name)'} ({kind} {obj.peer_id})"
+        peer = obj.conversation_with
+        blocks = [
+            words
+            for key, words in (
+                ("blockedByMe", "blocked by the owner"),
+                ("hasBlockedMe", "has blocked the owner"),
+            )
+            if peer.get(key) is True
+        ]
+        return f"{text}; {' and '.join(blocks)}" if blocks else text
 
     @admin.display(description="snapshots")
     def history_link(self, obj: Conversation) -> SafeString:
@@ -411,14 +409,19 @@ class ConversationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ConversationSnapshot)
-class ConversationSnapshotAdmin(ReadOnlyAdmin):
+class ConversationSnapshotAdmin(PayloadColumns, ReadOnlyAdmin):
     list_display = ("fetched_at", "conversation_column", "summary", "content_hash")
     list_select_related = ("conversation",)
     list_filter = (SnapshotConversationFilter,)
     ordering = ("-fetched_at", "-id")
     sortable_by = ("fetched_at",)
-    fields = ("conversation_link", "fetched_at", "content_hash", "last_message_text", "payload")
-    readonly_fields = fields
+    fields = (
+        "conversation_link",
+        "fetched_at",
+        "content_hash",
+        "last_message_text",
+        "payload_pretty",
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ConversationSnapshot]:
         return super().get_queryset(request).select_related("conversation")
@@ -427,24 +430,10 @@ class ConversationSnapshotAdmin(ReadOnlyAdmin):
     def conversation_column(self, obj: ConversationSnapshot) -> str:
         return str(obj.conversation)
 
-    @admin.display(description="unread and last message")
-    def summary(self, obj: ConversationSnapshot) -> str:
-        return short_summary(obj.payload)
-
     @admin.display(description="conversation")
     def conversation_link(self, obj: ConversationSnapshot) -> SafeString:
         url = reverse("admin:django_cometchat_conversation_change", args=(obj.conversation.pk,))
         return format_html('<a href="{}">{}</a>', url, obj.conversation)
-
-    @admin.display(description="last message")
-    def last_message_text(self, obj: ConversationSnapshot) -> SafeString:
-        payload = obj.payload if isinstance(obj.payload, dict) else {}
-        message = payload.get("lastMessage")
-        return last_message_html(message if isinstance(message, dict) else None)
-
-    @admin.display(description="payload (as CometChat sent it)")
-    def payload(self, obj: ConversationSnapshot) -> SafeString:
-        return pretty_json(obj.payload)
 
 
 @admin.register(SyncRun)
@@ -487,25 +476,6 @@ class SyncRunAdmin(ExactUIDSearch, ReadOnlyAdmin):
         ("Filters", {"fields": ("filters_pretty",)}),
         ("Error", {"fields": ("error_code", "error_message")}),
     )
-    readonly_fields = (
-        "owner_uid",
-        "owner",
-        "trigger",
-        "status",
-        "complete",
-        "started_at",
-        "finished_at",
-        "duration",
-        "created_count",
-        "updated_count",
-        "unchanged_count",
-        "missing_count",
-        "pages",
-        "requests",
-        "filters_pretty",
-        "error_code",
-        "error_message",
-    )
 
     @admin.display(description="duration")
     def duration(self, obj: SyncRun) -> str:
@@ -541,4 +511,3 @@ class UIDBindingAdmin(ExactUIDSearch, ReadOnlyAdmin):
     ordering = ("uid",)
     sortable_by = ("uid",)
     fields = ("uid", "user", "bound_at")
-    readonly_fields = fields
