@@ -15,7 +15,7 @@ from datetime import datetime
 from django.db import connection
 
 from .portable import PortableDialect
-from .rows import CONVERSATION, ROW_COLUMNS, SNAPSHOT, Row, StoredHash
+from .rows import CONVERSATION, COPY_TO_HISTORY, ROW_COLUMNS, Row, StoredHash
 
 UPSERT = f"""
 INSERT INTO {CONVERSATION} AS t (
@@ -71,12 +71,7 @@ class PostgreSQLDialect(PortableDialect):
     def insert_history(self, pks: list[int]) -> None:
         """One statement; the payloads are copied inside the database, never re-sent."""
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {SNAPSHOT} (conversation_id, payload, content_hash, fetched_at) "
-                f"SELECT id, payload, content_hash, fetched_at FROM {CONVERSATION} "
-                "WHERE id = ANY(%s)",
-                [pks],
-            )
+            cursor.execute(COPY_TO_HISTORY + "id = ANY(%s)", [pks])
 
     def remember_seen(self, table: str, conversation_ids: Sequence[str]) -> int:
         with connection.cursor() as cursor:

@@ -16,6 +16,13 @@ from ..types import User
 CONVERSATION = Conversation._meta.db_table
 SNAPSHOT = ConversationSnapshot._meta.db_table
 
+# History copies just-written rows inside the database (payloads are never sent twice); each
+# dialect appends its own "which ids" condition.
+COPY_TO_HISTORY = (
+    f"INSERT INTO {SNAPSHOT} (conversation_id, payload, content_hash, fetched_at) "
+    f"SELECT id, payload, content_hash, fetched_at FROM {CONVERSATION} WHERE "
+)
+
 # The columns an upsert rewrites from the page (``fetched_at`` and ``owner_id`` are set apart).
 ROW_COLUMNS = (
     "conversation_type",

@@ -13,7 +13,7 @@ from datetime import datetime
 from django.db import connection
 
 from .portable import PortableDialect
-from .rows import CONVERSATION, ROW_COLUMNS, SNAPSHOT, Row
+from .rows import CONVERSATION, COPY_TO_HISTORY, ROW_COLUMNS, Row
 
 UPSERT = f"""
 INSERT INTO {CONVERSATION} (
@@ -57,10 +57,7 @@ class SQLiteDialect(PortableDialect):
     def insert_history(self, pks: list[int]) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {SNAPSHOT} (conversation_id, payload, content_hash, fetched_at) "
-                f"SELECT id, payload, content_hash, fetched_at FROM {CONVERSATION} "
-                "WHERE id IN (SELECT value FROM json_each(%s))",
-                [json.dumps(pks)],
+                COPY_TO_HISTORY + "id IN (SELECT value FROM json_each(%s))", [json.dumps(pks)]
             )
 
     def remember_seen(self, table: str, conversation_ids: Sequence[str]) -> int:
