@@ -622,7 +622,7 @@ def test_ctrl_c_with_threads_finishes_running_users_and_skips_the_rest(
     runs = list(SyncRun.objects.values_list("owner_uid", "status"))
     # At most 3 running + 3 queued + 1 being handed over when the signal arrived.
     assert 2 <= len(runs) <= 7
-    assert {status for _, status in runs} == {"succeeded"}  # running users finished cleanly
+    assert {status for _, status in runs} == {"succeeded"}, (runs, result.out)  # running users finished cleanly
     for uid, _ in runs:
         assert stored(uid) == {f"{uid}_user_alice"} or stored(uid) == {f"alice_user_{uid}"}
     assert result.summary()["users"] == len(runs)
@@ -652,7 +652,7 @@ def test_ctrl_c_after_everything_was_queued_still_reports_every_user(fake, make_
 
     assert str(result.error) == (
         "Interrupted after 3 of 3 users (0 failed); pages already stored are kept."
-    )
+    ), (result.out, list(SyncRun.objects.values_list("owner_uid", "status")))
     assert "Interrupted: waiting for the users in progress to finish" in result.err
     assert counts(result, "alice-django (uid alice)") == (3, 0, 0, 0)
     assert counts(result, "bob-django (uid bob)") == (2, 0, 0, 0)

@@ -18,9 +18,12 @@ Stopping:
 from __future__ import annotations
 
 import queue
+import signal
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import close_old_connections, connections
 
@@ -99,49 +102,97 @@ class BatchRunner:
     def _run_threaded(
         self, owners: Iterable[services.Owner], clients: queue.SimpleQueue[services.Client]
     ) -> None:
-        def lend(owner: services.Owner) -> Outcome:
+        # Workers hand each outcome over here exactly once, whatever Ctrl-C interrupts.
+        outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+
+        def lend(owner: services.Owner) -> None:
             close_old_connections()
             client = clients.get()
             try:
-                return self.job(owner, client)
+                outcomes.put(self.job(owner, client))
             finally:
                 clients.put(client)
                 connections.close_all()  # this thread's connections only
 
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cometchat_sync")
-        in_flight: set[Future[Outcome]] = set()
+        def report_ready() -> None:
+            while True:
+                try:
+                    outcome = outcomes.get_nowait()
+                except queue.Empty:
+                    return
+                self._handle(outcome)
+
+        prefix = f"cometchat_sync_{id(self):x}"
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=prefix)
+        in_flight: set[Future[None]] = set()
+        submitted: list[Future[None]] = []
+        # Ctrl-C only sets a flag while threads run: a KeyboardInterrupt raised at a random
+        # point of the main thread (inside submit(), or while an outcome is reported) would
+        # lose track of a job or of its outcome.
+        previous = _on_sigint(self._interrupted)
         try:
             for owner in owners:
                 while len(in_flight) >= 2 * self.concurrency and not self.stop:
-                    in_flight = self._collect(in_flight, FIRST_COMPLETED)
+                    _, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    report_ready()
                 if self.stop:
                     break
-                in_flight.add(pool.submit(lend, owner))
-            if self.stop:
-                pool.shutdown(wait=False, cancel_futures=True)
-            while in_flight:
-                in_flight = self._collect(in_flight, FIRST_COMPLETED)
-        except KeyboardInterrupt:
+                future = pool.submit(lend, owner)
+                in_flight.add(future)
+                submitted.append(future)
+                report_ready()
+        except KeyboardInterrupt:  # not the main thread: no handler of ours
+            self._interrupted()
+        finally:
+            # Nothing new starts; what has not started is cancelled; the rest finish (a later
+            # Ctrl-C does not abandon them: each page is its own transaction, and the report
+            # should name every user that ran). The handler stays until the workers are joined:
+            # a KeyboardInterrupt inside Thread.join() can mark a running thread as stopped.
+            try:
+                pool.shutdown(wait=False, cancel_futures=bool(self.stop))
+                _join_workers(pool, prefix, on_interrupt=self._interrupted)
+            finally:
+                _restore_sigint(previous)
+            report_ready()
+        for future in submitted:  # a bug in a job (not a failed sync) is not swallowed
+            if not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def _interrupted(self) -> None:
+        if not self.stop.interrupted:
             self.stop.interrupted = True
             self.note(
                 "Interrupted: waiting for the users in progress to finish; the rest are skipped."
             )
-            pool.shutdown(wait=False, cancel_futures=True)
-            self._drain(in_flight)
-        finally:
+
+
+def _on_sigint(callback: Callable[[], None]) -> Any:
+    """Run ``callback`` on Ctrl-C instead of raising KeyboardInterrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, lambda signum, frame: callback())
+
+
+def _restore_sigint(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _join_workers(
+    pool: ThreadPoolExecutor, prefix: str, *, on_interrupt: Callable[[], None]
+) -> None:
+    """Wait for every worker thread, further Ctrl-Cs notwithstanding.
+
+    Not only the pool's own list: a Ctrl-C that lands while ``submit()`` starts a thread leaves
+    that thread running but unlisted, and ``shutdown(wait=True)`` would return before its job
+    (a sync that must finish and be reported) is done.
+    """
+    while True:
+        try:
             pool.shutdown(wait=True)
-
-    def _collect(self, futures: set[Future[Outcome]], when: str) -> set[Future[Outcome]]:
-        done, pending = wait(futures, return_when=when)
-        for future in done:
-            if not future.cancelled():
-                self._handle(future.result())
-        return pending
-
-    def _drain(self, futures: set[Future[Outcome]]) -> None:
-        """Wait for the running jobs and report them; further Ctrl-Cs do not abandon them."""
-        while futures:
-            try:
-                futures = self._collect(futures, FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                continue
+            for thread in threading.enumerate():
+                if thread.name.startswith(prefix) and thread is not threading.current_thread():
+                    thread.join()
+            return
+        except KeyboardInterrupt:
+            on_interrupt()
