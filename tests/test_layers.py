@@ -14,6 +14,7 @@ FORBIDDEN = {
     "redaction": {"exceptions", "types", "conf", "client", "models", "services", "storage"},
     "exceptions": {"types", "conf", "client", "models", "services", "storage"},
     "types": {"conf", "client", "models", "services", "storage"},
+    "webhook_types": {"conf", "client", "models", "services", "storage"},
     "ids": {"conf", "client", "models", "services", "storage"},
     "filters": {"conf", "client", "models", "services", "storage"},
     "deadline": {"conf", "client", "models", "services", "storage"},
