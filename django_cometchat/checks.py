@@ -13,6 +13,8 @@ IDs are stable and never reused:
 * ``django_cometchat.W001`` ``BASE_URL`` is plain http while ``DEBUG`` is False
 * ``django_cometchat.W002`` ``APP_ID`` is missing
 * ``django_cometchat.W003`` ``API_KEY`` is missing
+* ``django_cometchat.W004`` the webhook is mounted but ``WEBHOOK_BASIC_AUTH`` is empty, so it
+  refuses every delivery (silence it if you do not use CometChat's webhooks)
 
 Missing credentials are only a warning in a plain ``check`` (so ``migrate``, ``collectstatic`` and
 test runs in CI or image builds without secrets still run; a call to CometChat without them raises
@@ -173,4 +175,31 @@ def check_api_dependencies(app_configs: Any = None, **kwargs: Any) -> list[Check
             id="django_cometchat.E007",
         )
         for app, package in missing
+    ]
+
+
+@register(Tags.urls, Tags.security)
+def check_webhook_credentials(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A mounted webhook without credentials refuses every delivery: say so."""
+    try:
+        path = reverse("django_cometchat:webhook")
+    except NoReverseMatch:
+        return []  # not mounted: no credentials needed
+    except Exception:  # a broken URLconf is reported by Django's own URL checks
+        return []
+    try:
+        credentials = build_settings(raw_settings()).webhook_credentials
+    except CometChatConfigurationError:
+        return []  # reported as E006 by check_settings
+    if credentials:
+        return []
+    return [
+        Warning(
+            f'CometChat\'s webhook is mounted at {path} but COMETCHAT["WEBHOOK_BASIC_AUTH"] is '
+            "empty: it refuses every delivery (401).",
+            hint='Add "user:password" entries (the Basic auth set in CometChat\'s dashboard; see '
+            "docs/webhooks.md), or add django_cometchat.W004 to SILENCED_SYSTEM_CHECKS if you "
+            "do not use CometChat's webhooks.",
+            id="django_cometchat.W004",
+        )
     ]

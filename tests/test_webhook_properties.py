@@ -7,7 +7,8 @@ trigger is a lowercase event name, the dedupe key 64 hex digits and the same for
 every UID and GUID matches ``^[a-z0-9_-]{1,100}$`` and every conversation id
 ``^[a-z0-9_-]{1,206}$`` (a hostile id is never used), each of them came from the body, and the
 body is JSON every supported database stores. No over-refusal: every event inside the contract
-is accepted, with the targets it names.
+is accepted, with the targets it names. And the view itself, fed any body, answers 200 or 400 and
+records the delivery, never a 500.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import json
 import re
 from typing import Any
 
-from hypothesis import event, example, given, settings
+import pytest
+from django.test import Client
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from django_cometchat.exceptions import CometChatResponseError
+from django_cometchat.models import WebhookEvent
 from django_cometchat.types import check_storable
 from django_cometchat.webhook_types import (
     BLOCK_TRIGGERS,
@@ -43,6 +47,7 @@ from .test_parsers_properties import (
     digits_or_int,
     ids,
     json_values,
+    same_json,
     scalars,
     seconds,
     storable_by_spec,
@@ -51,9 +56,12 @@ from .test_parsers_properties import (
 )
 
 HOSTILE_EXAMPLES = 400
+DB_EXAMPLES = 60  # each is a request through the test client and a row or two
 
 TRIGGER_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 KEY_RE = re.compile(r"[0-9a-f]{64}\Z")
+WEBHOOK = "/cometchat/webhook/"
+AUTH = "Basic Y29tZXRjaGF0OnRlc3RzLXdlYmhvb2stcGFzc3dvcmQ="  # cometchat:tests-webhook-password
 
 triggers = st.sampled_from([*HANDLED_TRIGGERS, *KNOWN_TRIGGERS, "", "Message_Sent", "x" * 65])
 
@@ -405,3 +413,60 @@ def test_different_events_have_different_keys(case, what):
     else:
         other["data"]["user"] = "different-uid"
     assert parse_webhook(other).dedupe_key != parse_webhook(body).dedupe_key
+
+
+# -- the view is the judge ---------------------------------------------------------------------
+
+
+def encoded(body: Any) -> bytes:
+    """``body`` as JSON text; what json cannot write (a 3000-deep value, 5000 digits) is sent
+    as it would be written."""
+    try:
+        return json.dumps(body).encode()
+    except RecursionError:
+        return b"[" * 3000 + b"]" * 3000
+    except ValueError:
+        return b'{"trigger": "group_created", "data": ' + b"9" * 5000 + b"}"
+
+
+bodies = st.one_of(
+    hostile_bodies().map(encoded),
+    (any_json | envelopes).map(encoded),
+    st.binary(max_size=64),
+    st.sampled_from([b"", b"{", b"NaN", b'{"trigger": "message_sent", "data": {"n": Infinity}}']),
+)
+
+
+@pytest.mark.django_db
+@settings(
+    PURE,
+    max_examples=DB_EXAMPLES,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(bodies)
+def test_the_view_answers_any_body_with_200_or_400_and_records_it(raw):
+    before = WebhookEvent.objects.count()
+    response = Client().post(
+        WEBHOOK, data=raw, content_type="application/json", HTTP_AUTHORIZATION=AUTH
+    )
+    assert response.status_code in (200, 400), response.content
+    answer = response.json()
+    if response.status_code == 400:
+        assert answer["error"]["code"] in ("ERR_MALFORMED_JSON", "ERR_INVALID_PAYLOAD")
+        refused = WebhookEvent.objects.latest("pk")
+        assert WebhookEvent.objects.count() == before + 1
+        assert (refused.status, refused.payload, refused.dedupe_key) == ("failed", None, None)
+        assert TRIGGER_RE.match(refused.trigger) or refused.trigger == ""
+        check_storable(refused.error)
+        event("refused")
+        return
+    event(answer["status"])
+    delivery = parse_webhook(json.loads(raw))
+    stored = WebhookEvent.objects.get(dedupe_key=delivery.dedupe_key)
+    assert stored.trigger == delivery.trigger
+    if answer["status"] == "duplicate":  # the first delivery's body stays
+        assert WebhookEvent.objects.count() == before
+    else:
+        assert WebhookEvent.objects.count() == before + 1
+        assert same_json(stored.payload, json.loads(raw))
+        assert stored.status in ("processed", "ignored", "failed")
