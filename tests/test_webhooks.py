@@ -4,7 +4,7 @@ Each answer (401, 400, 405, 413, 200 accepted / ignored / duplicate), the creden
 compared, in constant time; rotation), CSRF (not required here, still required elsewhere), the
 fan-out of each trigger against the fake CometChat (one upstream request per affected owner:
 counted as enqueued refreshes with a queuing backend, and as requests with the immediate one), the
-signal and the system check. Through a real server: tests/test_real_server.py.
+signal, the admin pages and the system check. Through a real server: tests/test_real_server.py.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import copy
 import hmac
 import io
 import json
+import re
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +24,9 @@ import django
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.db import connection
 from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_cometchat import services, tasks, webhooks
@@ -41,6 +45,7 @@ BACKENDS = "django.tasks.backends" if django.VERSION >= (6, 0) else "django_task
 WEBHOOK = "/cometchat/webhook/"
 USER, PASSWORD = "cometchat", "tests-webhook-password"  # tests/settings.py
 JSON = "application/json"
+WEBHOOKS_ADMIN = "/admin/django_cometchat/webhookevent/"
 FIXTURES = Path(__file__).parent / "fixtures" / "cometchat"
 
 
@@ -805,6 +810,135 @@ def test_no_signal_before_the_commit(client, known, django_capture_on_commit_cal
         assert [kwargs["owners"] for kwargs in received] == [["alice", "bob"]]
     finally:
         webhook_processed.disconnect(listener)
+
+
+# -- the admin -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def events(client, known):
+    """A processed, an ignored and a refused delivery."""
+    post(client, message_event(known.send_message("bob", to_user="alice", text="hello <b>")))
+    post(client, envelope("group_created", {"guid": "new-group"}))
+    post(client, None, raw=b"{oops")
+    return {e.status: e for e in WebhookEvent.objects.all()}
+
+
+def listed(response) -> list[int]:
+    return [
+        int(pk)
+        for pk in re.findall(
+            r'<th class="field-[^"]*"><a href="/admin/django_cometchat/webhookevent/(\d+)/change/',
+            response.content.decode(),
+        )
+    ]
+
+
+def test_admin_lists_webhook_events_newest_first(admin_client, events):
+    response = admin_client.get(WEBHOOKS_ADMIN)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert listed(response) == sorted((e.pk for e in events.values()), reverse=True)
+    for text in ("message_sent", "group_created", "Processed", "Ignored", "Failed"):
+        assert text in html
+    assert "The body is not valid JSON." in html
+    assert "Add webhook event" not in html
+
+
+@pytest.mark.parametrize(
+    ("query", "statuses"),
+    [
+        ({"trigger": "message_sent"}, {"processed"}),
+        ({"trigger": "group_created"}, {"ignored"}),
+        ({"trigger": "user_blocked"}, set()),
+        ({"status__exact": "failed"}, {"failed"}),
+        ({"status__exact": "processed"}, {"processed"}),
+    ],
+)
+def test_admin_filters(admin_client, events, query, statuses):
+    response = admin_client.get(WEBHOOKS_ADMIN, query)
+    assert response.status_code == 200
+    assert set(listed(response)) == {events[s].pk for s in statuses}
+
+
+def test_the_trigger_filter_lists_known_triggers_without_querying_them(admin_client, events):
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(WEBHOOKS_ADMIN)
+    html = response.content.decode()
+    for trigger in ("message_sent", "user_blocked", "group_owner_transferred"):
+        assert f"?trigger={trigger}" in html
+    assert not [q for q in captured.captured_queries if "DISTINCT" in q["sql"].upper()]
+
+
+def test_admin_detail_shows_the_payload_pretty_printed_and_escaped(admin_client, events):
+    event = events["processed"]
+    response = admin_client.get(f"{WEBHOOKS_ADMIN}{event.pk}/change/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "&quot;trigger&quot;: &quot;message_sent&quot;" in html
+    assert "hello &lt;b&gt;" in html
+    assert "hello <b>" not in html
+    assert "alice, bob" in html
+    assert 'name="_save"' not in html
+    refused = admin_client.get(f"{WEBHOOKS_ADMIN}{events['failed'].pk}/change/")
+    assert "Not stored: the delivery was refused." in refused.content.decode()
+
+
+def test_admin_never_shows_a_credential(admin_client, events):
+    for url in (WEBHOOKS_ADMIN, *(f"{WEBHOOKS_ADMIN}{e.pk}/change/" for e in events.values())):
+        html = admin_client.get(url).content.decode()
+        assert PASSWORD not in html
+        assert AUTH[6:] not in html
+
+
+def test_admin_is_read_only(admin_client, events):
+    event = events["processed"]
+    assert admin_client.get(f"{WEBHOOKS_ADMIN}add/").status_code == 403
+    assert admin_client.get(f"{WEBHOOKS_ADMIN}{event.pk}/delete/").status_code == 403
+    response = admin_client.post(
+        WEBHOOKS_ADMIN, {"action": "delete_selected", "_selected_action": [event.pk]}
+    )
+    assert WebhookEvent.objects.filter(pk=event.pk).exists()
+    assert response.status_code in (200, 302)
+
+
+def populate(n: int) -> None:
+    now = timezone.now()
+    WebhookEvent.objects.bulk_create(
+        WebhookEvent(
+            trigger="message_sent",
+            received_at=now - timedelta(seconds=i),
+            dedupe_key=f"{i:064d}",
+            status="processed",
+            payload={"n": i},
+        )
+        for i in range(n)
+    )
+
+
+@pytest.mark.parametrize(
+    "query", ["", "?trigger=message_sent", "?status__exact=failed", "?trigger=x&status__exact=x"]
+)
+def test_admin_query_count_does_not_grow_with_rows(admin_client, query):
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(WEBHOOKS_ADMIN + query).status_code == 200
+        return len(captured.captured_queries)
+
+    populate(5)
+    few = count()
+    WebhookEvent.objects.all().delete()
+    populate(60)
+    assert count() == few
+
+
+def test_admin_list_reads_no_payload(admin_client):
+    populate(3)
+    with CaptureQueriesContext(connection) as captured:
+        admin_client.get(WEBHOOKS_ADMIN)
+    selects = [q["sql"] for q in captured.captured_queries if "webhookevent" in q["sql"]]
+    assert selects
+    assert not [sql for sql in selects if '"payload"' in sql]
 
 
 # -- the system check --------------------------------------------------------------------------
