@@ -470,8 +470,8 @@ def test_admin(world, principal, model, page, status):
         assert_nothing_foreign(body, "anonymous", world)
     elif page in MODEL_PAGES:
         # Operators see every owner's rows: here alice's object (its name on a history page).
-        shown = {"syncrun": "ALICE-ONLY", "uidbinding": "alice", "webhookevent": "message_sent"}
-        shown = shown.get(model, "alice_user_carol")
+        markers = {"syncrun": "ALICE-ONLY", "uidbinding": "alice", "webhookevent": "message_sent"}
+        shown = markers.get(model, "alice_user_carol")
         assert (str(target(world, model)) if page == "history" else shown) in body
 
     if page in ACTIONS:

@@ -101,7 +101,7 @@ def _bases() -> list[dict[str, Any]]:
         "conversationId": "group_book-club",
     }
     envelope = {k: v for k, v in sent.items() if k not in ("trigger", "data")}
-    receipt = {
+    receipt: dict[str, Any] = {
         "receiver": "cometchat-uid-1",
         "receiverType": "user",
         "type": "receipts",

@@ -128,7 +128,7 @@ def block_event(blocker: str, blocked: str, trigger: str = "user_blocked") -> di
     )
 
 
-def error_of(response, status: int, code: str) -> dict[str, Any]:
+def error_of(response, status: int, code: str) -> Any:
     assert response.status_code == status, response.content
     assert response["Content-Type"] == JSON
     body = response.json()
@@ -271,7 +271,7 @@ def test_every_entry_is_compared_user_and_password_in_constant_time(
         compared.append((a, b))
         return original(a, b)
 
-    monkeypatch.setattr(webhooks.hmac, "compare_digest", compare_digest)
+    monkeypatch.setattr(hmac, "compare_digest", compare_digest)
     user, password = entries.get(given, ("u9", "password-9"))
     response = post(client, envelope("group_created", {}), auth=basic(user, password))
     assert response.status_code == (401 if given == "none" else 200)
@@ -460,6 +460,7 @@ def test_an_unknown_trigger_is_recorded_and_ignored(client, fake, queue):
         None,
     )
     assert event.payload == body
+    assert event.dedupe_key is not None
     assert len(event.dedupe_key) == 64
     assert queue.results == []
     assert fake.requests == []
