@@ -102,8 +102,10 @@ def process_webhook_event(event_id: int) -> dict[str, Any]:
         return {"event": event_id, "status": "skipped", "reason": "not waiting to be processed"}
     try:
         targets = services.webhook_targets(event)
-    except CometChatError as exc:
+    except Exception as exc:  # claimed events never stay half-done: say why on the event
         services.finish_webhook_event(event, error=exc)
+        if not isinstance(exc, CometChatError):
+            raise
         return {"event": event_id, "status": "failed", "error": type(exc).__name__}
     done: list[str] = []
     try:

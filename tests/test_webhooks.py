@@ -770,6 +770,22 @@ def test_a_stored_payload_that_no_longer_parses_fails_the_event():
     assert "data.message must be a JSON object" in event.error
 
 
+def test_an_unexpected_failure_is_recorded_on_the_event_and_raised(client, known, monkeypatch):
+    def broken(event):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(services, "webhook_targets", broken)
+    event = services.record_webhook(
+        parse_webhook(message_event(known.send_message("bob", to_user="alice")))
+    )
+    assert event is not None
+    with pytest.raises(RuntimeError):
+        tasks.process_webhook_event.call(event.pk)
+    event.refresh_from_db()
+    assert (event.status, event.error) == ("failed", "database gone")
+    assert event.processed_at is not None
+
+
 # -- the signal ----------------------------------------------------------------------------------
 
 
