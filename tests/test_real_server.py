@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -378,9 +377,7 @@ def test_a_webhook_delivered_through_a_real_server(world, new_session, live_serv
     body = {"trigger": "message_sent", "data": {"message": message}, "webhook": "w1"}
     world.fake.clear_requests()
 
-    started = time.monotonic()
     answer = cometchat.post(path, json=body)
-    elapsed = time.monotonic() - started
     assert answer.status_code == 200, answer.text
     assert answer.headers["Content-Type"] == JSON
     assert answer.json() == {"status": "accepted"}
@@ -394,7 +391,6 @@ def test_a_webhook_delivered_through_a_real_server(world, new_session, live_serv
     assert row.last_message["data"]["text"] == "news for bob"
     event = WebhookEvent.objects.get()
     assert (event.status, event.owners) == ("processed", ["bob"])
-    assert elapsed < 30  # measured, not timed: the report quotes it
 
     # CometChat's retry after 10 s: a duplicate, nothing fetched again.
     retry = cometchat.post(path, json=body)
