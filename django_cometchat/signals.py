@@ -6,8 +6,9 @@
   conversation whose stored payload changed (created or updated). Sent only when someone listens,
   so an idle signal costs a sync nothing.
 * ``webhook_processed(sender=WebhookEvent, event, owners)``: once per webhook event the
-  ``process_webhook_event`` task handled, processed or failed (``event.status`` tells which);
-  ``owners`` are the UIDs whose conversations it refreshed (sorted; empty when it failed).
+  ``process_webhook_event`` task handled (or the webhook could not queue), processed or failed
+  (``event.status`` tells which); ``owners`` are the UIDs whose conversations it refreshed
+  (sorted).
 """
 
 from __future__ import annotations
