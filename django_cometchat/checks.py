@@ -13,6 +13,8 @@ IDs are stable and never reused:
 * ``django_cometchat.W001`` ``BASE_URL`` is plain http while ``DEBUG`` is False
 * ``django_cometchat.W002`` ``APP_ID`` is missing
 * ``django_cometchat.W003`` ``API_KEY`` is missing
+* ``django_cometchat.I001`` the webhook is mounted but ``WEBHOOK_BASIC_AUTH`` is empty, so it
+  refuses every delivery (information only: it never fails a check)
 
 Missing credentials are only a warning in a plain ``check`` (so ``migrate``, ``collectstatic`` and
 test runs in CI or image builds without secrets still run; a call to CometChat without them raises
@@ -26,7 +28,7 @@ from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 from django.urls import NoReverseMatch, reverse
 
 from .conf import (
@@ -173,4 +175,31 @@ def check_api_dependencies(app_configs: Any = None, **kwargs: Any) -> list[Check
             id="django_cometchat.E007",
         )
         for app, package in missing
+    ]
+
+
+@register(Tags.urls, Tags.security)
+def check_webhook_credentials(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A mounted webhook without credentials refuses every delivery: say so."""
+    try:
+        path = reverse("django_cometchat:webhook")
+    except NoReverseMatch:
+        return []  # not mounted: no credentials needed
+    except Exception:  # a broken URLconf is reported by Django's own URL checks
+        return []
+    try:
+        credentials = build_settings(raw_settings()).webhook_credentials
+    except CometChatConfigurationError:
+        return []  # reported as E006 by check_settings
+    if credentials:
+        return []
+    return [
+        Info(
+            f'CometChat\'s webhook is mounted at {path} but COMETCHAT["WEBHOOK_BASIC_AUTH"] is '
+            "empty: it refuses every delivery (401).",
+            hint='Add "user:password" entries (the Basic auth set in CometChat\'s dashboard; see '
+            "docs/webhooks.md). Information only: hosts that do not use CometChat's webhooks "
+            "can ignore it (or list it in SILENCED_SYSTEM_CHECKS).",
+            id="django_cometchat.I001",
+        )
     ]

@@ -25,7 +25,7 @@ _CONVERSATION_ID_RE = re.compile(rf"^[A-Za-z0-9_-]{{1,{MAX_CONVERSATION_ID_LENGT
 GROUP_PREFIX = "group_"
 USER_SEPARATOR = "_user_"
 
-IdKind = Literal["UID", "GUID", "conversation id"]
+IdKind = Literal["UID", "GUID", "conversation id", "message id"]
 
 
 def validate_id(value: object, kind: IdKind = "UID") -> str:

@@ -227,3 +227,52 @@ class SyncRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class WebhookEvent(models.Model):
+    """One delivery of a CometChat webhook, as received (a retried one is not stored twice).
+
+    ``dedupe_key`` identifies the event across CometChat's retries (``webhook_types``); it is
+    empty only for a delivery refused as malformed, which is recorded without its payload.
+    ``payload`` is the body as CometChat sent it, for operators; never a header or credential.
+    """
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"  # recorded; its processing is queued
+        PROCESSED = "processed", "Processed"  # its refreshes were handed to the task queue
+        IGNORED = "ignored", "Ignored"  # a trigger this app does not act on
+        FAILED = "failed", "Failed"  # refused as malformed, or its processing failed
+
+    trigger = models.CharField(max_length=64, blank=True, default="")
+    received_at = models.DateTimeField()
+    # NULL, not "", for a refused delivery: a unique column holds any number of NULLs.
+    dedupe_key = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    owners = models.JSONField(
+        "refreshed owners",
+        default=list,
+        blank=True,
+        help_text="UIDs whose conversations it refreshed.",
+    )
+    payload = models.JSONField("CometChat payload", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "webhook event"
+        ordering = ("-received_at", "-id")
+        constraints = (
+            # NULLs (refused deliveries) never collide, on any supported database.
+            models.UniqueConstraint(
+                fields=("dedupe_key",), name="cometchat_webhook_dedupe_key_uniq"
+            ),
+        )
+        indexes = (
+            # The admin's changelist: default ordering and its two filters.
+            models.Index(fields=("-received_at", "-id"), name="cometchat_hook_received"),
+            models.Index(fields=("trigger", "-received_at"), name="cometchat_hook_trigger"),
+            models.Index(fields=("status", "-received_at"), name="cometchat_hook_status"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.trigger or 'webhook'} @ {self.received_at:%Y-%m-%d %H:%M:%S}"

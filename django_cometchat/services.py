@@ -35,9 +35,9 @@ from .exceptions import (
 )
 from .filters import ConversationFilters
 from .ids import validate_id
-from .models import Conversation, ConversationSnapshot, SyncRun, UIDBinding
+from .models import Conversation, ConversationSnapshot, SyncRun, UIDBinding, WebhookEvent
 from .redaction import redact
-from .signals import conversation_changed, conversations_synced
+from .signals import conversation_changed, conversations_synced, webhook_processed
 from .storage import (
     PageOutcome,
     SeenSet,
@@ -48,6 +48,7 @@ from .storage import (
     stored_hashes,
 )
 from .types import PayloadShapeError, conversation_id_of, parse_conversation, updated_at_of
+from .webhook_types import Delivery, Target, parse_webhook
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -83,6 +84,11 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "request_sync",
     "request_refresh",
     "prune_history",
+    "record_webhook",
+    "record_refused_webhook",
+    "claim_webhook_event",
+    "webhook_targets",
+    "finish_webhook_event",
 ]
 
 
@@ -731,3 +737,101 @@ def prune_history(
         for start in range(0, len(ids), 5000):
             ConversationSnapshot.objects.filter(id__in=ids[start : start + 5000]).delete()
     return len(doomed)
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+MAX_ERROR_LENGTH = 2000
+
+
+def record_webhook(delivery: Delivery) -> WebhookEvent | None:
+    """Record a parsed webhook delivery; None when its event is recorded already (CometChat
+    retried it, or a second webhook delivered it too): the caller then does nothing more.
+
+    A trigger this app does not act on is recorded as ignored; any other waits, as received,
+    for ``process_webhook_event``.
+    """
+    status = WebhookEvent.Status.RECEIVED if delivery.handled else WebhookEvent.Status.IGNORED
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(
+                trigger=delivery.trigger,
+                received_at=timezone.now(),
+                dedupe_key=delivery.dedupe_key,
+                status=status,
+                payload=dict(delivery.raw),
+            )
+    except IntegrityError:  # the unique dedupe key: a concurrent or earlier delivery has it
+        if WebhookEvent.objects.filter(dedupe_key=delivery.dedupe_key).exists():
+            return None
+        raise
+
+
+def record_refused_webhook(*, trigger: str, error: str) -> WebhookEvent:
+    """Record a delivery refused as malformed (too large, not JSON, not the contract): failed,
+    with the reason, and without its payload (nothing of what was refused is stored)."""
+    return WebhookEvent.objects.create(
+        trigger=trigger,
+        received_at=timezone.now(),
+        status=WebhookEvent.Status.FAILED,
+        error=redact(error)[:MAX_ERROR_LENGTH],
+    )
+
+
+def claim_webhook_event(event_id: int) -> WebhookEvent | None:
+    """Take a received event for processing, once: a task delivered twice (queues deliver at
+    least once) finds it taken and does nothing. None when it is not there to take."""
+    claimed = WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
+        status=WebhookEvent.Status.PROCESSED
+    )
+    return WebhookEvent.objects.filter(pk=event_id).first() if claimed else None
+
+
+def webhook_targets(event: WebhookEvent) -> list[Target]:
+    """The conversations an event asks to refresh, one per affected owner this site knows.
+
+    A group message: every owner holding a snapshot of that group's conversation. Otherwise the
+    owners the event names (both parties of a message, a receipt or a block), kept only when
+    they are known here (a UID bound to an account, or stored rows): webhook traffic never
+    creates owners. Raises ``WebhookPayloadError`` if the stored payload does not parse.
+    """
+    delivery = parse_webhook(event.payload)
+    group = delivery.group_conversation_id
+    if group is not None:
+        # One row per owner (unique on owner_uid, conversation_id), found by the conversation
+        # id index.
+        holders = (
+            Conversation.objects.filter(conversation_id=group)
+            .order_by("owner_uid")
+            .values_list("owner_uid", flat=True)
+        )
+        return [Target(uid, group) for uid in holders]
+    uids = {target.uid for target in delivery.targets}
+    known = set(UIDBinding.objects.filter(uid__in=uids).values_list("uid", flat=True))
+    known.update(
+        Conversation.objects.filter(owner_uid__in=uids - known)
+        .order_by()
+        .values_list("owner_uid", flat=True)
+        .distinct()
+    )
+    return [target for target in delivery.targets if target.uid in known]
+
+
+def finish_webhook_event(
+    event: WebhookEvent, *, owners: Iterable[str] = (), error: BaseException | None = None
+) -> None:
+    """Mark an event processed (its refreshes handed over) or failed (with the reason), and
+    send ``webhook_processed`` once that is committed."""
+    event.processed_at = timezone.now()
+    event.owners = sorted(set(owners))
+    if error is None:
+        event.status = WebhookEvent.Status.PROCESSED
+    else:
+        event.status = WebhookEvent.Status.FAILED
+        event.error = describe(error)[:MAX_ERROR_LENGTH]
+        logger.warning("CometChat webhook event %s failed: %s", event.pk, event.error)
+    event.save(update_fields=["status", "processed_at", "error", "owners"])
+    refreshed = list(event.owners)
+    transaction.on_commit(
+        lambda: webhook_processed.send(sender=WebhookEvent, event=event, owners=refreshed)
+    )

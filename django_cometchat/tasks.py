@@ -7,6 +7,9 @@ model instances: real backends serialise them.
 
 * :func:`sync_owner`: one owner's complete sync (or a queued ``SyncRun``'s);
 * :func:`refresh_conversation`: one conversation of one owner;
+* :func:`process_webhook_event`: a recorded CometChat webhook event, fanned out into one
+  ``refresh_conversation`` per affected owner (enqueued by the webhook view, which answers
+  CometChat at once when a worker runs the tasks);
 * :func:`request_sync` / :func:`request_refresh`: the seams the API and the admin call. With a
   backend that queues, they enqueue and return at once (the API answers 202); with the
   immediate backend (Django's default when ``TASKS`` is not set) they run inline within the
@@ -85,6 +88,35 @@ def refresh_conversation(uid: str, conversation_id: str) -> dict[str, Any]:
         logger.warning("CometChat refresh of %s for %s failed: %s", conversation_id, uid, exc)
         return {"status": "failed", "error": getattr(exc, "code", None) or type(exc).__name__}
     return {"status": "succeeded", "conversation": row.pk}
+
+
+@task()
+def process_webhook_event(event_id: int) -> dict[str, Any]:
+    """Enqueue one ``refresh_conversation`` per owner a webhook event affects, each on that
+    owner's behalf; mark the event processed (or failed) and send ``webhook_processed``.
+
+    The event is claimed first, so a task delivered twice refreshes nothing twice.
+    """
+    event = services.claim_webhook_event(event_id)
+    if event is None:
+        return {"event": event_id, "status": "skipped", "reason": "not waiting to be processed"}
+    try:
+        targets = services.webhook_targets(event)
+    except Exception as exc:  # claimed events never stay half-done: say why on the event
+        services.finish_webhook_event(event, error=exc)
+        if not isinstance(exc, CometChatError):
+            raise
+        return {"event": event_id, "status": "failed", "error": type(exc).__name__}
+    done: list[str] = []
+    try:
+        for target in targets:
+            refresh_conversation.enqueue(target.uid, target.conversation_id)
+            done.append(target.uid)
+    except Exception as exc:  # the queue refused: say so on the event, then let the task fail
+        services.finish_webhook_event(event, owners=done, error=exc)
+        raise
+    services.finish_webhook_event(event, owners=done)
+    return {"event": event_id, "status": "processed", "owners": sorted(set(done))}
 
 
 # -- the seams of on-demand work --------------------------------------------------------------

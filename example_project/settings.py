@@ -121,4 +121,7 @@ LOGIN_URL = "/admin/login/"
 COMETCHAT = {
     # Demo logins are named after their CometChat UIDs.
     "UID_RESOLVER": "example_project.chat.uid_for",
+    # The webhook's Basic credentials (docs/webhooks.md): "user:password" entries separated by
+    # spaces, from the environment. Unset, the webhook refuses every delivery (check W004).
+    "WEBHOOK_BASIC_AUTH": os.environ.get("EXAMPLE_WEBHOOK_BASIC_AUTH", "").split(),
 }

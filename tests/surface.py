@@ -1,4 +1,5 @@
-"""django_cometchat's HTTP surface, listed once: every API route, admin page and admin action.
+"""django_cometchat's HTTP surface, listed once: every API route, the webhook, every admin page
+and admin action.
 
 ``tests/test_real_server.py`` and ``tests/test_authorization.py`` walk these lists, and
 ``unlisted()`` names whatever the app serves that is missing here: a route, page or action added
@@ -12,8 +13,9 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.test import RequestFactory
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, reverse
 
+from django_cometchat import urls as app_urls
 from django_cometchat.api import urls as api_urls
 
 APP = "django_cometchat"
@@ -33,7 +35,13 @@ API_ROUTES: dict[str, str] = {
 # The routes that serve (or refresh) the signed-in owner's rows: all but the catch-all 404.
 OWNED_ROUTES = {name: method for name, method in API_ROUTES.items() if name != "not-found"}
 
-ADMIN_MODELS = ("conversation", "conversationsnapshot", "syncrun", "uidbinding")
+# The app's own routes beside the API: CometChat's webhook, which no user of the site may use
+# (its principal is CometChat, with the Basic credentials of WEBHOOK_BASIC_AUTH).
+WEBHOOK_ROUTES: dict[str, str] = {"webhook": "post"}
+# The credentials tests/settings.py configures for it.
+WEBHOOK_CREDENTIALS = ("cometchat", "tests-webhook-password")
+
+ADMIN_MODELS = ("conversation", "conversationsnapshot", "syncrun", "uidbinding", "webhookevent")
 # Django's per-model pages, by url name suffix; "redirect" is the unnamed "<pk>/" pattern that
 # forwards to the change page (kept by Django for old links).
 MODEL_PAGES = ("changelist", "add", "change", "history", "delete", "redirect")
@@ -50,6 +58,10 @@ def api_path(name: str, *, conversation_id: str = "", pk: Any = None) -> str:
     if name == "not-found":  # a sync run id that is not a number: no route takes it
         return reverse(f"{APP}:syncrun-list") + "not-a-number/"
     return reverse(f"{APP}:{name}", kwargs=kwargs)
+
+
+def webhook_path() -> str:
+    return reverse(f"{APP}:webhook")
 
 
 def admin_path(model: str, page: str, pk: Any = None) -> str:
@@ -70,6 +82,13 @@ def _registered() -> dict[str, Any]:
 def unlisted() -> dict[str, set[str]]:
     """What the app serves that these lists do not name (empty sets when all is covered)."""
     served_routes = {pattern.name or repr(pattern) for pattern in api_urls.urlpatterns}
+    # The app's URLconf: its own routes, and the include of the API (walked above); any other
+    # include is unlisted too.
+    app_routes = {
+        pattern.name or repr(pattern) if isinstance(pattern, URLPattern) else repr(pattern)
+        for pattern in app_urls.urlpatterns
+        if not (isinstance(pattern, URLResolver) and pattern.urlconf_module is api_urls)
+    }
     registered = _registered()
     served_pages = set()
     for model_admin in registered.values():
@@ -85,6 +104,7 @@ def unlisted() -> dict[str, set[str]]:
     }
     return {
         "api routes": served_routes - set(API_ROUTES),
+        "app routes": app_routes - set(WEBHOOK_ROUTES),
         "admin models": set(registered) - set(ADMIN_MODELS),
         "admin pages": served_pages - listed_pages,
         "admin actions": served_actions - set(ACTIONS),

@@ -1,10 +1,12 @@
-"""Who may use what: every API route, admin page and admin action, for every kind of principal.
+"""Who may use what: every API route, the webhook, every admin page and admin action, for every
+kind of principal.
 
 The API serves each user their own rows only (by the CometChat UID their account is bound to);
 the admin is the operators' view of every owner, gated by Django's permissions (view to browse,
-change to refresh from CometChat). Each case asserts the status and that the body holds no data
-of an owner the principal may not see: the other owner's conversation ids, texts and sync runs,
-and for principals who own nothing, no UID at all.
+change to refresh from CometChat); the webhook is CometChat's, and no principal of the site gets
+in without its Basic credentials, whatever its session. Each case asserts the status and that
+the body holds no data of an owner the principal may not see: the other owner's conversation
+ids, texts and sync runs, and for principals who own nothing, no UID at all.
 
 UID_RESOLVER is ``tests.resolvers.by_username`` here, so the accounts "alice" and "ALICE" both
 resolve to the UID "alice": alice acts first and is bound to it; ALICE is the collision.
@@ -12,6 +14,8 @@ resolve to the UID "alice": alice acts first and is bound to it; ALICE is the co
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -23,8 +27,15 @@ from django.test import Client
 
 from django_cometchat import services
 from django_cometchat.exceptions import CometChatOwnerConflict
-from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun, UIDBinding
+from django_cometchat.models import (
+    Conversation,
+    ConversationSnapshot,
+    SyncRun,
+    UIDBinding,
+    WebhookEvent,
+)
 from django_cometchat.storage import content_hash
+from django_cometchat.webhook_types import parse_webhook
 
 from .surface import (
     ACTIONS,
@@ -32,9 +43,12 @@ from .surface import (
     API_ROUTES,
     MODEL_PAGES,
     OWNED_ROUTES,
+    WEBHOOK_CREDENTIALS,
+    WEBHOOK_ROUTES,
     admin_path,
     api_path,
     unlisted,
+    webhook_path,
 )
 
 pytestmark = pytest.mark.django_db
@@ -95,6 +109,9 @@ ADMIN_TABLE = {
     "staff, change":  (200,      200,   200,    302,     403, 403,   200,  200, 302,    302),
     "superuser":      (200,      200,   200,    302,     403, 403,   200,  200, 302,    302),
 }
+# The webhook: every principal of the site is a stranger to it (401, nothing recorded, nothing
+# fetched) until its request carries CometChat's Basic credentials.
+WEBHOOK_TABLE = dict.fromkeys(PRINCIPALS, 401)
 # fmt: on
 ADMIN_COLUMNS = (
     *("changelist", "change", "history", "redirect", "add", "delete"),
@@ -106,11 +123,13 @@ STAFF = ("staff, no perm", "staff, view", "staff, change", "superuser")
 def test_the_tables_cover_every_principal_route_page_and_action():
     assert unlisted() == {
         "api routes": set(),
+        "app routes": set(),
         "admin models": set(),
         "admin pages": set(),
         "admin actions": set(),
     }
-    assert set(API_TABLE) == set(ADMIN_TABLE) == set(PRINCIPALS)
+    assert set(API_TABLE) == set(ADMIN_TABLE) == set(WEBHOOK_TABLE) == set(PRINCIPALS)
+    assert set(WEBHOOK_ROUTES) == {"webhook"}
     assert {len(row) for row in API_TABLE.values()} == {len(API_ROUTES)}
     assert set(ADMIN_COLUMNS) == {*MODEL_PAGES, "index", "app", *ACTIONS}
     assert {len(row) for row in ADMIN_TABLE.values()} == {len(ADMIN_COLUMNS)}
@@ -193,6 +212,7 @@ def world(fake, django_user_model):
         "view_conversationsnapshot",
         "view_syncrun",
         "view_uidbinding",
+        "view_webhookevent",
     )
     grant(
         principals["staff, change"],
@@ -200,6 +220,7 @@ def world(fake, django_user_model):
         "change_conversationsnapshot",
         "change_syncrun",
         "change_uidbinding",
+        "change_webhookevent",
     )
     for name in ("staff-none", "staff-view", "staff-change", "root"):
         fake.add_user(name)  # their own, empty, CometChat users: a sync of theirs succeeds
@@ -213,8 +234,26 @@ def world(fake, django_user_model):
         "bob/shared": make_row(bob, "alice_user_bob", "alice", "BOB-ONLY hi alice"),
     }
     runs = {"alice": make_run(alice, "ALICE-ONLY"), "bob": make_run(bob, "BOB-ONLY")}
+    # A webhook event about alice's conversation, as CometChat delivered it.
+    hook = services.record_webhook(parse_webhook(webhook_body("ALICE-ONLY webhook")))
     fake.clear_requests()
-    return SimpleNamespace(fake=fake, principals=principals, rows=rows, runs=runs)
+    return SimpleNamespace(
+        fake=fake, principals=principals, rows=rows, runs=runs, webhook_event=hook
+    )
+
+
+def webhook_body(text, message_id="41"):
+    message = {
+        "id": message_id,
+        "conversationId": "alice_user_carol",
+        "sender": "carol",
+        "receiverType": "user",
+        "receiver": "alice",
+        "data": {"text": text},
+        "sentAt": int(T0.timestamp()),
+        "updatedAt": int(T0.timestamp()),
+    }
+    return {"trigger": "message_sent", "data": {"message": message}, "webhook": "w1"}
 
 
 def client_for(world, principal):
@@ -392,6 +431,7 @@ def target(world, model):
         "conversationsnapshot": world.rows["alice"].snapshots.get(),
         "syncrun": world.runs["alice"],
         "uidbinding": UIDBinding.objects.get(uid="alice"),
+        "webhookevent": world.webhook_event,
     }[model]
 
 
@@ -430,7 +470,8 @@ def test_admin(world, principal, model, page, status):
         assert_nothing_foreign(body, "anonymous", world)
     elif page in MODEL_PAGES:
         # Operators see every owner's rows: here alice's object (its name on a history page).
-        shown = {"syncrun": "ALICE-ONLY", "uidbinding": "alice"}.get(model, "alice_user_carol")
+        markers = {"syncrun": "ALICE-ONLY", "uidbinding": "alice", "webhookevent": "message_sent"}
+        shown = markers.get(model, "alice_user_carol")
         assert (str(target(world, model)) if page == "history" else shown) in body
 
     if page in ACTIONS:
@@ -466,4 +507,59 @@ def test_an_admin_action_without_the_csrf_token_is_refused(world):
             {"action": action, "_selected_action": [world.rows["alice"].pk], "index": "0"},
         )
         assert response.status_code == 403
+    assert world.fake.requests == []
+
+
+# -- the webhook ---------------------------------------------------------------------------------
+
+
+def basic_auth(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize(("principal", "status"), list(WEBHOOK_TABLE.items()))
+def test_webhook(world, principal, status):
+    """A session, even a superuser's, is no webhook credential; CSRF plays no part either."""
+    client = client_for(world, principal)
+    client.handler.enforce_csrf_checks = True
+    body = json.dumps(webhook_body("another message", message_id="42"))
+    events = WebhookEvent.objects.count()
+    response = client.post(webhook_path(), data=body, content_type="application/json")
+    assert response.status_code == status
+    assert response["WWW-Authenticate"] == 'Basic realm="cometchat-webhook"'
+    assert response.json()["error"]["code"] == "ERR_NOT_AUTHENTICATED"
+    assert_nothing_foreign(response.content.decode(), "anonymous", world)
+    assert WebhookEvent.objects.count() == events
+    assert world.fake.requests == []
+    # The same principal with CometChat's credentials is CometChat: recorded and processed.
+    with_credentials = client.post(
+        webhook_path(),
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic_auth(*WEBHOOK_CREDENTIALS),
+    )
+    assert with_credentials.status_code == 200, with_credentials.content
+    assert with_credentials.json() == {"status": "accepted"}
+    assert WebhookEvent.objects.count() == events + 1
+    # alice (bound) is refreshed on her own behalf; carol is no owner here.
+    assert [r.headers["onbehalfof"] for r in world.fake.requests] == ["alice"]
+
+
+@pytest.mark.parametrize("principal", ["anonymous", "superuser"])
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        ("cometchat", "wrong-password"),
+        ("root", "root-password"),
+        (WEBHOOK_CREDENTIALS[0], ""),
+    ],
+)
+def test_webhook_with_other_credentials(world, principal, credentials):
+    response = client_for(world, principal).post(
+        webhook_path(),
+        data=json.dumps(webhook_body("x")),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic_auth(*credentials),
+    )
+    assert response.status_code == 401
     assert world.fake.requests == []

@@ -622,7 +622,10 @@ def test_ctrl_c_with_threads_finishes_running_users_and_skips_the_rest(
     runs = list(SyncRun.objects.values_list("owner_uid", "status"))
     # At most 3 running + 3 queued + 1 being handed over when the signal arrived.
     assert 2 <= len(runs) <= 7
-    assert {status for _, status in runs} == {"succeeded"}, (runs, result.out)  # running users finished cleanly
+    assert {status for _, status in runs} == {"succeeded"}, (
+        runs,
+        result.out,
+    )  # running users finished cleanly
     for uid, _ in runs:
         assert stored(uid) == {f"{uid}_user_alice"} or stored(uid) == {f"alice_user_{uid}"}
     assert result.summary()["users"] == len(runs)

@@ -21,6 +21,7 @@ def test_example_project_check_and_url_groups(tmp_path):
         "COMETCHAT_REGION": "us",
         "COMETCHAT_API_KEY": "example-key-not-secret",
         "COMETCHAT_BASE_URL": "https://proxy.invalid/v3",
+        "EXAMPLE_WEBHOOK_BASIC_AUTH": "cometchat:example-webhook-password",
         "DJANGO_DEBUG": "0",
         "EXAMPLE_SQLITE_PATH": str(tmp_path / "example.sqlite3"),
     }

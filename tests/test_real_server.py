@@ -1,10 +1,12 @@
-"""Smoke test through a real WSGI server: every API route, admin page and admin action.
+"""Smoke test through a real WSGI server: every API route, the webhook, every admin page and
+admin action.
 
 Django's test client hands the response object straight back, so it never meets what only a real
 server refuses: wsgiref (the server of runserver and of pytest-django's ``live_server``) asserts
 that every header value is a plain ``str``, and DRF's ``Hyperlink`` in the sync's Location header
 once turned a successful sync into a 500. Here every request crosses a socket with ``requests``;
-logins go through the admin's login form (with its CSRF token) and DRF token authentication.
+logins go through the admin's login form (with its CSRF token) and DRF token authentication;
+CometChat's webhook deliveries carry its Basic credentials.
 
 Routes, pages and actions come from ``tests.surface``, which fails when the app grows one that is
 not listed there. Who may use what is ``tests/test_authorization.py``'s job.
@@ -24,8 +26,15 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun, UIDBinding
-from django_cometchat.services import owner_by_uid, sync_conversations
+from django_cometchat.models import (
+    Conversation,
+    ConversationSnapshot,
+    SyncRun,
+    UIDBinding,
+    WebhookEvent,
+)
+from django_cometchat.services import owner_by_uid, record_webhook, sync_conversations
+from django_cometchat.webhook_types import parse_webhook
 
 from .surface import (
     ACTIONS,
@@ -33,9 +42,12 @@ from .surface import (
     API_ROUTES,
     MODEL_PAGES,
     OWNED_ROUTES,
+    WEBHOOK_CREDENTIALS,
+    WEBHOOK_ROUTES,
     admin_path,
     api_path,
     unlisted,
+    webhook_path,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -195,6 +207,7 @@ def pks(queryset) -> set[int]:
 def test_the_surface_lists_every_route_page_and_action():
     assert unlisted() == {
         "api routes": set(),
+        "app routes": set(),
         "admin models": set(),
         "admin pages": set(),
         "admin actions": set(),
@@ -352,6 +365,56 @@ def test_the_api_with_a_session_from_the_admin_login_checks_csrf(world, root):
     assert followed.json()["status"] == "succeeded"
 
 
+# -- the webhook ----------------------------------------------------------------------------------
+
+
+def test_a_webhook_delivered_through_a_real_server(world, new_session, live_server):
+    assert set(WEBHOOK_ROUTES) == {"webhook"}
+    cometchat = new_session()
+    cometchat.auth = WEBHOOK_CREDENTIALS
+    path = webhook_path()
+    message = world.fake.send_message("carol", to_user="bob", text="news for bob")
+    body = {"trigger": "message_sent", "data": {"message": message}, "webhook": "w1"}
+    world.fake.clear_requests()
+
+    answer = cometchat.post(path, json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"] == JSON
+    assert answer.json() == {"status": "accepted"}
+    # The immediate backend refreshed inline: bob (synced in world) on his own behalf; carol,
+    # unknown here, not at all.
+    assert [(r.headers["onbehalfof"], r.path) for r in world.fake.requests] == [
+        ("bob", "/v3/users/carol/conversation")
+    ]
+    row = Conversation.objects.get(owner_uid="bob", conversation_id="bob_user_carol")
+    assert row.last_message is not None
+    assert row.last_message["data"]["text"] == "news for bob"
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.owners) == ("processed", ["bob"])
+
+    # CometChat's retry after 10 s: a duplicate, nothing fetched again.
+    retry = cometchat.post(path, json=body)
+    assert retry.json() == {"status": "duplicate"}
+    assert len(world.fake.requests) == 1
+
+    # No credentials, wrong ones, the wrong method, a body that is not JSON: in the error shape.
+    stranger = new_session()
+    refused = stranger.post(path, json=body)
+    assert error_of(refused, 401, "ERR_NOT_AUTHENTICATED")
+    assert refused.headers["WWW-Authenticate"] == 'Basic realm="cometchat-webhook"'
+    error_of(
+        stranger.post(path, json=body, auth=("cometchat", "wrong")), 401, "ERR_NOT_AUTHENTICATED"
+    )
+    wrong_method = cometchat.get(path)
+    error_of(wrong_method, 405, "ERR_METHOD_NOT_ALLOWED")
+    assert wrong_method.headers["Allow"] == "POST"
+    error_of(cometchat.post(path, data=b"{not json"), 400, "ERR_MALFORMED_JSON")
+    too_large = cometchat.post(path, data=b" " * (1024 * 1024 + 1))
+    error_of(too_large, 413, "ERR_PAYLOAD_TOO_LARGE")
+    assert WebhookEvent.objects.count() == 3  # the delivery and the two refused ones
+    assert WEBHOOK_CREDENTIALS[1] not in refused.text
+
+
 # -- admin --------------------------------------------------------------------------------------
 
 
@@ -391,6 +454,8 @@ def synced(world):
         error_code="ERR_UID_NOT_FOUND",
         error_message="GET /users/carol/conversations -> HTTP 404 ERR_UID_NOT_FOUND",
     )
+    message = world.fake.send_message("carol", to_user="alice", text="webhook news")
+    record_webhook(parse_webhook({"trigger": "message_sent", "data": {"message": message}}))
     return world
 
 
@@ -407,15 +472,16 @@ def test_every_admin_page_over_a_real_server(synced, root):
     }
     snapshots = ConversationSnapshot.objects.all()
     runs = SyncRun.objects.all()
+    hooks = WebhookEvent.objects.all()
 
     index = root.get(ADMIN)
     assert index.status_code == 200
-    for name in ("Conversations", "Conversation snapshots", "Sync runs"):
+    for name in ("Conversations", "Conversation snapshots", "Sync runs", "Webhook events"):
         assert f">{name}</a>" in index.text
     app = root.get(reverse("admin:app_list", args=("django_cometchat",)))
     assert app.status_code == 200
     assert "CometChat administration" in app.text
-    for name in ("Conversations", "Conversation snapshots", "Sync runs"):
+    for name in ("Conversations", "Conversation snapshots", "Sync runs", "Webhook events"):
         assert f">{name}</a>" in app.text
 
     # (model, query, rows the list must show)
@@ -447,6 +513,9 @@ def test_every_admin_page_over_a_real_server(synced, root):
         ("syncrun", {"status": "failed"}, pks(runs.filter(status="failed"))),
         ("syncrun", {"trigger": "command"}, pks(runs.filter(trigger="command"))),
         ("syncrun", {"q": "bob"}, pks(runs.filter(owner_uid="bob"))),
+        ("webhookevent", {}, pks(hooks)),
+        ("webhookevent", {"trigger": "message_sent"}, pks(hooks.filter(trigger="message_sent"))),
+        ("webhookevent", {"status__exact": "received"}, pks(hooks.filter(status="received"))),
     ]
     for model, query, expected in changelists:
         response = root.get(admin_path(model, "changelist"), params=query)
@@ -464,12 +533,14 @@ def test_every_admin_page_over_a_real_server(synced, root):
         "conversationsnapshot": snapshot.pk,
         "syncrun": run.pk,
         "uidbinding": UIDBinding.objects.get(uid="alice").pk,
+        "webhookevent": hooks.get().pk,
     }
     details = {
         "conversation": ['"conversationId": "alice_user_bob"', "hi alice", "1 stored"],
         "conversationsnapshot": ["alice_user_bob", '"conversationId": "alice_user_bob"'],
         "syncrun": ["alice", "Succeeded", "Code"],  # sync_conversations() in code
         "uidbinding": ["alice", "alice-django"],
+        "webhookevent": ["message_sent", "Received", '"text": "webhook news"'],
     }
     for model in ADMIN_MODELS:
         pk = objects[model]

@@ -1,6 +1,7 @@
-"""The django-cometchat admin: read-only conversations, snapshots and sync runs.
+"""The django-cometchat admin: read-only conversations, snapshots, sync runs, UID bindings and
+webhook events.
 
-Importing this package (Django's admin autodiscovery does) registers the three ModelAdmins on
+Importing this package (Django's admin autodiscovery does) registers the five ModelAdmins on
 ``django.contrib.admin.site``. A project that wants its own site can register them there too::
 
     from django_cometchat.admin import ConversationAdmin
@@ -18,6 +19,7 @@ from .options import (
     SnapshotInline,
     SyncRunAdmin,
     UIDBindingAdmin,
+    WebhookEventAdmin,
 )
 from .pagination import ApproximateCount, LargeTablePaginator
 
@@ -30,4 +32,5 @@ __all__ = [
     "SnapshotInline",
     "SyncRunAdmin",
     "UIDBindingAdmin",
+    "WebhookEventAdmin",
 ]

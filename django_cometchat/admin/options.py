@@ -27,9 +27,15 @@ from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import ngettext
 
 from .. import services
-from ..models import Conversation, ConversationSnapshot, SyncRun, UIDBinding
+from ..models import Conversation, ConversationSnapshot, SyncRun, UIDBinding, WebhookEvent
 from .dates import IndexedDateHierarchy
-from .filters import MissingFilter, OwnerUIDFilter, SnapshotConversationFilter, UnreadFilter
+from .filters import (
+    MissingFilter,
+    OwnerUIDFilter,
+    SnapshotConversationFilter,
+    TriggerFilter,
+    UnreadFilter,
+)
 from .pagination import DEFAULT_COUNT_LIMIT, LargeTablePaginator
 from .refresh import BatchOutcome, refresh_conversations, sync_owners
 from .rendering import last_message_html, pretty_json, short_summary
@@ -511,3 +517,48 @@ class UIDBindingAdmin(ExactUIDSearch, ReadOnlyAdmin):
     ordering = ("uid",)
     sortable_by = ("uid",)
     fields = ("uid", "user", "bound_at")
+
+
+class WebhookEventChangeList(LargeTableChangeList):
+    """The list never shows the payload, so it is not read for 100 rows."""
+
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Any]:
+        return super().get_queryset(request, exclude_parameters).defer("payload")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    """CometChat's webhook deliveries as received, newest first. Read-only: CometChat sends them,
+    ``process_webhook_event`` processes them."""
+
+    list_display = ("received_at", "trigger", "status", "processed_at", "error_summary")
+    list_filter = (TriggerFilter, "status")
+    ordering = ("-received_at", "-id")
+    sortable_by = ("received_at",)
+    fieldsets = (
+        (None, {"fields": ("trigger", "status", "owners_list", "error")}),
+        ("Times", {"fields": ("received_at", "processed_at")}),
+        ("Payload (as CometChat sent it)", {"fields": ("payload_pretty", "dedupe_key")}),
+    )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return WebhookEventChangeList
+
+    @admin.display(description="error")
+    def error_summary(self, obj: WebhookEvent) -> str:
+        if len(obj.error) > 100:
+            return obj.error[:99] + "…"
+        return obj.error
+
+    @admin.display(description="refreshed owners")
+    def owners_list(self, obj: WebhookEvent) -> str:
+        owners = obj.owners if isinstance(obj.owners, list) else []
+        return ", ".join(map(str, owners)) or "-"
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: WebhookEvent) -> SafeString:
+        if obj.payload is None:
+            return format_html("<em>{}</em>", "Not stored: the delivery was refused.")
+        return pretty_json(obj.payload)
