@@ -41,7 +41,7 @@ from .exceptions import (
     CometChatAuthError,
     CometChatBadRequest,
     CometChatForbidden,
-    CometChatInvalidId,
+    CometChatInvalidFilter,
     CometChatNotFound,
     CometChatRateLimited,
     CometChatResponseError,
@@ -396,9 +396,8 @@ class CometChatClient:
     def _page_size(self, per_page: int | None) -> int:
         size = per_page or self.settings.page_size
         if not 1 <= size <= MAX_PAGE_SIZE:
-            raise CometChatInvalidId(
-                f"per_page must be between 1 and {MAX_PAGE_SIZE}, got {size}",
-                code="ERR_BAD_REQUEST",
+            raise CometChatInvalidFilter(
+                f"per_page must be between 1 and {MAX_PAGE_SIZE}, got {size}"
             )
         return size
 

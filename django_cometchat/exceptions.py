@@ -128,7 +128,10 @@ class CometChatTransportError(CometChatError):
 
     def _compose(self) -> str:
         where = f" at {self.host}" if self.host else ""
-        text = f"could not reach CometChat{where}: {_REASON_TEXT[self.reason]}"
+        if self.reason == "deadline":  # CometChat may have been answering, just too slowly
+            text = f"gave up on CometChat{where}: {_REASON_TEXT[self.reason]}"
+        else:
+            text = f"could not reach CometChat{where}: {_REASON_TEXT[self.reason]}"
         if self.detail:
             text += f" ({self.detail})"
         return f"{self.endpoint}: {text}" if self.endpoint else text
@@ -212,6 +215,13 @@ class CometChatInvalidId(CometChatBadRequest):
     @property
     def public_message(self) -> str:
         return self.api_message  # about the caller's own input: safe and useful to show
+
+
+class CometChatInvalidFilter(CometChatInvalidId):
+    """A filter value refused here (a conversation type, tags, a search key)."""
+
+    def __init__(self, message: str, *, code: str = "ERR_INVALID_REQUEST") -> None:
+        super().__init__(message, code=code)
 
 
 class CometChatUserError(CometChatBadRequest):

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .exceptions import CometChatInvalidId
+from .exceptions import CometChatInvalidFilter
 
 CONVERSATION_TYPES = ("user", "group")
 MAX_TAGS = 25  # CometChat's limit per user, group or conversation
@@ -38,16 +38,14 @@ class ConversationFilters:
 
     def __post_init__(self) -> None:
         if self.conversation_type not in (None, *CONVERSATION_TYPES):
-            raise CometChatInvalidId(
-                f"conversation_type must be 'user' or 'group', got {self.conversation_type!r}",
-                code="ERR_BAD_REQUEST",
+            raise CometChatInvalidFilter(
+                f"conversation_type must be 'user' or 'group', got {self.conversation_type!r}"
             )
         if self.search_key is not None and (
             not isinstance(self.search_key, str) or len(self.search_key) > MAX_SEARCH_LENGTH
         ):
-            raise CometChatInvalidId(
-                f"search_key must be text of at most {MAX_SEARCH_LENGTH} characters",
-                code="ERR_BAD_REQUEST",
+            raise CometChatInvalidFilter(
+                f"search_key must be text of at most {MAX_SEARCH_LENGTH} characters"
             )
         for name in ("tags", "user_tags", "group_tags"):
             object.__setattr__(self, name, _tags(name, getattr(self, name)))
@@ -100,15 +98,14 @@ def _tags(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [part for part in value.split(",") if part]
     if not isinstance(value, Iterable) or isinstance(value, Mapping):
-        raise CometChatInvalidId(f"{name} must be a list of tags", code="ERR_BAD_REQUEST")
+        raise CometChatInvalidFilter(f"{name} must be a list of tags")
     tags = tuple(value)
     if len(tags) > MAX_TAGS or not all(
         isinstance(tag, str) and tag and len(tag) <= MAX_TAG_LENGTH and "," not in tag
         for tag in tags
     ):
-        raise CometChatInvalidId(
-            f"{name}: at most {MAX_TAGS} tags of 1-{MAX_TAG_LENGTH} characters, without commas",
-            code="ERR_BAD_REQUEST",
+        raise CometChatInvalidFilter(
+            f"{name}: at most {MAX_TAGS} tags of 1-{MAX_TAG_LENGTH} characters, without commas"
         )
     return tags
 

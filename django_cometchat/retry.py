@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
 
-# A per-call override of the budget (see CometChatClient.budget()); None means "the policy's".
+# A per-call override of the budget (see retry_budget()); None means "the policy's".
 _call_budget: ContextVar[float | None] = ContextVar("cometchat_retry_budget", default=None)
 
 

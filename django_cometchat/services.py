@@ -397,21 +397,23 @@ def sync_conversations(
     if not dry_run:
         run.save()
     result = SyncResult(run=run)
-    with nullcontext(client) if client is not None else new_client() as active:
-        requests_before = active.request_count
-        try:
-            complete = not filters.narrows and not dry_run
-            with SeenSet() if complete else nullcontext() as seen:
-                _Walk(active, run, result, seen, dry_run=dry_run).run(filters)
-        except BaseException as exc:  # Ctrl-C too: the run is recorded as failed, then re-raised
-            result.requests = active.request_count - requests_before
-            _explain(exc, owner)
-            _finish(run, result, exc, dry_run=dry_run)
-            if raise_errors or not isinstance(exc, CometChatError):
-                raise
-            result.error = exc
-            return result
-        result.requests = active.request_count - requests_before
+    try:
+        # Inside the try: a missing setting is recorded on the run like any other failure.
+        with nullcontext(client) if client is not None else new_client() as active:
+            requests_before = active.request_count
+            try:
+                complete = not filters.narrows and not dry_run
+                with SeenSet() if complete else nullcontext() as seen:
+                    _Walk(active, run, result, seen, dry_run=dry_run).run(filters)
+            finally:
+                result.requests = active.request_count - requests_before
+    except BaseException as exc:  # Ctrl-C too: the run is recorded as failed, then re-raised
+        _explain(exc, owner)
+        _finish(run, result, exc, dry_run=dry_run)
+        if raise_errors or not isinstance(exc, CometChatError):
+            raise
+        result.error = exc
+        return result
     _finish(run, result, None, dry_run=dry_run)
     return result
 

@@ -179,7 +179,7 @@ def test_uid_syncs_without_a_django_user(fake):
 def test_invalid_uid_is_refused_before_anything_is_sent(fake):
     result = run("cometchat_sync", "--uid", "../users", expect_error=True)
     assert str(result.error) == (
-        "Invalid UID '../users': use 1-100 letters, digits, '-' or '_'; nothing was synced."
+        "Nothing was synced: Invalid UID '../users': use 1-100 letters, digits, '-' or '_'"
     )
     assert fake.requests == []
 

@@ -26,6 +26,7 @@ from ..exceptions import (
     CometChatConfigurationError,
     CometChatError,
     CometChatForbidden,
+    CometChatInvalidFilter,
     CometChatInvalidId,
     CometChatNotFound,
     CometChatOwnerConflict,
@@ -55,6 +56,7 @@ ERROR_STATUSES: dict[type[CometChatError], tuple[int, str]] = {
     CometChatAPIError: (502, "ERR_UPSTREAM_REJECTED"),
     CometChatBadRequest: (502, "ERR_UPSTREAM_REJECTED"),  # CometChat refused what we sent
     CometChatInvalidId: (400, "ERR_INVALID_ID"),  # refused here, before sending
+    CometChatInvalidFilter: (400, "ERR_INVALID_REQUEST"),
     CometChatUserError: (400, "ERR_NO_UID"),
     CometChatOwnerConflict: (409, "ERR_UID_TAKEN"),
     CometChatAuthError: (502, "ERR_UPSTREAM_AUTH"),

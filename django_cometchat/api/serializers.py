@@ -181,8 +181,9 @@ class QueuedRefreshSerializer(serializers.Serializer[Any]):
 @extend_schema_serializer(component_name="CometChatErrorDetail")
 class ErrorDetailSerializer(serializers.Serializer[Any]):
     code = serializers.CharField(
-        help_text="CometChat's error code for upstream failures (e.g. ERR_TOO_MANY_REQUESTS, "
-        "ERR_UID_NOT_FOUND), else one of this API's ERR_* codes."
+        help_text="This API's error code (e.g. ERR_INVALID_ID, ERR_NOT_FOUND, ERR_UID_TAKEN, "
+        "ERR_TOO_MANY_REQUESTS, ERR_UPSTREAM_SERVER_ERROR); CometChat's own codes stay in the "
+        "site's logs and sync runs."
     )
     message = serializers.CharField(help_text="What happened, for people. Never holds the key.")
     status = serializers.IntegerField(help_text="The HTTP status of this response.")

@@ -31,7 +31,8 @@ class Command(BaseCommand):
         target.add_argument(
             "--release",
             action="store_true",
-            help="Forget the binding; stored rows keep their owner until another account binds it.",
+            help="Forget the binding: the next account to act with this UID binds it. Stored "
+            "rows keep their owner link (use --user to move them).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

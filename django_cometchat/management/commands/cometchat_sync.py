@@ -92,7 +92,7 @@ class Command(BaseCommand):
                 batch_size=self.batch_size,
             )
         except CometChatError as exc:  # an unknown username, an invalid UID, a broken resolver
-            raise CommandError(f"{exc.describe()}; nothing was synced.") from exc
+            raise CommandError(f"Nothing was synced: {exc.describe()}") from exc
         if options["enqueue"]:
             self.enqueue(selection, options)
             return
@@ -117,7 +117,7 @@ class Command(BaseCommand):
         try:
             stop = runner.run(selection)
         except CometChatError as exc:  # no client at all: a missing or broken setting
-            raise CommandError(f"{exc.describe()}; nothing was synced.") from exc
+            raise CommandError(f"Nothing was synced: {exc.describe()}") from exc
         reporter.summary()
 
         totals = reporter.totals
@@ -131,7 +131,7 @@ class Command(BaseCommand):
         if stop.reason:
             raise CommandError(
                 f"Stopped after {totals.users} of {plural(selection.total, 'user')}: "
-                f"{stop.reason}. Every other user would fail the same way; fix that and run "
+                f"{stop.reason}\nEvery other user would fail the same way; fix that and run "
                 f"the command again.{rest}"
             )
         if totals.failed:
