@@ -677,10 +677,21 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
 
 def stale_owners(older_than: timedelta) -> OwnerSelection:
     """Owners whose last successful sync finished before ``now - older_than``, or who never
-    had one: every UID bound to an account or holding stored conversations."""
-    cutoff = timezone.now() - older_than
+    had one, and who have no sync queued or running: every UID bound to an account or holding
+    stored conversations."""
+    now = timezone.now()
+    cutoff = now - older_than
+    alive = now - timedelta(seconds=get_settings().sync_abandoned_after)
     fresh = set(
         SyncRun.objects.filter(status=SyncRun.Status.SUCCEEDED, finished_at__gte=cutoff)
+        .values_list("owner_uid", flat=True)
+        .distinct()
+    )
+    # A sync still queued or running (and not abandoned) is on its way: not enqueued again.
+    fresh |= set(
+        SyncRun.objects.filter(
+            status__in=(SyncRun.Status.QUEUED, SyncRun.Status.RUNNING), started_at__gte=alive
+        )
         .values_list("owner_uid", flat=True)
         .distinct()
     )

@@ -164,13 +164,16 @@ def request_refresh(
 
 
 def enqueue_syncs(owners: Any, *, trigger: str = SyncRun.Trigger.TASK) -> int:
-    """One ``sync_owner`` task per owner (an ``OwnerSelection`` or any iterable of ``Owner``);
-    returns how many were enqueued. Owners who cannot act (``problem``) are skipped."""
+    """One ``sync_owner`` task per owner (an ``OwnerSelection`` or any iterable of ``Owner``),
+    each with its queued ``SyncRun`` (so a waiting sync shows, is not enqueued twice by
+    ``cometchat_refresh_stale``, and is marked abandoned if no worker ever takes it); returns
+    how many were enqueued. Owners who cannot act (``problem``) are skipped."""
     count = 0
     for owner in owners:
         if owner.problem is not None:
             logger.warning("Not enqueuing %s: %s", owner.label, owner.problem.describe())
             continue
-        sync_owner.enqueue(owner.uid, trigger=trigger)
+        run = services.queue_sync_run(owner, trigger=trigger)
+        sync_owner.enqueue(owner.uid, trigger=trigger, run_id=run.pk)
         count += 1
     return count

@@ -178,3 +178,16 @@ def test_task_arguments_are_plain_json(fake, alice, queue):
 def test_refresh_stale_refuses_a_bad_age(value):
     with pytest.raises(CommandError, match="expected a number and a unit"):
         call_command("cometchat_refresh_stale", "--older-than", value, stderr=StringIO())
+
+
+def test_refresh_stale_does_not_enqueue_an_owner_whose_sync_still_waits(fake, alice, queue):
+    services.sync_conversations(alice)
+    SyncRun.objects.update(finished_at=timezone.now() - timedelta(hours=1))
+    for _ in range(2):  # cron fires again before a worker took the first one
+        call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=StringIO())
+    assert [r.args for r in queue.results] == [["alice"]]
+    queued = SyncRun.objects.get(status=SyncRun.Status.QUEUED)
+    assert queue.results[0].kwargs["run_id"] == queued.pk
+    run_queued(queue)
+    queued.refresh_from_db()
+    assert queued.status == SyncRun.Status.SUCCEEDED
