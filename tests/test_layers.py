@@ -24,7 +24,6 @@ FORBIDDEN = {
     "client": {"models", "services", "storage", "signals"},
     "models": {"client", "retry", "services"},
     "storage": {"client", "retry", "services"},
-    "webhook_types": {"conf", "client", "models", "services", "storage"},
     "budget": {"client", "models", "services", "storage"},
     "signals": {"conf", "client", "models", "services", "storage"},
 }
