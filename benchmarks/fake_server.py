@@ -5,15 +5,32 @@ free loopback port, seeds the bulk conversations, prints ``READY <base_url>`` an
 line protocol on stdin: ``connections`` prints the number of TCP connections the fake accepted,
 ``requests`` the number of requests it answered; end of input stops it. This is how a benchmark
 reads ``FakeCometChat.connections_opened`` across the process boundary.
+
+For the fan-out benchmark: ``--owners 2000 --conversations 50`` seeds owners ``owner-0001`` … each
+with that many conversations, ``--delay 0.05`` adds 50 ms to every answer (a ``delay`` fault
+that never runs out), ``--rate-limit N`` is CometChat's per-minute limit (429 beyond it); the
+commands ``log`` (one JSON line: ``[[at, status], …]`` of every request since the last
+``clear``), ``clear`` (forget the request log; prints 0) and ``cpu`` (seconds of CPU this
+process has used) report what it saw.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 
-from django_cometchat.testing import FakeCometChat
+from django_cometchat.testing import FakeCometChat, Fault
+
+FOREVER = 10**12  # a fault's ``times`` that never runs out
+
+
+def owner_uids(count: int) -> list[str]:
+    """The UIDs ``--owners`` seeds: ``owner-0001`` …"""
+    width = max(4, len(str(count)))
+    return [f"owner-{n:0{width}d}" for n in range(1, count + 1)]
 
 
 def _bulk_spec(value: str) -> tuple[str, int]:
@@ -35,11 +52,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="OWNER=COUNT",
         help="give OWNER COUNT one-to-one conversations (repeatable)",
     )
+    parser.add_argument("--owners", type=int, default=0, help="seed owner-0001 … owner-N")
+    parser.add_argument(
+        "--conversations", type=int, default=50, help="conversations of each --owners owner"
+    )
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
     args = parser.parse_args(argv)
 
-    fake = FakeCometChat(api_key=args.api_key, app_id=args.app_id, port=0)
+    fake = FakeCometChat(
+        api_key=args.api_key, app_id=args.app_id, port=0, rate_limit_per_minute=args.rate_limit
+    )
     for index, (owner, count) in enumerate(args.bulk):
         fake.bulk_conversations(owner, count, prefix=f"peer{index}")
+    for uid in owner_uids(args.owners):
+        fake.bulk_conversations(uid, args.conversations, prefix=f"{uid}-peer")
+    if args.delay > 0:
+        fake.inject(Fault("delay", delay=args.delay, times=FOREVER))
     with fake:
         print(f"READY {fake.base_url}", flush=True)
         for line in sys.stdin:
@@ -48,6 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(fake.connections_opened, flush=True)
             elif command == "requests":
                 print(len(fake.requests), flush=True)
+            elif command == "log":
+                log = [[r.at, r.status] for r in fake.requests]
+                print(json.dumps(log, separators=(",", ":")), flush=True)
+            elif command == "clear":
+                fake.clear_requests()
+                print(0, flush=True)
+            elif command == "cpu":
+                times = os.times()
+                print(times.user + times.system, flush=True)
             else:
                 print(f"ERROR unknown command {command!r}", flush=True)
     return 0

@@ -6,6 +6,7 @@ once per process, which is why ``bench_sync`` runs each database in a child proc
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -33,9 +34,15 @@ MIB = 1024 * 1024
 class FakeServer:
     """``benchmarks.fake_server`` in a child process; its memory and threads are not ours."""
 
-    def __init__(self, bulk: Sequence[tuple[str, int]], *, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        bulk: Sequence[tuple[str, int]],
+        *,
+        start_timeout: float = 60.0,
+        options: Sequence[str] = (),
+    ) -> None:
         command = [sys.executable, "-m", "benchmarks.fake_server", "--api-key", API_KEY]
-        command += ["--app-id", APP_ID]
+        command += ["--app-id", APP_ID, *options]
         for owner, count in bulk:
             command += ["--bulk", f"{owner}={count}"]
         self._process = subprocess.Popen(
@@ -62,11 +69,29 @@ class FakeServer:
                 raise RuntimeError(f"the fake server did not answer within {timeout}s")
         return self._process.stdout.readline()
 
-    def _ask(self, command: str) -> int:
+    def _ask_line(self, command: str) -> str:
         assert self._process.stdin is not None
         self._process.stdin.write(command + "\n")
         self._process.stdin.flush()
-        return int(self._readline())
+        return self._readline()
+
+    def _ask(self, command: str) -> int:
+        return int(self._ask_line(command))
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def request_log(self) -> list[tuple[float, int | None]]:
+        """``(at, status)`` of every request since the last :meth:`clear_requests`."""
+        return [(at, status) for at, status in json.loads(self._ask_line("log"))]
+
+    def clear_requests(self) -> None:
+        self._ask("clear")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the fake's process has used."""
+        return float(self._ask_line("cpu"))
 
     def connections_opened(self) -> int:
         """TCP connections the fake accepted since it started (``FakeCometChat``'s counter)."""
@@ -111,7 +136,7 @@ class Database:
             from django.db import connections
 
             connections.close_all()
-            _drop_postgres_database()
+            _drop_postgres_database(str(self.settings["NAME"]))
         if self._tempdir:
             shutil.rmtree(self._tempdir, ignore_errors=True)
 
@@ -128,13 +153,13 @@ def sqlite_database() -> Database:
     )
 
 
-def postgres_database() -> Database:
-    """A fresh ``cometchat_bench`` database on the local PostgreSQL (dropped first if present)."""
+def postgres_database(name: str = PG_BENCH_DB) -> Database:
+    """A fresh database ``name`` on the local PostgreSQL (dropped first if present)."""
     import psycopg
 
-    _drop_postgres_database()
+    _drop_postgres_database(name)
     with psycopg.connect(f"{PG_DSN} dbname=postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
+        conn.execute(f"CREATE DATABASE {name}")
     return Database(
         "postgres",
         {
@@ -142,21 +167,34 @@ def postgres_database() -> Database:
             "HOST": "127.0.0.1",
             "PORT": "5432",
             "USER": "postgres",
-            "NAME": PG_BENCH_DB,
+            "NAME": name,
         },
-        f"PostgreSQL database {PG_BENCH_DB} at 127.0.0.1:5432",
+        f"PostgreSQL database {name} at 127.0.0.1:5432",
     )
 
 
-def _drop_postgres_database() -> None:
+def _drop_postgres_database(name: str = PG_BENCH_DB) -> None:
     import psycopg
 
     with psycopg.connect(f"{PG_DSN} dbname=postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def configure_django(*, base_url: str, database: Database | None, page_size: int = 1000) -> None:
-    """Minimal settings pointing ``COMETCHAT`` at the fake; migrate when there is a database."""
+def configure_django(
+    *,
+    base_url: str,
+    database: Database | None,
+    page_size: int = 1000,
+    apps: Sequence[str] = (),
+    cometchat: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    migrate: bool = True,
+) -> None:
+    """Minimal settings pointing ``COMETCHAT`` at the fake; migrate when there is a database.
+
+    ``apps`` are added to ``INSTALLED_APPS``, ``cometchat`` to ``COMETCHAT``, ``extra`` are
+    further settings (``TASKS``, ``CACHES``); ``migrate=False`` leaves the schema alone (a
+    worker process beside the one that migrated)."""
     import django
     from django.conf import settings
 
@@ -169,6 +207,7 @@ def configure_django(*, base_url: str, database: Database | None, page_size: int
             "django.contrib.auth",
             "django.contrib.contenttypes",
             "django_cometchat",
+            *apps,
         ],
         DATABASES={"default": database.settings} if database else {},
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
@@ -178,10 +217,12 @@ def configure_django(*, base_url: str, database: Database | None, page_size: int
             "BASE_URL": base_url,
             "PAGE_SIZE": page_size,
             "MAX_RETRIES": 0,  # a benchmark should fail loudly, not retry quietly
+            **(cometchat or {}),
         },
+        **(extra or {}),
     )
     django.setup()
-    if database is not None:
+    if database is not None and migrate:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)

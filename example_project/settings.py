@@ -7,6 +7,9 @@ server unless a real app's are set.
 Safe by default outside the demo: ``DEBUG`` is off unless ``DJANGO_DEBUG=1``, and without
 ``DJANGO_SECRET_KEY`` each process makes a random key (sessions do not survive a restart; set the
 variable to keep them). ``scripts/demo`` sets both for local use.
+
+``EXAMPLE_TASKS=db`` (``scripts/demo --worker``) queues background work in this database with
+django-tasks-db, for ``manage.py db_worker`` to run; unset, tasks run inline as they are called.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -116,6 +120,15 @@ SPECTACULAR_SETTINGS = {
 }
 
 LOGIN_URL = "/admin/login/"
+
+# Background work: with EXAMPLE_TASKS=db the API answers 202 and a `manage.py db_worker` runs
+# the syncs (docs/tasks.md); without it Django's immediate backend runs them inline.
+_tasks = os.environ.get("EXAMPLE_TASKS", "")
+if _tasks == "db":
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+elif _tasks:
+    raise ImproperlyConfigured(f"EXAMPLE_TASKS must be 'db' or unset, not {_tasks!r}")
 
 # Everything else falls back to COMETCHAT_* environment variables.
 COMETCHAT = {
