@@ -104,43 +104,15 @@ class BatchRunner:
     ) -> None:
         # Workers hand each outcome over here exactly once, whatever Ctrl-C interrupts.
         outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-
-        def lend(owner: services.Owner) -> None:
-            close_old_connections()
-            client = clients.get()
-            try:
-                outcomes.put(self.job(owner, client))
-            finally:
-                clients.put(client)
-                connections.close_all()  # this thread's connections only
-
-        def report_ready() -> None:
-            while True:
-                try:
-                    outcome = outcomes.get_nowait()
-                except queue.Empty:
-                    return
-                self._handle(outcome)
-
         prefix = f"cometchat_sync_{id(self):x}"
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=prefix)
-        in_flight: set[Future[None]] = set()
         submitted: list[Future[None]] = []
         # Ctrl-C only sets a flag while threads run: a KeyboardInterrupt raised at a random
         # point of the main thread (inside submit(), or while an outcome is reported) would
         # lose track of a job or of its outcome.
         previous = _on_sigint(self._interrupted)
         try:
-            for owner in owners:
-                while len(in_flight) >= 2 * self.concurrency and not self.stop:
-                    _, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    report_ready()
-                if self.stop:
-                    break
-                future = pool.submit(lend, owner)
-                in_flight.add(future)
-                submitted.append(future)
-                report_ready()
+            self._submit(owners, pool, submitted, clients, outcomes)
         except KeyboardInterrupt:  # not the main thread: no handler of ours
             self._interrupted()
         finally:
@@ -153,10 +125,54 @@ class BatchRunner:
                 _join_workers(pool, prefix, on_interrupt=self._interrupted)
             finally:
                 _restore_sigint(previous)
-            report_ready()
+            self._report_ready(outcomes)
         for future in submitted:  # a bug in a job (not a failed sync) is not swallowed
             if not future.cancelled() and future.exception() is not None:
                 raise future.exception()  # type: ignore[misc]
+
+    def _submit(
+        self,
+        owners: Iterable[services.Owner],
+        pool: ThreadPoolExecutor,
+        submitted: list[Future[None]],
+        clients: queue.SimpleQueue[services.Client],
+        outcomes: queue.SimpleQueue[Outcome],
+    ) -> None:
+        """Start a job per owner, keeping at most two per thread in flight, until a stop."""
+        in_flight: set[Future[None]] = set()
+        for owner in owners:
+            while len(in_flight) >= 2 * self.concurrency and not self.stop:
+                _, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                self._report_ready(outcomes)
+            if self.stop:
+                return
+            future = pool.submit(self._lend, owner, clients, outcomes)
+            in_flight.add(future)
+            submitted.append(future)
+            self._report_ready(outcomes)
+
+    def _lend(
+        self,
+        owner: services.Owner,
+        clients: queue.SimpleQueue[services.Client],
+        outcomes: queue.SimpleQueue[Outcome],
+    ) -> None:
+        """One job on a worker thread, with a client from the pool and fresh connections."""
+        close_old_connections()
+        client = clients.get()
+        try:
+            outcomes.put(self.job(owner, client))
+        finally:
+            clients.put(client)
+            connections.close_all()  # this thread's connections only
+
+    def _report_ready(self, outcomes: queue.SimpleQueue[Outcome]) -> None:
+        while True:
+            try:
+                outcome = outcomes.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(outcome)
 
     def _interrupted(self) -> None:
         if not self.stop.interrupted:

@@ -21,8 +21,8 @@ from django_cometchat.models import SyncRun
 from django_cometchat.redaction import redact
 
 from ..arguments import int_at_least
-from ..batch import BatchRunner
-from ..reporting import Outcome, Reporter, plural
+from ..batch import BatchRunner, Stop
+from ..reporting import Outcome, Reporter, Totals, plural
 
 logger = logging.getLogger(__name__)
 
@@ -119,18 +119,20 @@ class Command(BaseCommand):
         except CometChatError as exc:  # no client at all: a missing or broken setting
             raise CommandError(f"Nothing was synced: {exc.describe()}") from exc
         reporter.summary()
+        self.conclude(stop, reporter.totals, selection.total)
 
-        totals = reporter.totals
+    def conclude(self, stop: Stop, totals: Totals, total: int) -> None:
+        """Fail the command, naming why, unless every selected owner synced."""
         failures = "".join(f"\n  {label}: {reason}" for label, reason in totals.failures)
-        rest = " Run the command again to sync the rest." if totals.users < selection.total else ""
+        rest = " Run the command again to sync the rest." if totals.users < total else ""
         if stop.interrupted:
             raise CommandError(
-                f"Interrupted after {totals.users} of {plural(selection.total, 'user')} "
+                f"Interrupted after {totals.users} of {plural(total, 'user')} "
                 f"({totals.failed} failed); pages already stored are kept.{rest}{failures}"
             )
         if stop.reason:
             raise CommandError(
-                f"Stopped after {totals.users} of {plural(selection.total, 'user')}: "
+                f"Stopped after {totals.users} of {plural(total, 'user')}: "
                 f"{stop.reason}\nEvery other user would fail the same way; fix that and run "
                 f"the command again.{rest}"
             )
