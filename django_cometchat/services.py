@@ -383,19 +383,7 @@ def sync_conversations(
     """
     owner = as_owner(owner)
     filters = filters or ConversationFilters()
-    if not dry_run:
-        mark_abandoned_runs(owner.uid)
-    if run is None:
-        run = SyncRun(
-            owner_id=owner.user_id,
-            owner_uid=owner.uid,
-            trigger=trigger,
-            filters=filters.as_json(),
-        )
-    run.status = SyncRun.Status.RUNNING
-    run.started_at = timezone.now()
-    if not dry_run:
-        run.save()
+    run = _start_run(owner, filters, trigger, run, dry_run=dry_run)
     result = SyncResult(run=run)
     try:
         # Inside the try: a missing setting is recorded on the run like any other failure.
@@ -416,6 +404,26 @@ def sync_conversations(
         return result
     _finish(run, result, None, dry_run=dry_run)
     return result
+
+
+def _start_run(
+    owner: Owner, filters: ConversationFilters, trigger: str, run: SyncRun | None, *, dry_run: bool
+) -> SyncRun:
+    """The running ``SyncRun`` of this sync: the queued one it carries out, or a new one."""
+    if not dry_run:
+        mark_abandoned_runs(owner.uid)
+    if run is None:
+        run = SyncRun(
+            owner_id=owner.user_id,
+            owner_uid=owner.uid,
+            trigger=trigger,
+            filters=filters.as_json(),
+        )
+    run.status = SyncRun.Status.RUNNING
+    run.started_at = timezone.now()
+    if not dry_run:
+        run.save()
+    return run
 
 
 CATCH_UP_MAX_PAGES = 10
