@@ -204,7 +204,15 @@ class SyncRun(models.Model):
     pages = models.PositiveIntegerField(default=0)
     requests = models.PositiveIntegerField(default=0)
     error_code = models.CharField(max_length=100, blank=True, default="")
-    error_message = models.TextField(blank=True, default="")
+    error_message = models.TextField(
+        blank=True, default="", help_text="The operator's text (describe()): admin and log only."
+    )
+    public_error_message = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        help_text="What the owner may read (public_message): the API shows this one.",
+    )
 
     objects = OwnedQuerySet["SyncRun"].as_manager()
 

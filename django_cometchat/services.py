@@ -560,6 +560,7 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
         run.status = SyncRun.Status.FAILED
         run.error_code = str(getattr(exc, "code", None) or type(exc).__name__)[:100]
         run.error_message = describe(exc)[:2000]
+        run.public_error_message = public_message(exc)[:300]
         logger.warning("CometChat sync of %s failed: %s", run.owner_uid, run.error_message)
     if not dry_run:
         run.save()
@@ -573,6 +574,20 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     return redact(str(exc)) or type(exc).__name__
+
+
+def public_message(exc: BaseException) -> str:
+    """The owner's text for any failure: nothing about settings, keys or CometChat's words."""
+    if isinstance(exc, CometChatError):
+        return exc.public_message
+    if isinstance(exc, KeyboardInterrupt):
+        return INTERRUPTED_MESSAGE
+    return FAILED_MESSAGE
+
+
+INTERRUPTED_MESSAGE = "The sync was interrupted. Try again."
+FAILED_MESSAGE = "The sync failed. Try again later."
+ABANDONED_MESSAGE = "The sync did not finish. Try again."
 
 
 def _announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
@@ -679,6 +694,7 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
             error_code="ERR_ABANDONED",
             error_message="Abandoned: no sync finished this run (its worker stopped, or no "
             'worker took it) within COMETCHAT["SYNC_ABANDONED_AFTER"] seconds.',
+            public_error_message=ABANDONED_MESSAGE,
         )
     )
 

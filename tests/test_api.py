@@ -647,6 +647,22 @@ def test_failed_sync_is_recorded_and_listed(fake, api):
     api.post(f"{BASE}conversations/refresh/")
     (run,) = api.get(f"{BASE}sync-runs/").json()["results"]
     assert (run["status"], run["error_code"]) == ("failed", "ERR_MISSION_FAILED")
+    # The owner reads the end user's text; the operator's (endpoint, CometChat's words) stays
+    # in the admin and the log.
+    stored = SyncRun.objects.get()
+    assert run["error_message"] == "CometChat failed to answer. Try again later."
+    assert "GET /conversations" in stored.error_message
+    assert "GET" not in run["error_message"]
+
+
+def test_a_failed_runs_text_for_its_owner_names_no_setting_and_no_pk(fake, django_user_model):
+    stranger = django_user_model.objects.create_user(username="nobody-django")  # UID "nobody"
+    api = client_for(stranger)
+    error_of(api.post(f"{BASE}conversations/refresh/"), 404, "ERR_UID_NOT_FOUND")
+    (run,) = api.get(f"{BASE}sync-runs/").json()["results"]
+    stored = SyncRun.objects.get()
+    assert "UID_RESOLVER" in stored.error_message and f"pk {stranger.pk}" in stored.error_message
+    assert run["error_message"] == "Your account has no user in CometChat yet."
 
 
 def test_upstream_not_found_is_404_and_says_nothing_of_what_exists(fake, api):

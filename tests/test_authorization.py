@@ -179,6 +179,7 @@ def make_run(owner, marker):
         finished_at=T0,
         error_code="ERR_MISSION_FAILED",
         error_message=f"{marker}: CometChat answered 500",
+        public_error_message=f"{marker}: the sync failed",
     )
 
 

@@ -131,6 +131,12 @@ class SnapshotSerializer(serializers.ModelSerializer[ConversationSnapshot]):
 @extend_schema_serializer(component_name="CometChatSyncRun")
 class SyncRunSerializer(serializers.ModelSerializer[SyncRun]):
     url = serializers.HyperlinkedIdentityField(view_name=f"{NAMESPACE}:syncrun-detail")
+    # The owner's text, never the operator's (which may name settings, pks, CometChat's words).
+    error_message = serializers.CharField(
+        source="public_error_message",
+        read_only=True,
+        help_text="Why it failed, in words for the account's user; empty unless it failed.",
+    )
 
     class Meta:
         model = SyncRun
