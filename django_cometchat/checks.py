@@ -10,11 +10,16 @@ IDs are stable and never reused:
 * ``django_cometchat.E006`` ``COMETCHAT`` is not a dict, has an unknown key or a bad value
 * ``django_cometchat.E007`` the API is mounted but ``rest_framework`` or ``django_filters`` is
   not in ``INSTALLED_APPS``
+* ``django_cometchat.E008`` the rate budget's cache (``RATE_LIMIT_CACHE``) is not in ``CACHES``,
+  or its backend or client library cannot be loaded
 * ``django_cometchat.W001`` ``BASE_URL`` is plain http while ``DEBUG`` is False
 * ``django_cometchat.W002`` ``APP_ID`` is missing
 * ``django_cometchat.W003`` ``API_KEY`` is missing
+* ``django_cometchat.W004`` the rate budget's cache is per process (``LocMemCache``) or keeps
+  nothing (``DummyCache``), so several processes cannot share one budget (``check --deploy``
+  only)
 * ``django_cometchat.I001`` the webhook is mounted but ``WEBHOOK_BASIC_AUTH`` is empty, so it
-  refuses every delivery (information only: it never fails a check)
+  refuses every delivery (``check --deploy`` only, and information only: it never fails a check)
 
 Missing credentials are only a warning in a plain ``check`` (so ``migrate``, ``collectstatic`` and
 test runs in CI or image builds without secrets still run; a call to CometChat without them raises
@@ -23,11 +28,13 @@ a clear ``CometChatConfigurationError``), and an error in ``check --deploy``.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.conf import settings
+from django.core.cache import InvalidCacheBackendError, caches
 from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 from django.urls import NoReverseMatch, reverse
 
@@ -178,7 +185,9 @@ def check_api_dependencies(app_configs: Any = None, **kwargs: Any) -> list[Check
     ]
 
 
-@register(Tags.urls, Tags.security)
+# Deploy only: a site that mounts the URLs but takes no webhooks would otherwise read it on
+# every command, cron jobs included.
+@register(Tags.urls, Tags.security, deploy=True)
 def check_webhook_credentials(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """A mounted webhook without credentials refuses every delivery: say so."""
     try:
@@ -201,5 +210,83 @@ def check_webhook_credentials(app_configs: Any = None, **kwargs: Any) -> list[Ch
             "docs/webhooks.md). Information only: hosts that do not use CometChat's webhooks "
             "can ignore it (or list it in SILENCED_SYSTEM_CHECKS).",
             id="django_cometchat.I001",
+        )
+    ]
+
+
+# Django's cache backends that import a client library only on first use: without it the budget
+# would fail at the first request, not at start-up.
+CACHE_LIBRARIES = {
+    "django.core.cache.backends.redis.RedisCache": "redis",
+    "django.core.cache.backends.memcached.PyMemcacheCache": "pymemcache",
+    "django.core.cache.backends.memcached.PyLibMCCache": "pylibmc",
+}
+# Caches that cannot share a count between processes.
+UNSHARED_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache": "keeps a budget per process",
+    "django.core.cache.backends.dummy.DummyCache": "keeps nothing, so nothing is counted",
+}
+BUDGET_DOC = "See the rate budget in docs/tasks.md."
+
+
+def _budget_cache() -> tuple[str, str] | None:
+    """The rate budget's cache alias and backend path, or None when the budget is off."""
+    try:
+        conf = build_settings(raw_settings())
+    except CometChatConfigurationError:
+        return None  # reported as E006 by check_settings
+    if conf.requests_per_minute is None:
+        return None
+    alias = conf.rate_limit_cache
+    return alias, str(settings.CACHES.get(alias, {}).get("BACKEND", ""))
+
+
+@register(Tags.caches)
+def check_rate_budget_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A budget cache that cannot be used would fail open on every request, silently."""
+    found = _budget_cache()
+    if found is None:
+        return []
+    alias, backend = found
+    problem = ""
+    if alias not in settings.CACHES:
+        problem = f"there is no CACHES[{alias!r}]"
+    else:
+        try:
+            caches[alias]
+        except (InvalidCacheBackendError, ImportError) as exc:
+            problem = f"CACHES[{alias!r}] cannot be loaded ({exc})"
+        library = CACHE_LIBRARIES.get(backend)
+        if not problem and library and importlib.util.find_spec(library) is None:
+            problem = f"CACHES[{alias!r}] needs the {library!r} package, which is not installed"
+    if not problem:
+        return []
+    return [
+        Error(
+            f'COMETCHAT["RATE_LIMIT_CACHE"] names the cache {alias!r}, but {problem}: the '
+            "shared rate budget cannot count requests.",
+            hint="Name a configured cache shared by every process (Redis, Memcached, the "
+            f"database), install its client library, or set REQUESTS_PER_MINUTE to None. "
+            f"{BUDGET_DOC}",
+            id="django_cometchat.E008",
+        )
+    ]
+
+
+@register(Tags.caches, deploy=True)
+def check_rate_budget_cache_is_shared(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A per-process cache gives every web process and worker a budget of its own."""
+    found = _budget_cache()
+    if found is None or found[1] not in UNSHARED_CACHES:
+        return []
+    alias, backend = found
+    return [
+        Warning(
+            f'COMETCHAT["RATE_LIMIT_CACHE"] names the cache {alias!r}, a '
+            f"{backend.rsplit('.', 1)[-1]}, which {UNSHARED_CACHES[backend]}: several "
+            "processes together can exceed CometChat's per-app rate limit.",
+            hint="Point RATE_LIMIT_CACHE at a cache every process shares (Redis, Memcached, "
+            f"the database). {BUDGET_DOC}",
+            id="django_cometchat.W004",
         )
     ]

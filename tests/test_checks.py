@@ -9,6 +9,8 @@ from django_cometchat.checks import (
     check_api_dependencies,
     check_credentials,
     check_credentials_for_deploy,
+    check_rate_budget_cache,
+    check_rate_budget_cache_is_shared,
     check_settings,
 )
 
@@ -118,3 +120,63 @@ def test_manage_py_check_shows_id_and_hint():
     assert "django_cometchat.W002" in text
     assert "HINT:" in text
     assert "k-123456" not in text
+
+
+LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+REDIS = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}
+
+
+def budget_checks(cometchat, caches):
+    with override_settings(COMETCHAT={**GOOD, **cometchat}, CACHES=caches):
+        return [m.id for m in check_rate_budget_cache()], [
+            m.id for m in check_rate_budget_cache_is_shared()
+        ]
+
+
+def test_a_budget_cache_that_is_not_configured_is_an_error():
+    with override_settings(COMETCHAT={**GOOD, "RATE_LIMIT_CACHE": "budget"}):
+        (message,) = check_rate_budget_cache()
+    assert message.id == "django_cometchat.E008"
+    assert "there is no CACHES['budget']" in message.msg
+    assert "k-123" not in message.msg + (message.hint or "")
+
+
+def test_a_budget_cache_whose_backend_cannot_load_is_an_error():
+    broken = {"default": LOCMEM, "budget": {"BACKEND": "no.such.Cache"}}
+    assert budget_checks({"RATE_LIMIT_CACHE": "budget"}, broken) == (
+        ["django_cometchat.E008"],
+        [],
+    )
+
+
+def test_a_redis_cache_without_the_redis_package_is_an_error(monkeypatch):
+    import django_cometchat.checks as module
+
+    real = module.importlib.util.find_spec
+    monkeypatch.setattr(
+        module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "redis" else real(name, *a),
+    )
+    with override_settings(
+        COMETCHAT={**GOOD, "RATE_LIMIT_CACHE": "budget"},
+        CACHES={"default": LOCMEM, "budget": REDIS},
+    ):
+        (message,) = check_rate_budget_cache()
+    assert message.id == "django_cometchat.E008"
+    assert "needs the 'redis' package" in message.msg
+
+
+def test_a_shared_budget_cache_passes_and_a_per_process_one_warns_for_deploy():
+    shared = {"default": LOCMEM, "budget": REDIS}
+    assert budget_checks({"RATE_LIMIT_CACHE": "budget"}, shared) == ([], [])
+    assert budget_checks({}, {"default": LOCMEM}) == ([], ["django_cometchat.W004"])
+    dummy = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert budget_checks({}, dummy) == ([], ["django_cometchat.W004"])
+
+
+def test_no_budget_needs_no_cache():
+    assert budget_checks({"REQUESTS_PER_MINUTE": None, "RATE_LIMIT_CACHE": "nowhere"}, {}) == (
+        [],
+        [],
+    )

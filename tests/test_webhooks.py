@@ -974,6 +974,14 @@ def test_no_credentials_with_the_webhook_mounted_is_said_as_information(settings
     assert "SILENCED_SYSTEM_CHECKS" in (warning.hint or "")
 
 
+def test_the_information_is_for_deploy_checks_only(settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "WEBHOOK_BASIC_AUTH": []}
+    plain = checks.run_checks(include_deployment_checks=False)
+    deploy = checks.run_checks(include_deployment_checks=True)
+    assert "django_cometchat.I001" not in [message.id for message in plain]
+    assert "django_cometchat.I001" in [message.id for message in deploy]
+
+
 def test_no_warning_when_the_webhook_is_not_mounted(settings):
     settings.COMETCHAT = {**settings.COMETCHAT, "WEBHOOK_BASIC_AUTH": []}
     settings.ROOT_URLCONF = "tests.urls_admin_only"
