@@ -135,6 +135,7 @@ COMETCHAT = {
     # Demo logins are named after their CometChat UIDs.
     "UID_RESOLVER": "example_project.chat.uid_for",
     # The webhook's Basic credentials (docs/webhooks.md): "user:password" entries separated by
-    # spaces, from the environment. Unset, the webhook refuses every delivery (check W004).
+    # spaces, from the environment. Unset, the webhook refuses every delivery (I001 under
+    # `check --deploy` says so).
     "WEBHOOK_BASIC_AUTH": os.environ.get("EXAMPLE_WEBHOOK_BASIC_AUTH", "").split(),
 }

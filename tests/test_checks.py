@@ -150,11 +150,11 @@ def test_a_budget_cache_whose_backend_cannot_load_is_an_error():
 
 
 def test_a_redis_cache_without_the_redis_package_is_an_error(monkeypatch):
-    import django_cometchat.checks as module
+    import importlib.util
 
-    real = module.importlib.util.find_spec
+    real = importlib.util.find_spec
     monkeypatch.setattr(
-        module.importlib.util,
+        importlib.util,
         "find_spec",
         lambda name, *a: None if name == "redis" else real(name, *a),
     )
