@@ -104,13 +104,13 @@ class RateBudget:
                 return
 
     def _increment(self, key: str) -> int:
+        # incr() first: the window's key exists for all but its first request, so the add()
+        # that creates it (with its expiry) costs a round trip only then.
         cache = self.cache
-        timeout = math.ceil(self.window * 2) + 1
-        cache.add(key, 0, timeout=timeout)
         try:
             return int(cache.incr(key))
-        except ValueError:  # expired between add() and incr(): a fresh window
-            cache.add(key, 0, timeout=timeout)
+        except ValueError:  # the window's first request (or its key expired): start it
+            cache.add(key, 0, timeout=math.ceil(self.window * 2) + 1)
             return int(cache.incr(key))
 
     def _wait(self, seconds: float, endpoint: str, why: str, max_wait: float | None) -> None:

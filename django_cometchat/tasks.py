@@ -7,8 +7,9 @@ model instances: real backends serialise them.
 
 * :func:`sync_owner`: one owner's complete sync (or a queued ``SyncRun``'s);
 * :func:`refresh_conversation`: one conversation of one owner;
-* :func:`process_webhook_event`: a recorded CometChat webhook event, fanned out into one
-  ``refresh_conversation`` per affected owner (enqueued by the webhook view, which answers
+* :func:`process_webhook_event`: a recorded CometChat webhook event, one
+  ``refresh_conversation`` per affected owner (run within it for one or two owners, enqueued
+  for a group's holders; the event task is enqueued by the webhook view, which answers
   CometChat at once when a worker runs the tasks);
 * :func:`request_sync` / :func:`request_refresh`: the seams the API and the admin call. With a
   backend that queues, they enqueue and return at once (the API answers 202); with the
@@ -26,6 +27,7 @@ from . import services
 from .exceptions import CometChatError
 from .filters import ConversationFilters
 from .models import Conversation, SyncRun
+from .webhook_types import Target
 
 try:  # Django 6.x
     from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
@@ -43,6 +45,9 @@ except ImportError:  # Django 5.2: the django-tasks backport
     )
 
 logger = logging.getLogger(__name__)
+
+# An event affecting at most this many owners refreshes them within its own task.
+INLINE_REFRESHES = 2
 
 
 def backend() -> Any:
@@ -82,18 +87,25 @@ def sync_owner(
 @task()
 def refresh_conversation(uid: str, conversation_id: str) -> dict[str, Any]:
     """Fetch one conversation of one owner (by UID) and store it."""
+    return _refresh(services.owner_by_uid(uid), conversation_id)
+
+
+def _refresh(
+    owner: services.Owner, conversation_id: str, client: services.Client | None = None
+) -> dict[str, Any]:
     try:
-        row = services.fetch_conversation(services.owner_by_uid(uid), conversation_id)
+        row = services.fetch_conversation(owner, conversation_id, client=client)
     except CometChatError as exc:
-        logger.warning("CometChat refresh of %s for %s failed: %s", conversation_id, uid, exc)
+        logger.warning("CometChat refresh of %s for %s failed: %s", conversation_id, owner.uid, exc)
         return {"status": "failed", "error": getattr(exc, "code", None) or type(exc).__name__}
     return {"status": "succeeded", "conversation": row.pk}
 
 
 @task()
 def process_webhook_event(event_id: int) -> dict[str, Any]:
-    """Enqueue one ``refresh_conversation`` per owner a webhook event affects, each on that
-    owner's behalf; mark the event processed (or failed) and send ``webhook_processed``.
+    """One ``refresh_conversation`` per owner a webhook event affects, each on that owner's
+    behalf (run here for up to ``INLINE_REFRESHES`` owners, else enqueued); mark the event
+    processed (or failed) and send ``webhook_processed``.
 
     The event is claimed first, so a task delivered twice refreshes nothing twice.
     """
@@ -109,14 +121,29 @@ def process_webhook_event(event_id: int) -> dict[str, Any]:
         return {"event": event_id, "status": "failed", "error": type(exc).__name__}
     done: list[str] = []
     try:
-        for target in targets:
-            refresh_conversation.enqueue(target.uid, target.conversation_id)
-            done.append(target.uid)
+        if len(targets) <= INLINE_REFRESHES:
+            _refresh_here(targets, done)
+        else:
+            for target in targets:
+                refresh_conversation.enqueue(target.uid, target.conversation_id)
+                done.append(target.uid)
     except Exception as exc:  # the queue refused: say so on the event, then let the task fail
         services.finish_webhook_event(event, owners=done, error=exc)
         raise
     services.finish_webhook_event(event, owners=done)
     return {"event": event_id, "status": "processed", "owners": sorted(set(done))}
+
+
+def _refresh_here(targets: list[Target], done: list[str]) -> None:
+    """A webhook event's few refreshes (a direct message, a receipt, a block: two owners at
+    most), run in the event's own task over one connection: a trip through the queue costs a
+    worker more than the refresh itself, and adds its wait. A group's holders fan out as
+    ``refresh_conversation`` tasks instead, so that a big group spreads over the workers."""
+    owners = services.owners_by_uid(target.uid for target in targets)
+    with services.new_client() as client:
+        for target in targets:
+            _refresh(owners[target.uid], target.conversation_id, client)
+            done.append(target.uid)
 
 
 # -- the seams of on-demand work --------------------------------------------------------------

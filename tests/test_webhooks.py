@@ -146,9 +146,12 @@ def _uids(settings):
 
 
 @pytest.fixture
-def queue(settings):
-    """A backend that keeps what is enqueued and runs nothing (as in test_tasks.py)."""
+def queue(settings, monkeypatch):
+    """A backend that keeps what is enqueued and runs nothing (as in test_tasks.py). Every
+    refresh is enqueued, even an event's first two (``INLINE_REFRESHES``), so that the owners an
+    event affects show as tasks."""
     settings.TASKS = {"default": {"BACKEND": f"{BACKENDS}.dummy.DummyBackend"}}
+    monkeypatch.setattr(tasks, "INLINE_REFRESHES", 0)
     backend: Any = tasks.backend()
     assert tasks.queues()
     yield backend
@@ -562,6 +565,30 @@ def test_message_sent_enqueues_one_refresh_per_owner(client, known, queue):
     assert known.requests == []  # the workers fetch, not the webhook
     event = WebhookEvent.objects.get()
     assert (event.status, event.owners) == ("processed", ["alice", "bob"])
+
+
+def test_an_event_for_two_owners_refreshes_them_within_its_own_task(
+    client, known, queue, monkeypatch
+):
+    monkeypatch.setattr(tasks, "INLINE_REFRESHES", 2)  # the default
+    body = message_event(known.send_message("bob", to_user="alice", text="news"))
+    assert post(client, body).json() == {"status": "accepted"}
+    assert known.requests == []
+    assert refreshes(queue) == []  # no refresh task: the event's task fetched both
+    assert upstream(known) == ALICE_BOB
+    for owner in ("alice", "bob"):
+        row = Conversation.objects.get(owner_uid=owner, conversation_id="alice_user_bob")
+        assert row.last_message is not None
+        assert row.last_message["data"]["text"] == "news"
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.owners) == ("processed", ["alice", "bob"])
+
+
+def test_an_event_for_more_owners_fans_out_as_refresh_tasks(client, known, queue, monkeypatch):
+    monkeypatch.setattr(tasks, "INLINE_REFRESHES", 1)  # a group of two holders is "more" here
+    post(client, message_event(known.send_message("carol", to_group="book-club")))
+    assert refreshes(queue) == [["alice", "group_book-club"], ["bob", "group_book-club"]]
+    assert known.requests == []  # the refresh tasks fetch, not the event's
 
 
 def test_the_fixture_body_is_accepted(client, known, queue):
