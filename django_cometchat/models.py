@@ -21,6 +21,13 @@ class OwnedQuerySet(models.QuerySet[_M]):
     def owned_by(self, owner_uid: str) -> OwnedQuerySet[_M]:
         return self.filter(**{self.owner_path: owner_uid})
 
+    def owned_while_bound(self, owner_uid: str, user_id: Any) -> OwnedQuerySet[_M]:
+        """``owned_by``, and nothing unless ``owner_uid`` is bound to ``user_id``: the binding
+        is checked in the same statement as the rows (an uncorrelated EXISTS, evaluated once),
+        so a read that finds rows needs no query of its own to check it."""
+        bound = UIDBinding.objects.filter(uid=owner_uid, user_id=user_id)
+        return self.owned_by(owner_uid).filter(models.Exists(bound))
+
 
 class SnapshotQuerySet(OwnedQuerySet["ConversationSnapshot"]):
     owner_path = "conversation__owner_uid"

@@ -41,7 +41,7 @@ from django_cometchat.exceptions import (
     CometChatUnknownOwner,
     CometChatUserError,
 )
-from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
+from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun, UIDBinding
 from django_cometchat.testing import Fault
 
 pytestmark = pytest.mark.django_db
@@ -661,7 +661,8 @@ def test_a_failed_runs_text_for_its_owner_names_no_setting_and_no_pk(fake, djang
     error_of(api.post(f"{BASE}conversations/refresh/"), 404, "ERR_UID_NOT_FOUND")
     (run,) = api.get(f"{BASE}sync-runs/").json()["results"]
     stored = SyncRun.objects.get()
-    assert "UID_RESOLVER" in stored.error_message and f"pk {stranger.pk}" in stored.error_message
+    assert "UID_RESOLVER" in stored.error_message
+    assert f"pk {stranger.pk}" in stored.error_message
     assert run["error_message"] == "Your account has no user in CometChat yet."
 
 
@@ -801,3 +802,17 @@ def test_list_query_count_does_not_grow_with_rows(api):
     assert (small[1], large[1], small_runs[1], large_runs[1]) == (3, 30, 3, 30)
     assert small[0] == large[0]
     assert small_runs[0] == large_runs[0]
+
+
+def test_a_page_of_rows_checks_the_owners_binding_within_its_own_query(api, alice, bob):
+    make_conversation(conversation_id="alice_user_bob", minutes=1)
+    api.get(f"{BASE}conversations/")  # binds alice's UID on first use
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(f"{BASE}conversations/")
+    assert ids(response) == ["alice_user_bob"]
+    binding_checks = [q["sql"] for q in queries if "uidbinding" in q["sql"].lower()]
+    assert len(binding_checks) == 1
+    assert "django_cometchat_conversation" in binding_checks[0]  # the page's own statement
+    # The UID bound to another account: that page query finds nothing, and the refusal follows.
+    UIDBinding.objects.filter(uid="alice").update(user=bob)
+    error_of(api.get(f"{BASE}conversations/"), 409, "ERR_UID_TAKEN")

@@ -127,7 +127,19 @@ class ConversationListView(OwnedRowsView[Conversation], generics.ListAPIView[Con
     filterset_class = ConversationFilter
 
     def get_queryset(self) -> QuerySet[Conversation]:
-        return Conversation.objects.owned_by(self.owner.uid).only(*LIST_FIELDS)
+        user = self.request.user
+        rows = Conversation.objects.owned_while_bound(services.resolve_uid(user), user.pk)
+        return rows.only(*LIST_FIELDS)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # The page query checks the UID's binding itself (the list is the busiest read). Only
+        # an empty page needs ``owner``: it binds the UID on first use, or refuses with 409
+        # when it belongs to another account; once bound, the page is read again.
+        response = super().list(request, *args, **kwargs)
+        if response.data["results"]:
+            return response
+        self.owner  # noqa: B018 - for its checks: bind on first use, or refuse
+        return super().list(request, *args, **kwargs)
 
 
 @extend_schema_view(
