@@ -37,12 +37,9 @@ import argparse
 import cProfile
 import dataclasses
 import io
-import json
 import math
 import os
 import pstats
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +49,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import processes
+from .processes import (
+    WORKER_READY,
+    Child,
+    ChildDied,
+    check_alive,
+    machine_busy,
+    postgres_backends,
+    proc_cpu,
+)
 from .support import (
     Database,
     FakeServer,
@@ -65,8 +72,6 @@ from .support import (
 DB_NAME = "cometchat_bench_fanout"
 UNBOUND_BUDGET = 20_000  # CometChat's standard operations limit per minute (API.md §5.4)
 WINDOW = 60.0
-READY_LINE = "Starting worker"
-CONFIG_ENV = "COMETCHAT_FANOUT_CONFIG"
 PROFILES: list[str] = []  # printed after the report
 
 
@@ -107,7 +112,7 @@ class Config:
 
 def run_worker(name: str) -> int:
     """A worker process: the benchmark's settings, then django-tasks-db's ``db_worker``."""
-    config = Config(**json.loads(os.environ[CONFIG_ENV]))
+    config = Config(**processes.config_from_env())
     config.configure(migrate=False)
     from django.core.management import call_command
 
@@ -128,39 +133,6 @@ def run_worker(name: str) -> int:
 # -- CPU time from /proc ------------------------------------------------------------------------
 
 
-def proc_cpu(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc), None when unreadable."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy() -> float | None:
-    """CPU seconds all cores spent busy since boot (everyone's processes, not only ours)."""
-    try:
-        with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:9]]
-    except OSError:
-        return None
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_backends() -> list[int]:
-    """PIDs of the PostgreSQL backends connected to the benchmark's database (the workers')."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [DB_NAME],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 @dataclass
 class CpuMeter:
     """CPU seconds used between ``start()`` and ``stop()`` by the given processes."""
@@ -176,7 +148,7 @@ class CpuMeter:
             "fake": self.fake.cpu_seconds(),
             "machine": machine_busy() or 0.0,
         }
-        for pid in postgres_backends():
+        for pid in postgres_backends(DB_NAME):
             self.backends.setdefault(pid, proc_cpu(pid) or 0.0)
         return figures
 
@@ -195,61 +167,13 @@ class CpuMeter:
 # -- one run ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Worker:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-class WorkerDied(RuntimeError):
-    pass
-
-
-def start_workers(config: Config, count: int, logs: Path) -> list[Worker]:
-    env = {**os.environ, CONFIG_ENV: json.dumps(config.__dict__)}
-    workers = []
-    for n in range(1, count + 1):
-        name = f"fanout-{count}-{n}"
-        log = logs / f"{name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.bench_fanout", "--worker", name],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        workers.append(Worker(name, process, log))
-    deadline = time.monotonic() + 60
-    for worker in workers:
-        while READY_LINE not in worker.output():
-            check_alive(workers)
-            if time.monotonic() > deadline:
-                raise WorkerDied(f"{worker.name} not ready in 60 s:\n{worker.output()[-3000:]}")
-            time.sleep(0.1)
-    return workers
-
-
-def check_alive(workers: list[Worker]) -> None:
-    for worker in workers:
-        if worker.process.poll() is not None:
-            raise WorkerDied(
-                f"{worker.name} exited with status {worker.process.returncode}:\n"
-                f"{worker.output()[-4000:]}"
-            )
+def start_workers(config: Config, count: int, logs: Path) -> list[Child]:
+    roles = [
+        (f"fanout-{count}-{n}", ["--worker", f"fanout-{count}-{n}"]) for n in range(1, count + 1)
+    ]
+    return processes.start(
+        "benchmarks.bench_fanout", roles, config=config.__dict__, logs=logs, ready=WORKER_READY
+    )
 
 
 def empty_tables() -> None:
@@ -341,7 +265,7 @@ def one_run(
         while done.count() < len(uids):
             check_alive(pool)
             if time.time() - started > timeout:
-                raise WorkerDied(f"{label}: not drained in {timeout:.0f} s")
+                raise ChildDied(f"{label}: not drained in {timeout:.0f} s")
             time.sleep(0.5)
         cpu = meter.stop()
         finished = DBTaskResult.objects.aggregate(last=Max("finished_at"))["last"].timestamp()
@@ -351,8 +275,7 @@ def one_run(
         failed_tasks = DBTaskResult.objects.filter(status="FAILED").count()
         failed_syncs = SyncRun.objects.exclude(status="succeeded").count()
     finally:
-        for worker in pool:
-            worker.stop()
+        processes.stop_all(pool)
     return Run(
         label=label,
         workers=workers,
@@ -594,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="cometchat-fanout-") as logs:
             for part in parts:
                 runs += run_part(part, args, database, Path(logs), first=not runs)
-    except WorkerDied as exc:
+    except ChildDied as exc:
         print(f"a worker failed: {exc}")
         status = 1
     finally:

@@ -12,6 +12,10 @@ that never runs out), ``--rate-limit N`` is CometChat's per-minute limit (429 be
 commands ``log`` (one JSON line: ``[[at, status], …]`` of every request since the last
 ``clear``), ``clear`` (forget the request log; prints 0) and ``cpu`` (seconds of CPU this
 process has used) report what it saw.
+
+For the freshness benchmark: ``send SENDER RECEIVER`` makes a real upstream change (SENDER sends
+RECEIVER a text message, which becomes both users' conversation's last message) and prints the
+body of the ``message_sent`` webhook CometChat would deliver for it (``API.md`` §7), one line.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 from collections.abc import Sequence
 
 from django_cometchat.testing import FakeCometChat, Fault
+from django_cometchat.testing.render import dumps
 
 FOREVER = 10**12  # a fault's ``times`` that never runs out
 
@@ -31,6 +36,18 @@ def owner_uids(count: int) -> list[str]:
     """The UIDs ``--owners`` seeds: ``owner-0001`` …"""
     width = max(4, len(str(count)))
     return [f"owner-{n:0{width}d}" for n in range(1, count + 1)]
+
+
+def message_sent(fake: FakeCometChat, sender: str, receiver: str) -> dict[str, object]:
+    """Send a message in the fake; the ``message_sent`` webhook body announcing it."""
+    message = fake.send_message(sender, to_user=receiver, text="fresh?")
+    return {
+        "trigger": "message_sent",
+        "appId": fake.app_id,
+        "region": "us",
+        "webhook": "benchmark",
+        "data": {"message": message},
+    }
 
 
 def _bulk_spec(value: str) -> tuple[str, int]:
@@ -83,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif command == "clear":
                 fake.clear_requests()
                 print(0, flush=True)
+            elif command.startswith("send "):
+                print(dumps(message_sent(fake, *command.split()[1:])), flush=True)
             elif command == "cpu":
                 times = os.times()
                 print(times.user + times.system, flush=True)

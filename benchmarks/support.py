@@ -93,6 +93,11 @@ class FakeServer:
         """CPU time (user + system) the fake's process has used."""
         return float(self._ask_line("cpu"))
 
+    def send_message(self, sender: str, receiver: str) -> str:
+        """A real change upstream: ``sender`` messages ``receiver``; the ``message_sent``
+        webhook body announcing it, as CometChat would deliver it (JSON text)."""
+        return self._ask_line(f"send {sender} {receiver}").strip()
+
     def connections_opened(self) -> int:
         """TCP connections the fake accepted since it started (``FakeCometChat``'s counter)."""
         return self._ask("connections")

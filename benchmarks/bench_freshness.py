@@ -1,0 +1,505 @@
+"""Freshness: how long after CometChat delivers a webhook the stored snapshot shows the change.
+
+Processes, as in a deployment on one machine: the fake CometChat in a child process (``--pairs``
+pairs of users, ``owner-0001`` and ``owner-0002`` the first); the site in another, serving
+``django_cometchat.urls`` with Django's threaded WSGI server (the one ``runserver`` uses; no
+extra dependency); ``--workers`` django-tasks-db ``db_worker`` processes on PostgreSQL (a fresh
+database ``cometchat_bench_freshness`` on 127.0.0.1:5432); the rate budget counted in Redis.
+
+Every owner is synced once first, so the site knows them (webhook traffic never creates
+owners). Then, at ``--rate`` events per second for ``--seconds``, this process makes a real
+change upstream (the fake's ``send``: one user of a pair messages the other, round robin over
+the pairs) and delivers CometChat's ``message_sent`` webhook for it to the site, with Basic
+credentials, from a small thread pool so that a slow answer does not hold back the schedule.
+The webhook records the event and enqueues it; a worker fans it out into one refresh task per
+owner (sender and receiver); a worker fetches that owner's conversation and stores it.
+
+The lag of an (event, owner) is from the moment the delivery was sent to the ``fetched_at`` of
+the first snapshot of that owner's conversation whose last message is the event's message or
+a newer one (a refresh stores the snapshot it fetched at once). Reported: p50, p90, p99 and the
+maximum of the lag, the webhook's answer time (CometChat's 2-second rule), and any event or
+owner that never became fresh. Target: p99 under one second.
+
+    python -m benchmarks.bench_freshness [--rate 50] [--seconds 60] [--workers 2]
+        [--pairs 250] [--delay 0] [--budget 20000] [--redis-url redis://127.0.0.1:6379/7]
+
+The budget defaults to CometChat's standard 20,000 requests a minute: each event costs two
+requests (one per owner), 6,000 a minute at 50 events a second, above the package's default of
+450 for the free plan. The Redis database of ``--redis-url`` is flushed first: give it one
+nobody else uses. Exits 0 whatever the figures (a report); 1 when a delivery, a task or a child
+process failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import os
+import secrets
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import processes
+from .fake_server import owner_uids
+from .processes import (
+    WORKER_READY,
+    Child,
+    ChildDied,
+    check_alive,
+    machine_busy,
+    postgres_backends,
+    proc_cpu,
+)
+from .support import Database, FakeServer, configure_django, machine, pass_miss, postgres_database
+
+DB_NAME = "cometchat_bench_freshness"
+WEB_READY = "Serving the webhook"
+WARM_UP_EVENTS = 20
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings shared by this process and its children."""
+
+    base_url: str
+    database: dict[str, Any]
+    redis_url: str
+    budget: int
+    webhook_auth: str  # "user:password", made up per run
+
+    def configure(self, *, migrate: bool) -> None:
+        configure_django(
+            base_url=self.base_url,
+            database=Database("postgres", self.database, ""),
+            apps=["rest_framework", "django_filters", "django_tasks_db"],
+            cometchat={
+                "REQUESTS_PER_MINUTE": self.budget,
+                "RATE_LIMIT_CACHE": "cometchat",
+                "WEBHOOK_BASIC_AUTH": [self.webhook_auth],
+            },
+            extra={
+                "ROOT_URLCONF": "django_cometchat.urls",
+                "ALLOWED_HOSTS": ["127.0.0.1"],
+                "TASKS": {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}},
+                "CACHES": {
+                    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+                    "cometchat": {
+                        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                        "LOCATION": self.redis_url,
+                    },
+                },
+            },
+            migrate=migrate,
+        )
+
+
+# -- the children -------------------------------------------------------------------------------
+
+
+def run_worker(name: str) -> int:
+    Config(**processes.config_from_env()).configure(migrate=False)
+    from django.core.management import call_command
+
+    call_command(
+        "db_worker", "--worker-id", name, "--interval", "0.05", "--no-startup-delay", verbosity=1
+    )
+    return 0
+
+
+def run_web(port: int) -> int:
+    """The site: Django's threaded WSGI server (``runserver``'s, without the reloader)."""
+    import logging
+
+    Config(**processes.config_from_env()).configure(migrate=False)
+    from django.core.servers.basehttp import run
+    from django.core.wsgi import get_wsgi_application
+
+    logging.getLogger("django.server").setLevel(logging.WARNING)  # a line per delivery is noise
+    run(
+        "127.0.0.1",
+        port,
+        get_wsgi_application(),
+        threading=True,
+        on_bind=lambda _port: print(WEB_READY, flush=True),
+    )
+    return 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- the load -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Delivery:
+    message_id: int
+    conversation_id: str
+    owners: tuple[str, str]
+    sent_at: float  # time.time() as the delivery left
+    answer_seconds: float = 0.0
+    status: int | None = None
+
+
+@dataclass
+class Load:
+    deliveries: list[Delivery] = field(default_factory=list)
+    behind: float = 0.0  # how late the schedule ran at worst (this process too slow)
+
+
+def deliver(
+    fake: FakeServer,
+    url: str,
+    auth: tuple[str, str],
+    *,
+    pairs: list[tuple[str, str]],
+    rate: float,
+    count: int,
+    first: int = 0,
+) -> Load:
+    """``count`` changes upstream and their webhooks at ``rate`` per second, open loop."""
+    import json
+
+    import requests
+
+    load = Load()
+    local = threading.local()
+
+    def post(delivery: Delivery, body: str) -> None:
+        sess = getattr(local, "session", None)
+        if sess is None:
+            sess = local.session = requests.Session()
+            sess.auth = auth
+        try:
+            response = sess.post(
+                url, data=body, headers={"Content-Type": "application/json"}, timeout=10
+            )
+            delivery.status = response.status_code
+        except requests.RequestException:
+            delivery.status = None
+        delivery.answer_seconds = time.time() - delivery.sent_at
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for n in range(first, first + count):
+            due = start + (n - first) / rate
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            else:
+                load.behind = max(load.behind, -pause)
+            a, b = pairs[n % len(pairs)]
+            sender, receiver = (a, b) if n // len(pairs) % 2 == 0 else (b, a)
+            body = fake.send_message(sender, receiver)
+            message = json.loads(body)["data"]["message"]
+            delivery = Delivery(int(message["id"]), message["conversationId"], (a, b), time.time())
+            load.deliveries.append(delivery)
+            pool.submit(post, delivery, body)
+    return load
+
+
+def wait_until_drained(children: Sequence[Child], timeout: float = 600.0) -> float:
+    """Until every webhook event is done and the queue is empty; the seconds it took."""
+    from django_tasks_db.models import DBTaskResult
+
+    from django_cometchat.models import WebhookEvent
+
+    started = time.monotonic()
+    while (
+        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED).exists()
+        or DBTaskResult.objects.exclude(status__in=["SUCCESSFUL", "FAILED"]).exists()
+    ):
+        check_alive(children)
+        if time.monotonic() - started > timeout:
+            raise ChildDied(f"the queue did not drain in {timeout:.0f} s")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def first_fresh(deliveries: Sequence[Delivery]) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """``(owner, conversation) -> [(last message id, fetched_at), …]`` by fetch time."""
+    from django_cometchat.models import ConversationSnapshot
+
+    conversations = {d.conversation_id for d in deliveries}
+    seen: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
+    rows = (
+        ConversationSnapshot.objects.filter(conversation__conversation_id__in=conversations)
+        .order_by("fetched_at")
+        .values_list(
+            "conversation__owner_uid",
+            "conversation__conversation_id",
+            "payload__lastMessage__id",
+            "fetched_at",
+        )
+    )
+    for owner, conversation, message_id, fetched_at in rows.iterator():
+        if message_id is not None:
+            seen[owner, conversation].append((int(message_id), fetched_at.timestamp()))
+    return seen
+
+
+def lags(deliveries: Sequence[Delivery]) -> tuple[list[tuple[float, float]], int]:
+    """``(sent at, lag)`` of every (event, owner) that became fresh; how many never did."""
+    seen = first_fresh(deliveries)
+    found: list[tuple[float, float]] = []
+    missing = 0
+    for delivery in deliveries:
+        for owner in delivery.owners:
+            snapshots = seen.get((owner, delivery.conversation_id), [])
+            # Snapshots in fetch order; the first whose last message is this one or newer.
+            fresh = next((at for mid, at in snapshots if mid >= delivery.message_id), None)
+            if fresh is None:
+                missing += 1
+            else:
+                found.append((delivery.sent_at, max(fresh - delivery.sent_at, 0.0)))
+    return found, missing
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank percentile (``q`` in 0..1); NaN without values."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def queue_times() -> str:
+    """Where a task's time goes: waiting in the queue, then running (p50 / p99)."""
+    from django_tasks_db.models import DBTaskResult
+
+    rows = DBTaskResult.objects.filter(status="SUCCESSFUL").values_list(
+        "enqueued_at", "started_at", "finished_at"
+    )
+    waited = [(s - e).total_seconds() for e, s, _ in rows]
+    ran = [(f - s).total_seconds() for _, s, f in rows]
+    return (
+        f"tasks ({len(waited):,}): waiting in the queue p50 {ms(percentile(waited, 0.5))}, p99 "
+        f"{ms(percentile(waited, 0.99))}; running p50 {ms(percentile(ran, 0.5))}, p99 "
+        f"{ms(percentile(ran, 0.99))}"
+    )
+
+
+def by_slice(timed: Sequence[tuple[float, float]], width: float = 10.0) -> str:
+    """``p50/p99`` of the lags of each ``width``-second slice of delivery times."""
+    first = min(at for at, _ in timed)
+    slices: dict[int, list[float]] = defaultdict(list)
+    for at, lag in timed:
+        slices[int((at - first) // width)].append(lag)
+    return ", ".join(
+        f"{ms(percentile(values, 0.5))}/{ms(percentile(values, 0.99))}"
+        for _, values in sorted(slices.items())
+    )
+
+
+def ms(seconds: float) -> str:
+    return f"{1000 * seconds:,.0f} ms"
+
+
+@dataclass
+class Cpu:
+    """CPU seconds each part used between ``start()`` and ``stop()`` (Linux /proc)."""
+
+    workers: list[Child]
+    web: Child
+    fake: FakeServer
+    before: dict[str, float] = field(default_factory=dict)
+    backends: dict[int, float] = field(default_factory=dict)
+
+    def _read(self) -> dict[str, float]:
+        for pid in postgres_backends(DB_NAME):
+            self.backends.setdefault(pid, proc_cpu(pid) or 0.0)
+        times = os.times()
+        return {
+            "workers": sum(proc_cpu(w.process.pid) or 0.0 for w in self.workers),
+            "web": proc_cpu(self.web.process.pid) or 0.0,
+            "fake": self.fake.cpu_seconds(),
+            "load": times.user + times.system,
+            "machine": machine_busy() or 0.0,
+        }
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def stop(self) -> dict[str, float]:
+        after = self._read()
+        used = {key: after[key] - self.before[key] for key in after}
+        used["postgres"] = sum((proc_cpu(pid) or at) - at for pid, at in self.backends.items())
+        return used
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def initial_sync(uids: Sequence[str]) -> None:
+    """Sync every owner once, in this process, so the site knows them."""
+    from django_cometchat import services
+    from django_cometchat.models import SyncRun
+
+    for owner in services.owners(uids=uids):
+        services.sync_conversations(owner, trigger=SyncRun.Trigger.COMMAND)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_freshness",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("--rate", type=float, default=50.0, help="webhook events per second")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=250, help="pairs of users messaging")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds the fake adds")
+    parser.add_argument("--budget", type=int, default=20_000, help="REQUESTS_PER_MINUTE")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--web", type=int, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        return run_worker(args.worker)
+    if args.web:
+        return run_web(args.web)
+    import django
+    import redis
+
+    print("bench_freshness")
+    print(f"machine: {machine()}")
+    print(
+        f"{args.rate:g} webhook events/s for {args.seconds:g} s over {args.pairs} pairs of users; "
+        f"{args.workers} db_worker processes on PostgreSQL ({DB_NAME}); the site on Django's "
+        f"threaded WSGI server; fake CometChat +{1000 * args.delay:.0f} ms per request; budget "
+        f"{args.budget:,}/min in Redis; Django {django.get_version()}",
+        flush=True,
+    )
+    database = postgres_database(DB_NAME)
+    database.settings["CONN_MAX_AGE"] = 600
+    uids = owner_uids(2 * args.pairs)
+    pairs = list(zip(uids[::2], uids[1::2], strict=True))
+    options = ["--owners", str(len(uids)), "--conversations", "2", "--delay", str(args.delay)]
+    user, password = "bench", secrets.token_urlsafe(16)
+    children: list[Child] = []
+    status = 0
+    try:
+        with FakeServer([], options=options) as fake, tempfile.TemporaryDirectory() as logs:
+            config = Config(
+                fake.base_url, database.settings, args.redis_url, args.budget, f"{user}:{password}"
+            )
+            config.configure(migrate=True)
+            redis.Redis.from_url(args.redis_url).flushdb()
+            began = time.monotonic()
+            initial_sync(uids)
+            print(f"synced {len(uids)} owners in {time.monotonic() - began:.1f} s", flush=True)
+            port = free_port()
+            roles = [
+                (f"worker-{n}", ["--worker", f"worker-{n}"]) for n in range(1, args.workers + 1)
+            ]
+            children += processes.start(
+                "benchmarks.bench_freshness",
+                roles,
+                config=config.__dict__,
+                logs=Path(logs),
+                ready=WORKER_READY,
+            )
+            children += processes.start(
+                "benchmarks.bench_freshness",
+                [("web", ["--web", str(port)])],
+                config=config.__dict__,
+                logs=Path(logs),
+                ready=WEB_READY,
+            )
+            url = f"http://127.0.0.1:{port}/webhook/"
+            send = functools.partial(
+                deliver, fake, url, (user, password), pairs=pairs, rate=args.rate
+            )
+            send(count=WARM_UP_EVENTS)  # connections, imports, caches
+            wait_until_drained(children)
+            fake.clear_requests()
+            count = round(args.rate * args.seconds)
+            cpu = Cpu(children[:-1], children[-1], fake)
+            cpu.start()
+            began = time.monotonic()
+            load = send(count=count, first=WARM_UP_EVENTS)
+            sending = time.monotonic() - began
+            drain = wait_until_drained(children)
+            used = cpu.stop()
+            requests_seen = len(fake.request_log())
+            status = report(load, sending, drain, requests_seen, used)
+    except ChildDied as exc:
+        print(f"a child process failed: {exc}")
+        status = 1
+    finally:
+        processes.stop_all(children)
+        database.cleanup()
+    return status
+
+
+def report(
+    load: Load, sending: float, drain: float, requests_seen: int, cpu: dict[str, float]
+) -> int:
+    from django_tasks_db.models import DBTaskResult
+
+    from django_cometchat.models import WebhookEvent
+
+    deliveries = load.deliveries
+    refused = [d for d in deliveries if d.status != 200]
+    answers = [d.answer_seconds for d in deliveries]
+    timed_lags, missing = lags(deliveries)
+    found = [lag for _, lag in timed_lags]
+    failed_events = WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED).count()
+    failed_tasks = DBTaskResult.objects.filter(status="FAILED").count()
+    print()
+    sent = len(deliveries)
+    print(
+        f"sent {sent:,} deliveries in {sending:.1f} s ({sent / sending:.1f}/s, the schedule at "
+        f"worst {ms(load.behind)} late); the queue drained {drain:.1f} s after the last; "
+        f"{requests_seen:,} requests reached the fake ({requests_seen / max(sent, 1):.2f} an event)"
+    )
+    print(
+        f"webhook answer: p50 {ms(statistics.median(answers))}, p99 "
+        f"{ms(percentile(answers, 0.99))}, max {ms(max(answers))} (CometChat waits 2 s)"
+    )
+    print(
+        f"lag to a fresh snapshot, {len(found):,} (event, owner) pairs: p50 "
+        f"{ms(percentile(found, 0.5))}, p90 {ms(percentile(found, 0.9))}, p99 "
+        f"{ms(percentile(found, 0.99))}, max {ms(max(found, default=0.0))}"
+    )
+    print(
+        f"never fresh: {missing}; refused deliveries: {len(refused)}; failed events: "
+        f"{failed_events}; failed tasks: {failed_tasks}"
+    )
+    if timed_lags:
+        print("lag p50 / p99 by 10-second slice of the run: " + by_slice(timed_lags))
+    print(queue_times())
+    parts = ("workers", "postgres", "web", "fake", "load")
+    wall = sending + drain
+    print(
+        "CPU ms per event: "
+        + ", ".join(f"{part} {1000 * cpu[part] / max(sent, 1):.1f}" for part in parts)
+        + f"; the machine {cpu['machine'] / wall:.2f} of {os.cpu_count()} cores busy on average "
+        f"({sum(cpu[p] for p in parts) / wall:.2f} of them ours: load is this process)"
+    )
+    p99 = percentile(found, 0.99)
+    print(f"p99 under 1 s: {pass_miss(p99 < 1.0 and not missing)}")
+    return 1 if refused or missing or failed_events or failed_tasks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
