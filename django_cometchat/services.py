@@ -46,6 +46,7 @@ from .storage import (
     row_from,
     store_page,
     stored_hashes,
+    with_list_only_fields,
 )
 from .types import PayloadShapeError, conversation_id_of, parse_conversation, updated_at_of
 from .webhook_types import Delivery, Target, parse_webhook
@@ -625,10 +626,16 @@ def fetch_conversation(
         except CometChatError as exc:
             _explain(exc, owner)
             raise
+    payload = remote.raw
+    if remote.conversation_type == "user":
+        stored = Conversation.objects.owned_by(owner.uid).filter(
+            conversation_id=remote.conversation_id
+        )
+        payload = with_list_only_fields(payload, stored.values_list("payload", flat=True).first())
     outcome = store_page(
         owner_id=owner.user_id,
         owner_uid=owner.uid,
-        rows=[row_from(remote)],
+        rows=[row_from(remote, payload=payload)],
         fetched_at=timezone.now(),
     )
     _announce_changes(owner.uid, outcome)

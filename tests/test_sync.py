@@ -464,6 +464,30 @@ def test_fetch_conversation_stores_one(fake, alice):
     assert ConversationSnapshot.objects.filter(conversation=conversation).count() == 1
 
 
+@pytest.mark.parametrize("conversation_id", ["alice_user_bob", "group_book-club"])
+def test_a_list_sync_and_a_single_fetch_agree_when_nothing_changed(fake, alice, conversation_id):
+    # The list's lastMessage carries receipts, the single-conversation endpoint's does not.
+    sync_conversations(alice)
+    listed = Conversation.objects.get(owner_uid="alice", conversation_id=conversation_id)
+    assert "receipts" in listed.payload["lastMessage"]
+    fetch_conversation(alice, conversation_id)
+    assert sync_conversations(alice).updated == 0
+    row = Conversation.objects.get(owner_uid="alice", conversation_id=conversation_id)
+    assert row.snapshots.count() == 1  # no history row for a difference of endpoints
+    assert row.content_hash == listed.content_hash
+
+
+def test_a_single_fetch_keeps_the_block_flags_of_the_last_sync(fake, alice):
+    # The single-conversation endpoint takes no withBlockedInfo: its payload has no flags.
+    fake.block_user("alice", "bob")
+    sync_conversations(alice)
+    fetch_conversation(alice, "alice_user_bob")
+    row = Conversation.objects.get(owner_uid="alice", conversation_id="alice_user_bob")
+    assert row.payload["conversationWith"]["blockedByMe"] is True
+    assert row.payload["conversationWith"]["hasBlockedMe"] is False
+    assert row.snapshots.count() == 1
+
+
 def test_fetch_conversation_rejects_bad_ids_before_sending(fake, alice):
     fake.clear_requests()
     with pytest.raises(CometChatBadRequest):

@@ -30,7 +30,15 @@ from django.db import DatabaseError, connection, transaction
 from ..models import Conversation
 from .portable import PortableDialect
 from .postgresql import PostgreSQLDialect
-from .rows import CONVERSATION, Row, StoredHash, content_hash, newest_per_id, row_from
+from .rows import (
+    CONVERSATION,
+    Row,
+    StoredHash,
+    content_hash,
+    newest_per_id,
+    row_from,
+    with_list_only_fields,
+)
 from .sqlite import SQLiteDialect
 
 __all__ = [
@@ -45,6 +53,7 @@ __all__ = [
     "row_from",
     "store_page",
     "stored_hashes",
+    "with_list_only_fields",
 ]
 
 logger = logging.getLogger(__name__)

@@ -65,20 +65,52 @@ class StoredHash(NamedTuple):
 
 
 def content_hash(payload: Mapping[str, Any]) -> str:
-    """SHA-256 of the payload as CometChat sent it.
+    """SHA-256 of the payload as CometChat sent it, but for ``lastMessage.receipts``.
+
+    The list endpoints add ``receipts`` to the last message and the single-conversation ones
+    leave it out (API.md §2.4, §2.10, §3): hashed, one conversation would change each time a
+    webhook's refresh and a sync took turns, a history row each time with nothing new in it.
 
     Keys are not sorted: CometChat's key order is stable, and sorting costs a third more on the
     no-change re-sync's hot path. A reordered but equal payload only costs one extra history row.
     """
+    last = payload.get("lastMessage")
+    if isinstance(last, dict) and "receipts" in last:
+        payload = {**payload, "lastMessage": {k: v for k, v in last.items() if k != "receipts"}}
     text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# What the list endpoint says of a user peer and the single-conversation endpoint cannot (it
+# takes no withBlockedInfo; API.md §2.1, §2.4): the block flags.
+LIST_ONLY_PEER_KEYS = ("blockedByMe", "hasBlockedMe")
+
+
+def with_list_only_fields(fetched: Mapping[str, Any], stored: Any) -> Mapping[str, Any]:
+    """A single-conversation payload, with the block flags of the stored one (as of the last
+    sync) where it has none: without them the same conversation would differ by endpoint, and
+    every webhook's refresh followed by a sync would write two history rows about nothing."""
+    peer = fetched.get("conversationWith")
+    before = stored.get("conversationWith") if isinstance(stored, dict) else None
+    if not isinstance(peer, dict) or not isinstance(before, dict):
+        return fetched
+    carried = {k: before[k] for k in LIST_ONLY_PEER_KEYS if k in before and k not in peer}
+    return {**fetched, "conversationWith": {**peer, **carried}} if carried else fetched
 
 
 def _timestamp(seconds: int | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
-def row_from(conversation: RemoteConversation, *, digest: str | None = None) -> Row:
+def row_from(
+    conversation: RemoteConversation,
+    *,
+    digest: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> Row:
+    """The row to store for a parsed conversation; ``payload`` replaces its raw payload (see
+    ``with_list_only_fields``)."""
+    stored = conversation.raw if payload is None else payload
     peer = conversation.conversation_with
     is_user = isinstance(peer, User)
     updated_at = _timestamp(conversation.updated_at)
@@ -92,8 +124,8 @@ def row_from(conversation: RemoteConversation, *, digest: str | None = None) -> 
         peer_uid=conversation.peer_id if is_user else "",
         peer_guid="" if is_user else conversation.peer_id,
         peer_name=conversation.peer_name[:255],
-        payload=conversation.raw,
-        content_hash=digest or content_hash(conversation.raw),
+        payload=stored,
+        content_hash=digest or content_hash(stored),
     )
 
 
