@@ -66,6 +66,7 @@ from .support import (
     machine,
     pass_miss,
     postgres_database,
+    queue_settings,
     table,
 )
 
@@ -97,14 +98,7 @@ class Config:
                 "RATE_LIMIT_CACHE": "cometchat",
             },
             extra={
-                "TASKS": {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}},
-                "CACHES": {
-                    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-                    "cometchat": {
-                        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                        "LOCATION": self.redis_url,
-                    },
-                },
+                **queue_settings(self.redis_url),
             },
             migrate=migrate,
         )

@@ -61,7 +61,15 @@ from .processes import (
     postgres_backends,
     proc_cpu,
 )
-from .support import Database, FakeServer, configure_django, machine, pass_miss, postgres_database
+from .support import (
+    Database,
+    FakeServer,
+    configure_django,
+    machine,
+    pass_miss,
+    postgres_database,
+    queue_settings,
+)
 
 DB_NAME = "cometchat_bench_freshness"
 WEB_READY = "Serving the webhook"
@@ -91,14 +99,7 @@ class Config:
             extra={
                 "ROOT_URLCONF": "django_cometchat.urls",
                 "ALLOWED_HOSTS": ["127.0.0.1"],
-                "TASKS": {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}},
-                "CACHES": {
-                    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-                    "cometchat": {
-                        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                        "LOCATION": self.redis_url,
-                    },
-                },
+                **queue_settings(self.redis_url),
             },
             migrate=migrate,
         )

@@ -233,6 +233,21 @@ def configure_django(
         call_command("migrate", verbosity=0)
 
 
+def queue_settings(redis_url: str) -> dict[str, Any]:
+    """``TASKS`` on django-tasks-db and the rate budget's cache ("cometchat") in Redis: the
+    settings of the task-queue benchmarks, as a deployment has them."""
+    return {
+        "TASKS": {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}},
+        "CACHES": {
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "cometchat": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis_url,
+            },
+        },
+    }
+
+
 # -- measuring --------------------------------------------------------------------------------
 
 
