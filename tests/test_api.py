@@ -348,6 +348,20 @@ def test_an_unknown_conversation_type_is_a_400_naming_the_parameter(api, filtera
     assert "conversation_type" in error["details"]
 
 
+@pytest.mark.parametrize("value", ["maybe", "yes", "2", "tru"])
+@pytest.mark.parametrize("name", ["unread", "missing"])
+def test_a_boolean_filter_that_is_not_true_or_false_is_a_400(api, filterable, name, value):
+    error = error_of(api.get(f"{BASE}conversations/", {name: value}), 400, "ERR_INVALID_REQUEST")
+    assert name in error["details"]
+
+
+@pytest.mark.parametrize(("value", "unread"), [("1", True), ("TRUE", True), ("0", False)])
+def test_boolean_filters_take_1_and_0_in_any_case(api, filterable, value, unread):
+    expected = ["alice_user_bob", "group_book-club"] if unread else None
+    rows = ids(api.get(f"{BASE}conversations/", {"unread": value}))
+    assert rows == (expected or ["alice_user_carol", "alice_user_dave"])
+
+
 # -- detail and history -------------------------------------------------------------------------
 
 

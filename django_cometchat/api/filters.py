@@ -5,17 +5,43 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 
 from ..models import Conversation, ConversationType
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """``true`` / ``false`` (or ``1`` / ``0``, any case); anything else is a 400, where
+    django-filter's select widget would quietly read ``?unread=maybe`` as no filter at all."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise ValidationError("Use true or false.", code="invalid")
+
+    def validate(self, value: Any) -> None:
+        pass  # None (not given) is fine; to_python refused everything else already
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):  # type: ignore[misc]
+    field_class = StrictBooleanField
+
+
 class ConversationFilter(django_filters.FilterSet):  # type: ignore[misc]
     conversation_type = django_filters.ChoiceFilter(
         choices=ConversationType.choices, help_text="Only one-to-one or only group conversations."
     )
-    unread = django_filters.BooleanFilter(
+    unread = StrictBooleanFilter(
         method="filter_unread",
         help_text="true: only conversations with unread messages; false: only fully read ones.",
     )
@@ -24,7 +50,7 @@ class ConversationFilter(django_filters.FilterSet):  # type: ignore[misc]
         lookup_expr="icontains",
         help_text="Part of the peer's name (the other user or the group), case-insensitive.",
     )
-    missing = django_filters.BooleanFilter(
+    missing = StrictBooleanFilter(
         method="filter_missing",
         help_text="true: only conversations CometChat no longer returns; false: only present ones.",
     )
