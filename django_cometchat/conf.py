@@ -83,6 +83,9 @@ DEFAULTS: Mapping[str, Any] = {
     # conversation is always kept.
     "HISTORY_MAX_AGE_DAYS": None,
     "HISTORY_KEEP_PER_CONVERSATION": None,
+    # Webhook events older than this are deleted by cometchat_prune (None keeps them all); an
+    # event still waiting for a worker is kept whatever its age.
+    "WEBHOOK_EVENTS_MAX_AGE_DAYS": 30,
 }
 
 
@@ -140,6 +143,7 @@ class CometChatSettings:
     pool_maxsize: int
     history_max_age_days: int | None = None
     history_keep_per_conversation: int | None = None
+    webhook_events_max_age_days: int | None = 30
 
     @property
     def base_url(self) -> str:
@@ -347,6 +351,9 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         history_max_age_days=_optional_integer(raw, "HISTORY_MAX_AGE_DAYS", minimum=0),
         history_keep_per_conversation=_optional_integer(
             raw, "HISTORY_KEEP_PER_CONVERSATION", minimum=1
+        ),
+        webhook_events_max_age_days=_optional_integer(
+            raw, "WEBHOOK_EVENTS_MAX_AGE_DAYS", minimum=0
         ),
     )
 

@@ -737,6 +737,29 @@ def stale_owners(older_than: timedelta) -> OwnerSelection:
 # -- history -----------------------------------------------------------------------------------
 
 
+def prune_webhook_events(
+    *, max_age_days: int | None = None, dry_run: bool = False, batch_size: int = 5000
+) -> int:
+    """Delete webhook events received more than ``max_age_days`` ago (default
+    ``WEBHOOK_EVENTS_MAX_AGE_DAYS``; None keeps them all), a batch at a time so that no
+    statement holds many rows; an event still waiting for a worker is kept whatever its age.
+    Returns how many were (or, on a dry run, would be) deleted."""
+    if max_age_days is None:
+        max_age_days = get_settings().webhook_events_max_age_days
+    if max_age_days is None:
+        return 0
+    cutoff = timezone.now() - timedelta(days=max_age_days)
+    old = WebhookEvent.objects.filter(received_at__lt=cutoff).exclude(
+        status=WebhookEvent.Status.RECEIVED
+    )
+    if dry_run:
+        return old.count()
+    deleted = 0
+    while batch := list(old.order_by().values_list("pk", flat=True)[:batch_size]):
+        deleted += WebhookEvent.objects.filter(pk__in=batch).delete()[0]
+    return deleted
+
+
 def prune_history(
     *,
     max_age_days: int | None = None,

@@ -24,7 +24,7 @@ from django_cometchat import services
 from django_cometchat.management.batch import BatchRunner
 from django_cometchat.management.commands import cometchat_sync
 from django_cometchat.management.reporting import Outcome
-from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
+from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun, WebhookEvent
 from django_cometchat.storage import Row, content_hash, store_page
 from django_cometchat.testing import Fault
 
@@ -763,3 +763,46 @@ def test_prune_without_retention_says_so_and_deletes_nothing():
 def test_prune_rejects_bad_numbers(args):
     with pytest.raises(CommandError):
         call_command("cometchat_prune", *args, stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.fixture
+def webhook_events():
+    """Webhook events 40, 20 and 1 days old, processed; and one 40 days old still waiting."""
+    now = timezone.now()
+    for n, (days, status) in enumerate(
+        [(40, "processed"), (20, "ignored"), (1, "processed"), (40, "received")]
+    ):
+        WebhookEvent.objects.create(
+            trigger="message_sent",
+            received_at=now - timedelta(days=days),
+            dedupe_key=f"{n:064d}",
+            status=status,
+            payload={},
+        )
+
+
+def events_left() -> list[tuple[int, str]]:
+    now = timezone.now()
+    return sorted(((now - e.received_at).days, e.status) for e in WebhookEvent.objects.all())
+
+
+@pytest.mark.usefixtures("webhook_events")
+def test_prune_deletes_webhook_events_older_than_the_setting_but_never_a_waiting_one(settings):
+    result = run("cometchat_prune")  # WEBHOOK_EVENTS_MAX_AGE_DAYS: 30 by default
+    assert "Deleted 1 webhook event (received more than 30 days ago;" in result.out
+    assert events_left() == [(1, "processed"), (20, "ignored"), (40, "received")]
+    settings.COMETCHAT = {**settings.COMETCHAT, "WEBHOOK_EVENTS_MAX_AGE_DAYS": 10}
+    assert "Deleted 1 webhook event (received more than 10 days" in run("cometchat_prune").out
+    assert events_left() == [(1, "processed"), (40, "received")]
+
+
+@pytest.mark.usefixtures("webhook_events")
+def test_prune_webhook_events_flag_dry_run_and_keeping_them_all(settings):
+    result = run("cometchat_prune", "--webhook-events-days", "0", "--dry-run")
+    assert "Would delete 3 webhook events (received more than 0 days ago;" in result.out
+    assert WebhookEvent.objects.count() == 4
+    settings.COMETCHAT = {**settings.COMETCHAT, "WEBHOOK_EVENTS_MAX_AGE_DAYS": None}
+    assert "Webhook events are kept" in run("cometchat_prune").out
+    assert WebhookEvent.objects.count() == 4
+    assert services.prune_webhook_events(max_age_days=0, batch_size=1) == 3
+    assert events_left() == [(40, "received")]

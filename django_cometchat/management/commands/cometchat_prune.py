@@ -1,7 +1,8 @@
-"""``manage.py cometchat_prune``: delete old conversation snapshots.
+"""``manage.py cometchat_prune``: delete old conversation snapshots and webhook events.
 
-A thin adapter over :func:`django_cometchat.services.prune_history`. Each conversation's latest
-snapshot is always kept, whatever the options say.
+A thin adapter over :func:`django_cometchat.services.prune_history` and
+:func:`~django_cometchat.services.prune_webhook_events`. Each conversation's latest snapshot is
+always kept, and so is a webhook event still waiting for a worker, whatever the options say.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ class Command(BaseCommand):
     help = (
         "Delete conversation snapshots older than --max-age-days and/or beyond the newest --keep "
         "per conversation (defaults: COMETCHAT['HISTORY_MAX_AGE_DAYS'] and "
-        "COMETCHAT['HISTORY_KEEP_PER_CONVERSATION']). Each conversation's latest snapshot is "
-        "always kept."
+        "COMETCHAT['HISTORY_KEEP_PER_CONVERSATION']), and webhook events received more than "
+        "--webhook-events-days ago (default: COMETCHAT['WEBHOOK_EVENTS_MAX_AGE_DAYS'], 30). Each "
+        "conversation's latest snapshot, and any event still waiting for a worker, is kept."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,6 +43,13 @@ class Command(BaseCommand):
             "(default: COMETCHAT['HISTORY_KEEP_PER_CONVERSATION']).",
         )
         parser.add_argument(
+            "--webhook-events-days",
+            type=int_at_least(0),
+            metavar="N",
+            help="Delete webhook events received more than N days ago "
+            "(default: COMETCHAT['WEBHOOK_EVENTS_MAX_AGE_DAYS']).",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="Count what would be deleted; delete nothing.",
@@ -51,26 +60,44 @@ class Command(BaseCommand):
             conf = get_settings()
         except CometChatConfigurationError as exc:
             raise CommandError(str(exc)) from exc
-        max_age_days: int | None = options["max_age_days"]
-        keep: int | None = options["keep"]
+        dry_run: bool = options["dry_run"]
+        self._prune_history(conf, options["max_age_days"], options["keep"], dry_run)
+        self._prune_webhook_events(conf, options["webhook_events_days"], dry_run)
+
+    def _prune_history(
+        self, conf: Any, max_age_days: int | None, keep: int | None, dry_run: bool
+    ) -> None:
         if max_age_days is None:
             max_age_days = conf.history_max_age_days
         if keep is None:
             keep = conf.history_keep_per_conversation
         if max_age_days is None and keep is None:
             self.stdout.write(
-                "No snapshot retention is configured, so nothing was deleted. Set "
+                "No snapshot retention is configured, so no snapshot was deleted. Set "
                 "COMETCHAT['HISTORY_MAX_AGE_DAYS'] and/or "
                 "COMETCHAT['HISTORY_KEEP_PER_CONVERSATION'], or pass --max-age-days / --keep."
             )
             return
-        dry_run: bool = options["dry_run"]
         count = services.prune_history(
             max_age_days=max_age_days, keep_per_conversation=keep, dry_run=dry_run
         )
         noun = "snapshot" if count == 1 else "snapshots"
         verb = "Would delete" if dry_run else "Deleted"
         self.stdout.write(f"{verb} {count} {noun} ({_policy(max_age_days, keep)}).")
+
+    def _prune_webhook_events(self, conf: Any, days: int | None, dry_run: bool) -> None:
+        if days is None:
+            days = conf.webhook_events_max_age_days
+        if days is None:
+            self.stdout.write("Webhook events are kept: WEBHOOK_EVENTS_MAX_AGE_DAYS is None.")
+            return
+        count = services.prune_webhook_events(max_age_days=days, dry_run=dry_run)
+        noun = "webhook event" if count == 1 else "webhook events"
+        verb = "Would delete" if dry_run else "Deleted"
+        self.stdout.write(
+            f"{verb} {count} {noun} (received more than {days} days ago; events waiting for a "
+            "worker are kept)."
+        )
 
 
 def _policy(max_age_days: int | None, keep: int | None) -> str:
