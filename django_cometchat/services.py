@@ -85,6 +85,7 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "request_sync",
     "request_refresh",
     "prune_history",
+    "prune_webhook_events",
     "record_webhook",
     "record_refused_webhook",
     "claim_webhook_event",
@@ -560,12 +561,15 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
     else:
         run.status = SyncRun.Status.FAILED
         run.error_code = str(getattr(exc, "code", None) or type(exc).__name__)[:100]
-        run.error_message = describe(exc)[:2000]
-        run.public_error_message = public_message(exc)[:300]
+        run.error_message = describe(exc)[:MAX_ERROR_LENGTH]
+        run.public_error_message = public_message(exc)[:300]  # the column's max_length
         logger.warning("CometChat sync of %s failed: %s", run.owner_uid, run.error_message)
     if not dry_run:
         run.save()
         transaction.on_commit(lambda: conversations_synced.send(sender=SyncRun, result=result))
+
+
+MAX_ERROR_LENGTH = 2000  # of an operator's error text, on a SyncRun or a WebhookEvent
 
 
 def describe(exc: BaseException) -> str:
@@ -736,28 +740,7 @@ def stale_owners(older_than: timedelta) -> OwnerSelection:
 
 # -- history -----------------------------------------------------------------------------------
 
-
-def prune_webhook_events(
-    *, max_age_days: int | None = None, dry_run: bool = False, batch_size: int = 5000
-) -> int:
-    """Delete webhook events received more than ``max_age_days`` ago (default
-    ``WEBHOOK_EVENTS_MAX_AGE_DAYS``; None keeps them all), a batch at a time so that no
-    statement holds many rows; an event still waiting for a worker is kept whatever its age.
-    Returns how many were (or, on a dry run, would be) deleted."""
-    if max_age_days is None:
-        max_age_days = get_settings().webhook_events_max_age_days
-    if max_age_days is None:
-        return 0
-    cutoff = timezone.now() - timedelta(days=max_age_days)
-    old = WebhookEvent.objects.filter(received_at__lt=cutoff).exclude(
-        status=WebhookEvent.Status.RECEIVED
-    )
-    if dry_run:
-        return old.count()
-    deleted = 0
-    while batch := list(old.order_by().values_list("pk", flat=True)[:batch_size]):
-        deleted += WebhookEvent.objects.filter(pk__in=batch).delete()[0]
-    return deleted
+DELETE_BATCH = 5000  # rows per DELETE statement of the prune functions
 
 
 def prune_history(
@@ -801,14 +784,12 @@ def prune_history(
         )
     if not dry_run:
         ids = sorted(doomed)
-        for start in range(0, len(ids), 5000):
-            ConversationSnapshot.objects.filter(id__in=ids[start : start + 5000]).delete()
+        for start in range(0, len(ids), DELETE_BATCH):
+            ConversationSnapshot.objects.filter(id__in=ids[start : start + DELETE_BATCH]).delete()
     return len(doomed)
 
 
 # -- webhooks ----------------------------------------------------------------------------------
-
-MAX_ERROR_LENGTH = 2000
 
 
 def record_webhook(delivery: Delivery) -> WebhookEvent | None:
@@ -902,3 +883,26 @@ def finish_webhook_event(
     transaction.on_commit(
         lambda: webhook_processed.send(sender=WebhookEvent, event=event, owners=refreshed)
     )
+
+
+def prune_webhook_events(
+    *, max_age_days: int | None = None, dry_run: bool = False, batch_size: int = DELETE_BATCH
+) -> int:
+    """Delete webhook events received more than ``max_age_days`` ago (default
+    ``WEBHOOK_EVENTS_MAX_AGE_DAYS``; None keeps them all), a batch at a time so that no
+    statement holds many rows; an event still waiting for a worker is kept whatever its age.
+    Returns how many were (or, on a dry run, would be) deleted."""
+    if max_age_days is None:
+        max_age_days = get_settings().webhook_events_max_age_days
+    if max_age_days is None:
+        return 0
+    cutoff = timezone.now() - timedelta(days=max_age_days)
+    old = WebhookEvent.objects.filter(received_at__lt=cutoff).exclude(
+        status=WebhookEvent.Status.RECEIVED
+    )
+    if dry_run:
+        return old.count()
+    deleted = 0
+    while batch := list(old.order_by().values_list("pk", flat=True)[:batch_size]):
+        deleted += WebhookEvent.objects.filter(pk__in=batch).delete()[0]
+    return deleted

@@ -127,7 +127,7 @@ def process_webhook_event(event_id: int) -> dict[str, Any]:
             for target in targets:
                 refresh_conversation.enqueue(target.uid, target.conversation_id)
                 done.append(target.uid)
-    except Exception as exc:  # the queue refused: say so on the event, then let the task fail
+    except Exception as exc:  # the queue refused, or the database: say so, then fail the task
         services.finish_webhook_event(event, owners=done, error=exc)
         raise
     services.finish_webhook_event(event, owners=done)
