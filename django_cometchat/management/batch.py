@@ -104,51 +104,44 @@ class BatchRunner:
     ) -> None:
         # Workers hand each outcome over here exactly once, whatever Ctrl-C interrupts.
         outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-        prefix = f"cometchat_sync_{id(self):x}"
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=prefix)
-        submitted: list[Future[None]] = []
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cometchat_sync")
+        in_flight: set[Future[None]] = set()
         # Ctrl-C only sets a flag while threads run: a KeyboardInterrupt raised at a random
         # point of the main thread (inside submit(), or while an outcome is reported) would
-        # lose track of a job or of its outcome.
+        # lose track of a job or of its outcome. The handler stays until the workers are
+        # joined, so a second Ctrl-C does not abandon them either: each page is its own
+        # transaction, and the report should name every user that ran.
         previous = _on_sigint(self._interrupted)
+        failed = True
         try:
-            self._submit(owners, pool, submitted, clients, outcomes)
-        except KeyboardInterrupt:  # not the main thread: no handler of ours
-            self._interrupted()
+            self._submit(owners, pool, in_flight, clients, outcomes)
+            failed = False
         finally:
-            # Nothing new starts; what has not started is cancelled; the rest finish (a later
-            # Ctrl-C does not abandon them: each page is its own transaction, and the report
-            # should name every user that ran). The handler stays until the workers are joined:
-            # a KeyboardInterrupt inside Thread.join() can mark a running thread as stopped.
-            try:
-                pool.shutdown(wait=False, cancel_futures=bool(self.stop))
-                _join_workers(pool, prefix, on_interrupt=self._interrupted)
+            try:  # nothing new starts; what has not started is cancelled on a stop
+                pool.shutdown(wait=True, cancel_futures=failed or bool(self.stop))
             finally:
                 _restore_sigint(previous)
             self._report_ready(outcomes)
-        for future in submitted:  # a bug in a job (not a failed sync) is not swallowed
-            if not future.cancelled() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
+        _raise_job_bug(in_flight)
 
     def _submit(
         self,
         owners: Iterable[services.Owner],
         pool: ThreadPoolExecutor,
-        submitted: list[Future[None]],
+        in_flight: set[Future[None]],
         clients: queue.SimpleQueue[services.Client],
         outcomes: queue.SimpleQueue[Outcome],
     ) -> None:
         """Start a job per owner, keeping at most two per thread in flight, until a stop."""
-        in_flight: set[Future[None]] = set()
         for owner in owners:
             while len(in_flight) >= 2 * self.concurrency and not self.stop:
-                _, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                in_flight -= done
+                _raise_job_bug(done)
                 self._report_ready(outcomes)
             if self.stop:
                 return
-            future = pool.submit(self._lend, owner, clients, outcomes)
-            in_flight.add(future)
-            submitted.append(future)
+            in_flight.add(pool.submit(self._lend, owner, clients, outcomes))
             self._report_ready(outcomes)
 
     def _lend(
@@ -194,21 +187,8 @@ def _restore_sigint(previous: Any) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def _join_workers(
-    pool: ThreadPoolExecutor, prefix: str, *, on_interrupt: Callable[[], None]
-) -> None:
-    """Wait for every worker thread, further Ctrl-Cs notwithstanding.
-
-    Not only the pool's own list: a Ctrl-C that lands while ``submit()`` starts a thread leaves
-    that thread running but unlisted, and ``shutdown(wait=True)`` would return before its job
-    (a sync that must finish and be reported) is done.
-    """
-    while True:
-        try:
-            pool.shutdown(wait=True)
-            for thread in threading.enumerate():
-                if thread.name.startswith(prefix) and thread is not threading.current_thread():
-                    thread.join()
-            return
-        except KeyboardInterrupt:
-            on_interrupt()
+def _raise_job_bug(futures: Iterable[Future[None]]) -> None:
+    """A bug in a job (not a failed sync, which is an outcome) is not swallowed."""
+    for future in futures:
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
