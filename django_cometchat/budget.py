@@ -20,6 +20,7 @@ limit, it must not take the site down with the cache.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -74,34 +75,44 @@ class RateBudget:
     def _key(self, now: float) -> str:
         return f"{self.prefix}:{math.floor(now / self.window)}"
 
-    def take(self, endpoint: str, *, max_wait: float | None = None) -> None:
-        """Take one request's slot, waiting for the next window (or refusing) when it is spent.
+    def take(self, endpoint: str, *, max_wait: float | None = None) -> float:
+        """Take one request's slot, waiting for the next window (or refusing) when it is spent;
+        return the seconds it waited, for the caller's retry budget.
 
         Never waits past the on-demand deadline, nor longer than ``max_wait`` (the caller's
-        retry budget) when given.
+        retry budget) when given. A pause takes no slot; a slot taken in a spent window is
+        given back before waiting, so waiting clients do not spend the next window's budget.
         """
+        waited = 0.0
         while True:
             now = time.time()
             windows = sorted({self._key(now), self._key(now + self.edge)})
             try:
                 paused = self.cache.get(f"{self.prefix}:paused")
-                used = [self._increment(key) for key in windows]
+                used = [] if _later(paused, now) else [self._increment(key) for key in windows]
             except Exception:  # a cache outage must not stop the site: let the request through
                 logger.warning("The CometChat rate budget's cache failed", exc_info=True)
-                return
-            if paused is not None and paused > now:
-                self._wait(
-                    paused - now, endpoint, "CometChat asked every client to pause", max_wait
-                )
-                continue
-            if used[0] > self.per_window:
-                ends = window_end(now, self.window)
-                self._wait(ends - now, endpoint, "the budget is spent", max_wait)
+                return waited
+            if not used:
+                why, ends = "CometChat asked every client to pause", paused
+            elif used[0] > self.per_window:
+                why, ends = "the budget is spent", window_end(now, self.window)
             elif used[-1] > self.per_window:  # the next window, which this one may reach
-                ends = window_end(now + self.edge, self.window)
-                self._wait(ends - now, endpoint, "the next window's budget is spent", max_wait)
+                why, ends = (
+                    "the next window's budget is spent",
+                    window_end(now + self.edge, self.window),
+                )
             else:
-                return
+                return waited
+            self._give_back(windows if used else [])
+            left = None if max_wait is None else max_wait - waited
+            waited += self._wait(ends - now, endpoint, why, left)
+
+    def _give_back(self, keys: list[str]) -> None:
+        # A key expired meanwhile, or a cache outage: nothing to give back.
+        with contextlib.suppress(Exception):
+            for key in keys:
+                self.cache.decr(key)
 
     def _increment(self, key: str) -> int:
         # incr() first: the window's key exists for all but its first request, so the add()
@@ -113,7 +124,7 @@ class RateBudget:
             cache.add(key, 0, timeout=math.ceil(self.window * 2) + 1)
             return int(cache.incr(key))
 
-    def _wait(self, seconds: float, endpoint: str, why: str, max_wait: float | None) -> None:
+    def _wait(self, seconds: float, endpoint: str, why: str, max_wait: float | None) -> float:
         left = deadline.remaining()
         if (left is not None and seconds >= left) or (max_wait is not None and seconds > max_wait):
             raise CometChatBudgetExhausted(
@@ -124,6 +135,7 @@ class RateBudget:
             )
         logger.info("CometChat rate budget: %s; waiting %.1fs", why, seconds)
         time.sleep(max(seconds, 0.0) + 0.001)
+        return max(seconds, 0.0)
 
     def reset(self) -> None:
         """Forget the pause and the counts of the windows around now (for tests)."""
@@ -153,7 +165,10 @@ class RateBudget:
                 return
             # What CometChat has left this window caps what we have left: behind our count
             # (another client of the key, a restart) or behind a budget set above the plan.
-            floor = max(info.limit, self.per_window) - info.remaining
+            # Usually it has more left than our whole budget: nothing to learn, no cache read.
+            floor = self.per_window - info.remaining
+            if floor <= 0:
+                return
             key = self._key(now)
             ours = self.cache.get(key) or 0
             if floor > ours:  # racing learners may overcount: the safe direction
@@ -161,3 +176,8 @@ class RateBudget:
                 self.cache.incr(key, floor - ours)
         except Exception:
             logger.warning("The CometChat rate budget's cache failed", exc_info=True)
+
+
+def _later(paused: Any, now: float) -> bool:
+    """Whether a stored pause (a timestamp, or None) is still running."""
+    return paused is not None and paused > now

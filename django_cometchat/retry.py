@@ -22,6 +22,7 @@ import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
@@ -156,5 +157,13 @@ class CometChatRetry(Retry):
         self.next_wait = 0.0
         if self.rate_budget is not None:
             # The retry about to be sent takes a slot too, within what is left of the budget.
+            # Its wait counts against the retry budget like a backoff does.
             left = current_budget(self.budget) - self.slept
-            self.rate_budget.take("a retry", max_wait=max(left, 0.0))
+            self.slept += self.rate_budget.take(self._endpoint(), max_wait=max(left, 0.0))
+
+    def _endpoint(self) -> str:
+        """The request being retried, as errors name it (``GET /users/...``)."""
+        if not self.history:
+            return "a retry"
+        last = self.history[-1]
+        return f"{last.method or 'GET'} {urlsplit(last.url or '').path}"

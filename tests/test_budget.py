@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from django.core.cache import cache
 
 from django_cometchat import deadline
@@ -102,6 +103,33 @@ def test_the_budget_learns_what_cometchat_has_left(budget):
             client.get_user("bob")
     assert max(per_window(fake).values()) <= 4
     assert all(r.status == 200 for r in fake.requests)  # never a 429: we slowed down first
+
+
+def test_a_plan_far_above_the_budget_never_spends_it(budget):
+    """CometChat has 100 a window left of the app's plan (others use the key too); our budget
+    of 5 still allows 5, not none: what is left app-wide caps us only below our own budget."""
+    fake = budget(5)
+    fake.set_rate_limit(1000, window=WINDOW)
+    start_of_a_window()
+    for _ in range(100):  # another site on the same key uses 100 of the window
+        requests.get(f"{fake.base_url}/users/bob", headers={"apikey": fake.api_key}, timeout=5)
+    with CometChatClient() as client, deadline.deadline(0.5):
+        for _ in range(5):
+            assert client.get_user("bob").uid == "bob"  # on-demand: a spent budget refuses
+
+
+def test_waiting_clients_do_not_spend_the_budget_they_wait_for(budget):
+    fake = budget(2)
+    start_of_a_window()
+    with CometChatClient() as client:
+        client.get_user("bob")
+        client.get_user("bob")
+        for _ in range(3):  # refused on demand, each time: nothing sent, no slot kept
+            with deadline.deadline(0.2), pytest.raises(CometChatBudgetExhausted):
+                client.get_user("bob")
+        assert client.rate_budget is not None
+        assert cache.get(client.rate_budget._key(time.time())) == 2  # the refused gave theirs back
+    assert len(fake.requests) == 2
 
 
 def test_a_429_pauses_every_client_of_the_cache(budget):
