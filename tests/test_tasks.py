@@ -117,6 +117,25 @@ def test_admin_actions_enqueue_and_say_so(fake, alice, admin_client, queue):
     assert len(queue.results) == 4
 
 
+@pytest.mark.usefixtures("fake")
+def test_admin_actions_enqueue_on_a_web_host_without_cometchat_credentials(
+    alice, admin_client, queue, settings, monkeypatch
+):
+    services.sync_conversations(alice)
+    # Only the workers hold the key: the web process has none, and needs none to enqueue.
+    settings.COMETCHAT = {k: v for k, v in settings.COMETCHAT.items() if k != "API_KEY"}
+    monkeypatch.delenv("COMETCHAT_API_KEY", raising=False)
+    pks = list(Conversation.objects.values_list("pk", flat=True))
+    response = admin_client.post(
+        "/admin/django_cometchat/conversation/",
+        {"action": "refresh_from_cometchat", "_selected_action": pks},
+        follow=True,
+    )
+    messages = [str(m) for m in response.context["messages"]]
+    assert messages == ["Queued a refresh of 3 conversations from CometChat."]
+    assert len(queue.results) == 3
+
+
 def test_cometchat_sync_enqueue_fetches_nothing(fake, django_user_model, queue):
     for uid in ("alice", "bob", "carol"):
         django_user_model.objects.create_user(username=f"{uid}-django")

@@ -15,6 +15,7 @@ status, never the API key, never a traceback.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -37,11 +38,12 @@ class BatchOutcome:
 
 
 def _run_batch(
-    items: Sequence[T], label: Callable[[T], str], act: Callable[[T, services.Client], str]
+    items: Sequence[T], label: Callable[[T], str], act: Callable[[T, services.Client | None], str]
 ) -> BatchOutcome:
     outcome = BatchOutcome(queued=tasks.queues())
     try:
-        with services.on_demand() as client:
+        # Enqueuing needs no client: a web host may leave CometChat's key to its workers.
+        with nullcontext(None) if outcome.queued else services.on_demand() as client:
             for index, item in enumerate(items):
                 try:
                     outcome.done.append(act(item, client))
@@ -63,7 +65,7 @@ def refresh_conversations(rows: Sequence[Conversation]) -> BatchOutcome:
     def label(row: Conversation) -> str:
         return f"{row.conversation_id} (owner {row.owner_uid})"
 
-    def act(row: Conversation, client: services.Client) -> str:
+    def act(row: Conversation, client: services.Client | None) -> str:
         tasks.request_refresh(owners[row.owner_uid], row.conversation_id, client=client)
         return label(row)
 
@@ -73,7 +75,7 @@ def refresh_conversations(rows: Sequence[Conversation]) -> BatchOutcome:
 def sync_owners(owners: Sequence[services.Owner]) -> BatchOutcome:
     """One complete sync per owner; each is a SyncRun, trigger admin."""
 
-    def act(owner: services.Owner, client: services.Client) -> str:
+    def act(owner: services.Owner, client: services.Client | None) -> str:
         run = tasks.request_sync(owner, trigger=SyncRun.Trigger.ADMIN, client=client)
         if isinstance(run, tasks.Queued):
             return owner.uid
