@@ -108,6 +108,7 @@ class Owner:
     uid: str
     user: Any = field(default=None, compare=False)
     problem: CometChatUserError | None = field(default=None, compare=False, repr=False)
+    bound_now: bool = field(default=False, compare=False)  # owner_for bound the UID just now
 
     @property
     def user_id(self) -> Any:
@@ -155,10 +156,12 @@ def owner_for(user: Any) -> Owner:
     """
     uid = resolve_uid(user)
     binding = UIDBinding.objects.filter(uid=uid).only("user_id").first()
+    bound_now = False
     if binding is None:
         try:
             with transaction.atomic():
                 binding = UIDBinding.objects.create(uid=uid, user=user)
+            bound_now = True
         except IntegrityError:  # bound by a concurrent request a moment ago
             binding = UIDBinding.objects.only("user_id").get(uid=uid)
     if binding.user_id != user.pk:
@@ -176,7 +179,7 @@ def owner_for(user: Any) -> Owner:
             uid=uid,
             bound_user_id=binding.user_id,
         )
-    return Owner(uid, user)
+    return Owner(uid, user, bound_now=bound_now)
 
 
 def owner_by_uid(uid: str) -> Owner:

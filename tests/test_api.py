@@ -827,6 +827,11 @@ def test_a_page_of_rows_checks_the_owners_binding_within_its_own_query(api, alic
     binding_checks = [q["sql"] for q in queries if "uidbinding" in q["sql"].lower()]
     assert len(binding_checks) == 1
     assert "django_cometchat_conversation" in binding_checks[0]  # the page's own statement
+    with CaptureQueriesContext(connection) as queries:  # an empty page, bound long ago
+        response = api.get(f"{BASE}conversations/", {"search": "nobody"})
+    assert ids(response) == []
+    pages = [q for q in queries if 'FROM "django_cometchat_conversation"' in q["sql"]]
+    assert len(pages) == 1  # read once: only a binding made just now reads it again
     # The UID bound to another account: that page query finds nothing, and the refusal follows.
     UIDBinding.objects.filter(uid="alice").update(user=bob)
     error_of(api.get(f"{BASE}conversations/"), 409, "ERR_UID_TAKEN")

@@ -2,7 +2,8 @@
 
 Every view serves only the requesting user's rows: the user's owner (``services.owner_for``, which
 refuses a UID bound to another account) scopes every query through ``owned_by``, so another
-user's row is a plain 404.
+user's row is a plain 404. The conversation list checks the binding inside its page query
+instead (``owned_while_bound``) and asks ``owner_for`` only when the page is empty.
 """
 
 from __future__ import annotations
@@ -134,11 +135,10 @@ class ConversationListView(OwnedRowsView[Conversation], generics.ListAPIView[Con
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # The page query checks the UID's binding itself (the list is the busiest read). Only
         # an empty page needs ``owner``: it binds the UID on first use, or refuses with 409
-        # when it belongs to another account; once bound, the page is read again.
+        # when it belongs to another account. Bound just now, the page is read again.
         response = super().list(request, *args, **kwargs)
-        if response.data["results"]:
+        if response.data["results"] or not self.owner.bound_now:
             return response
-        self.owner  # noqa: B018 - for its checks: bind on first use, or refuse
         return super().list(request, *args, **kwargs)
 
 
