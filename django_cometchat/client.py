@@ -688,9 +688,12 @@ def _clean_details(value: Any) -> dict[str, Any]:
         return {}
     try:
         text = json.dumps(value, ensure_ascii=False)
+        if len(text) > 10_000:
+            return {}
+        # Redacted as JSON text (a "[redacted]" never breaks it, a cut could); NULs dropped.
+        cleaned = json.loads(redact(text).replace("\\u0000", ""))
     except (TypeError, ValueError, RecursionError):
         return {}
-    cleaned = json.loads(_clean(text, limit=10_000)) if len(text) <= 10_000 else {}
     return cleaned if isinstance(cleaned, dict) else {}
 
 

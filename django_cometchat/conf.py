@@ -143,7 +143,7 @@ class CometChatSettings:
     pool_maxsize: int
     history_max_age_days: int | None = None
     history_keep_per_conversation: int | None = None
-    webhook_events_max_age_days: int | None = 30
+    webhook_events_max_age_days: int | None = None
 
     @property
     def base_url(self) -> str:
