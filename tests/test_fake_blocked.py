@@ -104,13 +104,12 @@ def test_with_blocked_info_marks_user_peers(fake: FakeCometChat) -> None:
     } == {True, False}
 
 
-def test_single_gets_carry_blocked_info_when_asked(fake: FakeCometChat) -> None:
+def test_single_gets_have_no_blocked_info_even_when_asked(fake: FakeCometChat) -> None:
+    # withBlockedInfo belongs to the list endpoint only (API.md §2.1).
     for path in ("/users/bob/conversation", "/conversations/alice_user_bob"):
         one = call(fake, path, "alice", withBlockedInfo="true").json()["data"][0]
-        assert one["conversationWith"]["blockedByMe"] is True
-        assert one["conversationWith"]["hasBlockedMe"] is False
-        plain = call(fake, path, "alice").json()["data"][0]  # blocking does not hide it here
-        assert "blockedByMe" not in plain["conversationWith"]
+        assert one["conversationWith"]["uid"] == "bob"  # blocking does not hide it here
+        assert "blockedByMe" not in one["conversationWith"]
     group = call(fake, "/groups/team/conversation", "alice", withBlockedInfo="true")
     assert "blockedByMe" not in group.json()["data"][0]["conversationWith"]
 

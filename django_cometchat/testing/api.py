@@ -28,7 +28,7 @@ from __future__ import annotations
 import hmac
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -342,7 +342,8 @@ class Call:
         )
 
     def render_single(self, row: ConversationRecord, owner: str, *, receipts: bool) -> Any:
-        render = self.render_options(receipts=receipts)
+        # withBlockedInfo is a parameter of the list alone (API.md §2.1): ignored here.
+        render = replace(self.render_options(receipts=receipts), with_blocked_info=False)
         return {"data": self.single(conversation_json(self.state, row, owner, render))}
 
     def user_conversation(self, uid: str) -> tuple[str, ConversationRecord]:
