@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from django_cometchat.testing import FakeCometChat
+from django_cometchat.testing import FakeCometChat, Fault
 from tests.test_fake_server import call, error_of, settle_in_window
 
 RESET_AND_RETRY = {"x-rate-limit-reset", "x-ratelimit-reset", "retry-after"}
@@ -156,6 +156,22 @@ def test_a_429_status_fault_adds_neither_retry_after_nor_reset(fake: FakeCometCh
     response = call(fake, "/users")
     assert response.status_code == 429
     assert error_of(response)["code"] == "ERR_TOO_MANY_REQUESTS"
+    assert rate_headers(response) == {"x-rate-limit", "x-rate-limit-remaining"}
+
+
+@pytest.mark.parametrize("fault", [{"status": 503}, {"kind": "truncate"}])
+def test_a_fault_past_a_spent_budget_carries_no_refusal_headers(
+    fake: FakeCometChat, fault: dict[str, object]
+) -> None:
+    fake.set_rate_limit(1, window=60)
+    settle_in_window(60, needed=5)
+    call(fake, "/users")  # the window's one request
+    if "status" in fault:
+        fake.fail_next(status=int(fault["status"]))  # type: ignore[call-overload]
+    else:
+        fake.inject(Fault("truncate"))
+    response = call(fake, "/users")
+    assert response.status_code == fault.get("status", 200)
     assert rate_headers(response) == {"x-rate-limit", "x-rate-limit-remaining"}
 
 

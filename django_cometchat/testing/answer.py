@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -38,7 +38,7 @@ from .faults import (
     transformed_body,
 )
 from .options import FakeOptions
-from .ratelimit import RateDecision, RateLimiter
+from .ratelimit import RateDecision, RateLimiter, header_names
 from .render import ConversationRenderer
 from .state import State
 from .transport import Hangup, Reply
@@ -134,13 +134,14 @@ class Responder:
     def _faulty(self, fault: Fault, request: Request) -> Reply | Hangup:
         kind = fault.kind
         if kind in ("drop", "reset"):
-            return "reset" if kind == "reset" else "drop"
+            return kind
         if kind in ("truncate", "trickle", "transform"):
             return self._reshaped(fault, request)
         # A canned answer instead of routing, but the request still counts against the budget;
-        # only the ordinary limit and remaining headers are added (a 429 fault gets Retry-After
-        # or a reset only through ``fault.headers``).
-        rate = self._rate_headers(request, self.limiter.hit(now=request.at))
+        # only the ordinary limit and remaining headers are added, as to an answer that was not
+        # refused (a 429 fault gets Retry-After or a reset only through ``fault.headers``).
+        decision = replace(self.limiter.hit(now=request.at), allowed=True)
+        rate = self._rate_headers(request, decision)
         if kind == "oversize":
             headers = _merge([("Content-Type", JSON_TYPE), *rate], fault.headers)
             stream = oversize_body(fault.size, fault.chunk_size)
@@ -171,9 +172,13 @@ class Responder:
             stream = pieces(full.body, fault.chunk_size)
             headers = _merge(full.headers, fault.headers)
             return Reply(full.status, b"", headers, stream, len(full.body), fault.pause)
-        # A 200 made from whatever the normal answer was, so never with its Retry-After.
+        # A 200 made from whatever the normal answer was, so never with a refusal's Retry-After
+        # or reset (unless every answer carries the reset).
+        refusal = {"retry-after"}
+        if request.options.reset_header != "always":
+            refusal |= {reset.lower() for *_, reset in header_names(request.options.header_style)}
         headers = _merge(
-            [(n, v) for n, v in full.headers if n.lower() != "retry-after"], fault.headers
+            [(n, v) for n, v in full.headers if n.lower() not in refusal], fault.headers
         )
         if fault.kind == "truncate":
             return Reply(200, full.body[: len(full.body) // 2], headers)
