@@ -832,3 +832,17 @@ def test_uid_bindings_are_listed_read_only_and_searchable(admin_client, synced, 
     binding = UIDBinding.objects.get(uid="alice")
     page = admin_client.get(f"{url}{binding.pk}/change/").content.decode()
     assert 'name="_save"' not in page  # nothing here edits a binding
+
+
+def test_a_host_read_only_admin_without_fieldsets_shows_every_field_read_only(rf, admin_user):
+    from django.contrib.admin import AdminSite
+
+    from django_cometchat.admin.options import ReadOnlyAdmin
+
+    class Bindings(ReadOnlyAdmin):  # a host's reuse: no fields, no fieldsets
+        pass
+
+    request = rf.get("/")
+    request.user = admin_user
+    fields = Bindings(UIDBinding, AdminSite()).get_readonly_fields(request)
+    assert fields == ["id", "uid", "user", "bound_at"]

@@ -38,7 +38,7 @@ from .filters import (
 )
 from .pagination import DEFAULT_COUNT_LIMIT, LargeTablePaginator
 from .refresh import BatchOutcome, refresh_conversations, sync_owners
-from .rendering import last_message_html, pretty_json, short_summary
+from .rendering import last_message_html, pretty_json, short_summary, truncate
 
 if TYPE_CHECKING:
     from django.core.paginator import Paginator
@@ -72,12 +72,16 @@ class ReadOnly:
         return False
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # get_fieldsets() without fields or fieldsets asks the form, which asks this: recursion.
+        if not (getattr(self, "fields", None) or getattr(self, "fieldsets", None)):
+            return [f.name for f in self.model._meta.fields]  # type: ignore[attr-defined]
         return list(flatten_fieldsets(self.get_fieldsets(request, obj)))  # type: ignore[attr-defined]
 
 
 class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
-    """Nothing is added, edited or deleted here: syncs own the mirror, ``cometchat_prune`` the
-    history. Staff with the view (or change) permission see every page read-only.
+    """Nothing is added, edited or deleted here: syncs own the mirror, the webhook its events,
+    ``cometchat_rebind`` the UID bindings, ``cometchat_prune`` the history and old events. Staff
+    with the view (or change) permission see every page read-only.
 
     Deleting is off even for superusers: a deleted conversation comes back on the next sync, and
     its history would be lost with it.
@@ -130,7 +134,7 @@ class LargeTableChangeList(ChangeList):
         return IndexedDateHierarchy(self)
 
 
-class ConversationChangeList(LargeTableChangeList):
+class PayloadDeferredChangeList(LargeTableChangeList):
     """The list never shows the payload, so it is not read (nor decoded) for 100 rows."""
 
     def get_queryset(
@@ -225,7 +229,7 @@ class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
         return super().get_queryset(request).select_related("owner")
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return ConversationChangeList
+        return PayloadDeferredChangeList
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
@@ -494,9 +498,7 @@ class SyncRunAdmin(ExactUIDSearch, ReadOnlyAdmin):
     def error(self, obj: SyncRun) -> str:
         if not (obj.error_code or obj.error_message):
             return ""
-        message = obj.error_message
-        if len(message) > 100:
-            message = message[:99] + "…"
+        message = truncate(obj.error_message, 100)
         return f"{obj.error_code}: {message}" if obj.error_code else message
 
     @admin.display(description="filters")
@@ -519,15 +521,6 @@ class UIDBindingAdmin(ExactUIDSearch, ReadOnlyAdmin):
     fields = ("uid", "user", "bound_at")
 
 
-class WebhookEventChangeList(LargeTableChangeList):
-    """The list never shows the payload, so it is not read for 100 rows."""
-
-    def get_queryset(
-        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
-    ) -> QuerySet[Any]:
-        return super().get_queryset(request, exclude_parameters).defer("payload")
-
-
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
     """CometChat's webhook deliveries as received, newest first. Read-only: CometChat sends them,
@@ -544,13 +537,11 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     )
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return WebhookEventChangeList
+        return PayloadDeferredChangeList
 
     @admin.display(description="error")
     def error_summary(self, obj: WebhookEvent) -> str:
-        if len(obj.error) > 100:
-            return obj.error[:99] + "…"
-        return obj.error
+        return truncate(obj.error, 100)
 
     @admin.display(description="refreshed owners")
     def owners_list(self, obj: WebhookEvent) -> str:

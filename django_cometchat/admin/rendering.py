@@ -130,12 +130,15 @@ def last_message_html(message: Mapping[str, Any] | None) -> SafeString:
     )
 
 
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def short_summary(payload: Any, *, limit: int = 80) -> str:
     """Unread count and the last message, in one short line (snapshot lists)."""
     data = _object(payload)
     message = _object(data.get("lastMessage"))
-    text = describe_message(message) if message else "(no last message)"
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
+    text = truncate(describe_message(message) if message else "(no last message)", limit)
     unread = data.get("unreadMessageCount", 0)
     return f"unread {unread} · {text}"
