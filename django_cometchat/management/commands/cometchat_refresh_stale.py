@@ -7,18 +7,14 @@ died are marked failed first (``SYNC_ABANDONED_AFTER``).
 
 from __future__ import annotations
 
-import argparse
-import re
-from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_cometchat import services, tasks
 from django_cometchat.exceptions import CometChatError
-from django_cometchat.models import SyncRun
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from ..arguments import duration, inline_note
 
 
 class Command(BaseCommand):
@@ -40,20 +36,10 @@ class Command(BaseCommand):
         try:
             abandoned = services.mark_abandoned_runs()
             stale = services.stale_owners(options["older_than"])
-            count = tasks.enqueue_syncs(stale, trigger=SyncRun.Trigger.TASK)
+            count = tasks.enqueue_syncs(stale)
         except CometChatError as exc:
             raise CommandError(exc.describe()) from exc
         if options["verbosity"] > 0:
             if abandoned:
                 self.stdout.write(f"Marked {abandoned} abandoned sync run(s) failed.")
-            where = "" if tasks.queues() else " (no task worker is configured: they ran inline)"
-            self.stdout.write(f"Enqueued {count} sync(s) of stale owners{where}.")
-
-
-def duration(value: str) -> timedelta:
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", value)
-    if not match:
-        raise argparse.ArgumentTypeError(
-            f"expected a number and a unit (s, m, h or d), such as 15m; got {value!r}"
-        )
-    return timedelta(seconds=int(match[1]) * UNITS[match[2]])
+            self.stdout.write(f"Enqueued {count} sync(s) of stale owners{inline_note()}.")

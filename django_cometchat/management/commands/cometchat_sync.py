@@ -20,7 +20,7 @@ from django_cometchat.filters import ConversationFilters
 from django_cometchat.models import SyncRun
 from django_cometchat.redaction import redact
 
-from ..arguments import int_at_least
+from ..arguments import inline_note, int_at_least
 from ..batch import BatchRunner, Stop
 from ..reporting import Outcome, Reporter, Totals, plural
 
@@ -146,8 +146,8 @@ class Command(BaseCommand):
             raise CommandError("--enqueue takes no --dry-run, --conversation-type or --concurrency")
         count = tasks.enqueue_syncs(selection, trigger=SyncRun.Trigger.COMMAND)
         if options["verbosity"] > 0:
-            where = "" if tasks.queues() else " (no task worker is configured: they ran inline)"
-            self.stdout.write(f"Enqueued {plural(count, 'sync')} of {selection.total}{where}.")
+            note = inline_note()
+            self.stdout.write(f"Enqueued {plural(count, 'sync')} of {selection.total}{note}.")
         if count < selection.total:
             raise CommandError(
                 f"{selection.total - count} owner(s) could not be enqueued; see the log."
