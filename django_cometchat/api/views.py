@@ -247,18 +247,18 @@ class ConversationRefreshView(RefreshView):
         200: refreshed now (no task worker is configured). 202: handed to a task worker;
         Location is the conversation's URL, which shows the stored copy once it is done.
         """
-        outcome = tasks.request_refresh(self.owner, self.conversation_id())
-        context = {"request": request}
+        conversation_id = self.conversation_id()
+        outcome = tasks.request_refresh(self.owner, conversation_id)
         if isinstance(outcome, tasks.Queued):
             url = request.build_absolute_uri(
                 reverse(
                     f"{NAMESPACE}:conversation-detail",
-                    kwargs={"conversation_id": self.conversation_id()},
+                    kwargs={"conversation_id": conversation_id},
                 )
             )
             data = {"task_id": outcome.task_id, "conversation": url}
             return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
-        return Response(ConversationDetailSerializer(outcome, context=context).data)
+        return Response(ConversationDetailSerializer(outcome, context={"request": request}).data)
 
 
 @extend_schema_view(
