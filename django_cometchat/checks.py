@@ -41,6 +41,7 @@ from django.urls import NoReverseMatch, reverse
 from .conf import (
     ENV_FALLBACKS,
     KNOWN_REGIONS,
+    CometChatSettings,
     base_url_error,
     build_settings,
     import_resolver,
@@ -164,15 +165,29 @@ def _check_resolver(path: Any) -> list[CheckMessage]:
     return []
 
 
+def _mounted(url_name: str) -> str | None:
+    """The path of one of the app's URLs, or None when the host does not mount it."""
+    try:
+        return reverse(f"django_cometchat:{url_name}")
+    except NoReverseMatch:
+        return None
+    except Exception:  # a broken URLconf is reported by Django's own URL checks
+        return None
+
+
+def _settings_or_none() -> CometChatSettings | None:
+    """The settings, or None when they are invalid (which ``check_settings`` reports: E006)."""
+    try:
+        return build_settings(raw_settings())
+    except CometChatConfigurationError:
+        return None
+
+
 @register(Tags.urls)
 def check_api_dependencies(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """The API's browsable pages and filters need DRF's and django-filter's apps installed."""
-    try:
-        reverse("django_cometchat:conversation-list")
-    except NoReverseMatch:
+    if _mounted("conversation-list") is None:
         return []  # the API is not mounted: nothing needs them
-    except Exception:  # a broken URLconf is reported by Django's own URL checks
-        return []
     missing = [(app, package) for app, package in API_APPS if not apps.is_installed(app)]
     return [
         Error(
@@ -190,18 +205,10 @@ def check_api_dependencies(app_configs: Any = None, **kwargs: Any) -> list[Check
 @register(Tags.urls, Tags.security, deploy=True)
 def check_webhook_credentials(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """A mounted webhook without credentials refuses every delivery: say so."""
-    try:
-        path = reverse("django_cometchat:webhook")
-    except NoReverseMatch:
-        return []  # not mounted: no credentials needed
-    except Exception:  # a broken URLconf is reported by Django's own URL checks
-        return []
-    try:
-        credentials = build_settings(raw_settings()).webhook_credentials
-    except CometChatConfigurationError:
-        return []  # reported as E006 by check_settings
-    if credentials:
-        return []
+    path = _mounted("webhook")
+    conf = _settings_or_none()
+    if path is None or conf is None or conf.webhook_credentials:
+        return []  # not mounted, invalid settings (E006), or credentials set
     return [
         Info(
             f'CometChat\'s webhook is mounted at {path} but COMETCHAT["WEBHOOK_BASIC_AUTH"] is '
@@ -231,11 +238,8 @@ BUDGET_DOC = "See the rate budget in docs/tasks.md."
 
 def _budget_cache() -> tuple[str, str] | None:
     """The rate budget's cache alias and backend path, or None when the budget is off."""
-    try:
-        conf = build_settings(raw_settings())
-    except CometChatConfigurationError:
-        return None  # reported as E006 by check_settings
-    if conf.requests_per_minute is None:
+    conf = _settings_or_none()
+    if conf is None or conf.requests_per_minute is None:
         return None
     alias = conf.rate_limit_cache
     return alias, str(settings.CACHES.get(alias, {}).get("BACKEND", ""))
