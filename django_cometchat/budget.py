@@ -171,11 +171,21 @@ class RateBudget:
                 return
             key = self._key(now)
             ours = self.cache.get(key) or 0
-            if floor > ours:  # racing learners may overcount: the safe direction
-                self.cache.add(key, 0, timeout=math.ceil(self.window * 2) + 1)
-                self.cache.incr(key, floor - ours)
+            if floor > ours:
+                self._catch_up(key, floor, floor - ours)
         except Exception:
             logger.warning("The CometChat rate budget's cache failed", exc_info=True)
+
+    def _catch_up(self, key: str, floor: int, missing: int) -> None:
+        """Raise the window's count to ``floor`` without one atomic "max": add what was missing,
+        then give back what a racing learner had already added (two processes that read the
+        same count would otherwise both add it, spending the window for everyone)."""
+        cache = self.cache
+        cache.add(key, 0, timeout=math.ceil(self.window * 2) + 1)
+        counted = int(cache.incr(key, missing))
+        excess = min(missing, counted - floor)
+        if excess > 0:
+            cache.decr(key, excess)
 
 
 def _later(paused: Any, now: float) -> bool:

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from django.core.cache import cache
+from django.core.cache import cache, caches
 
 from django_cometchat import deadline
+from django_cometchat.budget import RateBudget
 from django_cometchat.client import CometChatClient
 from django_cometchat.exceptions import CometChatBudgetExhausted, CometChatRateLimited
 
@@ -103,6 +104,23 @@ def test_the_budget_learns_what_cometchat_has_left(budget):
             client.get_user("bob")
     assert max(per_window(fake).values()) <= 4
     assert all(r.status == 200 for r in fake.requests)  # never a 429: we slowed down first
+
+
+def test_learners_racing_on_one_count_do_not_spend_the_window(budget, monkeypatch):
+    """CometChat has 40 of the window left, so at least 60 of our 100 are gone. Two processes
+    read the window's count (nothing yet) before either has added the 60: the count must end at
+    60, not 120, which would make every worker wait for the next window."""
+    budget(100)
+    learners = [RateBudget(per_window=100, window=60, cache_alias="default", app="race")] * 2
+    key = learners[0]._key(time.time())
+    cache.set(key, 0)
+    headers = {"X-Rate-Limit": "1000", "X-Rate-Limit-Remaining": "40"}
+    shared = caches["default"]
+    monkeypatch.setattr(shared, "get", lambda *args, **kwargs: 0)  # both read before adding
+    for learner in learners:
+        learner.observe(200, headers)
+    monkeypatch.undo()
+    assert cache.get(key) == 60
 
 
 def test_a_plan_far_above_the_budget_never_spends_it(budget):
