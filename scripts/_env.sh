@@ -70,6 +70,7 @@ ensure_redis() { # the shared rate budget's and the RQ queue's tests need Redis 
   if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
   if ! command -v redis-server >/dev/null 2>&1; then
     echo "Redis is not installed; installing Debian's redis-server" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq  # a fresh machine may have no package lists
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
   fi
   echo "Redis is down; starting it" >&2
