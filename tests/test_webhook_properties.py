@@ -400,12 +400,7 @@ def test_different_events_have_different_keys(case, what):
             "message_delivery_receipt": "message_read_receipt",
             "user_blocked": "user_unblocked",
             "user_unblocked": "user_blocked",
-        }[body["trigger"]]
-        if body["trigger"] in ("message_edited", "message_deleted") or other["trigger"] in (
-            "message_edited",
-            "message_deleted",
-        ):
-            return  # a different shape, not just another trigger
+        }[body["trigger"]]  # the same body under another trigger: another event
     elif "message" in other["data"]:
         other["data"]["message"]["id"] = "different-id"
     elif "body" in other["data"]:
