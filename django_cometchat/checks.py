@@ -229,9 +229,16 @@ CACHE_LIBRARIES = {
     "django.core.cache.backends.memcached.PyLibMCCache": "pylibmc",
 }
 # Caches that cannot share a count between processes.
-UNSHARED_CACHES = {
+# Caches the budget cannot count in for a whole site: the budget needs one count that every
+# process increments atomically (Redis's and Memcached's incr); Django's database and file caches
+# increment with a read then a write, so concurrent requests drop out of the count.
+MISCOUNTING_CACHES = {
     "django.core.cache.backends.locmem.LocMemCache": "keeps a budget per process",
     "django.core.cache.backends.dummy.DummyCache": "keeps nothing, so nothing is counted",
+    "django.core.cache.backends.db.DatabaseCache": "increments with a read then a write, so "
+    "concurrent requests are lost from the count",
+    "django.core.cache.backends.filebased.FileBasedCache": "increments with a read then a "
+    "write, so concurrent requests are lost from the count",
 }
 BUDGET_DOC = "See the rate budget in docs/tasks.md."
 
@@ -269,8 +276,8 @@ def check_rate_budget_cache(app_configs: Any = None, **kwargs: Any) -> list[Chec
         Error(
             f'COMETCHAT["RATE_LIMIT_CACHE"] names the cache {alias!r}, but {problem}: the '
             "shared rate budget cannot count requests.",
-            hint="Name a configured cache shared by every process (Redis, Memcached, the "
-            f"database), install its client library, or set REQUESTS_PER_MINUTE to None. "
+            hint="Name a configured cache shared by every process (Redis or Memcached), "
+            "install its client library, or set REQUESTS_PER_MINUTE to None. "
             f"{BUDGET_DOC}",
             id="django_cometchat.E008",
         )
@@ -279,18 +286,19 @@ def check_rate_budget_cache(app_configs: Any = None, **kwargs: Any) -> list[Chec
 
 @register(Tags.caches, deploy=True)
 def check_rate_budget_cache_is_shared(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """A per-process cache gives every web process and worker a budget of its own."""
+    """A per-process cache gives every web process and worker a budget of its own; a cache
+    without an atomic increment loses concurrent requests from the count."""
     found = _budget_cache()
-    if found is None or found[1] not in UNSHARED_CACHES:
+    if found is None or found[1] not in MISCOUNTING_CACHES:
         return []
     alias, backend = found
     return [
         Warning(
             f'COMETCHAT["RATE_LIMIT_CACHE"] names the cache {alias!r}, a '
-            f"{backend.rsplit('.', 1)[-1]}, which {UNSHARED_CACHES[backend]}: several "
+            f"{backend.rsplit('.', 1)[-1]}, which {MISCOUNTING_CACHES[backend]}: several "
             "processes together can exceed CometChat's per-app rate limit.",
-            hint="Point RATE_LIMIT_CACHE at a cache every process shares (Redis, Memcached, "
-            f"the database). {BUDGET_DOC}",
+            hint="Point RATE_LIMIT_CACHE at a cache every process shares and increments "
+            f"atomically (Redis or Memcached). {BUDGET_DOC}",
             id="django_cometchat.W004",
         )
     ]

@@ -175,6 +175,19 @@ def test_a_shared_budget_cache_passes_and_a_per_process_one_warns_for_deploy():
     assert budget_checks({}, dummy) == ([], ["django_cometchat.W004"])
 
 
+@pytest.mark.parametrize(
+    "cache",
+    [
+        {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table"},
+        {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": "cache"},
+    ],
+)
+def test_a_shared_cache_without_an_atomic_increment_warns_for_deploy(cache):
+    """Django's database and file caches increment with a get then a set: two processes that
+    count at once count one request."""
+    assert budget_checks({}, {"default": cache}) == ([], ["django_cometchat.W004"])
+
+
 def test_no_budget_needs_no_cache():
     assert budget_checks({"REQUESTS_PER_MINUTE": None, "RATE_LIMIT_CACHE": "nowhere"}, {}) == (
         [],
