@@ -6,8 +6,9 @@ named after the current window, which is atomic in Redis (``RedisCache``, the pr
 and in one process's local memory (``LocMemCache``, when the host has nothing else). The budget
 also learns:
 
-* from ``X-Rate-Limit`` / ``X-Rate-Limit-Remaining``: when CometChat has counted more requests
-  this window than we have (another client of the key, a restart), the counter catches up;
+* from ``X-Rate-Limit-Remaining``: what CometChat has left this window caps what we have left,
+  so when it has fewer left than our budget minus our count (other clients of the key, a
+  restart), our count is raised to match;
 * from a 429: every process pauses until the time CometChat named (``Retry-After``, else the reset
   time, else the window's end).
 
@@ -161,7 +162,7 @@ class RateBudget:
                     )
                 return
             info = parse_rate_limit(headers)
-            if info.limit is None or info.remaining is None:
+            if info.remaining is None:
                 return
             # What CometChat has left this window caps what we have left: behind our count
             # (another client of the key, a restart) or behind a budget set above the plan.
@@ -179,7 +180,9 @@ class RateBudget:
     def _catch_up(self, key: str, floor: int, missing: int) -> None:
         """Raise the window's count to ``floor`` without one atomic "max": add what was missing,
         then give back what a racing learner had already added (two processes that read the
-        same count would otherwise both add it, spending the window for everyone)."""
+        same count would otherwise both add it, spending the window for everyone). Between the
+        two the count is briefly high, and a request taken in that instant waits as if the
+        window were spent: rare, and never an overrun."""
         cache = self.cache
         cache.add(key, 0, timeout=math.ceil(self.window * 2) + 1)
         counted = int(cache.incr(key, missing))
