@@ -254,6 +254,7 @@ class WebhookEvent(models.Model):
 
     class Status(models.TextChoices):
         RECEIVED = "received", "Received"  # recorded; its processing is queued
+        PROCESSING = "processing", "Processing"  # a worker took it (stays so if that worker died)
         PROCESSED = "processed", "Processed"  # its refreshes ran, or were enqueued (a group)
         IGNORED = "ignored", "Ignored"  # a trigger this app does not act on
         FAILED = "failed", "Failed"  # refused as malformed, or its processing failed

@@ -74,6 +74,7 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "owners",
     "owners_by_uid",
     "mark_abandoned_runs",
+    "fail_queued_run",
     "queue_sync_run",
     "stale_owners",
     "rebind_uid",
@@ -562,14 +563,20 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
     if exc is None:
         run.status = SyncRun.Status.SUCCEEDED
     else:
-        run.status = SyncRun.Status.FAILED
-        run.error_code = str(getattr(exc, "code", None) or type(exc).__name__)[:100]
-        run.error_message = describe(exc)[:MAX_ERROR_LENGTH]
-        run.public_error_message = public_message(exc)[:300]  # the column's max_length
-        logger.warning("CometChat sync of %s failed: %s", run.owner_uid, run.error_message)
+        _record_failure(run, exc)
     if not dry_run:
         run.save()
         transaction.on_commit(lambda: conversations_synced.send(sender=SyncRun, result=result))
+
+
+def _record_failure(run: SyncRun, exc: BaseException) -> None:
+    """Mark a run failed, with the reason for its operator and for its owner (not saved)."""
+    run.status = SyncRun.Status.FAILED
+    run.error_code = str(getattr(exc, "code", None) or type(exc).__name__)[:100]
+    run.error_message = describe(exc)[:MAX_ERROR_LENGTH]
+    public_length = SyncRun._meta.get_field("public_error_message").max_length
+    run.public_error_message = public_message(exc)[:public_length]
+    logger.warning("CometChat sync of %s failed: %s", run.owner_uid, run.error_message)
 
 
 MAX_ERROR_LENGTH = 2000  # of an operator's error text, on a SyncRun or a WebhookEvent
@@ -618,12 +625,17 @@ def _announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
 
 
 def fetch_conversation(
-    owner: Any, conversation_id: str, *, client: CometChatClient | None = None
+    owner: Any,
+    conversation_id: str,
+    *,
+    client: CometChatClient | None = None,
+    peer_flag: tuple[str, bool] | None = None,
 ) -> Conversation:
     """Fetch one conversation live (through the supported endpoint its id maps to) and store it.
 
     An invalid id raises ``CometChatInvalidId`` before anything is sent. Returns the stored row,
-    which stays the newer one if CometChat answered with an older payload.
+    which stays the newer one if CometChat answered with an older payload. ``peer_flag`` is a
+    block event's news of a user peer (see ``with_list_only_fields``).
     """
     owner = as_owner(owner)
     validate_id(conversation_id, "conversation id")
@@ -638,7 +650,9 @@ def fetch_conversation(
         stored = Conversation.objects.owned_by(owner.uid).filter(
             conversation_id=remote.conversation_id
         )
-        payload = with_list_only_fields(payload, stored.values_list("payload", flat=True).first())
+        payload = with_list_only_fields(
+            payload, stored.values_list("payload", flat=True).first(), peer_flag=peer_flag
+        )
     outcome = store_page(
         owner_id=owner.user_id,
         owner_uid=owner.uid,
@@ -687,6 +701,21 @@ def queue_sync_run(
         status=SyncRun.Status.QUEUED,
         filters=(filters or ConversationFilters()).as_json(),
         started_at=timezone.now(),
+    )
+
+
+def fail_queued_run(run: SyncRun, exc: BaseException) -> None:
+    """A queued run whose task the queue refused: failed at once, with the reason."""
+    run.finished_at = timezone.now()
+    _record_failure(run, exc)
+    run.save(
+        update_fields=[
+            "status",
+            "finished_at",
+            "error_code",
+            "error_message",
+            "public_error_message",
+        ]
     )
 
 
@@ -833,7 +862,7 @@ def claim_webhook_event(event_id: int) -> WebhookEvent | None:
     """Take a received event for processing, once: a task delivered twice (queues deliver at
     least once) finds it taken and does nothing. None when it is not there to take."""
     claimed = WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
-        status=WebhookEvent.Status.PROCESSED
+        status=WebhookEvent.Status.PROCESSING
     )
     return WebhookEvent.objects.filter(pk=event_id).first() if claimed else None
 

@@ -85,20 +85,37 @@ def sync_owner(
 
 
 @task()
-def refresh_conversation(uid: str, conversation_id: str) -> dict[str, Any]:
-    """Fetch one conversation of one owner (by UID) and store it."""
-    return _refresh(services.owner_by_uid(uid), conversation_id)
+def refresh_conversation(
+    uid: str, conversation_id: str, peer_flag: list[Any] | None = None
+) -> dict[str, Any]:
+    """Fetch one conversation of one owner (by UID) and store it; ``peer_flag`` is a block
+    event's ``[flag, value]`` for the peer (``Target.peer_flag``)."""
+    flag = (str(peer_flag[0]), peer_flag[1]) if peer_flag else None
+    outcome = _refresh(services.owner_by_uid(uid), Target(uid, conversation_id, flag))
+    if isinstance(outcome, CometChatError):
+        return {"status": "failed", "error": outcome.code or type(outcome).__name__}
+    return {"status": "succeeded", "conversation": outcome.pk}
+
+
+def refresh_arguments(target: Target) -> list[Any]:
+    """``refresh_conversation``'s arguments for a target, as JSON a queue can carry."""
+    flag = [list(target.peer_flag)] if target.peer_flag is not None else []
+    return [target.uid, target.conversation_id, *flag]
 
 
 def _refresh(
-    owner: services.Owner, conversation_id: str, client: services.Client | None = None
-) -> dict[str, Any]:
+    owner: services.Owner, target: Target, client: services.Client | None = None
+) -> Conversation | CometChatError:
+    """The stored row, or the CometChat failure (logged): one refresh never fails a batch."""
     try:
-        row = services.fetch_conversation(owner, conversation_id, client=client)
+        return services.fetch_conversation(
+            owner, target.conversation_id, client=client, peer_flag=target.peer_flag
+        )
     except CometChatError as exc:
-        logger.warning("CometChat refresh of %s for %s failed: %s", conversation_id, owner.uid, exc)
-        return {"status": "failed", "error": getattr(exc, "code", None) or type(exc).__name__}
-    return {"status": "succeeded", "conversation": row.pk}
+        logger.warning(
+            "CometChat refresh of %s for %s failed: %s", target.conversation_id, owner.uid, exc
+        )
+        return exc
 
 
 @task()
@@ -120,30 +137,39 @@ def process_webhook_event(event_id: int) -> dict[str, Any]:
             raise
         return {"event": event_id, "status": "failed", "error": type(exc).__name__}
     done: list[str] = []
+    failed: CometChatError | None = None
     try:
         if len(targets) <= INLINE_REFRESHES:
-            _refresh_here(targets, done)
+            failed = _refresh_here(targets, done)
         else:
             for target in targets:
-                refresh_conversation.enqueue(target.uid, target.conversation_id)
+                refresh_conversation.enqueue(*refresh_arguments(target))
                 done.append(target.uid)
     except Exception as exc:  # the queue refused, or the database: say so, then fail the task
         services.finish_webhook_event(event, owners=done, error=exc)
         raise
-    services.finish_webhook_event(event, owners=done)
-    return {"event": event_id, "status": "processed", "owners": sorted(set(done))}
+    services.finish_webhook_event(event, owners=done, error=failed)
+    status = "processed" if failed is None else "failed"
+    return {"event": event_id, "status": status, "owners": sorted(set(done))}
 
 
-def _refresh_here(targets: list[Target], done: list[str]) -> None:
+def _refresh_here(targets: list[Target], done: list[str]) -> CometChatError | None:
     """A webhook event's few refreshes (a direct message, a receipt, a block: two owners at
     most), run in the event's own task over one connection: a trip through the queue costs a
     worker more than the refresh itself, and adds its wait. A group's holders fan out as
-    ``refresh_conversation`` tasks instead, so that a big group spreads over the workers."""
+    ``refresh_conversation`` tasks instead, so that a big group spreads over the workers.
+
+    Adds to ``done`` the owners refreshed; returns the first failure, if any (each is logged)."""
     owners = services.owners_by_uid(target.uid for target in targets)
+    failed: CometChatError | None = None
     with services.new_client() as client:
         for target in targets:
-            _refresh(owners[target.uid], target.conversation_id, client)
-            done.append(target.uid)
+            outcome = _refresh(owners[target.uid], target, client)
+            if isinstance(outcome, CometChatError):
+                failed = failed or outcome
+            else:
+                done.append(target.uid)
+    return failed
 
 
 # -- the seams of on-demand work --------------------------------------------------------------
@@ -168,15 +194,7 @@ def request_sync(
     follow), else inline within ``WEB_DEADLINE`` (the finished ``SyncRun``)."""
     if not queues():
         return services.request_sync(owner, trigger=trigger, filters=filters, client=client)
-    owner = services.as_owner(owner)
-    run = services.queue_sync_run(owner, trigger=trigger, filters=filters)
-    result = sync_owner.enqueue(
-        owner.uid,
-        trigger=trigger,
-        run_id=run.pk,
-        filters=(filters or ConversationFilters()).as_json(),
-    )
-    return Queued(str(result.id), run)
+    return _enqueue_sync(services.as_owner(owner), trigger=trigger, filters=filters)
 
 
 def request_refresh(
@@ -200,7 +218,26 @@ def enqueue_syncs(owners: Any, *, trigger: str = SyncRun.Trigger.TASK) -> int:
         if owner.problem is not None:
             logger.warning("Not enqueuing %s: %s", owner.label, owner.problem.describe())
             continue
-        run = services.queue_sync_run(owner, trigger=trigger)
-        sync_owner.enqueue(owner.uid, trigger=trigger, run_id=run.pk)
+        _enqueue_sync(owner, trigger=trigger)
         count += 1
     return count
+
+
+def _enqueue_sync(
+    owner: services.Owner, *, trigger: str, filters: ConversationFilters | None = None
+) -> Queued:
+    """A queued ``SyncRun`` and the ``sync_owner`` task that carries it out. A queue that
+    refuses the task fails the run at once: left "queued", it would keep
+    ``cometchat_refresh_stale`` off that owner until it counted as abandoned."""
+    run = services.queue_sync_run(owner, trigger=trigger, filters=filters)
+    try:
+        result = sync_owner.enqueue(
+            owner.uid,
+            trigger=trigger,
+            run_id=run.pk,
+            filters=(filters or ConversationFilters()).as_json(),
+        )
+    except Exception as exc:
+        services.fail_queued_run(run, exc)
+        raise
+    return Queued(str(result.id), run)

@@ -131,6 +131,9 @@ class Target:
 
     uid: str
     conversation_id: str
+    # A block event's news about the peer, which no single-conversation fetch returns:
+    # ("blockedByMe", blocked?) in the blocker's copy, ("hasBlockedMe", blocked?) in the other's.
+    peer_flag: tuple[str, bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -275,9 +278,12 @@ def _block_delivery(trigger: str, data: Mapping[str, Any], raw: Mapping[str, Any
     times = [key for key in BLOCK_TIME_KEYS if data.get(key) is not None]
     when = _time(data[times[0]], f"data.{times[0]}") if times else None
     key = dedupe_key(trigger, blocker, blocked, when if when is not None else digest(data))
+    blocking = trigger == "user_blocked"
     targets: list[Target] = []
     for uid in blocked:
-        targets.extend(_targets(pair_conversation_id(blocker, uid), (blocker, uid)))
+        conversation_id = pair_conversation_id(blocker, uid)
+        targets.append(Target(blocker, conversation_id, ("blockedByMe", blocking)))
+        targets.append(Target(uid, conversation_id, ("hasBlockedMe", blocking)))
     return Delivery(trigger, key, tuple(targets), raw=raw)
 
 

@@ -210,3 +210,22 @@ def test_refresh_stale_does_not_enqueue_an_owner_whose_sync_still_waits(fake, al
     run_queued(queue)
     queued.refresh_from_db()
     assert queued.status == SyncRun.Status.SUCCEEDED
+
+
+def test_a_sync_the_queue_refuses_fails_its_run_and_stays_due(fake, alice, queue, monkeypatch):
+    """Left "queued", the run would keep cometchat_refresh_stale off alice for an hour."""
+    services.sync_conversations(alice)
+    SyncRun.objects.update(finished_at=timezone.now() - timedelta(hours=1))
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("the queue's broker is down")
+
+    monkeypatch.setattr(queue, "enqueue", refuse)
+    with pytest.raises(ConnectionError):
+        call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=StringIO())
+    refused = SyncRun.objects.get(trigger=SyncRun.Trigger.TASK)
+    assert (refused.status, refused.error_code) == ("failed", "ConnectionError")
+    assert "broker is down" in refused.error_message
+    monkeypatch.undo()
+    call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=StringIO())
+    assert [r.args for r in queue.results] == [["alice"]]

@@ -708,11 +708,35 @@ def test_a_legacy_receipt_with_its_fields_in_data(client, known, queue):
     assert refreshes(queue) == [["alice", "alice_user_bob"], ["bob", "alice_user_bob"]]
 
 
+def block_flags() -> tuple[Any, Any]:
+    """alice's blockedByMe (of bob, in her copy) and bob's hasBlockedMe (of alice, in his)."""
+    peers = {
+        uid: Conversation.objects.owned_by(uid)
+        .get(conversation_id="alice_user_bob")
+        .payload["conversationWith"]
+        for uid in ("alice", "bob")
+    }
+    return peers["alice"].get("blockedByMe"), peers["bob"].get("hasBlockedMe")
+
+
 @pytest.mark.parametrize("trigger", ["user_blocked", "user_unblocked"])
-def test_a_block_refreshes_the_pair(client, known, trigger):
+def test_a_block_refreshes_the_pair_with_the_flags_it_sets(client, known, alice, trigger):
+    """No single-conversation fetch says who blocked whom (API.md §2.4): the event does, and both
+    copies keep it until the next sync, which agrees."""
+    blocking = trigger == "user_blocked"
     known.block_user("alice", "bob")
+    if not blocking:  # stored while blocked, then unblocked upstream
+        services.sync_conversations(alice)
+        services.sync_conversations(services.owner_by_uid("bob"))
+        assert block_flags() == (True, True)
+        known.unblock_user("alice", "bob")
+        known.clear_requests()
     assert post(client, block_event("alice", "bob", trigger)).json() == {"status": "accepted"}
     assert upstream(known) == ALICE_BOB
+    assert block_flags() == (blocking, blocking)
+    services.sync_conversations(alice)
+    services.sync_conversations(services.owner_by_uid("bob"))
+    assert block_flags() == (blocking, blocking)
 
 
 @pytest.mark.parametrize(
@@ -730,7 +754,10 @@ def test_a_block_refreshes_the_pair(client, known, trigger):
 )
 def test_block_events_in_other_plausible_shapes(client, known, queue, data):
     assert post(client, envelope("user_blocked", data)).json() == {"status": "accepted"}
-    assert refreshes(queue) == [["alice", "alice_user_bob"], ["bob", "alice_user_bob"]]
+    assert refreshes(queue) == [
+        ["alice", "alice_user_bob", ["blockedByMe", True]],
+        ["bob", "alice_user_bob", ["hasBlockedMe", True]],
+    ]
 
 
 def test_a_block_without_a_timestamp_dedupes_on_its_data(client, known, queue):
@@ -747,16 +774,35 @@ def test_the_legacy_after_message_carries_the_message_as_data(client, known, que
     assert refreshes(queue) == [["alice", "alice_user_bob"], ["bob", "alice_user_bob"]]
 
 
-def test_a_refresh_that_fails_upstream_does_not_fail_the_webhook(client, known, settings):
+def test_a_refresh_that_fails_upstream_fails_the_event_not_the_webhook(client, known, settings):
     settings.COMETCHAT = {**settings.COMETCHAT, "MAX_RETRIES": 0}
-    known.fail_next(10, status=500)
+    known.fail_next(1, status=500)  # the first of the two refreshes
     body = message_event(known.send_message("bob", to_user="alice"))
     assert post(client, body).json() == {"status": "accepted"}
     assert len(known.requests) == 2  # one each, not retried into a storm
-    assert WebhookEvent.objects.get().status == "processed"  # handed over; the refresh logged
+    event = WebhookEvent.objects.get()
+    refreshed = {"alice", "bob"} - {known.requests[0].headers["onbehalfof"]}
+    assert (event.status, event.owners) == ("failed", sorted(refreshed))  # only who was refreshed
+    assert "ERR_MISSION_FAILED" in event.error
 
 
 # -- the task ------------------------------------------------------------------------------------
+
+
+def test_an_event_is_processing_while_its_refreshes_run(client, known, monkeypatch):
+    """Taken by a worker, not yet processed: a worker that dies here leaves it "processing"."""
+    seen = []
+    run_here = tasks._refresh_here
+
+    def watching(targets: Any, done: list[str]) -> Any:
+        seen.append(WebhookEvent.objects.get().status)
+        return run_here(targets, done)
+
+    monkeypatch.setattr(tasks, "_refresh_here", watching)
+    body = message_event(known.send_message("bob", to_user="alice"))
+    assert post(client, body).json() == {"status": "accepted"}
+    assert seen == ["processing"]
+    assert WebhookEvent.objects.get().status == "processed"
 
 
 def test_the_task_runs_once_per_event(client, known, queue):

@@ -86,15 +86,29 @@ def content_hash(payload: Mapping[str, Any]) -> str:
 LIST_ONLY_PEER_KEYS = ("blockedByMe", "hasBlockedMe")
 
 
-def with_list_only_fields(fetched: Mapping[str, Any], stored: Any) -> Mapping[str, Any]:
+def with_list_only_fields(
+    fetched: Mapping[str, Any], stored: Any, *, peer_flag: tuple[str, bool] | None = None
+) -> Mapping[str, Any]:
     """A single-conversation payload, with the block flags of the stored one (as of the last
     sync) where it has none: without them the same conversation would differ by endpoint, and
-    every webhook's refresh followed by a sync would write two history rows about nothing."""
+    every webhook's refresh followed by a sync would write two history rows about nothing.
+
+    ``peer_flag`` is what a block event says of one flag (``("blockedByMe", True)``): newer than
+    the stored one, so it wins."""
     peer = fetched.get("conversationWith")
-    before = stored.get("conversationWith") if isinstance(stored, dict) else None
-    if not isinstance(peer, dict) or not isinstance(before, dict):
+    if not isinstance(peer, dict):
         return fetched
-    carried = {k: before[k] for k in LIST_ONLY_PEER_KEYS if k in before and k not in peer}
+    before = stored.get("conversationWith") if isinstance(stored, dict) else None
+    carried = {
+        k: before[k]
+        for k in LIST_ONLY_PEER_KEYS
+        if isinstance(before, dict) and k in before and k not in peer
+    }
+    if peer_flag is not None:
+        name, value = peer_flag
+        if name not in LIST_ONLY_PEER_KEYS or not isinstance(value, bool):
+            raise ValueError(f"not a block flag: {peer_flag!r}")
+        carried[name] = value
     return {**fetched, "conversationWith": {**peer, **carried}} if carried else fetched
 
 
