@@ -25,7 +25,7 @@ from /proc), with the whole machine's busy time, to tell latency-bound from CPU-
 
     python -m benchmarks.bench_fanout [--owners 2000] [--conversations 50] [--workers 1,2,4]
         [--delay 0.05] [--budget 450] [--plan-limit 500] [--budget-owners 2000]
-        [--no-budget-run] [--redis-url redis://127.0.0.1:6379/6]
+        [--no-budget-run] [--no-speedup-run] [--profile N] [--redis-url redis://127.0.0.1:6379/6]
 
 The Redis database of ``--redis-url`` is flushed before each run: give it one nobody else uses.
 Exits 0 whatever the figures (a report); 1 when a task, a sync or a worker failed.

@@ -11,8 +11,9 @@ owners). Then, at ``--rate`` events per second for ``--seconds``, this process m
 change upstream (the fake's ``send``: one user of a pair messages the other, round robin over
 the pairs) and delivers CometChat's ``message_sent`` webhook for it to the site, with Basic
 credentials, from a small thread pool so that a slow answer does not hold back the schedule.
-The webhook records the event and enqueues it; a worker fans it out into one refresh task per
-owner (sender and receiver); a worker fetches that owner's conversation and stores it.
+The webhook records the event and enqueues it; a worker takes the event and refreshes both
+owners (sender and receiver) within that task (``INLINE_REFRESHES``), fetching and storing each
+owner's conversation.
 
 The lag of an (event, owner) is from the moment the delivery was sent to the ``fetched_at`` of
 the first snapshot of that owner's conversation whose last message is the event's message or

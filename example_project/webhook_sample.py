@@ -27,8 +27,8 @@ def main() -> int:
         .order_by("owner_uid", "-updated_at")
     )
     # Between two demo logins if there is one, so that both of their copies are refreshed.
-    conversation = next(
-        (c for c in candidates.iterator() if c.peer_uid in owners), candidates.first()
+    conversation = (
+        next((c for c in candidates.iterator() if c.peer_uid in owners), None) or candidates.first()
     )
     if conversation is None or conversation.last_message is None:
         print("no stored conversation with a last message to announce", file=sys.stderr)
