@@ -34,7 +34,6 @@ Exits 0 whatever the figures (a report); 1 when a task, a sync or a worker faile
 from __future__ import annotations
 
 import argparse
-import cProfile
 import dataclasses
 import io
 import math
@@ -45,7 +44,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +53,8 @@ from .processes import (
     WORKER_READY,
     Child,
     ChildDied,
+    CpuMeter,
     check_alive,
-    machine_busy,
-    postgres_backends,
-    proc_cpu,
 )
 from .support import (
     Database,
@@ -108,54 +105,8 @@ def run_worker(name: str) -> int:
     """A worker process: the benchmark's settings, then django-tasks-db's ``db_worker``."""
     config = Config(**processes.config_from_env())
     config.configure(migrate=False)
-    from django.core.management import call_command
-
-    profile = cProfile.Profile() if config.profile_dir else None
-    if profile is not None:
-        profile.enable()
-    try:
-        call_command(
-            "db_worker", "--worker-id", name, "--interval", "0.1", "--no-startup-delay", verbosity=1
-        )
-    finally:  # SIGTERM: db_worker exits through SystemExit
-        if profile is not None and config.profile_dir:
-            profile.disable()
-            profile.dump_stats(os.path.join(config.profile_dir, f"{name}.prof"))
-    return 0
-
-
-# -- CPU time from /proc ------------------------------------------------------------------------
-
-
-@dataclass
-class CpuMeter:
-    """CPU seconds used between ``start()`` and ``stop()`` by the given processes."""
-
-    workers: list[int]
-    fake: FakeServer
-    before: dict[str, float] = field(default_factory=dict)
-    backends: dict[int, float] = field(default_factory=dict)
-
-    def _read(self) -> dict[str, float]:
-        figures = {
-            "workers": sum(proc_cpu(pid) or 0.0 for pid in self.workers),
-            "fake": self.fake.cpu_seconds(),
-            "machine": machine_busy() or 0.0,
-        }
-        for pid in postgres_backends(DB_NAME):
-            self.backends.setdefault(pid, proc_cpu(pid) or 0.0)
-        return figures
-
-    def start(self) -> None:
-        self.before = self._read()
-
-    def stop(self) -> dict[str, float]:
-        after = self._read()
-        used = {key: after[key] - self.before[key] for key in after}
-        used["postgres"] = sum(
-            (proc_cpu(pid) or start) - start for pid, start in self.backends.items()
-        )
-        return used
+    profile = os.path.join(config.profile_dir, f"{name}.prof") if config.profile_dir else None
+    return processes.run_db_worker(name, interval=0.1, profile_path=profile)
 
 
 # -- one run ------------------------------------------------------------------------------------
@@ -248,7 +199,7 @@ def one_run(
     fake.clear_requests()
     pool = start_workers(config, workers, logs)
     try:
-        meter = CpuMeter([w.process.pid for w in pool], fake)
+        meter = CpuMeter({"workers": [w.process.pid for w in pool]}, fake.cpu_seconds, DB_NAME)
         meter.start()
         started = time.time()
         with transaction.atomic():  # the workers see all the tasks at once

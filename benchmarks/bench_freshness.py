@@ -57,10 +57,8 @@ from .processes import (
     WORKER_READY,
     Child,
     ChildDied,
+    CpuMeter,
     check_alive,
-    machine_busy,
-    postgres_backends,
-    proc_cpu,
 )
 from .support import (
     Database,
@@ -111,12 +109,20 @@ class Config:
 
 def run_worker(name: str) -> int:
     Config(**processes.config_from_env()).configure(migrate=False)
-    from django.core.management import call_command
+    return processes.run_db_worker(name, interval=0.05)
 
-    call_command(
-        "db_worker", "--worker-id", name, "--interval", "0.05", "--no-startup-delay", verbosity=1
+
+def start_children(
+    config: Config, workers: int, port: int, logs: Path
+) -> tuple[list[Child], Child]:
+    """``workers`` ready db_workers, then the ready site on ``port``."""
+    roles = [(f"worker-{n}", ["--worker", f"worker-{n}"]) for n in range(1, workers + 1)]
+    start = functools.partial(
+        processes.start, "benchmarks.bench_freshness", config=config.__dict__, logs=logs
     )
-    return 0
+    started = start(roles, ready=WORKER_READY)
+    (web,) = start([("web", ["--web", str(port)])], ready=WEB_READY)
+    return started, web
 
 
 def run_web(port: int) -> int:
@@ -312,38 +318,6 @@ def ms(seconds: float) -> str:
     return f"{1000 * seconds:,.0f} ms"
 
 
-@dataclass
-class Cpu:
-    """CPU seconds each part used between ``start()`` and ``stop()`` (Linux /proc)."""
-
-    workers: list[Child]
-    web: Child
-    fake: FakeServer
-    before: dict[str, float] = field(default_factory=dict)
-    backends: dict[int, float] = field(default_factory=dict)
-
-    def _read(self) -> dict[str, float]:
-        for pid in postgres_backends(DB_NAME):
-            self.backends.setdefault(pid, proc_cpu(pid) or 0.0)
-        times = os.times()
-        return {
-            "workers": sum(proc_cpu(w.process.pid) or 0.0 for w in self.workers),
-            "web": proc_cpu(self.web.process.pid) or 0.0,
-            "fake": self.fake.cpu_seconds(),
-            "load": times.user + times.system,
-            "machine": machine_busy() or 0.0,
-        }
-
-    def start(self) -> None:
-        self.before = self._read()
-
-    def stop(self) -> dict[str, float]:
-        after = self._read()
-        used = {key: after[key] - self.before[key] for key in after}
-        used["postgres"] = sum((proc_cpu(pid) or at) - at for pid, at in self.backends.items())
-        return used
-
-
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -410,23 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             initial_sync(uids)
             print(f"synced {len(uids)} owners in {time.monotonic() - began:.1f} s", flush=True)
             port = free_port()
-            roles = [
-                (f"worker-{n}", ["--worker", f"worker-{n}"]) for n in range(1, args.workers + 1)
-            ]
-            children += processes.start(
-                "benchmarks.bench_freshness",
-                roles,
-                config=config.__dict__,
-                logs=Path(logs),
-                ready=WORKER_READY,
-            )
-            children += processes.start(
-                "benchmarks.bench_freshness",
-                [("web", ["--web", str(port)])],
-                config=config.__dict__,
-                logs=Path(logs),
-                ready=WEB_READY,
-            )
+            workers, web = start_children(config, args.workers, port, Path(logs))
+            children += [*workers, web]
             url = f"http://127.0.0.1:{port}/webhook/"
             send = functools.partial(
                 deliver, fake, url, (user, password), pairs=pairs, rate=args.rate
@@ -435,7 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             wait_until_drained(children)
             fake.clear_requests()
             count = round(args.rate * args.seconds)
-            cpu = Cpu(children[:-1], children[-1], fake)
+            cpu = CpuMeter(
+                {"workers": [w.process.pid for w in workers], "web": [web.process.pid]},
+                fake.cpu_seconds,
+                DB_NAME,
+            )
             cpu.start()
             began = time.monotonic()
             load = send(count=count, first=WARM_UP_EVENTS)

@@ -13,8 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +136,69 @@ def postgres_backends(database: str) -> list[int]:
             [database],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used between ``start()`` and ``stop()``: by each named group of processes,
+    by the fake CometChat (``fake_cpu()``), by this process ("load"), by the PostgreSQL backends
+    of ``database`` and by the whole machine (Linux /proc)."""
+
+    groups: Mapping[str, Sequence[int]]
+    fake_cpu: Callable[[], float]
+    database: str
+    before: dict[str, float] = field(default_factory=dict)
+    backends: dict[int, float] = field(default_factory=dict)
+
+    def _read(self) -> dict[str, float]:
+        for pid in postgres_backends(self.database):
+            self.backends.setdefault(pid, proc_cpu(pid) or 0.0)
+        times = os.times()
+        figures = {
+            name: sum(proc_cpu(pid) or 0.0 for pid in pids) for name, pids in self.groups.items()
+        }
+        figures.update(
+            fake=self.fake_cpu(),
+            load=times.user + times.system,
+            machine=machine_busy() or 0.0,
+        )
+        return figures
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def stop(self) -> dict[str, float]:
+        after = self._read()
+        used = {key: after[key] - self.before[key] for key in after}
+        used["postgres"] = sum((proc_cpu(pid) or at) - at for pid, at in self.backends.items())
+        return used
+
+
+# -- the worker's side ----------------------------------------------------------------------------
+
+
+def run_db_worker(name: str, *, interval: float, profile_path: str | None = None) -> int:
+    """django-tasks-db's ``db_worker`` in this (configured) process until SIGTERM, under
+    cProfile when ``profile_path`` is given (written on the way out)."""
+    import cProfile
+
+    from django.core.management import call_command
+
+    profile = cProfile.Profile() if profile_path else None
+    if profile is not None:
+        profile.enable()
+    try:
+        call_command(
+            "db_worker",
+            "--worker-id",
+            name,
+            "--interval",
+            str(interval),
+            "--no-startup-delay",
+            verbosity=1,
+        )
+    finally:  # SIGTERM: db_worker exits through SystemExit
+        if profile is not None and profile_path:
+            profile.disable()
+            profile.dump_stats(profile_path)
+    return 0
