@@ -36,7 +36,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.cache import InvalidCacheBackendError, caches
 from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from .conf import (
     ENV_FALLBACKS,
@@ -169,9 +169,7 @@ def _mounted(url_name: str) -> str | None:
     """The path of one of the app's URLs, or None when the host does not mount it."""
     try:
         return reverse(f"django_cometchat:{url_name}")
-    except NoReverseMatch:
-        return None
-    except Exception:  # a broken URLconf is reported by Django's own URL checks
+    except Exception:  # NoReverseMatch; a broken URLconf is reported by Django's own URL checks
         return None
 
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
@@ -724,9 +724,9 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
     (or never came). They are marked failed, so they stop looking busy; the owner's next sync
     proceeds either way. Returns how many were marked."""
     now = timezone.now()
-    cutoff = now - timedelta(seconds=get_settings().sync_abandoned_after)
     runs = SyncRun.objects.filter(
-        status__in=(SyncRun.Status.RUNNING, SyncRun.Status.QUEUED), started_at__lt=cutoff
+        status__in=(SyncRun.Status.RUNNING, SyncRun.Status.QUEUED),
+        started_at__lt=_abandoned_before(now),
     )
     if owner_uid is not None:
         runs = runs.owned_by(owner_uid)
@@ -742,13 +742,17 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
     )
 
 
+def _abandoned_before(now: datetime) -> datetime:
+    """A queued or running run that started before this has been abandoned."""
+    return now - timedelta(seconds=get_settings().sync_abandoned_after)
+
+
 def stale_owners(older_than: timedelta) -> OwnerSelection:
     """Owners whose last successful sync finished before ``now - older_than``, or who never
     had one, and who have no sync queued or running: every UID bound to an account or holding
     stored conversations."""
     now = timezone.now()
     cutoff = now - older_than
-    alive = now - timedelta(seconds=get_settings().sync_abandoned_after)
     fresh = set(
         SyncRun.objects.filter(status=SyncRun.Status.SUCCEEDED, finished_at__gte=cutoff)
         .values_list("owner_uid", flat=True)
@@ -757,7 +761,8 @@ def stale_owners(older_than: timedelta) -> OwnerSelection:
     # A sync still queued or running (and not abandoned) is on its way: not enqueued again.
     fresh |= set(
         SyncRun.objects.filter(
-            status__in=(SyncRun.Status.QUEUED, SyncRun.Status.RUNNING), started_at__gte=alive
+            status__in=(SyncRun.Status.QUEUED, SyncRun.Status.RUNNING),
+            started_at__gte=_abandoned_before(now),
         )
         .values_list("owner_uid", flat=True)
         .distinct()
