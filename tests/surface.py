@@ -8,6 +8,7 @@ to the app fails both suites until someone decides how it is smoke-tested and wh
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from django.contrib import admin
@@ -58,6 +59,13 @@ def api_path(name: str, *, conversation_id: str = "", pk: Any = None) -> str:
     if name == "not-found":  # a sync run id that is not a number: no route takes it
         return reverse(f"{APP}:syncrun-list") + "not-a-number/"
     return reverse(f"{APP}:{name}", kwargs=kwargs)
+
+
+def basic_authorization(
+    user: str = WEBHOOK_CREDENTIALS[0], password: str = WEBHOOK_CREDENTIALS[1]
+) -> str:
+    """An ``Authorization`` header with HTTP Basic credentials (the webhook's by default)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def webhook_path() -> str:

@@ -14,7 +14,6 @@ resolve to the UID "alice": alice acts first and is bound to it; ALICE is the co
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -47,6 +46,7 @@ from .surface import (
     WEBHOOK_ROUTES,
     admin_path,
     api_path,
+    basic_authorization,
     unlisted,
     webhook_path,
 )
@@ -514,10 +514,6 @@ def test_an_admin_action_without_the_csrf_token_is_refused(world):
 # -- the webhook ---------------------------------------------------------------------------------
 
 
-def basic_auth(user, password):
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
 @pytest.mark.parametrize(("principal", "status"), list(WEBHOOK_TABLE.items()))
 def test_webhook(world, principal, status):
     """A session, even a superuser's, is no webhook credential; CSRF plays no part either."""
@@ -537,7 +533,7 @@ def test_webhook(world, principal, status):
         webhook_path(),
         data=body,
         content_type="application/json",
-        HTTP_AUTHORIZATION=basic_auth(*WEBHOOK_CREDENTIALS),
+        HTTP_AUTHORIZATION=basic_authorization(*WEBHOOK_CREDENTIALS),
     )
     assert with_credentials.status_code == 200, with_credentials.content
     assert with_credentials.json() == {"status": "accepted"}
@@ -560,7 +556,7 @@ def test_webhook_with_other_credentials(world, principal, credentials):
         webhook_path(),
         data=json.dumps(webhook_body("x")),
         content_type="application/json",
-        HTTP_AUTHORIZATION=basic_auth(*credentials),
+        HTTP_AUTHORIZATION=basic_authorization(*credentials),
     )
     assert response.status_code == 401
     assert world.fake.requests == []

@@ -299,17 +299,22 @@ def hostile_conversations(draw: st.DrawFn) -> dict[str, Any]:
     conversation: dict[str, Any] = copy.deepcopy(draw(st.sampled_from(BASES)))
     paths = draw(st.lists(st.sampled_from(list(FIELD_VALUES)), min_size=1, max_size=4))
     for path in paths:
-        value = draw(st.just(MISSING) | FIELD_VALUES[path] | scalars)
-        parent: Any = conversation
-        for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if not isinstance(parent, dict):
-            continue
-        if value is MISSING:
-            parent.pop(path[-1], None)
-        else:
-            parent[path[-1]] = value
+        set_path(conversation, path, draw(st.just(MISSING) | FIELD_VALUES[path] | scalars))
     return conversation
+
+
+def set_path(document: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Put ``value`` at ``path`` (``MISSING`` removes the key); nothing when a parent on the
+    way is not an object (an earlier replacement took it)."""
+    parent: Any = document
+    for key in path[:-1]:
+        parent = parent.get(key) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict):
+        return
+    if value is MISSING:
+        parent.pop(path[-1], None)
+    else:
+        parent[path[-1]] = value
 
 
 # What the contract allows, at its edges: every such conversation must be accepted and stored.

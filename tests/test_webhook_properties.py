@@ -37,6 +37,7 @@ from django_cometchat.webhook_types import (
     trigger_of,
 )
 
+from .surface import basic_authorization
 from .test_parsers_properties import (
     CONVERSATION_ID_RE,
     FIXTURES,
@@ -50,6 +51,7 @@ from .test_parsers_properties import (
     same_json,
     scalars,
     seconds,
+    set_path,
     storable_by_spec,
     storable_json,
     valid_id,
@@ -61,7 +63,7 @@ DB_EXAMPLES = 60  # each is a request through the test client and a row or two
 TRIGGER_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 KEY_RE = re.compile(r"[0-9a-f]{64}\Z")
 WEBHOOK = "/cometchat/webhook/"
-AUTH = "Basic Y29tZXRjaGF0OnRlc3RzLXdlYmhvb2stcGFzc3dvcmQ="  # cometchat:tests-webhook-password
+AUTH = basic_authorization()
 
 triggers = st.sampled_from([*HANDLED_TRIGGERS, *KNOWN_TRIGGERS, "", "Message_Sent", "x" * 65])
 
@@ -207,16 +209,7 @@ def hostile_bodies(draw: st.DrawFn) -> dict[str, Any]:
     """A base body with one to four fields replaced (or removed)."""
     body: dict[str, Any] = copy.deepcopy(draw(st.sampled_from(BASES)))
     for path in draw(st.lists(st.sampled_from(PATHS), min_size=1, max_size=4)):
-        value = draw(hostile_values)
-        parent: Any = body
-        for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if not isinstance(parent, dict):
-            continue
-        if value is MISSING:
-            parent.pop(path[-1], None)
-        else:
-            parent[path[-1]] = value
+        set_path(body, path, draw(hostile_values))
     return body
 
 

@@ -40,21 +40,19 @@ from django_cometchat.webhook_types import (
     parse_webhook,
 )
 
+from .surface import WEBHOOK_CREDENTIALS, basic_authorization
+
 pytestmark = pytest.mark.django_db
 
 BACKENDS = "django.tasks.backends" if django.VERSION >= (6, 0) else "django_tasks.backends"
 WEBHOOK = "/cometchat/webhook/"
-USER, PASSWORD = "cometchat", "tests-webhook-password"  # tests/settings.py
+USER, PASSWORD = WEBHOOK_CREDENTIALS  # tests/settings.py
 JSON = "application/json"
 WEBHOOKS_ADMIN = "/admin/django_cometchat/webhookevent/"
 FIXTURES = Path(__file__).parent / "fixtures" / "cometchat"
 
 
-def basic(user: str = USER, password: str = PASSWORD) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-AUTH = basic()
+AUTH = basic_authorization()
 
 
 def post(client, body: Any, *, auth: str | None = AUTH, raw: bytes | None = None, **extra):
@@ -201,11 +199,11 @@ def test_missing_credentials_are_refused_and_nothing_is_recorded(client, fake):
 @pytest.mark.parametrize(
     "auth",
     [
-        basic(USER, "wrong-password"),
-        basic("someone", PASSWORD),
-        basic(USER, PASSWORD + "x"),
-        basic(USER, PASSWORD[:-1]),
-        basic(USER.upper(), PASSWORD),
+        basic_authorization(USER, "wrong-password"),
+        basic_authorization("someone", PASSWORD),
+        basic_authorization(USER, PASSWORD + "x"),
+        basic_authorization(USER, PASSWORD[:-1]),
+        basic_authorization(USER.upper(), PASSWORD),
         "Basic " + base64.b64encode(f"{USER}{PASSWORD}".encode()).decode(),  # no colon
         "Basic not base64!",
         "Basic ",
@@ -228,7 +226,7 @@ def test_the_scheme_is_case_insensitive(client, fake):
 
 def test_without_configured_credentials_everything_is_refused(client, fake, settings):
     settings.COMETCHAT = {**settings.COMETCHAT, "WEBHOOK_BASIC_AUTH": []}
-    for auth in (AUTH, basic("", ""), basic(":", ":"), None):
+    for auth in (AUTH, basic_authorization("", ""), basic_authorization(":", ":"), None):
         error_of(
             post(client, envelope("group_created", {}), auth=auth), 401, "ERR_NOT_AUTHENTICATED"
         )
@@ -246,12 +244,19 @@ def test_rotation_every_configured_entry_works(client, fake, settings):
         "WEBHOOK_BASIC_AUTH": ["old-user:old-password", "new-user:new-password"],
     }
     for n, auth in enumerate(
-        (basic("old-user", "old-password"), basic("new-user", "new-password"))
+        (
+            basic_authorization("old-user", "old-password"),
+            basic_authorization("new-user", "new-password"),
+        )
     ):
         assert post(client, envelope("group_created", {"n": n}), auth=auth).status_code == 200
     # A mix of two entries is no entry.
     error_of(
-        post(client, envelope("group_created", {}), auth=basic("old-user", "new-password")),
+        post(
+            client,
+            envelope("group_created", {}),
+            auth=basic_authorization("old-user", "new-password"),
+        ),
         401,
         "ERR_NOT_AUTHENTICATED",
     )
@@ -277,7 +282,7 @@ def test_every_entry_is_compared_user_and_password_in_constant_time(
 
     monkeypatch.setattr(hmac, "compare_digest", compare_digest)
     user, password = entries.get(given, ("u9", "password-9"))
-    response = post(client, envelope("group_created", {}), auth=basic(user, password))
+    response = post(client, envelope("group_created", {}), auth=basic_authorization(user, password))
     assert response.status_code == (401 if given == "none" else 200)
     # Two comparisons per entry whichever matched (or none): nothing stops at the first match,
     # and every comparison went through compare_digest.
@@ -290,10 +295,10 @@ def test_credentials_match_needs_both_halves_of_one_entry():
     from django_cometchat.redaction import Secret
 
     pairs = (("a-user", Secret("a-password")), ("b-user", Secret("b-password")))
-    assert webhooks.credentials_match(basic("a-user", "a-password"), pairs)
-    assert webhooks.credentials_match(basic("b-user", "b-password"), pairs)
-    assert not webhooks.credentials_match(basic("a-user", "b-password"), pairs)
-    assert not webhooks.credentials_match(basic("a-user", "a-password"), ())
+    assert webhooks.credentials_match(basic_authorization("a-user", "a-password"), pairs)
+    assert webhooks.credentials_match(basic_authorization("b-user", "b-password"), pairs)
+    assert not webhooks.credentials_match(basic_authorization("a-user", "b-password"), pairs)
+    assert not webhooks.credentials_match(basic_authorization("a-user", "a-password"), ())
     assert not webhooks.credentials_match("Basic %%%", pairs)
 
 
