@@ -2,9 +2,10 @@
 
 One ``requests.Session`` per client (pooled keep-alive connections), the retry policy of
 ``retry.py`` mounted through an ``HTTPAdapter``, a timeout on every request (clipped to the
-on-demand deadline, :mod:`.deadline`), ids validated before they are sent, bodies read in chunks
-up to ``MAX_RESPONSE_BYTES``, and every HTTP failure mapped onto the error tree in
-``exceptions.py`` in one place (``_raise_for_error``). The client never imports models.
+on-demand deadline, :mod:`.deadline`), ids validated before they are sent, bodies (gzip or
+deflate when the server compresses) read in chunks up to ``MAX_RESPONSE_BYTES`` decompressed,
+and every HTTP failure mapped onto the error tree in ``exceptions.py`` in one place
+(``_raise_for_error``). The client never imports models.
 
 Proxies: ``COMETCHAT["PROXIES"]`` when set, else the environment's ``HTTPS_PROXY`` /
 ``HTTP_PROXY`` / ``NO_PROXY``; a CA bundle from ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``. The
@@ -76,7 +77,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NOT_FOUND_CODES = frozenset({"ERR_CONVERSATION_NOT_ACCESSIBLE", "ERR_API_NOT_FOUND"})
-CHUNK_SIZE = 64 * 1024
+CHUNK_SIZE = 64 * 1024  # bytes per read, after decompression
+# Asked for on every request (bandwidth matters for 1000-row pages) and decoded by urllib3 with
+# bounded output. Set explicitly: requests' default adds br and zstd when those packages happen
+# to be installed.
+ACCEPT_ENCODING = "gzip, deflate"
+DECODABLE_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate", "identity"})
 # Every conversation list asks for conversations with blocked users too (CometChat leaves them
 # out by default, and a complete sync would mark them missing) and for the block status.
 CONVERSATION_LIST_PARAMS = {"includeBlockedUsers": "true", "withBlockedInfo": "true"}
@@ -163,7 +169,11 @@ class CometChatClient:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers.update(
-            {"Accept": "application/json", "User-Agent": f"django-cometchat/{__version__}"}
+            {
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+                "User-Agent": f"django-cometchat/{__version__}",
+            }
         )
         return session
 
@@ -228,19 +238,38 @@ class CometChatClient:
         return self._decode_success(endpoint, response, content)
 
     def _read_body(self, endpoint: str, response: requests.Response) -> bytes:
-        """The body, read in chunks: never more than ``MAX_RESPONSE_BYTES``, never past the
-        deadline (a socket that trickles a byte at a time never trips a read timeout)."""
+        """The body, decompressed and read in chunks: never more than ``MAX_RESPONSE_BYTES``
+        *after* decompression, never past the deadline (a socket that trickles a byte at a time
+        never trips a read timeout).
+
+        urllib3 (2.6+) decodes gzip and deflate with a bounded output per read, so a small
+        compressed body that expands without end costs at most one chunk over the cap.
+        """
         limit = self.settings.max_response_bytes
+        status = response.status_code
+        encodings = _content_encodings(response.headers)
+        unknown = [name for name in encodings if name not in DECODABLE_ENCODINGS]
+        if unknown:
+            if status >= 300:  # the status says what went wrong; the body cannot be read
+                return b""
+            raise CometChatResponseError(
+                f"the body is encoded with {', '.join(unknown)!r}, which the client cannot "
+                f"decode (it asks for {ACCEPT_ENCODING})",
+                endpoint=endpoint,
+                status=status,
+            )
+        compressed = any(name != "identity" for name in encodings)
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise self._too_large(endpoint, response.status_code, int(declared))
+        # Content-Length counts the bytes on the wire: a cap on them only holds uncompressed.
+        if not compressed and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(endpoint, status, int(declared), compressed=False)
         chunks: list[bytes] = []
         size = 0
         try:
-            while chunk := response.raw.read1(CHUNK_SIZE):
+            while chunk := response.raw.read1(CHUNK_SIZE, decode_content=True):
                 size += len(chunk)
                 if size > limit:
-                    raise self._too_large(endpoint, response.status_code, size)
+                    raise self._too_large(endpoint, status, size, compressed=compressed)
                 chunks.append(chunk)
                 deadline.check(endpoint)
         except urllib3.exceptions.ReadTimeoutError as exc:
@@ -248,18 +277,27 @@ class CometChatClient:
             raise CometChatTimeout(
                 endpoint=endpoint, host=self.host, reason="read_timeout", detail="in the body"
             ) from exc
+        except urllib3.exceptions.DecodeError as exc:
+            raise CometChatResponseError(
+                f"the {', '.join(encodings)} body could not be decompressed",
+                endpoint=endpoint,
+                status=status,
+            ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise CometChatResponseError(
                 f"the response body was cut off ({type(exc).__name__})",
                 endpoint=endpoint,
-                status=response.status_code,
+                status=status,
             ) from exc
         return b"".join(chunks)
 
-    def _too_large(self, endpoint: str, status: int, size: int) -> CometChatResponseError:
+    def _too_large(
+        self, endpoint: str, status: int, size: int, *, compressed: bool
+    ) -> CometChatResponseError:
         limit = self.settings.max_response_bytes
+        what = "decompressed response body" if compressed else "response body"
         return CometChatResponseError(
-            f"the response body is larger than {limit} bytes (at least {size}); raise "
+            f"the {what} is larger than {limit} bytes (at least {size}); raise "
             'COMETCHAT["MAX_RESPONSE_BYTES"] if CometChat really sends that much',
             endpoint=endpoint,
             status=status,
@@ -648,6 +686,12 @@ def _transport_reason(exc: requests.exceptions.RequestException) -> tuple[Transp
             if matches(item):
                 return reason, _short(item) if reason == "tls" else ""
     return "other", type(exc).__name__
+
+
+def _content_encodings(headers: Mapping[str, str]) -> list[str]:
+    """The codings named by ``Content-Encoding``, in the order they were applied."""
+    value = headers.get("Content-Encoding", "")
+    return [name.strip().lower() for name in value.split(",") if name.strip()]
 
 
 def _short(exc: BaseException) -> str:

@@ -220,4 +220,6 @@ def test_new_fault_arguments_are_checked() -> None:
         Fault("trickle", pause=-1)
     with pytest.raises(ValueError, match="at least 24 bytes"):
         Fault("oversize", size=10)
+    with pytest.raises(ValueError, match="'gzip_bomb' body is at least 24 bytes"):
+        Fault("gzip_bomb", size=10)
     assert Fault("oversize").size == 300_000_000

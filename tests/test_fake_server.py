@@ -726,6 +726,8 @@ def test_command_line_server() -> None:
             "10",
             "--header-style",
             "compact",
+            "--compression",
+            "deflate",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -747,6 +749,7 @@ def test_command_line_server() -> None:
         assert response.status_code == 200
         assert response.json()["data"]["name"] == "Alice Martin"
         assert "X-RateLimit-Limit" in response.headers
+        assert response.headers["Content-Encoding"] == "deflate"  # requests decoded it
         zed = requests.get(
             f"{base}/conversations",
             headers={"apikey": secret, "onBehalfOf": "zed"},

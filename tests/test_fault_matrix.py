@@ -16,6 +16,10 @@ The next sync meets one fault on page N:
 On demand (``services.request_sync`` under ``WEB_DEADLINE``) every fault, plus two slower than
 the deadline, must end within the deadline and a small margin.
 
+The fake gzips every JSON answer (its default), so pages, retried error bodies and the faults
+about content all come compressed; two cases add a decompression bomb and an encoding the
+client cannot decode.
+
 Every sync is timed; ``pytest -s`` prints the outcome table at the end, and
 ``FAULT_MATRIX_TABLE=/path.md`` also writes it to that file.
 """
@@ -280,6 +284,23 @@ CASES: list[Case] = [
         "oversize body (chunked)",
         fault("oversize", size=4 * MAX_RESPONSE_BYTES, chunked=True, chunk_size=8192),
         rf"^GET /conversations: the response body is larger than {MAX_RESPONSE_BYTES} bytes",
+    ),
+    # Compressed: ~MAX_RESPONSE_BYTES / 16 on the wire, 64 times the cap once decompressed.
+    broken(
+        "gzip bomb",
+        fault("gzip_bomb", size=64 * MAX_RESPONSE_BYTES),
+        rf"^GET /conversations: the decompressed response body is larger than "
+        rf"{MAX_RESPONSE_BYTES} bytes \(at least \d+\)",
+    ),
+    broken(
+        "unknown Content-Encoding",
+        fault(
+            "status",
+            status=200,
+            body=b"\x1b\x07\x00\xf8",
+            headers={"Content-Type": "application/json", "Content-Encoding": "br"},
+        ),
+        r"^GET /conversations: the body is encoded with 'br', which the client cannot decode",
     ),
     # Every write arrives within the read timeout but the whole answer takes longer: the
     # background waits it out; on demand, the deadline cuts it off.

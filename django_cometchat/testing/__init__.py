@@ -9,7 +9,7 @@ adds the ``cometchat_fake`` fixture, which also points ``settings.COMETCHAT`` at
 from __future__ import annotations
 
 from .faults import Fault, FaultKind
-from .options import PaginationMode
+from .options import Compression, PaginationMode
 from .ratelimit import HeaderStyle, ResetHeader
 from .seed import Seeded
 from .server import DEFAULT_API_KEY, DEFAULT_APP_ID, FakeCometChat, RecordedRequest
@@ -17,6 +17,7 @@ from .server import DEFAULT_API_KEY, DEFAULT_APP_ID, FakeCometChat, RecordedRequ
 __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_APP_ID",
+    "Compression",
     "FakeCometChat",
     "Fault",
     "FaultKind",

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from .options import COMPRESSIONS
 from .ratelimit import HEADER_STYLES
 from .server import FakeCometChat
 
@@ -42,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bulk", type=int, default=0, help="number of bulk conversations")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
     parser.add_argument("--header-style", choices=HEADER_STYLES, default="hyphen")
+    parser.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default="gzip",
+        help="how JSON answers are compressed when the client accepts it (default gzip)",
+    )
     return parser
 
 
@@ -63,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         rate_limit_per_minute=args.rate_limit,
         header_style=args.header_style,
+        compression=args.compression,
     )
     seeded = fake.seed_demo() if args.seed == "demo" else None
     bulk = (

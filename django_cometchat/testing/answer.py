@@ -4,8 +4,8 @@ Every request passes through, in order:
 
 1. **faults** (see :mod:`.faults`): the first pending fault matching the path is consumed; its
    ``delay`` is slept; "drop" closes the connection without an answer (FIN), "reset" aborts it
-   (RST); "status", "html", "empty", "wrong_shape" and "oversize" answer at once (no
-   authentication, no routing); "truncate", "trickle" and "transform" cut, slow down or rewrite
+   (RST); "status", "html", "empty", "wrong_shape", "oversize" and "gzip_bomb" answer at once
+   (no authentication, no routing); "truncate", "trickle" and "transform" cut, slow down or rewrite
    the normal answer.
 2. **authentication**: the ``apikey`` header (401 ``AUTH_ERR_EMPTY_APIKEY`` /
    ``AUTH_ERR_APIKEY_NOT_FOUND``). Refused requests do not count against the rate limit.
@@ -14,13 +14,20 @@ Every request passes through, in order:
    and the remaining count.
 4. **routing** (see :mod:`.api`).
 
+Then **compression**: a JSON answer goes out gzip-compressed (``Content-Encoding: gzip``,
+``Vary: Accept-Encoding``) when the request's ``Accept-Encoding`` admits gzip, as a real server
+does; ``FakeOptions.compression`` picks deflate or turns it off. Which faults are compressed is
+listed in :mod:`.faults`.
+
 Stdlib only; no Django.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +40,7 @@ from .faults import (
     Fault,
     FaultQueue,
     api_path,
+    gzip_bomb,
     oversize_body,
     pieces,
     transformed_body,
@@ -82,6 +90,52 @@ def _merge(
     return [(n, v) for n, v in headers if n.lower() not in names] + list(extra.items())
 
 
+def accepts(accept_encoding: str, coding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value admits ``coding`` (RFC 9110 §12.5.3: ``q=0``
+    refuses a coding, ``*`` stands for any coding not named). Without the header nothing is
+    compressed, as common servers (nginx, Apache) do."""
+    weights: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        name, *params = (part.strip() for part in item.split(";"))
+        if not name:
+            continue
+        weight = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[name.lower()] = weight
+    names = ("gzip", "x-gzip") if coding == "gzip" else (coding,)
+    for name in names:
+        if name in weights:
+            return weights[name] > 0
+    return weights.get("*", 0.0) > 0
+
+
+def compressed(reply: Reply, request: Request) -> Reply:
+    """``reply`` compressed as the options and the request's ``Accept-Encoding`` allow; as it is
+    when it is streamed, empty, already encoded or not accepted."""
+    coding = request.options.compression
+    if (
+        coding == "off"
+        or reply.stream is not None
+        or not reply.body
+        or any(name.lower() == "content-encoding" for name, _ in reply.headers)
+        or not accepts(request.headers.get("accept-encoding", ""), coding)
+    ):
+        return reply
+    body = (
+        gzip.compress(reply.body, compresslevel=6, mtime=0)
+        if coding == "gzip"
+        else zlib.compress(reply.body, 6)
+    )
+    headers = [*reply.headers, ("Content-Encoding", coding), ("Vary", "Accept-Encoding")]
+    return Reply(reply.status, body, headers)
+
+
 class Responder:
     """Turns a :class:`Request` into a :class:`Reply`, or a hang-up."""
 
@@ -97,8 +151,13 @@ class Responder:
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
         if fault is None or fault.kind == "delay":
-            return self._normal(request)
-        return self._faulty(fault, request)
+            return compressed(self._normal(request), request)
+        reply = self._faulty(fault, request)
+        if isinstance(reply, str) or fault.kind not in ("status", "wrong_shape", "transform"):
+            return reply  # hang-ups, and the faults about the bytes on the wire
+        if fault.kind != "transform" and isinstance(fault.body, bytes):
+            return reply  # bytes a test chose go out exactly as given
+        return compressed(reply, request)
 
     def _rate_headers(self, request: Request, decision: RateDecision) -> list[tuple[str, str]]:
         options = request.options
@@ -146,6 +205,12 @@ class Responder:
             headers = _merge([("Content-Type", JSON_TYPE), *rate], fault.headers)
             stream = oversize_body(fault.size, fault.chunk_size)
             return Reply(200, b"", headers, stream, None if fault.chunked else fault.size)
+        if kind == "gzip_bomb":  # sent whatever the request accepts: a hostile server would
+            stream, length = gzip_bomb(fault.size)
+            headers = _merge(
+                [("Content-Type", JSON_TYPE), ("Content-Encoding", "gzip"), *rate], fault.headers
+            )
+            return Reply(200, b"", headers, stream, None if fault.chunked else length)
         if kind == "status":
             body, content_type = _encode(fault.error_body())
             status = fault.status

@@ -1,9 +1,9 @@
 """Injected failures for the fake CometChat server.
 
 A :class:`Fault` describes one way an answer goes wrong (an error status, a slow answer, a dropped
-or reset connection, a broken, hostile, endless or slow body). :class:`FaultQueue` holds them in
-insertion order; each request takes the first fault whose ``path`` matches, and a fault is
-consumed after ``times`` matching requests.
+or reset connection, a broken, hostile, endless, slow or explosively compressed body).
+:class:`FaultQueue` holds them in insertion order; each request takes the first fault whose
+``path`` matches, and a fault is consumed after ``times`` matching requests.
 
 Path matching: ``path`` is compared with the request path *after* the ``/v3`` prefix, without the
 query string and percent-decoded (so ``/users/bob/conversation``, ``/conversations``). A ``str``
@@ -13,6 +13,15 @@ matches every request. ``method`` optionally restricts a fault to one HTTP metho
 to requests whose query string has all the given parameters with those values (for example
 ``query={"page": "2"}``).
 
+Compression: the fake gzips JSON answers when the client accepts it (``FakeOptions.compression``).
+Faults that are about the content are compressed like any answer: "status", "wrong_shape" and
+"transform" (for the first two, unless the body was given as ``bytes``, which go out exactly as
+given; for all, unless ``headers`` set a ``Content-Encoding``). Faults that are about the bytes
+on the wire never are: "truncate" cuts the JSON itself, "trickle" paces the uncompressed bytes
+(so its timing is what its ``chunk_size`` and ``pause`` say), "oversize" is ``size`` bytes on
+the wire, "html" is a page from something in front of CometChat, and "empty" is zero bytes.
+"gzip_bomb" is always gzip, whatever the request accepted.
+
 Stdlib only; no Django.
 """
 
@@ -20,7 +29,9 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, get_args
@@ -39,6 +50,7 @@ FaultKind = Literal[
     "oversize",
     "reset",
     "transform",
+    "gzip_bomb",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
@@ -48,6 +60,9 @@ OVERSIZE_CHUNK = 64 * 1024
 _OVERSIZE_HEAD = b'{"data":[],"padding":"'
 _OVERSIZE_TAIL = b'"}'
 OVERSIZE_MINIMUM = len(_OVERSIZE_HEAD) + len(_OVERSIZE_TAIL)
+BOMB_BLOCK = 64 * 1024  # "gzip_bomb": plain bytes per repeated deflate block
+# A gzip member header (RFC 1952): magic, deflate, no flags, no mtime, no extra flags, unknown OS.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 API_PREFIX = "/v3"
 
@@ -66,7 +81,8 @@ def api_path(raw_path: str) -> str:
 
 @dataclass
 class Fault:
-    """One injected failure. See the module docstring for how ``path`` matches."""
+    """One injected failure. See the module docstring for how ``path`` matches and which kinds
+    are compressed."""
 
     kind: FaultKind
     _: KW_ONLY
@@ -81,8 +97,11 @@ class Fault:
     # "trickle" and "oversize": bytes per write (defaults TRICKLE_CHUNK, OVERSIZE_CHUNK)
     chunk_size: int | None = None
     pause: float = 0.05  # "trickle": seconds between writes
-    size: int = 300_000_000  # "oversize": body length in bytes
-    chunked: bool = False  # "oversize": Transfer-Encoding: chunked instead of Content-Length
+    # "oversize": body length in bytes; "gzip_bomb": the length it decompresses to (about a
+    # thousandth of that goes over the wire)
+    size: int = 300_000_000
+    # "oversize", "gzip_bomb": Transfer-Encoding: chunked instead of Content-Length
+    chunked: bool = False
     transform: Callable[[Any], Any] | None = None  # "transform": decoded answer -> new body
 
     def __post_init__(self) -> None:
@@ -100,8 +119,8 @@ class Fault:
             raise ValueError("chunk_size must be at least 1")
         if self.pause < 0:
             raise ValueError("pause must not be negative")
-        if self.kind == "oversize" and self.size < OVERSIZE_MINIMUM:
-            raise ValueError(f"an 'oversize' body is at least {OVERSIZE_MINIMUM} bytes")
+        if self.kind in ("oversize", "gzip_bomb") and self.size < OVERSIZE_MINIMUM:
+            raise ValueError(f"an {self.kind!r} body is at least {OVERSIZE_MINIMUM} bytes")
         if self.kind == "transform" and not callable(self.transform):
             raise ValueError("a 'transform' fault needs transform=<callable>")
         if isinstance(self.path, str):
@@ -146,6 +165,35 @@ def oversize_body(size: int, chunk_size: int | None) -> Iterator[bytes]:
         yield filler if left >= step else filler[:left]
         left -= step
     yield _OVERSIZE_TAIL
+
+
+def gzip_bomb(size: int) -> tuple[Iterator[bytes], int]:
+    """A valid gzip body that decompresses to the ``oversize`` JSON of exactly ``size`` bytes,
+    and its length on the wire (about ``size / 1000``).
+
+    Made as it is sent: one 64 KiB run of "x" is compressed once and its deflate block repeated
+    (a full flush drops the history, so each copy decodes the same on its own). The CRC in the
+    trailer is only computed if a client reads that far.
+    """
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    head = _GZIP_HEADER + deflate.compress(_OVERSIZE_HEAD) + deflate.flush(zlib.Z_FULL_FLUSH)
+    filler = b"x" * BOMB_BLOCK
+    block = deflate.compress(filler) + deflate.flush(zlib.Z_FULL_FLUSH)
+    repeats, rest = divmod(size - OVERSIZE_MINIMUM, BOMB_BLOCK)
+    tail = deflate.compress(filler[:rest] + _OVERSIZE_TAIL) + deflate.flush(zlib.Z_FINISH)
+    per_write = max(1, OVERSIZE_CHUNK // len(block))  # write ~64 KiB at a time
+
+    def body() -> Iterator[bytes]:
+        yield head
+        for start in range(0, repeats, per_write):
+            yield block * min(per_write, repeats - start)
+        crc = zlib.crc32(_OVERSIZE_HEAD)
+        for _ in range(repeats):
+            crc = zlib.crc32(filler, crc)
+        crc = zlib.crc32(filler[:rest] + _OVERSIZE_TAIL, crc)
+        yield tail + struct.pack("<II", crc, size & 0xFFFFFFFF)
+
+    return body(), len(head) + repeats * len(block) + len(tail) + 8
 
 
 def transformed_body(result: Any) -> bytes:

@@ -18,6 +18,10 @@ from .ratelimit import HEADER_STYLES, RESET_HEADERS, HeaderStyle, ResetHeader
 PaginationMode = Literal["exact", "lookahead"]
 PAGINATION_MODES: tuple[str, ...] = get_args(PaginationMode)
 PAGINATION_KEYS = ("total", "count", "per_page", "current_page", "total_pages")
+# How JSON answers go out when the request's Accept-Encoding admits it (a real server compresses):
+# "gzip" (the default), "deflate" (zlib format, RFC 9110 §8.4.1.2) or "off" (always identity).
+Compression = Literal["gzip", "deflate", "off"]
+COMPRESSIONS: tuple[str, ...] = get_args(Compression)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class FakeOptions:
     # "lookahead": total_pages only says whether another page follows; total is 0 (API.md §0.5)
     pagination_mode: PaginationMode = "exact"
     omit_pagination_keys: frozenset[str] = field(default_factory=frozenset)  # from lists' meta
+    compression: Compression = "gzip"
 
     def __post_init__(self) -> None:
         keys = frozenset(self.omit_pagination_keys)  # any iterable of names is accepted
@@ -44,5 +49,7 @@ class FakeOptions:
             raise ValueError(f"header_style must be one of {', '.join(HEADER_STYLES)}")
         if self.reset_header not in RESET_HEADERS:
             raise ValueError(f"reset_header must be one of {', '.join(RESET_HEADERS)}")
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}")
         if self.rate_limit_window <= 0:
             raise ValueError("rate_limit_window must be positive")

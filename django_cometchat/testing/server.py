@@ -37,7 +37,7 @@ from .faults import (
     Fault,
     FaultQueue,
 )
-from .options import FakeOptions, PaginationMode
+from .options import Compression, FakeOptions, PaginationMode
 from .ratelimit import HeaderStyle, RateLimiter, ResetHeader, header_names
 from .render import group_json, message_json, user_json
 from .state import JSON, State, direct_conversation_id, group_conversation_id
@@ -89,6 +89,7 @@ class FakeCometChat:
         not_accessible_status: int = 403,
         pagination_mode: PaginationMode = "exact",
         omit_pagination_keys: Iterable[str] = (),
+        compression: Compression = "gzip",
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
@@ -106,6 +107,7 @@ class FakeCometChat:
             not_accessible_status=not_accessible_status,
             pagination_mode=pagination_mode,
             omit_pagination_keys=frozenset(omit_pagination_keys),
+            compression=compression,
         )
         self._options = replace(self._defaults)
         self.state = State()
@@ -249,6 +251,16 @@ class FakeCometChat:
     @omit_pagination_keys.setter
     def omit_pagination_keys(self, keys: Iterable[str]) -> None:
         self._change(omit_pagination_keys=frozenset(keys))
+
+    @property
+    def compression(self) -> Compression:
+        """How JSON answers are compressed when the request's ``Accept-Encoding`` admits it:
+        "gzip" (the default, as a real server does), "deflate" or "off"."""
+        return self._options.compression
+
+    @compression.setter
+    def compression(self, value: Compression) -> None:
+        self._change(compression=value)
 
     def set_rate_limit(self, per_minute: int | None, *, window: float | None = None) -> None:
         """Budget of requests per window across the app (None = unlimited), counted afresh.
