@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 _M = TypeVar("_M", bound=models.Model)
 
@@ -83,8 +84,9 @@ class Conversation(PayloadParts, models.Model):
 
     ``created_at``/``updated_at`` are CometChat's ``createdAt``/``updatedAt``, not our row's
     timestamps; ``fetched_at`` is when the stored content was fetched (it moves only when the
-    content changes). ``missing_since`` is set when a complete sync no longer returns it (rows
-    are never hard-deleted by a sync).
+    content changes). ``missing_since`` is set when a complete sync no longer returns it, or when
+    a webhook event says the owner lost it (kicked, left, banned, the group deleted) and CometChat
+    confirms; rows are never hard-deleted by either.
     """
 
     owner = models.ForeignKey(
@@ -247,9 +249,13 @@ class SyncRun(models.Model):
 class WebhookEvent(models.Model):
     """One delivery of a CometChat webhook, as received (a retried one is not stored twice).
 
-    ``dedupe_key`` identifies the event across CometChat's retries (``webhook_types``); it is
-    empty only for a delivery refused as malformed, which is recorded without its payload.
-    ``payload`` is the body as CometChat sent it, for operators; never a header or credential.
+    ``dedupe_key`` identifies the event across CometChat's retries (``webhook_types``). It is
+    empty (NULL) for a delivery refused as malformed (recorded without its payload), for one
+    meant for another CometChat app, and for an event whose key a later delivery took over (a
+    body without an event time, delivered again after the retry horizon or after newer news
+    about its ``topic``). ``topic`` (a hash, empty for most triggers) names what such an event
+    is about: a blocker, a group. ``payload`` is the body as CometChat sent it, for operators;
+    never a header or credential.
     """
 
     class Status(models.TextChoices):
@@ -273,6 +279,7 @@ class WebhookEvent(models.Model):
         help_text="UIDs whose conversations it refreshed.",
     )
     payload = models.JSONField("CometChat payload", null=True, blank=True)
+    topic = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     class Meta:
         verbose_name = "webhook event"
@@ -288,6 +295,10 @@ class WebhookEvent(models.Model):
             models.Index(fields=("-received_at", "-id"), name="cometchat_hook_received"),
             models.Index(fields=("trigger", "-received_at"), name="cometchat_hook_trigger"),
             models.Index(fields=("status", "-received_at"), name="cometchat_hook_status"),
+            # "Anything newer about this topic?" (services.record_webhook); most rows have none.
+            models.Index(
+                fields=("topic", "id"), name="cometchat_hook_topic", condition=~Q(topic="")
+            ),
         )
 
     def __str__(self) -> str:

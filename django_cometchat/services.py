@@ -26,6 +26,7 @@ from . import deadline
 from .client import CometChatClient, retry_budget
 from .conf import get_settings
 from .exceptions import (
+    CometChatAPIError,
     CometChatError,
     CometChatInvalidId,
     CometChatOwnerConflict,
@@ -43,13 +44,14 @@ from .storage import (
     SeenSet,
     clear_missing,
     content_hash,
+    mark_gone,
     row_from,
     store_page,
     stored_hashes,
     with_list_only_fields,
 )
 from .types import PayloadShapeError, conversation_id_of, parse_conversation, updated_at_of
-from .webhook_types import Delivery, Target, parse_webhook
+from .webhook_types import Delivery, Target, foreign_app, parse_webhook
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -91,6 +93,8 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "record_refused_webhook",
     "claim_webhook_event",
     "webhook_targets",
+    "refresh_target",
+    "confirms_gone",
     "finish_webhook_event",
 ]
 
@@ -829,27 +833,110 @@ def prune_history(
 # -- webhooks ----------------------------------------------------------------------------------
 
 
-def record_webhook(delivery: Delivery) -> WebhookEvent | None:
-    """Record a parsed webhook delivery; None when its event is recorded already (CometChat
-    retried it, or a second webhook delivered it too): the caller then does nothing more.
+# CometChat's answers that confirm an owner no longer holds a group conversation, as a webhook
+# event said (kicked, left, banned, the group deleted): whatever the 4xx status (API.md §5.2:
+# branch on the code). ERR_CONVERSATION_NOT_ACCESSIBLE: not a member (any more), §5.3;
+# ERR_GUID_NOT_FOUND: the group is gone, §2.10; the three membership codes of §5.3 say the same.
+# Never a 5xx, a 429 or a transport failure, nor ERR_UID_NOT_FOUND (the owner, not the group).
+GONE_CODES = frozenset(
+    {
+        "ERR_CONVERSATION_NOT_ACCESSIBLE",
+        "ERR_GUID_NOT_FOUND",
+        "ERR_NOT_A_MEMBER",
+        "ERR_GROUP_NOT_JOINED",
+        "ERR_BANNED_GROUPMEMBER",
+    }
+)
+# Attempts of record_webhook to settle one key against concurrent deliveries of it.
+RECORD_ATTEMPTS = 3
 
-    A trigger this app does not act on is recorded as ignored; any other waits, as received,
-    for ``process_webhook_event``.
+
+def record_webhook(delivery: Delivery) -> WebhookEvent | None:
+    """Record a parsed webhook delivery, and return the event to act on; None when it is a
+    duplicate (CometChat retried it, or a second webhook delivered it too): the caller then
+    does nothing more.
+
+    * A delivery for another CometChat app (``webhook_types.foreign_app``) is recorded as
+      ignored, with the reason and without a dedupe key: its ids are not this app's.
+    * A trigger this app does not act on is recorded as ignored; any other waits, as received,
+      for ``process_webhook_event``.
+    * The key recorded already: a duplicate while that event is received, processing,
+      processed or ignored. A failed one is taken over, back to received, and returned: the
+      redelivery is processed again (one conditional UPDATE, so that of two concurrent
+      redeliveries one takes it). A key with a ``horizon`` holds only that long after its event
+      arrived, and only while no newer event of its ``topic`` arrived: past that, the old event
+      gives its key up (again one conditional UPDATE) and the delivery is a new event.
     """
+    now = timezone.now()
+    settings = get_settings()
+    # The region says which app it is only when it picks CometChat's host (BASE_URL unset).
+    region = None if settings.base_url_override else settings.region
+    reason = foreign_app(delivery, app_id=settings.app_id, region=region)
+    if reason is not None:
+        logger.info("CometChat webhook %s ignored: %s", delivery.trigger, reason)
+        return WebhookEvent.objects.create(
+            trigger=delivery.trigger,
+            received_at=now,
+            status=WebhookEvent.Status.IGNORED,
+            error=reason,
+            payload=dict(delivery.raw),
+        )
     status = WebhookEvent.Status.RECEIVED if delivery.handled else WebhookEvent.Status.IGNORED
-    try:
-        with transaction.atomic():
-            return WebhookEvent.objects.create(
-                trigger=delivery.trigger,
-                received_at=timezone.now(),
-                dedupe_key=delivery.dedupe_key,
-                status=status,
-                payload=dict(delivery.raw),
-            )
-    except IntegrityError:  # the unique dedupe key: a concurrent or earlier delivery has it
-        if WebhookEvent.objects.filter(dedupe_key=delivery.dedupe_key).exists():
+    key = delivery.dedupe_key
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                return WebhookEvent.objects.create(
+                    trigger=delivery.trigger,
+                    received_at=now,
+                    dedupe_key=key,
+                    status=status,
+                    payload=dict(delivery.raw),
+                    topic=delivery.topic or "",
+                )
+        except IntegrityError as exc:  # the unique key: a concurrent or earlier delivery has it
+            refused = exc
+        existing = WebhookEvent.objects.filter(dedupe_key=key).values("pk", "status").first()
+        if existing is None:  # it gave its key up (or was pruned) meanwhile: record anew
+            if attempt == RECORD_ATTEMPTS:
+                raise refused  # not the key after all
+            continue
+        pk = existing["pk"]
+        if _outlived(delivery, pk, now):
+            WebhookEvent.objects.filter(pk=pk, dedupe_key=key).update(dedupe_key=None)
+            continue
+        if existing["status"] != WebhookEvent.Status.FAILED:
             return None
-        raise
+        taken = WebhookEvent.objects.filter(
+            pk=pk, dedupe_key=key, status=WebhookEvent.Status.FAILED
+        ).update(
+            status=status,
+            received_at=now,
+            processed_at=None,
+            error="",
+            owners=[],
+            payload=dict(delivery.raw),
+        )
+        if taken:
+            logger.info("CometChat webhook event %s delivered again after failing: retried", pk)
+            return WebhookEvent.objects.get(pk=pk)
+    logger.warning(
+        "CometChat webhook %s: its key stayed contended; answered as a duplicate", delivery.trigger
+    )
+    return None
+
+
+def _outlived(delivery: Delivery, pk: int, now: datetime) -> bool:
+    """Whether the recorded event ``pk`` with the delivery's key can no longer have been what
+    CometChat retried: past the key's horizon, or followed by newer news of the same topic."""
+    if delivery.horizon is None:
+        return False
+    recorded = WebhookEvent.objects.filter(pk=pk)
+    if recorded.filter(received_at__lt=now - timedelta(seconds=delivery.horizon)).exists():
+        return True
+    return bool(
+        delivery.topic and WebhookEvent.objects.filter(topic=delivery.topic, pk__gt=pk).exists()
+    )
 
 
 def record_refused_webhook(*, trigger: str, error: str) -> WebhookEvent:
@@ -875,22 +962,25 @@ def claim_webhook_event(event_id: int) -> WebhookEvent | None:
 def webhook_targets(event: WebhookEvent) -> list[Target]:
     """The conversations an event asks to refresh, one per affected owner this site knows.
 
-    A group message: every owner holding a snapshot of that group's conversation. Otherwise the
-    owners the event names (both parties of a message, a receipt or a block), kept only when
-    they are known here (a UID bound to an account, or stored rows): webhook traffic never
-    creates owners. Raises ``WebhookPayloadError`` if the stored payload does not parse.
+    A group event: the owners holding a snapshot of that group's conversation, all of them (a
+    group message; ``group_deleted``, whose copies not yet marked missing) or those among its
+    members (a membership change). Otherwise the owners the event names (both parties of a
+    message, a receipt or a block), kept only when they are known here (a UID bound to an
+    account, or stored rows): webhook traffic never creates owners. Raises
+    ``WebhookPayloadError`` if the stored payload does not parse.
     """
     delivery = parse_webhook(event.payload)
     group = delivery.group_conversation_id
     if group is not None:
         # One row per owner (unique on owner_uid, conversation_id), found by the conversation
         # id index.
-        holders = (
-            Conversation.objects.filter(conversation_id=group)
-            .order_by("owner_uid")
-            .values_list("owner_uid", flat=True)
-        )
-        return [Target(uid, group) for uid in holders]
+        holders = Conversation.objects.filter(conversation_id=group)
+        if delivery.members is not None:
+            holders = holders.filter(owner_uid__in=delivery.members)
+        if delivery.gone:  # marked already: nothing left to confirm
+            holders = holders.filter(missing_since__isnull=True)
+        holding = holders.order_by("owner_uid").values_list("owner_uid", flat=True)
+        return [Target(uid, group, expect_gone=delivery.gone) for uid in holding]
     uids = {target.uid for target in delivery.targets}
     known = set(UIDBinding.objects.filter(uid__in=uids).values_list("uid", flat=True))
     known.update(
@@ -900,6 +990,43 @@ def webhook_targets(event: WebhookEvent) -> list[Target]:
         .distinct()
     )
     return [target for target in delivery.targets if target.uid in known]
+
+
+def refresh_target(
+    owner: Any, target: Target, *, client: CometChatClient | None = None
+) -> Conversation | None:
+    """Refresh one conversation a webhook event names (``fetch_conversation``, with the
+    event's block flag); None when the event said the owner lost it (``expect_gone``) and
+    CometChat's answer confirms it (``GONE_CODES``): the stored copy is then marked missing,
+    its history kept. Any other failure is raised, and marks nothing."""
+    owner = as_owner(owner)
+    asked_at = timezone.now()
+    try:
+        return fetch_conversation(
+            owner, target.conversation_id, client=client, peer_flag=target.peer_flag
+        )
+    except CometChatAPIError as exc:
+        if not (target.expect_gone and confirms_gone(exc)):
+            raise
+        logger.info(
+            "CometChat confirms %s no longer holds %s (%s): marked missing",
+            owner.uid,
+            target.conversation_id,
+            exc.code,
+        )
+    mark_gone(owner.uid, target.conversation_id, asked_at=asked_at, now=timezone.now())
+    return None
+
+
+def confirms_gone(exc: CometChatError) -> bool:
+    """Whether a failed refresh is CometChat saying the conversation is gone for its owner."""
+    return (
+        isinstance(exc, CometChatAPIError)
+        and not isinstance(exc, CometChatUnknownOwner)
+        and exc.code in GONE_CODES
+        and exc.status is not None
+        and 400 <= exc.status < 500
+    )
 
 
 def finish_webhook_event(

@@ -86,31 +86,37 @@ def sync_owner(
 
 @task()
 def refresh_conversation(
-    uid: str, conversation_id: str, peer_flag: list[Any] | None = None
+    uid: str, conversation_id: str, peer_flag: list[Any] | None = None, expect_gone: bool = False
 ) -> dict[str, Any]:
     """Fetch one conversation of one owner (by UID) and store it; ``peer_flag`` is a block
-    event's ``[flag, value]`` for the peer (``Target.peer_flag``)."""
+    event's ``[flag, value]`` for the peer (``Target.peer_flag``); ``expect_gone``: the event
+    said the owner lost it, and CometChat's confirmation marks it missing
+    (``services.refresh_target``)."""
     flag = (str(peer_flag[0]), peer_flag[1]) if peer_flag else None
-    outcome = _refresh(services.owner_by_uid(uid), Target(uid, conversation_id, flag))
+    target = Target(uid, conversation_id, flag, expect_gone=expect_gone)
+    outcome = _refresh(services.owner_by_uid(uid), target)
     if isinstance(outcome, CometChatError):
         return {"status": "failed", "error": outcome.code or type(outcome).__name__}
+    if outcome is None:
+        return {"status": "missing", "conversation": conversation_id}
     return {"status": "succeeded", "conversation": outcome.pk}
 
 
-def refresh_arguments(target: Target) -> list[Any]:
-    """``refresh_conversation``'s arguments for a target, as JSON a queue can carry."""
+def refresh_arguments(target: Target) -> tuple[list[Any], dict[str, Any]]:
+    """``refresh_conversation``'s arguments for a target (positional, keyword), as JSON a queue
+    can carry."""
     flag = [list(target.peer_flag)] if target.peer_flag is not None else []
-    return [target.uid, target.conversation_id, *flag]
+    keywords = {"expect_gone": True} if target.expect_gone else {}
+    return [target.uid, target.conversation_id, *flag], keywords
 
 
 def _refresh(
     owner: services.Owner, target: Target, client: services.Client | None = None
-) -> Conversation | CometChatError:
-    """The stored row, or the CometChat failure (logged): one refresh never fails a batch."""
+) -> Conversation | CometChatError | None:
+    """The stored row, None when CometChat confirmed it gone as the event said (marked
+    missing), or the CometChat failure (logged): one refresh never fails a batch."""
     try:
-        return services.fetch_conversation(
-            owner, target.conversation_id, client=client, peer_flag=target.peer_flag
-        )
+        return services.refresh_target(owner, target, client=client)
     except CometChatError as exc:
         logger.warning(
             "CometChat refresh of %s for %s failed: %s", target.conversation_id, owner.uid, exc
@@ -122,7 +128,9 @@ def _refresh(
 def process_webhook_event(event_id: int) -> dict[str, Any]:
     """One ``refresh_conversation`` per owner a webhook event affects, each on that owner's
     behalf (run here for up to ``INLINE_REFRESHES`` owners, else enqueued); mark the event
-    processed (or failed) and send ``webhook_processed``.
+    processed (or failed) and send ``webhook_processed``. A refresh that CometChat answers
+    with "gone", for an owner the event said lost the conversation, marks the copy missing and
+    counts as done, not failed.
 
     The event is claimed first, so a task delivered twice refreshes nothing twice.
     """
@@ -143,7 +151,8 @@ def process_webhook_event(event_id: int) -> dict[str, Any]:
             failed = _refresh_here(targets, done)
         else:
             for target in targets:
-                refresh_conversation.enqueue(*refresh_arguments(target))
+                args, keywords = refresh_arguments(target)
+                refresh_conversation.enqueue(*args, **keywords)
                 done.append(target.uid)
     except Exception as exc:  # the queue refused, or the database: say so, then fail the task
         services.finish_webhook_event(event, owners=done, error=exc)

@@ -7,37 +7,53 @@ before anything is stored or used, and the envelope must be JSON every supported
 :class:`~django_cometchat.exceptions.CometChatResponseError`, whose text never repeats the value
 it refused (a hostile id is neither stored nor used, not even in an error message).
 
-:func:`parse_webhook` returns a frozen :class:`Delivery`: the trigger, the dedupe key, and what to
-refresh: (owner UID, conversation id) pairs, or a group whose stored conversations fan out to
-every owner holding one. Which owners this site knows is the services' business, not this one's.
+:func:`parse_webhook` returns a frozen :class:`Delivery`: the trigger, how to deduplicate it, the
+app it is for, and what to refresh: (owner UID, conversation id) pairs, or a group whose stored
+conversations fan out to the owners holding one. Which owners this site knows is the services'
+business, not this one's.
 
-The shapes accepted, defensively (CometChat's docs show only ``message_sent``'s body as valid
-JSON, and none of a block event's):
+The shapes accepted are the published ones (API.md §7, ``fixtures/webhook.*.json``), current and
+legacy, and a few plausible variants met before:
 
 * ``message_sent`` / ``message_edited`` / ``message_deleted``: ``data.message`` is a message
   object; an edit or deletion arrives as an action message whose edited or deleted message sits in
   ``data.message.data.entities.on.entity``. Legacy ``after_message`` carries the message as
   ``data`` itself.
-* ``message_delivery_receipt`` / ``message_read_receipt``: ``data.{receiver, receiverType, sender,
-  messageSender, body: {action, messageId, user, timestamp}}``; the legacy shape's fields sit in
-  ``data`` itself. A user may be a UID or a user object (``{"uid": …}``, or an entity wrapper
-  ``{"entity": {"uid": …}}``).
-* ``user_blocked`` / ``user_unblocked``: the blocker under one of ``BLOCKER_KEYS``, the blocked
-  user (or a list of at most ``MAX_BLOCKED``) under one of ``BLOCKED_KEYS``.
+* ``message_delivery_receipt`` / ``message_read_receipt``, current: ``data.{receiver,
+  receiverType, sender, messageSender, body: {action, messageId, user, timestamp}}``, the reader
+  being ``body.user`` (else ``sender``). Legacy: ``data.{messageId, receiptType, readAt |
+  deliveredAt, messageSender, receiptSender, receiptReceiver, receiverType}``, the reader being
+  ``receiptSender`` and a group receipt naming the group in ``receiptReceiver``. A user may be a
+  UID or a user object (``{"uid": …}``, or an entity wrapper ``{"entity": {"uid": …}}``).
+* ``user_blocked`` / ``user_unblocked``: ``data.by`` blocked (unblocked) every user of
+  ``data.users``, an object keyed by UID. Also accepted: the blocker under another of
+  ``BLOCKER_KEYS`` and the blocked user, a list of them, or an object keyed by UID under another
+  of ``BLOCKED_KEYS``. At most ``MAX_BLOCKED`` users.
+* ``group_member_kicked`` / ``_left`` / ``_banned`` (the members lost the group) and
+  ``group_member_added`` / ``_joined`` / ``_unbanned`` (they gained it): ``data.group`` (``guid``,
+  else ``conversationId`` ``group_<guid>``) and ``data.members``, an object keyed by UID (or a
+  list of users), at most ``MAX_MEMBERS``. ``group_deleted``: ``data.group`` only.
 
-Dedupe keys (CometChat sends no event id and retries after 10 s and 30 s): the SHA-256 of
+Dedupe keys (CometChat sends no event id and retries after 10 s and 30 s) and how long they hold:
 
-* message events: the trigger, the message's id and ``updatedAt`` (``sentAt`` when absent), and
-  for an edit or deletion also the id and ``updatedAt`` (else ``editedAt``/``deletedAt``) of the
-  message it acts on;
-* receipts: the trigger, ``messageId``, the receipt's user and its ``timestamp`` (else
-  ``readAt``/``deliveredAt``);
-* block events: the trigger, both UIDs, and a timestamp when the body has one, else the hash of
-  the raw ``data``;
-* any other trigger: the trigger and the hash of the raw ``data``.
+* message events, for good: the trigger, the message's id and ``updatedAt`` (``sentAt`` when
+  absent), and for an edit or deletion also the id and ``updatedAt`` (else
+  ``editedAt``/``deletedAt``) of the message it acts on;
+* receipts, for good: the trigger, ``messageId``, the reader and the receipt's ``timestamp``
+  (else ``readAt``/``deliveredAt``);
+* blocks: the trigger, both UIDs, and the body's timestamp when it has one (then for good). The
+  published body has none: then the hash of the raw ``data``, and the key holds only within
+  ``RETRY_HORIZON_SECONDS`` and only while nothing newer from the same blocker (``topic``)
+  arrived: block, unblock, block with byte-identical bodies are three events;
+* group membership and ``group_deleted`` (no event time either: the group's ``updatedAt`` does
+  not move with each membership change): the trigger, the GUID, the members and the hash of
+  ``data``, within the horizon and while nothing newer about the same group arrived;
+* any other trigger: the trigger and the hash of the raw ``data``, within the horizon.
 
 The webhook's own id (``webhook``) is left out on purpose: two webhooks pointed at the same URL
-(say, while credentials rotate) deliver the same event once.
+(say, while credentials rotate) deliver the same event once. So are ``appId`` and ``region``: a
+delivery for another app is recorded without a key (:func:`foreign_app`), so it never makes one
+of this app's events a duplicate.
 """
 
 from __future__ import annotations
@@ -46,7 +62,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .exceptions import CometChatInvalidId
@@ -58,27 +74,38 @@ from .types import MAX_INTEGER, PayloadShapeError, check_storable
 MESSAGE_TRIGGERS = ("message_sent", "message_edited", "message_deleted")
 ACTION_TRIGGERS = ("message_edited", "message_deleted")  # an action message about another one
 LEGACY_MESSAGE_TRIGGERS = ("after_message",)  # legacy webhooks: ``data`` is the message
-RECEIPT_TRIGGERS = ("message_delivery_receipt", "message_read_receipt")
+RECEIPT_TRIGGERS = ("message_delivery_receipt", "message_read_receipt")  # current and legacy
 BLOCK_TRIGGERS = ("user_blocked", "user_unblocked")
+MEMBER_LOST_TRIGGERS = ("group_member_kicked", "group_member_left", "group_member_banned")
+MEMBER_GAINED_TRIGGERS = ("group_member_added", "group_member_joined", "group_member_unbanned")
+GROUP_DELETED = "group_deleted"
+GROUP_TRIGGERS = (*MEMBER_LOST_TRIGGERS, *MEMBER_GAINED_TRIGGERS, GROUP_DELETED)
 HANDLED_TRIGGERS = (
     *MESSAGE_TRIGGERS,
     *LEGACY_MESSAGE_TRIGGERS,
     *RECEIPT_TRIGGERS,
     *BLOCK_TRIGGERS,
+    *GROUP_TRIGGERS,
 )
-# Every trigger CometChat documents (API.md §7), for the admin's filter: a constant list, never a
-# query of the values stored. A trigger not listed here is still recorded (and ignored).
+# Every trigger value CometChat publishes (API.md §7: the current trigger table, then the legacy
+# ones), for the admin's filter: a constant list, never a query of the values stored. A trigger
+# not listed here is still recorded (and ignored).
 KNOWN_TRIGGERS: tuple[str, ...] = (
+    # Message
     *MESSAGE_TRIGGERS,
     *RECEIPT_TRIGGERS,
+    "message_delivered_to_all",
+    "message_read_by_all",
     "message_reaction_added",
     "message_reaction_removed",
     "user_mentioned",
+    # User
     *BLOCK_TRIGGERS,
     "user_connection_status_changed",
+    # Group
     "group_created",
     "group_updated",
-    "group_deleted",
+    GROUP_DELETED,
     "group_member_added",
     "group_member_removed",
     "group_member_banned",
@@ -88,6 +115,7 @@ KNOWN_TRIGGERS: tuple[str, ...] = (
     "group_member_kicked",
     "group_member_scope_changed",
     "group_owner_transferred",
+    # Call / meeting
     "call_initiated",
     "call_started",
     "call_ended",
@@ -102,22 +130,55 @@ KNOWN_TRIGGERS: tuple[str, ...] = (
     "meeting_participant_joined",
     "meeting_participant_left",
     "recording_generated",
+    "transcription_generated",
+    # Moderation
     "moderation_engine_approved",
     "moderation_engine_blocked",
     "moderation_manual_approved",
+    "moderation_engine_failed",
+    # Campaigns, notifications, feeds
+    "after_campaign_completed",
+    "after_campaign_failed",
+    "after_notification_created",
+    "after_feed_item_sent",
+    "after_feed_item_delivered",
+    "after_feed_item_read",
+    "after_feed_item_interacted",
+    "after_push_notification_sent",
+    "after_push_notification_delivered",
+    "after_push_notification_clicked",
+    # Legacy webhooks (the receipts are listed above, under the same names)
     "before_message",
     *LEGACY_MESSAGE_TRIGGERS,
-    "user_connection_status_change",
+    "after_connection_status_changed",
 )
 # What a trigger may look like to be stored at all (CometChat's are lowercase snake case).
 MAX_TRIGGER_LENGTH = 64
 _TRIGGER_RE = re.compile(rf"[a-z][a-z0-9_]{{0,{MAX_TRIGGER_LENGTH - 1}}}")
 _INTEGER_TEXT = re.compile(r"[0-9]{1,19}")
 
-BLOCKER_KEYS = ("user", "blockedBy", "blocker", "by", "uid", "sender")
-BLOCKED_KEYS = ("blockedUser", "blocked", "blockee", "on", "blockedUid", "blockedUids", "receiver")
+# CometChat retries a failed delivery after 10 s and again after 30 s (API.md §7): a body without
+# an event time is a retry only within this many seconds of the first delivery. Five minutes
+# leaves room for CometChat's own delays and a clock or two, and is short enough that the same
+# action taken again later (block, unblock, block) is never mistaken for a retry.
+RETRY_HORIZON_SECONDS = 300
+
+BLOCKER_KEYS = ("by", "user", "blockedBy", "blocker", "uid", "sender")
+BLOCKED_KEYS = (
+    "users",
+    "blockedUser",
+    "blocked",
+    "blockee",
+    "on",
+    "blockedUid",
+    "blockedUids",
+    "receiver",
+)
 BLOCK_TIME_KEYS = ("blockedAt", "unblockedAt", "timestamp", "updatedAt", "createdAt", "at")
 MAX_BLOCKED = 25  # users one block event may name; each is two refreshes
+# Members one membership event may name. Each is at most one refresh, and only for a member who
+# holds a stored copy of the group; API.md gives no limit for CometChat's add-members call.
+MAX_MEMBERS = 1000
 
 
 class WebhookPayloadError(PayloadShapeError):
@@ -134,6 +195,9 @@ class Target:
     # A block event's news about the peer, which no single-conversation fetch returns:
     # ("blockedByMe", blocked?) in the blocker's copy, ("hasBlockedMe", blocked?) in the other's.
     peer_flag: tuple[str, bool] | None = None
+    # The event says the owner no longer holds the conversation (kicked, left, banned, the group
+    # deleted): when CometChat confirms it, the stored copy is marked missing, not failed.
+    expect_gone: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,14 +205,26 @@ class Delivery:
     """One webhook delivery, parsed.
 
     ``targets`` are the (owner, conversation) pairs the event names; ``group_guid`` is set
-    instead for a group message: every owner holding a snapshot of ``group_<guid>`` is affected.
-    Both are empty for a trigger this app does not act on (``handled`` is False).
+    instead for a group event: the owners holding a snapshot of ``group_<guid>`` are affected,
+    all of them (a group message, ``group_deleted``) or those among ``members`` (a membership
+    change). ``gone``: the affected owners lost the conversation. All empty for a trigger this
+    app does not act on (``handled`` is False).
+
+    ``dedupe_key`` identifies the event across CometChat's retries; ``horizon`` (seconds) is how
+    long it does so, None for good; ``topic`` names what a later event may be news about (a
+    blocker, a group): a key whose topic saw a newer event is no longer a retry.
     """
 
     trigger: str
     dedupe_key: str
     targets: tuple[Target, ...] = ()
     group_guid: str | None = None
+    members: tuple[str, ...] | None = None
+    gone: bool = False
+    horizon: int | None = None
+    topic: str | None = None
+    app_id: str | None = None  # the envelope's appId, lowercased (None when absent)
+    region: str | None = None  # the envelope's region, lowercased (None when absent)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -158,6 +234,21 @@ class Delivery:
     @property
     def group_conversation_id(self) -> str | None:
         return None if self.group_guid is None else GROUP_PREFIX + self.group_guid
+
+
+def foreign_app(delivery: Delivery, *, app_id: str | None, region: str | None) -> str | None:
+    """Why ``delivery`` belongs to another CometChat app than ``app_id`` in ``region``, or None.
+
+    Compared case-insensitively, and only where both sides are known: a delivery without an
+    ``appId`` (or a site without ``APP_ID``) is not judged on it, nor one without a ``region``
+    (legacy webhooks may leave it out) or a site whose region says nothing (pass None). The
+    reason names neither value: the delivery's is whatever its sender wrote.
+    """
+    if app_id and delivery.app_id is not None and delivery.app_id != app_id.strip().lower():
+        return 'Another CometChat app\'s delivery: its appId is not COMETCHAT["APP_ID"].'
+    if region and delivery.region is not None and delivery.region != region.strip().lower():
+        return 'Another CometChat region\'s delivery: its region is not COMETCHAT["REGION"].'
+    return None
 
 
 def trigger_of(body: Any) -> str:
@@ -181,18 +272,34 @@ def parse_webhook(body: Any) -> Delivery:
         )
     data = envelope.get("data")
     if trigger in MESSAGE_TRIGGERS or trigger in LEGACY_MESSAGE_TRIGGERS:
-        return _message_delivery(trigger, _object(data, "data"), envelope)
-    if trigger in RECEIPT_TRIGGERS:
-        return _receipt_delivery(trigger, _object(data, "data"), envelope)
-    if trigger in BLOCK_TRIGGERS:
-        return _block_delivery(trigger, _object(data, "data"), envelope)
-    return Delivery(trigger, dedupe_key(trigger, digest(data)), raw=envelope)
+        delivery = _message_delivery(trigger, _object(data, "data"))
+    elif trigger in RECEIPT_TRIGGERS:
+        delivery = _receipt_delivery(trigger, _object(data, "data"))
+    elif trigger in BLOCK_TRIGGERS:
+        delivery = _block_delivery(trigger, _object(data, "data"))
+    elif trigger in GROUP_TRIGGERS:
+        delivery = _group_delivery(trigger, _object(data, "data"))
+    else:
+        delivery = Delivery(
+            trigger, dedupe_key(trigger, digest(data)), horizon=RETRY_HORIZON_SECONDS
+        )
+    return replace(
+        delivery,
+        app_id=_envelope_text(envelope.get("appId")),
+        region=_envelope_text(envelope.get("region")),
+        raw=envelope,
+    )
+
+
+def _envelope_text(value: Any) -> str | None:
+    """``appId`` / ``region`` as compared: a non-blank string, lowercased; else unknown."""
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
 
 
 # -- the events --------------------------------------------------------------------------------
 
 
-def _message_delivery(trigger: str, data: Mapping[str, Any], raw: Mapping[str, Any]) -> Delivery:
+def _message_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
     where = "data" if trigger in LEGACY_MESSAGE_TRIGGERS else "data.message"
     message = _object(data if where == "data" else data.get("message"), where)
     parts: list[Any] = [
@@ -214,7 +321,7 @@ def _message_delivery(trigger: str, data: Mapping[str, Any], raw: Mapping[str, A
     receiver_type = subject.get("receiverType")
     if receiver_type == "group":
         guid = _group_of(subject, subject_where)
-        return Delivery(trigger, key, group_guid=guid, raw=raw)
+        return Delivery(trigger, key, group_guid=guid)
     if receiver_type != "user":
         raise WebhookPayloadError(f"{subject_where}.receiverType must be 'user' or 'group'")
     sender = _id(subject.get("sender"), f"{subject_where}.sender", "UID")
@@ -225,11 +332,15 @@ def _message_delivery(trigger: str, data: Mapping[str, Any], raw: Mapping[str, A
         if given is None
         else _id(given, f"{subject_where}.conversationId", "conversation id")
     )
-    return Delivery(trigger, key, _targets(conversation_id, (sender, receiver)), raw=raw)
+    return Delivery(trigger, key, _targets(conversation_id, (sender, receiver)))
 
 
-def _receipt_delivery(trigger: str, data: Mapping[str, Any], raw: Mapping[str, Any]) -> Delivery:
-    # Current webhooks nest the receipt in data.body; legacy ones put its fields in data.
+def _receipt_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
+    """The reader's copy (its unread count changed) and, for a one-to-one receipt, the copy of
+    the message's sender (its receipts changed)."""
+    if data.get("receiptSender") is not None:  # legacy: API.md §7 "Legacy receipts"
+        return _legacy_receipt_delivery(trigger, data)
+    # Current webhooks nest the receipt in data.body; older variants put its fields in data.
     body = data.get("body")
     receipt = _object(body, "data.body") if body is not None else data
     where = "data.body" if body is not None else "data"
@@ -247,7 +358,7 @@ def _receipt_delivery(trigger: str, data: Mapping[str, Any], raw: Mapping[str, A
     receiver_type = _first(data, receipt, "receiverType")
     if receiver_type == "group":
         guid = _party(_first(data, receipt, "receiver"), "data.receiver", "GUID")
-        return Delivery(trigger, key, (Target(reader, GROUP_PREFIX + guid),), raw=raw)
+        return Delivery(trigger, key, (Target(reader, GROUP_PREFIX + guid),))
     if receiver_type != "user":
         raise WebhookPayloadError("data.receiverType must be 'user' or 'group'")
     # The other party: the sender of the message that was read, to whom the receipt goes.
@@ -257,34 +368,75 @@ def _receipt_delivery(trigger: str, data: Mapping[str, Any], raw: Mapping[str, A
         if other_value is not None
         else _user(_first(data, receipt, "receiver"), "data.receiver")
     )
+    return _pair_receipt(trigger, key, reader, other)
+
+
+def _legacy_receipt_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
+    """``receiptSender`` read (received) the message ``messageSender`` wrote; a group receipt
+    names the group in ``receiptReceiver``."""
+    message_id = _message_id(data.get("messageId"), "data.messageId", required=True)
+    reader = _user(data["receiptSender"], "data.receiptSender")
+    timestamp = _first_time(data, ("readAt", "deliveredAt", "timestamp"), "data")
+    key = dedupe_key(trigger, message_id, reader, timestamp)
+    receiver_type = data.get("receiverType")
+    if receiver_type == "group":
+        guid = _party(data.get("receiptReceiver"), "data.receiptReceiver", "GUID")
+        return Delivery(trigger, key, (Target(reader, GROUP_PREFIX + guid),))
+    if receiver_type != "user":
+        raise WebhookPayloadError("data.receiverType must be 'user' or 'group'")
+    other = _user(data.get("messageSender"), "data.messageSender")
+    return _pair_receipt(trigger, key, reader, other)
+
+
+def _pair_receipt(trigger: str, key: str, reader: str, other: str) -> Delivery:
     if other == reader:
         raise WebhookPayloadError("a user receipt needs two different users")
-    return Delivery(
-        trigger, key, _targets(pair_conversation_id(reader, other), (reader, other)), raw=raw
-    )
+    return Delivery(trigger, key, _targets(pair_conversation_id(reader, other), (reader, other)))
 
 
-def _block_delivery(trigger: str, data: Mapping[str, Any], raw: Mapping[str, Any]) -> Delivery:
+def _block_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
     blocker_key = _present(data, BLOCKER_KEYS, "the blocking user")
     blocked_key = _present(data, BLOCKED_KEYS, "the blocked user")
     blocker = _user(data[blocker_key], f"data.{blocker_key}")
-    named = data[blocked_key]
-    values = named if isinstance(named, list) else [named]
-    if not values or len(values) > MAX_BLOCKED:
-        raise WebhookPayloadError(f"data.{blocked_key} must name 1 to {MAX_BLOCKED} users")
-    blocked = sorted({_user(value, f"data.{blocked_key}") for value in values} - {blocker})
+    named = _users(data[blocked_key], f"data.{blocked_key}", MAX_BLOCKED)
+    blocked = sorted(set(named) - {blocker})
     if not blocked:
         raise WebhookPayloadError("a block event needs two different users")
     times = [key for key in BLOCK_TIME_KEYS if data.get(key) is not None]
     when = _time(data[times[0]], f"data.{times[0]}") if times else None
-    key = dedupe_key(trigger, blocker, blocked, when if when is not None else digest(data))
     blocking = trigger == "user_blocked"
     targets: list[Target] = []
     for uid in blocked:
         conversation_id = pair_conversation_id(blocker, uid)
         targets.append(Target(blocker, conversation_id, ("blockedByMe", blocking)))
         targets.append(Target(uid, conversation_id, ("hasBlockedMe", blocking)))
-    return Delivery(trigger, key, tuple(targets), raw=raw)
+    if when is not None:  # a body with its own time names one event for good
+        return Delivery(trigger, dedupe_key(trigger, blocker, blocked, when), tuple(targets))
+    # The published body has no time (API.md §7): see the module's docstring.
+    return Delivery(
+        trigger,
+        dedupe_key(trigger, blocker, blocked, digest(data)),
+        tuple(targets),
+        horizon=RETRY_HORIZON_SECONDS,
+        topic=dedupe_key("user_block", blocker),
+    )
+
+
+def _group_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
+    group = _object(data.get("group"), "data.group")
+    guid = _group_guid(group, "data.group")
+    members: tuple[str, ...] | None = None
+    if trigger != GROUP_DELETED:
+        members = tuple(_users(data.get("members"), "data.members", MAX_MEMBERS))
+    return Delivery(
+        trigger,
+        dedupe_key(trigger, guid, members or [], digest(data)),
+        group_guid=guid,
+        members=members,
+        gone=trigger in MEMBER_LOST_TRIGGERS or trigger == GROUP_DELETED,
+        horizon=RETRY_HORIZON_SECONDS,
+        topic=dedupe_key("group", guid),
+    )
 
 
 # -- keys and ids ------------------------------------------------------------------------------
@@ -364,6 +516,42 @@ def _party(value: Any, what: str, kind: IdKind) -> str:
 
 def _user(value: Any, what: str) -> str:
     return _party(value, what, "UID")
+
+
+def _is_one_user(value: Mapping[str, Any]) -> bool:
+    """A user object (``{"uid": "bob"}``, ``{"entity": {...}}``) rather than users by UID."""
+    return isinstance(value.get("uid"), str) or isinstance(value.get("entity"), Mapping)
+
+
+def _users(value: Any, what: str, limit: int) -> list[str]:
+    """The UIDs of 1 to ``limit`` users, sorted, given as an object keyed by UID (CometChat's
+    ``users`` and ``members``: each value a user object whose ``uid``, if any, is its key), a
+    list of UIDs or user objects, or one UID or user object."""
+    if isinstance(value, Mapping) and not _is_one_user(value):
+        if not value or len(value) > limit:
+            raise WebhookPayloadError(f"{what} must name 1 to {limit} users")
+        uids: set[str] = set()
+        for key, entry in value.items():
+            uid = _id(key, f"{what} (a key)", "UID")
+            named = isinstance(entry, Mapping) and entry.get("uid") is not None
+            if named and _user(entry, f"{what}.<uid>") != uid:
+                raise WebhookPayloadError(f"{what}: a user's uid differs from its key")
+            uids.add(uid)
+        return sorted(uids)
+    values = value if isinstance(value, list) else [value]
+    if not values or len(values) > limit:
+        raise WebhookPayloadError(f"{what} must name 1 to {limit} users")
+    return sorted({_user(entry, what) for entry in values})
+
+
+def _group_guid(group: Mapping[str, Any], where: str) -> str:
+    """A group object's GUID: ``guid``, else its ``group_<guid>`` conversation id."""
+    if group.get("guid") is not None:
+        return _id(group["guid"], f"{where}.guid", "GUID")
+    conversation_id = group.get("conversationId")
+    if isinstance(conversation_id, str) and conversation_id.startswith(GROUP_PREFIX):
+        return _id(conversation_id[len(GROUP_PREFIX) :], f"{where}.conversationId", "GUID")
+    raise WebhookPayloadError(f"{where} names no group (guid or conversationId)")
 
 
 def _group_of(message: Mapping[str, Any], where: str) -> str:

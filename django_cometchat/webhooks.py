@@ -11,9 +11,13 @@ negotiation. The order of its refusals, each in the API's JSON error shape:
    (system check ``django_cometchat.I001``). Nothing is read or recorded for a refused caller;
 3. 413 for a body over ``MAX_BODY_BYTES``, 400 for one that is not JSON or not the contract
    (``webhook_types``): recorded as failed, without the body;
-4. 200 otherwise: ``{"status": "accepted"}`` (recorded, ``process_webhook_event`` enqueued),
-   ``"ignored"`` (a trigger this app does not act on: recorded only) or ``"duplicate"`` (an
-   event recorded before, which CometChat retried: nothing more is done).
+4. 503 when the task backend refuses ``process_webhook_event``: the event is recorded as failed,
+   and CometChat's retry of it (after 10 s, then 30 s) takes it over and is processed;
+5. 200 otherwise: ``{"status": "accepted"}`` (recorded, or a failed event taken over, and
+   ``process_webhook_event`` enqueued), ``"ignored"`` (a trigger this app does not act on, or a
+   delivery for another CometChat app: recorded only, nothing is fetched) or ``"duplicate"`` (an
+   event recorded before and received, processing, processed or ignored, which CometChat
+   retried: nothing more is done). See ``services.record_webhook``.
 
 CometChat waits 2 seconds for the answer. The view records the event and enqueues its
 processing; with a task worker (``TASKS``) that is all it does, and the refreshes, one upstream
@@ -21,9 +25,10 @@ request per affected owner, run on the worker. With the immediate backend they r
 before the answer (see docs/webhooks.md).
 
 CSRF does not apply here (``csrf_exempt`` on this view only): CometChat sends no token, and the
-Basic credentials are what authenticate it. The view manages its own transactions
-(``non_atomic_requests``), so the event is committed before a worker can look for it, even
-under ``ATOMIC_REQUESTS``.
+Basic credentials are what authenticate it. Nor does a site login (``login_not_required``, for
+Django's ``LoginRequiredMiddleware``): CometChat has no session to sign in with. The view
+manages its own transactions (``non_atomic_requests``), so the event is committed before a
+worker can look for it, even under ``ATOMIC_REQUESTS``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -43,6 +49,7 @@ from django.views.decorators.csrf import csrf_exempt
 from . import services, tasks
 from .conf import get_settings
 from .exceptions import CometChatConfigurationError, CometChatResponseError
+from .models import WebhookEvent
 from .redaction import Secret, redact
 from .webhook_types import Delivery, parse_webhook, trigger_of
 
@@ -142,6 +149,7 @@ def read_delivery(request: HttpRequest) -> Delivery:
 
 
 @csrf_exempt
+@login_not_required
 @transaction.non_atomic_requests
 def receive(request: HttpRequest) -> HttpResponse:
     """Receive one CometChat webhook delivery (see the module's docstring)."""
@@ -168,12 +176,12 @@ def receive(request: HttpRequest) -> HttpResponse:
 
 
 def accept(delivery: Delivery) -> HttpResponse:
-    """Record a parsed delivery and, for a trigger this app acts on, enqueue its processing."""
+    """Record a parsed delivery and, for an event to act on, enqueue its processing."""
     event = services.record_webhook(delivery)
     if event is None:
         logger.info("CometChat webhook %s delivered again; nothing to do", delivery.trigger)
         return JsonResponse({"status": "duplicate"})
-    if not delivery.handled:
+    if event.status == WebhookEvent.Status.IGNORED:
         return JsonResponse({"status": "ignored"})
     try:
         tasks.process_webhook_event.enqueue(event.pk)

@@ -9,6 +9,8 @@ to the app fails both suites until someone decides how it is smoke-tested and wh
 from __future__ import annotations
 
 import base64
+import json
+from pathlib import Path
 from typing import Any
 
 from django.contrib import admin
@@ -66,6 +68,24 @@ def basic_authorization(
 ) -> str:
     """An ``Authorization`` header with HTTP Basic credentials (the webhook's by default)."""
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "cometchat"
+# The published webhook examples' placeholders (API.md §7), and this site's values for them
+# (tests/settings.py: APP_ID "testapp", REGION "us").
+PLACEHOLDERS = {"<appId>": "testapp", "<region>": "us", "<webhookID>": "tests-webhook"}
+
+
+def published_webhook(name: str, *, placeholders: bool = False) -> dict[str, Any]:
+    """CometChat's published example ``fixtures/webhook.<name>.json`` (API.md §7), delivered to
+    this site's app: its ``<appId>``, ``<region>`` and ``<webhookID>`` filled in (left as they
+    are with ``placeholders=True``)."""
+    body: dict[str, Any] = json.loads((FIXTURES / f"webhook.{name}.json").read_text())
+    if not placeholders:
+        for key, value in body.items():
+            if isinstance(value, str) and value in PLACEHOLDERS:
+                body[key] = PLACEHOLDERS[value]
+    return body
 
 
 def webhook_path() -> str:

@@ -2,11 +2,14 @@
 is a table of PostgreSQL) and RQ through django-tasks-rq (the queue is in Redis, run by
 django-rq's ``rqworker``).
 
-Each test starts two workers, enqueues 200 owner syncs with ``cometchat_sync --all --enqueue``
+Each sync test starts two workers, enqueues 200 owner syncs with ``cometchat_sync --all --enqueue``
 (in a process of its own, as a host's cron would), waits for the queue to drain, and checks that
 every owner was synced exactly once (one succeeded ``SyncRun`` each, trigger "command", every
 page of every owner fetched once), that no (owner_uid, conversation_id) row is duplicated, that
 no task failed and no worker logged a traceback, and that both workers did work.
+
+One more test posts CometChat's published webhook examples to the view (in a process of its own,
+with the db backend) and checks what the workers' refreshes made of them.
 
 The workers run ``tests.settings_workers`` against the pytest test database (hence
 ``transaction=True``: they see only committed rows) and reach this process's fake CometChat over
@@ -331,6 +334,89 @@ def test_two_workers_sync_every_owner_exactly_once(
     assert set(pages.values()) == {1}, [key for key, n in pages.items() if n > 1]
     assert {r.status for r in cometchat_fake.requests} == {200}
 
+    for worker in workers:
+        worker.check_alive()
+        assert "Traceback" not in worker.output(), worker.output()[-4000:]
+
+
+# -- a published webhook, end to end -------------------------------------------------------------
+
+DELIVER = """
+import json
+from django.test import Client
+from tests.surface import basic_authorization, published_webhook, webhook_path
+
+client = Client()
+for name in {names!r}:
+    response = client.post(
+        webhook_path(),
+        data=json.dumps(published_webhook(name)),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic_authorization(),
+    )
+    print(response.status_code, response.content.decode())
+"""
+
+
+def test_published_webhooks_are_processed_by_a_real_worker(
+    shared_services, cometchat_fake, start_workers
+):
+    """CometChat's published ``group_member_kicked`` and ``user_blocked`` examples (API.md §7,
+    fixtures/webhook.*.json), posted with Basic auth to the view in a process of its own that
+    enqueues on django-tasks-db; the workers' refreshes mark bob's copy of the group missing
+    (CometChat answers ERR_CONVERSATION_NOT_ACCESSIBLE) and set the block flags."""
+    from django_cometchat import services
+    from django_cometchat.models import WebhookEvent
+
+    fake = cometchat_fake
+    fake.add_user("alice", "Alice Example")
+    fake.add_user("bob", "Bob Example")
+    fake.add_group("support-team", "Support Team", members=["alice", "bob"])
+    fake.send_message("alice", to_group="support-team", text="welcome")
+    fake.send_message("bob", to_user="alice", text="hi")
+    for uid in ("alice", "bob"):
+        services.sync_conversations(services.owner_by_uid(uid))
+    fake.remove_member("support-team", "bob")
+    fake.block_user("alice", "bob")
+    fake.clear_requests()
+    env, workers = start_workers("db")
+    with connection.cursor() as cursor:  # an earlier test's tasks (not an app here: no flush)
+        cursor.execute(f"DELETE FROM {TASK_TABLE}")  # noqa: S608
+
+    names = ("group_member_kicked", "user_blocked")
+    out = run_django(env, "shell", "-c", DELIVER.format(names=names))
+    answers = [line for line in out.splitlines() if line.startswith(("2", "4", "5"))]
+    assert answers == ['200 {"status": "accepted"}'] * 2, out
+
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while WebhookEvent.objects.filter(status__in=("received", "processing")).exists():
+        for worker in workers:
+            worker.check_alive()
+        if time.monotonic() > deadline:
+            pytest.fail(f"the events were not processed: {list(WebhookEvent.objects.values())}")
+        time.sleep(0.2)
+
+    events = dict(WebhookEvent.objects.values_list("trigger", "status"))
+    assert events == {"group_member_kicked": "processed", "user_blocked": "processed"}
+    owners = dict(WebhookEvent.objects.values_list("trigger", "owners"))
+    assert owners == {"group_member_kicked": ["bob"], "user_blocked": ["alice", "bob"]}
+    bob_team = Conversation.objects.get(owner_uid="bob", conversation_id="group_support-team")
+    assert bob_team.missing_since is not None
+    alice_team = Conversation.objects.get(owner_uid="alice", conversation_id="group_support-team")
+    assert alice_team.missing_since is None
+    peers = {
+        row.owner_uid: row.payload["conversationWith"]
+        for row in Conversation.objects.filter(conversation_id="alice_user_bob")
+    }
+    assert (peers["alice"]["blockedByMe"], peers["bob"]["hasBlockedMe"]) == (True, True)
+    assert sorted((r.headers.get("onbehalfof"), r.path, r.status) for r in fake.requests) == [
+        ("alice", "/v3/users/bob/conversation", 200),
+        ("bob", "/v3/groups/support-team/conversation", 403),
+        ("bob", "/v3/users/alice/conversation", 200),
+    ]
+    outcomes = db_outcomes(shared_services)
+    assert [o.status for o in outcomes] == ["SUCCESSFUL", "SUCCESSFUL"]
+    assert sorted(o.value["status"] for o in outcomes) == ["processed", "processed"]
     for worker in workers:
         worker.check_alive()
         assert "Traceback" not in worker.output(), worker.output()[-4000:]

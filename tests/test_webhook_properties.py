@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,19 +29,21 @@ from django_cometchat.models import WebhookEvent
 from django_cometchat.types import check_storable
 from django_cometchat.webhook_types import (
     BLOCK_TRIGGERS,
+    GROUP_TRIGGERS,
     HANDLED_TRIGGERS,
     KNOWN_TRIGGERS,
     MAX_BLOCKED,
+    MAX_MEMBERS,
+    MEMBER_LOST_TRIGGERS,
     RECEIPT_TRIGGERS,
     Delivery,
     parse_webhook,
     trigger_of,
 )
 
-from .surface import basic_authorization
+from .surface import basic_authorization, published_webhook
 from .test_parsers_properties import (
     CONVERSATION_ID_RE,
-    FIXTURES,
     MISSING,
     PURE,
     UID_RE,
@@ -72,8 +75,7 @@ triggers = st.sampled_from([*HANDLED_TRIGGERS, *KNOWN_TRIGGERS, "", "Message_Sen
 
 
 def _fixture() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((FIXTURES / "webhook.message_sent.json").read_text())
-    return loaded
+    return published_webhook("message_sent")
 
 
 def _action(message: dict[str, Any], action: str) -> dict[str, Any]:
@@ -146,12 +148,19 @@ def _bases() -> list[dict[str, Any]]:
         },
         {**envelope, "trigger": "user_unblocked", "data": {"uid": "a", "blockedUids": ["b", "c"]}},
         {**envelope, "trigger": "group_created", "data": {"group": {"guid": "g"}}},
+        # CometChat's published examples of every other trigger the app acts on (API.md §7).
+        *(published_webhook(path.name[len("webhook.") : -len(".json")]) for path in PUBLISHED),
     ]
     for body in bodies:
         assert parse_webhook(body).handled is (body["trigger"] in HANDLED_TRIGGERS)
     return bodies
 
 
+PUBLISHED = sorted(
+    path
+    for path in (Path(__file__).parent / "fixtures" / "cometchat").glob("webhook.*.json")
+    if path.name != "webhook.message_sent.json"
+)
 BASES = _bases()
 
 # Where a field may sit in one of the bases, and what is put there instead.
@@ -189,6 +198,22 @@ PATHS: list[tuple[str, ...]] = [
     ("data", "blockedUser", "uid"),
     ("data", "blockedUids"),
     ("data", "blockedAt"),
+    ("data", "users"),
+    ("data", "users", "bob"),
+    ("data", "users", "bob", "uid"),
+    ("data", "by"),
+    ("data", "by", "uid"),
+    ("data", "members"),
+    ("data", "members", "bob"),
+    ("data", "members", "bob", "uid"),
+    ("data", "group"),
+    ("data", "group", "guid"),
+    ("data", "group", "conversationId"),
+    ("data", "receiptSender"),
+    ("data", "receiptReceiver"),
+    ("data", "readAt"),
+    ("appId",),
+    ("region",),
     ("webhook",),
     ("somethingNew",),
 ]
@@ -254,6 +279,14 @@ def assert_delivery(delivery: Delivery, body: Any) -> None:
         assert UID_RE.match(target.uid), target.uid
         assert CONVERSATION_ID_RE.match(target.conversation_id), target.conversation_id
         assert target.uid in sent
+    if delivery.members is not None:
+        assert delivery.trigger in GROUP_TRIGGERS
+        assert 1 <= len(delivery.members) <= MAX_MEMBERS
+        assert list(delivery.members) == sorted(set(delivery.members))
+        for uid in delivery.members:
+            assert UID_RE.match(uid), uid
+            assert uid in sent
+    assert delivery.gone is (delivery.trigger in (*MEMBER_LOST_TRIGGERS, "group_deleted"))
     if delivery.group_guid is not None:
         assert UID_RE.match(delivery.group_guid)
         assert delivery.group_guid in sent or f"group_{delivery.group_guid}" in sent
@@ -323,7 +356,15 @@ def valid_events(draw: st.DrawFn) -> tuple[dict[str, Any], set[tuple[str, str]],
     """An event inside the contract, with the (owner, conversation) targets and the group GUID
     it must yield."""
     kind = draw(
-        st.sampled_from(["user message", "group message", "user receipt", "group receipt", "block"])
+        st.sampled_from(
+            [
+                "user message",
+                "group message",
+                "user receipt",
+                "group receipt",
+                "block",
+            ]
+        )
     )
     a, b = draw(distinct_uids)
     guid = draw(valid_id(100))
@@ -368,8 +409,43 @@ def valid_events(draw: st.DrawFn) -> tuple[dict[str, Any], set[tuple[str, str]],
     return body, {(a.lower(), pair_id(a, b)), (b.lower(), pair_id(a, b))}, None
 
 
+@st.composite
+def published_events(draw: st.DrawFn) -> tuple[dict[str, Any], set[tuple[str, str]], str | None]:
+    """As ``valid_events``, in the shapes API.md §7 publishes for legacy receipts, blocks and
+    membership changes."""
+    kind = draw(st.sampled_from(["legacy receipt", "published block", "membership"]))
+    a, b = draw(distinct_uids)
+    guid = draw(valid_id(100))
+    extra = draw(storable_json)
+    if kind == "legacy receipt":  # API.md §7 "Legacy receipts"
+        group = draw(st.booleans())
+        data = {
+            "messageId": draw(message_ids),
+            "receiptType": "read",
+            "readAt": draw(times),
+            "messageSender": b,
+            "receiptSender": a,
+            "receiptReceiver": guid if group else b,
+            "receiverType": "group" if group else "user",
+            "somethingNew": extra,
+        }
+        body = {"trigger": draw(st.sampled_from(RECEIPT_TRIGGERS)), "data": data}
+        if group:
+            return body, {(a.lower(), f"group_{guid.lower()}")}, None
+        return body, {(a.lower(), pair_id(a, b)), (b.lower(), pair_id(a, b))}, None
+    if kind == "membership":  # API.md §7 "Groups": members keyed by UID
+        group_object = {"guid": guid, "conversationId": f"group_{guid}", "other": extra}
+        trigger = draw(st.sampled_from([t for t in GROUP_TRIGGERS if t != "group_deleted"]))
+        data = {"group": group_object, "members": {a: {"uid": a}, b: {"name": "no uid here"}}}
+        return {"trigger": trigger, "data": data}, set(), guid.lower()
+    # "published block", API.md §7: users keyed by UID, by, no timestamp
+    data = {"users": {b: {"uid": b, "name": "B"}}, "by": {"uid": a}, "other": extra}
+    body = {"trigger": draw(st.sampled_from(BLOCK_TRIGGERS)), "data": data}
+    return body, {(a.lower(), pair_id(a, b)), (b.lower(), pair_id(a, b))}, None
+
+
 @settings(PURE, max_examples=HOSTILE_EXAMPLES)
-@given(valid_events())
+@given(valid_events() | published_events())
 def test_parse_webhook_accepts_every_valid_event(case):
     """No over-refusal: an event inside the contract is accepted, with the targets it names."""
     body, targets, group = case
@@ -377,10 +453,12 @@ def test_parse_webhook_accepts_every_valid_event(case):
     assert_delivery(delivery, body)
     assert {(t.uid, t.conversation_id) for t in delivery.targets} == targets
     assert delivery.group_guid == group
+    if body["trigger"] in GROUP_TRIGGERS:
+        assert delivery.members == tuple(sorted({uid.lower() for uid in body["data"]["members"]}))
 
 
 @settings(PURE, max_examples=HOSTILE_EXAMPLES)
-@given(valid_events(), st.sampled_from(["trigger", "id"]))
+@given(valid_events() | published_events(), st.sampled_from(["trigger", "id"]))
 def test_different_events_have_different_keys(case, what):
     body, _, _ = case
     other = copy.deepcopy(body)
@@ -393,11 +471,23 @@ def test_different_events_have_different_keys(case, what):
             "message_delivery_receipt": "message_read_receipt",
             "user_blocked": "user_unblocked",
             "user_unblocked": "user_blocked",
+            "group_member_kicked": "group_member_left",
+            "group_member_left": "group_member_banned",
+            "group_member_banned": "group_member_added",
+            "group_member_added": "group_member_joined",
+            "group_member_joined": "group_member_unbanned",
+            "group_member_unbanned": "group_member_kicked",
         }[body["trigger"]]  # the same body under another trigger: another event
     elif "message" in other["data"]:
         other["data"]["message"]["id"] = "different-id"
     elif "body" in other["data"]:
         other["data"]["body"]["messageId"] = "different-id"
+    elif "messageId" in other["data"]:
+        other["data"]["messageId"] = "different-id"
+    elif "group" in other["data"]:
+        other["data"]["group"]["guid"] = "different-guid"
+    elif "by" in other["data"]:
+        other["data"]["by"] = {"uid": "different-uid"}
     else:
         other["data"]["user"] = "different-uid"
     assert parse_webhook(other).dedupe_key != parse_webhook(body).dedupe_key
@@ -450,6 +540,12 @@ def test_the_view_answers_any_body_with_200_or_400_and_records_it(raw):
         return
     event(answer["status"])
     delivery = parse_webhook(json.loads(raw))
+    latest = WebhookEvent.objects.latest("pk")
+    if answer["status"] == "ignored" and latest.dedupe_key is None:  # another app's: no key
+        assert WebhookEvent.objects.count() == before + 1
+        assert latest.error.startswith("Another CometChat")
+        assert same_json(latest.payload, json.loads(raw))
+        return
     stored = WebhookEvent.objects.get(dedupe_key=delivery.dedupe_key)
     assert stored.trigger == delivery.trigger
     if answer["status"] == "duplicate":  # the first delivery's body stays

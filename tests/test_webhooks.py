@@ -16,7 +16,6 @@ import io
 import json
 import re
 from datetime import timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -40,7 +39,7 @@ from django_cometchat.webhook_types import (
     parse_webhook,
 )
 
-from .surface import WEBHOOK_CREDENTIALS, basic_authorization
+from .surface import WEBHOOK_CREDENTIALS, basic_authorization, published_webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +48,6 @@ WEBHOOK = "/cometchat/webhook/"
 USER, PASSWORD = WEBHOOK_CREDENTIALS  # tests/settings.py
 JSON = "application/json"
 WEBHOOKS_ADMIN = "/admin/django_cometchat/webhookevent/"
-FIXTURES = Path(__file__).parent / "fixtures" / "cometchat"
 
 
 AUTH = basic_authorization()
@@ -479,9 +477,10 @@ def test_an_unknown_trigger_is_recorded_and_ignored(client, fake, queue):
 
 
 def test_a_known_trigger_this_app_does_not_act_on_is_ignored_too(client, fake, queue):
-    assert post(client, envelope("group_member_added", {"guid": "g"})).json() == {
-        "status": "ignored"
-    }
+    # API.md §7 "Reactions": data.reaction.
+    reaction = {"id": "1", "messageId": "57", "reaction": "+1", "uid": "bob", "reactedAt": 1}
+    body = envelope("message_reaction_added", {"reaction": {**reaction, "reactedBy": "bob"}})
+    assert post(client, body).json() == {"status": "ignored"}
     assert WebhookEvent.objects.get().status == "ignored"
     assert queue.results == []
 
@@ -597,7 +596,9 @@ def test_an_event_for_more_owners_fans_out_as_refresh_tasks(client, known, queue
 
 
 def test_the_fixture_body_is_accepted(client, known, queue):
-    fixture = json.loads((FIXTURES / "webhook.message_sent.json").read_text())
+    """fixtures/webhook.message_sent.json (API.md §7 "Messages"); the published shapes of the
+    other triggers: test_webhooks_published.py."""
+    fixture = published_webhook("message_sent")
     assert post(client, fixture).json() == {"status": "accepted"}
     # Neither cometchat-uid-1 nor cometchat-uid-2 is known here: nothing to refresh.
     assert refreshes(queue) == []

@@ -49,6 +49,7 @@ __all__ = [
     "clear_missing",
     "content_hash",
     "dialect",
+    "mark_gone",
     "newest_per_id",
     "row_from",
     "store_page",
@@ -154,6 +155,23 @@ def clear_missing(owner_uid: str, conversation_ids: Sequence[str]) -> int:
         .filter(conversation_id__in=conversation_ids, missing_since__isnull=False)
         .update(missing_since=None)
     )
+
+
+def mark_gone(owner_uid: str, conversation_id: str, *, asked_at: datetime, now: datetime) -> int:
+    """CometChat confirmed that ``owner_uid`` no longer holds this conversation, in answer to a
+    request sent at ``asked_at``: the stored copy goes missing (and keeps its history), unless a
+    later write put it there since, the same guard as a sync's ``SeenSet.mark_missing``."""
+    with transaction.atomic():
+        dialect().lock_owner(owner_uid)
+        return (
+            Conversation.objects.owned_by(owner_uid)
+            .filter(
+                conversation_id=conversation_id,
+                missing_since__isnull=True,
+                fetched_at__lt=asked_at,
+            )
+            .update(missing_since=now)
+        )
 
 
 class SeenSet:

@@ -300,6 +300,17 @@ class FakeCometChat:
     def add_member(self, guid: str, uid: str, scope: str = "participant") -> None:
         self.state.add_member(guid, uid, scope)
 
+    def remove_member(self, guid: str, uid: str) -> None:
+        """``uid`` is no longer a member (kicked, banned or left): the group conversation drops
+        out of their list, and fetching it on their behalf answers
+        ``ERR_CONVERSATION_NOT_ACCESSIBLE`` (status ``not_accessible_status``)."""
+        self.state.remove_member(guid, uid)
+
+    def delete_group(self, guid: str) -> None:
+        """Delete the group: its conversation is gone for every member, and
+        ``GET /groups/{guid}/conversation`` answers 404 ``ERR_GUID_NOT_FOUND``."""
+        self.state.delete_group(guid)
+
     def send_message(
         self,
         sender_uid: str,

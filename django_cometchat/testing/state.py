@@ -282,6 +282,28 @@ class State:
                 self.by_owner.setdefault(user.uid, set()).add(conversation_id)
             self.changed()  # membersCount shows in every render of the group
 
+    def remove_member(self, guid: str, uid: str) -> None:
+        """``uid`` leaves the group (kicked, banned or gone of their own accord): its
+        conversation drops out of their list and ``GET /groups/{guid}/conversation`` on their
+        behalf answers ``ERR_CONVERSATION_NOT_ACCESSIBLE`` (API.md §5.3: not a group member)."""
+        with self.lock:
+            group = self.get_group(guid)
+            if group.members.pop(normalize_id(uid), None) is None:
+                raise KeyError(f"{normalize_id(uid)!r} is not a member of {group.guid!r}")
+            self.changed()
+
+    def delete_group(self, guid: str) -> None:
+        """The group and its conversation are gone for everyone: ``GET
+        /groups/{guid}/conversation`` answers 404 ``ERR_GUID_NOT_FOUND`` (API.md §2.10)."""
+        with self.lock:
+            group = self.get_group(guid)
+            del self.groups[group.guid]
+            conversation_id = group_conversation_id(group.guid)
+            self.conversations.pop(conversation_id, None)
+            for conversation_ids in self.by_owner.values():
+                conversation_ids.discard(conversation_id)
+            self.changed()
+
     def send_message(
         self,
         sender_uid: str,
