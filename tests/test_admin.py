@@ -875,7 +875,7 @@ HOSTILE_LOOKUPS = {
         "owner__password__startswith=pbkdf2",
         "missing_since__isnull=True",  # the missing filter's own parameter is "missing"
         "updated_at__gte=2024-01-01",  # the date hierarchy takes a year, a month, a day
-        "conversation_type__iexact=user",  # the type filter's parameter is __exact
+        "conversation_type__iexact=user",  # the type filter takes __exact (or the bare name)
         "no_such_field=1",
     ],
     "conversationsnapshot": [
@@ -949,6 +949,7 @@ def test_every_filter_and_period_the_page_offers_is_allowed(every_model, viewer,
     # The filters each admin offers, by hand too: a filter dropped by mistake shows here.
     offered = {
         "conversation": {
+            "conversation_type",
             "conversation_type__exact",
             "conversation_type__isnull",
             "unread",
@@ -959,9 +960,16 @@ def test_every_filter_and_period_the_page_offers_is_allowed(every_model, viewer,
             "updated_at__day",
         },
         "conversationsnapshot": {"conversation"},
-        "syncrun": {"status__exact", "status__isnull", "trigger__exact", "trigger__isnull"},
+        "syncrun": {
+            "status",
+            "status__exact",
+            "status__isnull",
+            "trigger",
+            "trigger__exact",
+            "trigger__isnull",
+        },
         "uidbinding": set(),
-        "webhookevent": {"trigger", "status__exact", "status__isnull"},
+        "webhookevent": {"trigger", "status", "status__exact", "status__isnull"},
     }
     model_admin: Any = admin_site._registry[django_apps.get_model("django_cometchat", model)]
     assert model_admin.offered_lookups(page.wsgi_request) == offered[model]

@@ -117,7 +117,8 @@ class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
         return lookup in self.offered_lookups(request)
 
     def offered_lookups(self, request: HttpRequest) -> set[str]:
-        """The query parameters the list filters and the date hierarchy read."""
+        """The query parameters the list filters and the date hierarchy read, and the bare
+        name of each filtered field (an equality, as its filter's ``__exact``)."""
         offered: set[str] = set()
         item: Any  # a field name, a (field name, filter class) pair or a filter class
         for item in self.get_list_filter(request):
@@ -133,6 +134,8 @@ class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
                 )
                 field = get_fields_from_path(self.model, field_path)[-1]
                 spec = filter_class(field, request, {}, self.model, self, field_path=field_path)
+                # The bare field (?status=failed): the equality its own __exact link asks for.
+                offered.add(field_path)
             offered.update(str(name) for name in spec.expected_parameters() if name)
         if self.date_hierarchy:
             offered.update(f"{self.date_hierarchy}__{part}" for part in DATE_PARTS)
