@@ -18,7 +18,11 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from datetime import timezone as dt_timezone
 from typing import Any, Literal
+
+from django.utils.dateparse import parse_datetime
 
 from .exceptions import CometChatInvalidId, CometChatResponseError
 from .ids import IdKind, validate_id
@@ -81,6 +85,42 @@ def _identifier(value: Any, what: str, kind: IdKind) -> str:
         return validate_id(value, kind)
     except CometChatInvalidId as exc:
         raise PayloadShapeError(f"{what}: {exc.api_message}") from None
+
+
+def database_datetime(value: str | datetime, zone: tzinfo | None) -> datetime | None:
+    """``value`` as a datetime a database column can hold and compare, or None.
+
+    The one rule for positions taken from a URL (a cursor's, the admin's date hierarchy's), so
+    a tampered one is refused in Python instead of failing in SQL. ``zone`` is the time zone the
+    database connection works in (``connection.timezone``: UTC unless ``DATABASES`` sets a
+    ``TIME_ZONE``), None for one that stores naive datetimes (``USE_TZ = False``).
+
+    A text is read as Django reads a datetime (ISO 8601, "T" or a space). An aware value comes
+    back in ``zone`` if it exists there and in UTC, within years 1 to 9999:
+    ``9999-12-31T23:59:59-23:00`` is in year 10000 in UTC (SQLite's adapter overflows), and an
+    offset past 15:59 (``+16:00``) is one PostgreSQL refuses, which converting removes. A naive
+    value is refused where the database compares aware ones, and an aware one where it stores
+    naive ones: neither is what this app writes there.
+    """
+    if isinstance(value, str):
+        try:
+            moment = parse_datetime(value)
+        except ValueError:  # well formed but impossible: month 13, an offset of a day or more
+            return None
+        if moment is None:
+            return None
+    else:
+        moment = value
+    aware = moment.utcoffset() is not None
+    if zone is None:
+        return None if aware else moment
+    if not aware:
+        return None
+    try:
+        moment.astimezone(dt_timezone.utc)
+        return moment.astimezone(zone)
+    except (OverflowError, ValueError):  # past year 1 or 9999 once converted
+        return None
 
 
 def check_storable(value: Any, what: str = "payload") -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from html import unescape
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
+from django.contrib.admin import site as admin_site
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -18,7 +21,13 @@ from django_cometchat.admin import ApproximateCount, ConversationAdmin, LargeTab
 from django_cometchat.admin.dates import periods_with_rows
 from django_cometchat.admin.pagination import estimated_row_count
 from django_cometchat.admin.rendering import describe_message
-from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun, UIDBinding
+from django_cometchat.models import (
+    Conversation,
+    ConversationSnapshot,
+    SyncRun,
+    UIDBinding,
+    WebhookEvent,
+)
 from django_cometchat.services import owner_by_uid, sync_conversations
 from django_cometchat.storage import content_hash
 from django_cometchat.testing import Fault
@@ -846,3 +855,156 @@ def test_a_host_read_only_admin_without_fieldsets_shows_every_field_read_only(rf
     request.user = admin_user
     fields = Bindings(UIDBinding, AdminSite()).get_readonly_fields(request)
     assert fields == ["id", "uid", "user", "bound_at"]
+
+
+# -- lookups from the URL -----------------------------------------------------------------------
+
+ADMIN_PAGES = {
+    "conversation": CHANGELIST,
+    "conversationsnapshot": "/admin/django_cometchat/conversationsnapshot/",
+    "syncrun": SYNC_RUNS,
+    "uidbinding": "/admin/django_cometchat/uidbinding/",
+    "webhookevent": "/admin/django_cometchat/webhookevent/",
+}
+# Lookups no page offers (issue 14, item 8): scans of a big table, a way to probe a related
+# user's password hash, or a field no filter reads.
+HOSTILE_LOOKUPS = {
+    "conversation": [
+        "payload__icontains=a",
+        "peer_name__iregex=(a%2B)%2B$",
+        "owner__password__startswith=pbkdf2",
+        "missing_since__isnull=True",  # the missing filter's own parameter is "missing"
+        "updated_at__gte=2024-01-01",  # the date hierarchy takes a year, a month, a day
+        "conversation_type__iexact=user",  # the type filter takes __exact (or the bare name)
+        "no_such_field=1",
+    ],
+    "conversationsnapshot": [
+        "payload__icontains=a",
+        "conversation__payload__icontains=a",
+        "conversation__owner__password__startswith=pbkdf2",
+    ],
+    "syncrun": ["error_message__icontains=a", "filters__icontains=a", "owner__password=x"],
+    "uidbinding": ["uid__iregex=.*", "user__password__startswith=pbkdf2", "user__is_superuser=1"],
+    "webhookevent": ["payload__icontains=a", "error__icontains=a", "status__in=failed"],
+}
+
+
+@pytest.fixture
+def every_model(synced):
+    """Rows in all five admins: conversations, snapshots, runs and bindings from two syncs, and
+    a webhook event."""
+    WebhookEvent.objects.create(
+        trigger="message_sent",
+        received_at=T0,
+        status=WebhookEvent.Status.PROCESSED,
+        dedupe_key="a" * 64,
+        payload={"trigger": "message_sent"},
+    )
+    return synced
+
+
+@pytest.fixture
+def viewer(client, django_user_model):
+    """Staff who may only view the five models."""
+    user = django_user_model.objects.create_user("viewer", is_staff=True)  # no password to hash
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=[f"view_{model}" for model in ADMIN_PAGES])
+    )
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("who", ["admin_client", "viewer"])  # a superuser, view-only staff
+@pytest.mark.parametrize("model", sorted(HOSTILE_LOOKUPS))
+def test_a_lookup_no_filter_offers_is_a_400(request, who, model):
+    browser = request.getfixturevalue(who)
+    for query in HOSTILE_LOOKUPS[model]:
+        with CaptureQueriesContext(connection) as queries:
+            response = browser.get(f"{ADMIN_PAGES[model]}?{query}")
+        assert response.status_code == 400, query  # Django's DisallowedModelAdminLookup
+        table = f"django_cometchat_{model}"
+        assert not [q for q in queries if table in q["sql"]], query  # refused before reading
+
+
+@pytest.mark.parametrize("model", sorted(ADMIN_PAGES))
+def test_every_filter_and_period_the_page_offers_is_allowed(every_model, viewer, model):
+    """Each link of the filter sidebar and of the date hierarchy answers the page: the rule
+    takes the parameters from the filters themselves, so it refuses none of its own."""
+    start = ADMIN_PAGES[model]
+    if model == "conversationsnapshot":  # its filter shows once a conversation is chosen
+        start += f"?conversation={Conversation.objects.order_by('pk')[0].pk}"
+    page = viewer.get(start)
+    assert page.status_code == 200
+    html = page.content.decode()
+    links = {
+        unescape(link)
+        for link in re.findall(r'href="(\?[^"]+)"', html)
+        if not re.match(r"\?(o|p|all|q|e)=", unescape(link))  # sorting, pages, search
+    }
+    assert links or model == "uidbinding"  # the bindings have no filters
+    for link in sorted(links):
+        response = viewer.get(ADMIN_PAGES[model] + link)
+        assert response.status_code == 200, link
+        assert "e=1" not in response.get("Location", "")
+    # The filters each admin offers, by hand too: a filter dropped by mistake shows here.
+    offered = {
+        "conversation": {
+            "conversation_type",
+            "conversation_type__exact",
+            "conversation_type__isnull",
+            "unread",
+            "missing",
+            "owner_uid",
+            "updated_at__year",
+            "updated_at__month",
+            "updated_at__day",
+        },
+        "conversationsnapshot": {"conversation"},
+        "syncrun": {
+            "status",
+            "status__exact",
+            "status__isnull",
+            "trigger",
+            "trigger__exact",
+            "trigger__isnull",
+        },
+        "uidbinding": set(),
+        "webhookevent": {"trigger", "status", "status__exact", "status__isnull"},
+    }
+    model_admin: Any = admin_site._registry[django_apps.get_model("django_cometchat", model)]
+    assert model_admin.offered_lookups(page.wsgi_request) == offered[model]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "updated_at__year=9999",  # Django's end of the period is in year 10000
+        "updated_at__year=9999&updated_at__month=12",
+        "updated_at__year=9999&updated_at__month=12&updated_at__day=31",
+        "updated_at__year=99999999999999999999",  # no C integer holds it
+        "updated_at__year=0",
+        "updated_at__year=2024&updated_at__month=13",
+        "updated_at__year=2024&updated_at__month=2&updated_at__day=30",
+        "updated_at__year=x",
+        "updated_at__month=5",  # a month of every year: EXTRACT(month) over every row
+        "updated_at__year=2024&updated_at__day=5",
+    ],
+)
+def test_a_period_no_database_holds_is_refused_as_a_bad_filter(admin_client, rows, query):
+    """Django's answer to a bad filter value: the list again, with ``?e=1``, never a 500."""
+    response = admin_client.get(f"{CHANGELIST}?{query}")
+    assert response.status_code == 302
+    assert response["Location"] == f"{CHANGELIST}?e=1"
+
+
+def test_year_one_east_of_utc_is_refused_and_west_of_it_is_a_period(admin_client, rows, settings):
+    """Year 1 starts in year 0 in UTC where the clock is ahead of UTC: no database holds it."""
+    settings.TIME_ZONE = "Asia/Tokyo"
+    response = admin_client.get(f"{CHANGELIST}?updated_at__year=1")
+    assert (response.status_code, response["Location"]) == (302, f"{CHANGELIST}?e=1")
+    settings.TIME_ZONE = "America/New_York"
+    response = admin_client.get(f"{CHANGELIST}?updated_at__year=1")
+    assert response.status_code == 200
+    assert shown(response) == set()
+    response = admin_client.get(f"{CHANGELIST}?updated_at__year=2024&updated_at__month=5")
+    assert shown(response) == {("alice", "alice_user_bob"), ("bob", "alice_user_bob")}

@@ -6,7 +6,7 @@ import base64
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from django.conf import settings as django_settings
@@ -15,6 +15,9 @@ from django.db import connection
 from django.middleware.csrf import get_token
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, event, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -284,22 +287,149 @@ def test_list_page_size_defaults_to_50_and_is_capped_at_200(api):
     assert len(ids(api.get(f"{BASE}conversations/", {"page_size": 1000}))) == 200
 
 
+PAGINATED = ["conversations/", "sync-runs/", "conversations/alice_user_bob/history/"]
+
+
+def cursor(position: str, *, offset: int = 0, reverse: bool = False) -> str:
+    """A cursor as DRF encodes one: ``o``, ``r`` and ``p`` form-encoded, then base64."""
+    tokens: dict[str, Any] = {"o": offset} if offset else {}
+    tokens |= {"r": "1"} if reverse else {}
+    return base64.b64encode(urlencode(tokens | {"p": position}).encode()).decode()
+
+
+def paginated_rows():
+    """A conversation with history and a sync run, so that each paginated endpoint has rows
+    (once: a property test runs its body many times in one test's database)."""
+    if Conversation.objects.filter(owner_uid="alice", conversation_id="alice_user_bob").exists():
+        return
+    conversation = make_conversation()
+    ConversationSnapshot.objects.create(
+        conversation=conversation, fetched_at=T0, content_hash="v1", payload={}
+    )
+    make_run()
+
+
+@pytest.mark.parametrize("path", PAGINATED)
 @pytest.mark.parametrize(
-    "path", ["conversations/", "sync-runs/", "conversations/alice_user_bob/history/"]
-)
-@pytest.mark.parametrize(
-    "cursor",
+    "value",
     [
-        "garbage",
-        base64.b64encode(b"p=not-a-date").decode(),
-        base64.b64encode(b"p=2024-13-45T00:00:00").decode(),
-        base64.b64encode(b"o=-1&p=2024-01-01").decode(),
+        pytest.param("garbage", id="not base64"),
+        pytest.param(base64.b64encode(b"p=not-a-date").decode(), id="not a date"),
+        pytest.param(base64.b64encode(b"p=2024-13-45T00:00:00").decode(), id="month 13"),
+        pytest.param(base64.b64encode(b"o=-1&p=2024-01-01").decode(), id="negative offset"),
+        # Datetimes no database column holds (issue 14, item 7):
+        pytest.param(cursor("9999-12-31T23:59:59-23:00"), id="year 10000 in UTC"),
+        pytest.param(cursor("0001-01-01T00:00:00+23:00"), id="year 0 in UTC"),
+        pytest.param(
+            cursor("9999-12-31T23:59:59-23:00", reverse=True, offset=3), id="reversed, year 10000"
+        ),
+        pytest.param(cursor("2024-05-01T12:00:00+24:00"), id="an offset of a day"),
+        pytest.param(cursor("2024-05-01 12:00:00"), id="naive"),  # every link has its offset
+        pytest.param(cursor("2024-05-01T12:00:00+00:00 "), id="trailing space"),
     ],
 )
-def test_an_invalid_or_tampered_cursor_is_a_400_in_the_error_shape(api, path, cursor):
-    make_conversation()
-    error = error_of(api.get(BASE + path, {"cursor": cursor}), 400, "ERR_INVALID_REQUEST")
+def test_an_invalid_or_tampered_cursor_is_a_400_in_the_error_shape(api, path, value):
+    paginated_rows()
+    error = error_of(api.get(BASE + path, {"cursor": value}), 400, "ERR_INVALID_REQUEST")
     assert error["details"] == {"cursor": [INVALID_CURSOR]}
+
+
+@pytest.mark.parametrize("path", PAGINATED)
+@pytest.mark.parametrize(
+    "position",
+    [
+        "9999-12-31T23:59:59.999999+00:00",  # the ends of the range are still positions
+        "0001-01-01T00:00:00+00:00",
+        "9999-12-31T23:59:59+15:59",
+        "0001-01-01T00:00:00-15:59",
+    ],
+)
+def test_a_cursor_at_the_ends_of_the_range_pages_normally(api, path, position):
+    paginated_rows()
+    every = api.get(BASE + path).json()["results"]
+    assert every
+    after = api.get(BASE + path, {"cursor": cursor(position)})
+    assert after.status_code == 200, after.content
+    before = api.get(BASE + path, {"cursor": cursor(position, reverse=True)})
+    assert before.status_code == 200, before.content
+    late = position.startswith("9999")  # every row is older than year 9999
+    assert after.json()["results"] == (every if late else [])
+    assert before.json()["results"] == ([] if late else every)
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        "2024-05-01T17:32:00+05:30",
+        # An offset past 15:59, which PostgreSQL refuses: the moment it names is sent instead.
+        "2024-05-02T04:02:00+16:00",
+        "2024-04-30T12:03:00-23:59",
+    ],
+)
+def test_a_position_with_another_offset_is_the_same_moment(api, position):
+    """A position is compared as the moment it names, on every database: 17:32+05:30 is
+    12:02 UTC."""
+    for minute in range(4):
+        make_conversation(conversation_id=f"alice_user_peer{minute}", minutes=minute)
+    utc = api.get(f"{BASE}conversations/", {"cursor": cursor("2024-05-01 12:02:00+00:00")})
+    other = api.get(f"{BASE}conversations/", {"cursor": cursor(position)})
+    assert ids(utc) == ids(other) == ["alice_user_peer1", "alice_user_peer0"]
+    # Its links are the ones DRF gives for the UTC position, so paging on goes on normally.
+    assert other.json()["previous"] == utc.json()["previous"]
+    assert ids(api.get(other.json()["previous"])) == ["alice_user_peer3", "alice_user_peer2"]
+
+
+CURSOR_EXAMPLES = 150  # each a request through the test client on the cell's database
+OFFSETS = st.timedeltas(
+    min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+)
+POSITIONS = st.one_of(
+    st.datetimes(timezones=st.builds(timezone, OFFSETS)).map(str),
+    st.datetimes(timezones=st.builds(timezone, OFFSETS)).map(datetime.isoformat),
+    st.datetimes().map(str),  # naive
+    st.text(max_size=40),
+)
+
+
+def in_range_in_utc(position: str) -> bool:
+    """Whether ``position`` reads as an aware datetime whose UTC moment is in years 1 to 9999,
+    computed without the app's rule: the moment minus its offset, on naive datetimes."""
+    try:
+        moment = datetime.fromisoformat(position)
+        offset = moment.utcoffset()
+        if offset is None:
+            return False
+        moment.replace(tzinfo=None) - offset
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+@hypothesis_settings(
+    max_examples=CURSOR_EXAMPLES,
+    deadline=None,  # a shared 2-core machine: no flaky timing failures
+    database=None,  # no .hypothesis/ directory in the work tree
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(position=POSITIONS, path=st.sampled_from(PAGINATED), reverse=st.booleans())
+@example(position="2026-01-01T00:00:00+16:00", path="conversations/", reverse=False)
+@example(position="9999-12-31 23:59:59-23:00", path="sync-runs/", reverse=True)
+@example(position="0001-01-01 00:00:00+23:00", path=PAGINATED[2], reverse=False)
+def test_any_cursor_position_is_a_page_or_a_400_never_a_database_error(
+    api, position, path, *, reverse
+):
+    """Hostile positions (any offset up to a day, at the ends of the range, naive, any text):
+    the database behind this cell answers every position the rule lets through."""
+    paginated_rows()
+    response = api.get(BASE + path, {"cursor": cursor(position, reverse=reverse)})
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 400:
+        error = error_of(response, 400, "ERR_INVALID_REQUEST")
+        assert error["details"] == {"cursor": [INVALID_CURSOR]}
+        assert not in_range_in_utc(position)
+        event("refused")
+    else:
+        event("a page")
 
 
 # -- filters ------------------------------------------------------------------------------------

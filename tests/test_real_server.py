@@ -26,6 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from django_cometchat.api.pagination import INVALID_CURSOR
 from django_cometchat.models import (
     Conversation,
     ConversationSnapshot,
@@ -49,6 +50,7 @@ from .surface import (
     unlisted,
     webhook_path,
 )
+from .test_api import cursor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -300,6 +302,26 @@ def test_api_error_paths_over_a_real_server(world, api, new_session):
         path = api_path(name, conversation_id="bob_user_carol", pk=world.bob_run.pk)
         error_of(anonymous.request(method, path), 403, "ERR_NOT_AUTHENTICATED")
         error_of(wrong.request(method, path), 403, "ERR_AUTHENTICATION_FAILED")
+
+
+def test_a_tampered_cursor_is_a_json_400_over_a_real_server(world, api):
+    """A cursor position no database holds is refused before SQL on every paginated route;
+    one naming a real moment with an offset PostgreSQL refuses (+16:00) pages normally."""
+    assert api.post(api_path("conversation-sync")).status_code == 201
+    first = api.get(api_path("conversation-list")).json()["results"][0]["conversation_id"]
+    paths = [
+        api_path("conversation-list"),
+        api_path("syncrun-list"),
+        api_path("conversation-history", conversation_id=first),
+    ]
+    for path in paths:
+        for position in ("9999-12-31T23:59:59-23:00", "0001-01-01T00:00:00+23:00"):
+            response = api.get(path, params={"cursor": cursor(position)})
+            error = error_of(response, 400, "ERR_INVALID_REQUEST")
+            assert error["details"] == {"cursor": [INVALID_CURSOR]}
+        response = api.get(path, params={"cursor": cursor("9999-12-31T12:00:00+16:00")})
+        assert response.status_code == 200, response.text
+        assert response.json()["results"]  # every row is older than that
 
 
 def test_cometchat_failing_is_a_json_502_not_an_html_500(world, api):

@@ -14,15 +14,17 @@ nothing.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
 import secrets
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from io import StringIO
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 from django.apps import apps
@@ -60,6 +62,8 @@ from django_cometchat.services import (
     sync_conversations,
 )
 from django_cometchat.testing import FakeCometChat, Fault
+
+from .test_redaction import decodes_to
 
 pytestmark = pytest.mark.django_db
 
@@ -404,6 +408,91 @@ def test_a_key_cut_by_a_length_limit_is_still_redacted(chat, alice, where, limit
     assert sent_the_key(chat) == 1
     assert error_leaks(info.value) == []
     assert not leaks(SyncRun.objects.get(status=SyncRun.Status.FAILED).error_message)
+
+
+# -- CometChat echoing the key in another spelling -------------------------------------------------
+
+# A key and a webhook password holding what encoders change ("/", "+", "=", " ", "%", "é"), so
+# their percent-encoded and JSON forms differ from the text itself.
+SPELLED_KEY = f"sk/Live+{secrets.token_hex(12)}=="
+HOOK_PASSWORD = f"hook pass/{secrets.token_hex(6)}%é"
+SPELLINGS: dict[str, Callable[[str], str]] = {
+    "upper-cased": str.upper,
+    "lower-cased": str.lower,
+    "base64": lambda s: base64.b64encode(s.encode()).decode(),
+    "url-safe base64, unpadded": lambda s: (
+        base64.urlsafe_b64encode(s.encode()).decode().rstrip("=")
+    ),
+    "in a Basic credential": lambda s: base64.b64encode(f"cometchat:{s}".encode()).decode(),
+    "quote()": quote,
+    "quote(safe='')": lambda s: quote(s, safe=""),
+    "quote_plus()": quote_plus,
+}
+
+
+def shows(text: str, secret: str) -> list[str]:
+    """The spellings of ``secret`` that ``text`` still holds (any of them, not only the one
+    echoed), and "base64" if a base64 run of it decodes to the secret at any alignment."""
+    found = [how for how, spell in SPELLINGS.items() if spell(secret) in text]
+    found += ["any case"] if secret.lower() in text.lower() else []
+    found += ["base64"] if decodes_to(text, secret.encode()) else []
+    return found
+
+
+@pytest.mark.parametrize("how", sorted(SPELLINGS))
+@pytest.mark.parametrize("where", ["JSON error", "plain-text body"])
+def test_a_key_echoed_in_another_spelling_is_redacted(chat, alice, settings, caplog, *, how, where):
+    """CometChat (over real HTTP, through the fake's error injection) echoes the key and a
+    webhook password upper-cased, base64-encoded or URL-encoded: neither shows in the failed
+    SyncRun, the raised error (its whole chain and traceback) nor any log record."""
+    chat.api_key = SPELLED_KEY
+    settings.COMETCHAT = {
+        **settings.COMETCHAT,
+        "API_KEY": SPELLED_KEY,
+        "WEBHOOK_BASIC_AUTH": [f"cometchat:{HOOK_PASSWORD}"],
+    }
+    caplog.set_level(logging.DEBUG)
+    key, password = SPELLINGS[how](SPELLED_KEY), SPELLINGS[how](HOOK_PASSWORD)
+    if where == "JSON error":  # API.md section 0: the error envelope
+        fault = Fault(
+            "status",
+            status=400,
+            body={
+                "error": {
+                    "code": "ERR_BAD_REQUEST",
+                    "message": f"The apiKey {key} cannot do this.",
+                    "devMessage": f"webhook auth was '{password}'",
+                    "details": {"apikey": [f"{key} is not valid"], "auth": [password]},
+                }
+            },
+        )
+        expected: type[CometChatError] = CometChatBadRequest
+    else:  # a proxy's or a server's own text, which API.md does not shape
+        fault = Fault("status", status=502, body=f"rejected {key} / {password}", times=2)
+        expected = CometChatServerError
+    chat.inject(fault)
+    with pytest.raises(CometChatError) as info:
+        sync_conversations(alice)
+    assert type(info.value) is expected
+    sent = [r.headers.get("apikey") for r in chat.requests if r.path.startswith("/v3/")]
+    assert set(sent) == {SPELLED_KEY}  # the key itself still went, in its header
+    run = SyncRun.objects.get(status=SyncRun.Status.FAILED)
+    # The echo was kept, redacted: a JSON message is in the run's text, a plain body on the error.
+    kept = run.error_message if where == "JSON error" else info.value.body  # type: ignore[attr-defined]
+    assert "[redacted]" in kept
+    assert caplog.records, "nothing was logged: is the capture wired?"
+    texts = [("SyncRun.error_message", run.error_message)]
+    texts += [(f"log {r.name}", FORMAT.format(r) + repr(r.args)) for r in caplog.records]
+    texts += list(error_texts(info.value))
+    if isinstance(info.value, CometChatAPIError):
+        texts.append(("details", json.dumps(info.value.details, ensure_ascii=False)))
+    found = [
+        f"{where_}: {spelling}"
+        for where_, text in texts
+        for secret in (SPELLED_KEY, HOOK_PASSWORD)
+        for spelling in shows(text, secret)
+    ]
+    assert found == []
 
 
 # -- the REST API ---------------------------------------------------------------------------------

@@ -11,15 +11,20 @@ indexed columns, no facet counts, and a constant number of queries per page.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.filters import FieldListFilter, ListFilter, SimpleListFilter
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import flatten_fieldsets, get_fields_from_path
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
+from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
@@ -28,6 +33,7 @@ from django.utils.translation import ngettext
 
 from .. import services
 from ..models import Conversation, ConversationSnapshot, SyncRun, UIDBinding, WebhookEvent
+from ..types import database_datetime
 from .dates import IndexedDateHierarchy
 from .filters import (
     MissingFilter,
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
     from django.core.paginator import Paginator
 
 MAX_MESSAGES = 10  # failure messages shown per action; the rest are summed up
+DATE_PARTS = ("year", "month", "day")  # the date hierarchy's query parameters
 
 
 def search_terms(search_term: str) -> list[str]:
@@ -95,6 +102,45 @@ class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return LargeTableChangeList
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        """Only the lookups the page offers: its list filters' parameters and its date
+        hierarchy's.
+
+        Django's default admits any lookup on the model's own fields from the URL
+        (``?payload__icontains=``, ``?peer_name__iregex=``: a scan of the whole table per page,
+        for any staff who may view it) and refuses only some across relations. Here anything
+        else is Django's 400 (``DisallowedModelAdminLookup``), for superusers too. The search
+        box (``q``) is no lookup: ``get_search_results`` decides what it matches. Nor is a
+        raw-id popup's ``limit_choices_to`` (Django admits its pairs): a project that points
+        one at these read-only lists adds its pairs in a subclass.
+        """
+        return lookup in self.offered_lookups(request)
+
+    def offered_lookups(self, request: HttpRequest) -> set[str]:
+        """The query parameters the list filters and the date hierarchy read, and the bare
+        name of each filtered field (an equality, as its filter's ``__exact``)."""
+        offered: set[str] = set()
+        item: Any  # a field name, a (field name, filter class) pair or a filter class
+        for item in self.get_list_filter(request):
+            if isinstance(item, type) and issubclass(item, SimpleListFilter):
+                offered.add(str(item.parameter_name))  # no need to build it: no query
+                continue
+            spec: ListFilter
+            if isinstance(item, type) and issubclass(item, ListFilter):
+                spec = item(request, {}, self.model, self)
+            else:
+                field_path, filter_class = (
+                    item if isinstance(item, list | tuple) else (item, FieldListFilter.create)
+                )
+                field = get_fields_from_path(self.model, field_path)[-1]
+                spec = filter_class(field, request, {}, self.model, self, field_path=field_path)
+                # The bare field (?status=failed): the equality its own __exact link asks for.
+                offered.add(field_path)
+            offered.update(str(name) for name in spec.expected_parameters() if name)
+        if self.date_hierarchy:
+            offered.update(f"{self.date_hierarchy}__{part}" for part in DATE_PARTS)
+        return offered
+
     def get_paginator(
         self,
         request: HttpRequest,
@@ -123,7 +169,8 @@ class ExactUIDSearch:
 
 
 class LargeTableChangeList(ChangeList):
-    """A changelist whose date hierarchy probes the index instead of sorting every row.
+    """A changelist whose date hierarchy probes the index instead of sorting every row, and
+    refuses a period no database column holds.
 
     ``admin/django_cometchat/change_list.html`` renders ``indexed_date_hierarchy`` in place of
     Django's ``cl``; see :mod:`.dates`.
@@ -132,6 +179,48 @@ class LargeTableChangeList(ChangeList):
     @property
     def indexed_date_hierarchy(self) -> IndexedDateHierarchy:
         return IndexedDateHierarchy(self)
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        self._check_period()
+        return super().get_filters(request)
+
+    def _check_period(self) -> None:
+        """The date hierarchy's ``?updated_at__year=`` (``__month``, ``__day``) as a period
+        whose bounds the database holds, by the API's cursor rule (``types.database_datetime``).
+
+        Django computes the period's end itself and answers 500 for year 9999 (its end is in
+        year 10000), a year too large for a C integer, or year 1 in a time zone east of UTC
+        (its start is in year 0 in UTC); and it applies a month or a day without its year as
+        a filter on every year, which no index serves. Here each is Django's answer to a bad
+        filter value (``IncorrectLookupParameters``: the list again, unfiltered, ``?e=1``).
+        """
+        field = self.date_hierarchy
+        if not field:
+            return
+        params = self.get_filters_params()
+        year, month, day = (params.get(f"{field}__{part}") for part in DATE_PARTS)
+        if year is None and month is None and day is None:
+            return
+        if year is None or (day is not None and month is None):
+            # Django would filter on EXTRACT(month) alone: every row read, no index helps.
+            raise IncorrectLookupParameters(f"{field}: a period is a year, a month or a day")
+        try:
+            start = datetime(
+                int(year[-1]), int(month[-1] if month else 1), int(day[-1] if day else 1)
+            )
+            if day:
+                end = start + timedelta(days=1)
+            elif month:
+                end = (start + timedelta(days=32)).replace(day=1)
+            else:
+                end = start.replace(year=start.year + 1)
+        except (ValueError, OverflowError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        zone = connections[self.root_queryset.db].timezone
+        for bound in (start, end):
+            moment = bound if zone is None else timezone.make_aware(bound)  # as Django does
+            if database_datetime(moment, zone) is None:
+                raise IncorrectLookupParameters(f"{field}: no such period")
 
 
 class PayloadDeferredChangeList(LargeTableChangeList):
