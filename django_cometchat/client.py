@@ -27,7 +27,8 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -48,6 +49,7 @@ from .exceptions import (
     CometChatResponseError,
     CometChatServerError,
     CometChatTimeout,
+    CometChatTooManyPages,
     CometChatTransportError,
     CometChatUnknownOwner,
     RateLimitInfo,
@@ -57,7 +59,7 @@ from .filters import ConversationFilters
 from .ids import path_segment, resolve_conversation_id, validate_id
 from .ratelimit import parse_rate_limit, seconds_to_wait, window_end
 from .redaction import Secret, redact
-from .retry import CometChatRetry, current_budget, retry_budget
+from .retry import CometChatRetry, attempt_clock, current_budget, retry_budget
 from .types import (
     Conversation,
     Pagination,
@@ -70,7 +72,7 @@ from .types import (
     unwrap_single,
 )
 
-__all__ = ["CometChatClient", "Page", "Pages", "retry_budget"]
+__all__ = ["CometChatClient", "Fetched", "Page", "Pages", "retry_budget"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +94,32 @@ _ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    """One page of a list endpoint: its rows and the pagination CometChat reported."""
+    """One page of a list endpoint: its rows, the pagination CometChat reported, and when the
+    request that was answered left (``sent_at``; see :class:`Fetched`)."""
 
     number: int
     items: tuple[T, ...]
     pagination: Pagination | None
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class Fetched(Generic[T]):
+    """A single object and when the request that was answered left.
+
+    ``sent_at`` is taken just before the request is handed to the connection; for a retried
+    request it is the retry that was answered (the answer reflects CometChat's state from then
+    on, not from the first try). Our clock, not CometChat's: the sync orders stored rows by it.
+    """
+
+    value: T
+    sent_at: datetime
+
+
+class _Answer(NamedTuple):
+    data: Any
+    body: Mapping[str, Any]
+    sent_at: datetime
 
 
 # A lazy walk over a list endpoint's pages; close() it when stopping early.
@@ -204,8 +227,9 @@ class CometChatClient:
         *,
         params: Mapping[str, Any] | None = None,
         on_behalf_of: str | None = None,
-    ) -> tuple[Any, Mapping[str, Any]]:
-        """GET ``path``; return the envelope's ``data`` and the whole decoded body."""
+    ) -> _Answer:
+        """GET ``path``: the envelope's ``data``, the whole decoded body, and when the attempt
+        that was answered left."""
         endpoint = f"GET {path}"
         headers = {}
         if on_behalf_of is not None:
@@ -217,14 +241,15 @@ class CometChatClient:
         connect, read = self.settings.timeout
         self.request_count += 1
         try:
-            response = self.session.get(
-                self.base_url + path,
-                params=params,
-                headers=headers,
-                timeout=(deadline.clip(connect), deadline.clip(read)),
-                allow_redirects=False,
-                stream=True,
-            )
+            with attempt_clock() as clock:  # the retry policy moves it to each retry's send
+                response = self.session.get(
+                    self.base_url + path,
+                    params=params,
+                    headers=headers,
+                    timeout=(deadline.clip(connect), deadline.clip(read)),
+                    allow_redirects=False,
+                    stream=True,
+                )
         except requests.exceptions.RequestException as exc:
             deadline.check(endpoint)  # a timeout cut short by the deadline says so
             raise self._transport_error(endpoint, exc) from exc
@@ -235,7 +260,8 @@ class CometChatClient:
             content = self._read_body(endpoint, response)
         if response.status_code >= 300:
             self._raise_for_error(endpoint, response, content, path, on_behalf_of)
-        return self._decode_success(endpoint, response, content)
+        data, body = self._decode_success(endpoint, response, content)
+        return _Answer(data, body, clock.sent_at)
 
     def _read_body(self, endpoint: str, response: requests.Response) -> bytes:
         """The body, decompressed and read in chunks: never more than ``MAX_RESPONSE_BYTES``
@@ -448,6 +474,7 @@ class CometChatClient:
         start_page: int = 1,
         prefetch: bool = False,
         parsed: bool = True,
+        max_pages: int | None = None,
     ) -> Pages[Any]:
         """Lazily yield the owner's conversation pages, newest first; one page in memory (two
         with ``prefetch``, which fetches the next page while the caller works on this one).
@@ -455,6 +482,9 @@ class CometChatClient:
         Rows are parsed :class:`~django_cometchat.types.Conversation` values, or with
         ``parsed=False`` CometChat's JSON objects whose ``conversationId`` alone is checked (the
         sync parses only rows whose content it does not hold yet).
+
+        After ``max_pages`` pages (default ``SYNC_MAX_PAGES``) that still claim another one,
+        the walk raises ``CometChatTooManyPages`` instead of asking for the next.
         """
         params = {
             "perPage": self._page_size(per_page),
@@ -469,6 +499,7 @@ class CometChatClient:
             on_behalf_of=on_behalf_of,
             start_page=start_page,
             prefetch=prefetch,
+            max_pages=self.settings.sync_max_pages if max_pages is None else max_pages,
         )
 
     def iter_raw_conversation_pages(
@@ -512,18 +543,22 @@ class CometChatClient:
         on_behalf_of: str | None = None,
         start_page: int = 1,
         prefetch: bool = False,
+        max_pages: int | None = None,
     ) -> Pages[T]:
         """Lazily walk ``page=1..`` of a list endpoint, holding one page (two with prefetch).
 
         Stops at an empty or short page, or when ``current_page >= total_pages`` (which may only
         mean "is there another page"). A full page without ``current_page``/``total_pages`` is
-        a malformed answer, never taken for the last page. CometChat's ``total`` is not trusted.
+        a malformed answer, never taken for the last page. CometChat's ``total`` is not trusted,
+        and neither is an endless "another page": after ``max_pages`` pages the walk yields the
+        last one it has, then raises ``CometChatTooManyPages`` without asking for more.
         """
         endpoint = f"GET {path}"
         per_page = int(params["perPage"])
+        capped: list[Page[T]] = []  # the page at the cap that still claimed another
 
         def fetch(number: int) -> Page[T]:
-            data, body = self._get(
+            data, body, sent_at = self._get(
                 path, params={**params, "page": number}, on_behalf_of=on_behalf_of
             )
             if not isinstance(data, list):
@@ -532,7 +567,10 @@ class CometChatClient:
                 )
             pagination = self._parse(endpoint, parse_pagination, body.get("meta"))
             page = Page(
-                number, tuple(self._parse(endpoint, parser, row) for row in data), pagination
+                number,
+                tuple(self._parse(endpoint, parser, row) for row in data),
+                pagination,
+                sent_at,
             )
             if len(page.items) >= per_page and (pagination is None or not pagination.is_complete):
                 raise CometChatResponseError(
@@ -546,50 +584,93 @@ class CometChatClient:
             if len(page.items) < per_page:
                 return True
             assert page.pagination is not None  # checked in fetch
-            return page.pagination.is_last
+            if page.pagination.is_last:
+                return True
+            if max_pages is not None and page.number - start_page + 1 >= max_pages:
+                capped.append(page)
+                return True  # the walker stops here: the next page is never asked for
+            return False
 
-        walk = _walk_prefetching if prefetch else _walk
-        return walk(fetch, is_last, start_page)
+        def walk() -> Pages[T]:
+            pages = (_walk_prefetching if prefetch else _walk)(fetch, is_last, start_page)
+            with closing(pages):
+                yield from pages
+            if capped:
+                raise CometChatTooManyPages(
+                    f"CometChat still claimed another page after {max_pages} pages of "
+                    f'{per_page}; stopped there. That is the cap COMETCHAT["SYNC_MAX_PAGES"] '
+                    "sets: raise it if this list really is longer",
+                    endpoint=endpoint,
+                )
+
+        return walk()
 
     # -- single objects --------------------------------------------------------------------------
 
     def _get_one(
         self, path: str, parser: Callable[[Any], T], what: str, *, on_behalf_of: str | None
-    ) -> T:
+    ) -> Fetched[T]:
         """A single-object GET: ``data`` is an object, or (as the examples show) a list of one."""
-        data, _ = self._get(path, on_behalf_of=on_behalf_of)
+        data, _, sent_at = self._get(path, on_behalf_of=on_behalf_of)
         endpoint = f"GET {path}"
-        return self._parse(endpoint, lambda value: parser(unwrap_single(value, what)), data)
+        value = self._parse(endpoint, lambda value: parser(unwrap_single(value, what)), data)
+        return Fetched(value, sent_at)
 
     def get_user_conversation(self, uid: str, *, on_behalf_of: str) -> Conversation:
         """``GET /users/{uid}/conversation``: the owner's one-to-one conversation with ``uid``."""
-        path = f"/users/{path_segment(uid, 'UID')}/conversation"
-        return self._get_one(path, parse_conversation, "conversation", on_behalf_of=on_behalf_of)
+        path = _user_conversation_path(uid)
+        return self._get_one(
+            path, parse_conversation, "conversation", on_behalf_of=on_behalf_of
+        ).value
 
     def get_group_conversation(self, guid: str, *, on_behalf_of: str) -> Conversation:
         """``GET /groups/{guid}/conversation``: the owner's view of a group conversation."""
-        path = f"/groups/{path_segment(guid, 'GUID')}/conversation"
-        return self._get_one(path, parse_conversation, "conversation", on_behalf_of=on_behalf_of)
+        path = _group_conversation_path(guid)
+        return self._get_one(
+            path, parse_conversation, "conversation", on_behalf_of=on_behalf_of
+        ).value
 
     def get_conversation_by_id_deprecated(
         self, conversation_id: str, *, on_behalf_of: str
     ) -> Conversation:
         """The deprecated ``GET /conversations/{conversationId}``; a fallback only."""
-        path = f"/conversations/{path_segment(conversation_id, 'conversation id')}"
-        return self._get_one(path, parse_conversation, "conversation", on_behalf_of=on_behalf_of)
+        path = _deprecated_conversation_path(conversation_id)
+        return self._get_one(
+            path, parse_conversation, "conversation", on_behalf_of=on_behalf_of
+        ).value
 
     def get_conversation(self, conversation_id: str, *, on_behalf_of: str) -> Conversation:
         """One conversation by id, through the supported endpoint its id maps to."""
+        return self.get_conversation_timed(conversation_id, on_behalf_of=on_behalf_of).value
+
+    def get_conversation_timed(
+        self, conversation_id: str, *, on_behalf_of: str
+    ) -> Fetched[Conversation]:
+        """:meth:`get_conversation`, with when the answered request left (``sent_at``)."""
         target = resolve_conversation_id(conversation_id, owner_uid=on_behalf_of)
         if target.kind == "user":
-            return self.get_user_conversation(target.identifier, on_behalf_of=on_behalf_of)
-        if target.kind == "group":
-            return self.get_group_conversation(target.identifier, on_behalf_of=on_behalf_of)
-        return self.get_conversation_by_id_deprecated(target.identifier, on_behalf_of=on_behalf_of)
+            path = _user_conversation_path(target.identifier)
+        elif target.kind == "group":
+            path = _group_conversation_path(target.identifier)
+        else:
+            path = _deprecated_conversation_path(target.identifier)
+        return self._get_one(path, parse_conversation, "conversation", on_behalf_of=on_behalf_of)
 
     def get_user(self, uid: str, *, on_behalf_of: str | None = None) -> User:
         path = f"/users/{path_segment(uid, 'UID')}"
-        return self._get_one(path, parse_user, "user", on_behalf_of=on_behalf_of)
+        return self._get_one(path, parse_user, "user", on_behalf_of=on_behalf_of).value
+
+
+def _user_conversation_path(uid: str) -> str:
+    return f"/users/{path_segment(uid, 'UID')}/conversation"
+
+
+def _group_conversation_path(guid: str) -> str:
+    return f"/groups/{path_segment(guid, 'GUID')}/conversation"
+
+
+def _deprecated_conversation_path(conversation_id: str) -> str:
+    return f"/conversations/{path_segment(conversation_id, 'conversation id')}"
 
 
 def _walk(

@@ -73,6 +73,9 @@ DEFAULTS: Mapping[str, Any] = {
     # A sync still "running" (or "queued") after this many seconds is marked failed as
     # abandoned (its worker was killed), and the owner's next sync proceeds.
     "SYNC_ABANDONED_AFTER": 3600,
+    # The most pages one walk over an owner's conversations may take; a sync that reaches it
+    # while CometChat still claims another page fails (an upstream that never ends).
+    "SYNC_MAX_PAGES": 10_000,
     # Webhook credentials: "user:password" strings (several, for rotation). Empty: the webhook
     # endpoint refuses every delivery.
     "WEBHOOK_BASIC_AUTH": (),
@@ -137,6 +140,7 @@ class CometChatSettings:
     requests_per_minute: int | None
     rate_limit_cache: str
     sync_abandoned_after: float
+    sync_max_pages: int
     webhook_credentials: tuple[tuple[str, Secret], ...] = field(repr=False)
     page_size: int
     uid_resolver_path: str | None
@@ -344,6 +348,7 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         requests_per_minute=_optional_integer(raw, "REQUESTS_PER_MINUTE", minimum=1),
         rate_limit_cache=_string(raw, "RATE_LIMIT_CACHE"),
         sync_abandoned_after=_number(raw, "SYNC_ABANDONED_AFTER", minimum=1),
+        sync_max_pages=_integer(raw, "SYNC_MAX_PAGES", minimum=1),
         webhook_credentials=_webhook_credentials(raw["WEBHOOK_BASIC_AUTH"]),
         page_size=_integer(raw, "PAGE_SIZE", minimum=1, maximum=MAX_PAGE_SIZE),
         uid_resolver_path=_optional_str(raw, "UID_RESOLVER"),

@@ -344,3 +344,10 @@ class CometChatResponseError(CometChatError):
         super().__init__(f"{endpoint}: {message}" if endpoint else message)
         self.endpoint = endpoint
         self.status = status
+
+
+class CometChatTooManyPages(CometChatResponseError):
+    """A list walk reached its page cap (``SYNC_MAX_PAGES``) and CometChat still claimed another
+    page: an upstream that never ends, or an owner larger than the cap allows."""
+
+    code = "ERR_TOO_MANY_PAGES"

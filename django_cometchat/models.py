@@ -83,10 +83,11 @@ class Conversation(PayloadParts, models.Model):
     """The latest snapshot of one conversation as one owner sees it.
 
     ``created_at``/``updated_at`` are CometChat's ``createdAt``/``updatedAt``, not our row's
-    timestamps; ``fetched_at`` is when the stored content was fetched (it moves only when the
-    content changes). ``missing_since`` is set when a complete sync no longer returns it, or when
-    a webhook event says the owner lost it (kicked, left, banned, the group deleted) and CometChat
-    confirms; rows are never hard-deleted by either.
+    timestamps; ``fetched_at`` is when the request that fetched the stored content left (it
+    moves only when the content changes; writes are ordered by it, see ``storage``).
+    ``missing_since`` is set when CometChat confirmed that the owner no longer has it: after a
+    complete sync no longer returned it, or after a webhook event said the owner lost it (kicked,
+    left, banned, the group deleted). Rows are never hard-deleted by either.
     """
 
     owner = models.ForeignKey(
@@ -107,8 +108,15 @@ class Conversation(PayloadParts, models.Model):
     peer_name = models.CharField("peer name", max_length=255, blank=True, default="")
     payload = models.JSONField("CometChat payload")
     content_hash = models.CharField(max_length=64)
-    fetched_at = models.DateTimeField("fetched")
-    missing_since = models.DateTimeField(null=True, blank=True)
+    fetched_at = models.DateTimeField(
+        "fetched",
+        help_text="When the request that fetched this content left (this site's clock).",
+    )
+    missing_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When CometChat confirmed the owner no longer has it (the proving request).",
+    )
 
     objects = OwnedQuerySet["Conversation"].as_manager()
 
@@ -210,6 +218,12 @@ class SyncRun(models.Model):
     updated_count = models.PositiveIntegerField("updated", default=0)
     unchanged_count = models.PositiveIntegerField("unchanged", default=0)
     missing_count = models.PositiveIntegerField("missing", default=0)
+    rechecked_count = models.PositiveIntegerField(
+        "re-checked",
+        default=0,
+        help_text="Conversations the complete sync did not see, asked for one by one before "
+        "any was marked missing.",
+    )
     pages = models.PositiveIntegerField(default=0)
     requests = models.PositiveIntegerField(default=0)
     error_code = models.CharField(max_length=100, blank=True, default="")

@@ -13,6 +13,9 @@ we only decide how long to wait and when to give up:
 
 ``retry_budget(seconds)`` lowers the budget for every call made inside its block, in this context
 (thread or task), whichever client makes them.
+
+``attempt_clock()`` tells the caller when the attempt that was answered left: its start, moved
+forward each time a retry is about to be sent (after its wait). The sync orders stored rows by it.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import logging
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from django.utils import timezone
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
@@ -56,6 +61,32 @@ def retry_budget(seconds: float) -> Iterator[None]:
         yield
     finally:
         _call_budget.reset(token)
+
+
+class AttemptClock:
+    """When the latest attempt of one call left: set before the first send, moved forward by
+    :meth:`CometChatRetry.sleep` just before each retry goes out."""
+
+    def __init__(self) -> None:
+        self.sent_at: datetime = timezone.now()
+
+    def mark(self) -> None:
+        self.sent_at = timezone.now()
+
+
+_attempt: ContextVar[AttemptClock | None] = ContextVar("cometchat_attempt", default=None)
+
+
+@contextmanager
+def attempt_clock() -> Iterator[AttemptClock]:
+    """Around one call: ``clock.sent_at`` is when the attempt that was answered left (the
+    first send, or the last retry). Enter it right before the request is sent."""
+    clock = AttemptClock()
+    token = _attempt.set(clock)
+    try:
+        yield clock
+    finally:
+        _attempt.reset(token)
 
 
 def current_budget(default: float) -> float:
@@ -160,6 +191,9 @@ class CometChatRetry(Retry):
             # Its wait counts against the retry budget like a backoff does.
             left = current_budget(self.budget) - self.slept
             self.slept += self.rate_budget.take(self._endpoint(), max_wait=max(left, 0.0))
+        clock = _attempt.get()
+        if clock is not None:  # the retry leaves now: the answer, if one comes, is from here
+            clock.mark()
 
     def _endpoint(self) -> str:
         """The request being retried, as errors name it (``GET /users/...``)."""

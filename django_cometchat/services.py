@@ -27,6 +27,7 @@ from .client import CometChatClient, retry_budget
 from .conf import get_settings
 from .exceptions import (
     CometChatAPIError,
+    CometChatDeadlineExceeded,
     CometChatError,
     CometChatInvalidId,
     CometChatOwnerConflict,
@@ -41,6 +42,7 @@ from .redaction import redact
 from .signals import conversation_changed, conversations_synced, webhook_processed
 from .storage import (
     PageOutcome,
+    Row,
     SeenSet,
     clear_missing,
     content_hash,
@@ -50,6 +52,7 @@ from .storage import (
     stored_hashes,
     with_list_only_fields,
 )
+from .types import Conversation as RemoteConversation
 from .types import PayloadShapeError, conversation_id_of, parse_conversation, updated_at_of
 from .webhook_types import Delivery, Target, foreign_app, parse_webhook
 
@@ -94,7 +97,7 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "claim_webhook_event",
     "webhook_targets",
     "refresh_target",
-    "confirms_gone",
+    "proves_gone",
     "finish_webhook_event",
 ]
 
@@ -350,6 +353,7 @@ class SyncResult:
     unchanged: int = 0
     stale: int = 0
     missing: int = 0
+    rechecked: int = 0  # candidates for a missing mark asked for one by one
     pages: int = 0
     requests: int = 0
     error: CometChatError | None = None
@@ -386,7 +390,7 @@ def sync_conversations(
     :class:`Owner`. Each page is written in its own transaction; a failure part-way leaves what
     was stored before untouched, marks nothing missing, and records the failed ``SyncRun`` with
     the reason. After a complete sync not narrowed by ``filters``, stored conversations it did not
-    return get ``missing_since``.
+    return are re-checked, and those CometChat confirms gone get ``missing_since``.
 
     With ``raise_errors=False`` a CometChat failure is returned in ``result.error`` instead.
     ``run`` is a queued ``SyncRun`` (``queue_sync_run``) that this sync carries out.
@@ -437,10 +441,42 @@ def _start_run(
 
 
 CATCH_UP_MAX_PAGES = 10
+# Up to this many candidates (or as many as the walk had pages, if more) are re-checked one GET
+# each before a missing mark; more than that take a second walk over the pages first.
+RECHECK_MAX = 25
+# What a single-conversation GET answers when the owner no longer has the conversation (API.md
+# §0.4, §2.2, §2.4, §2.10, §5.3, §8.12, §8.13): not accessible (not their one-to-one, not a
+# member, no messages), the deprecated endpoint's not found, the peer user (deleted, or
+# deactivated) or the group gone, the owner out of the group. Nothing else proves it.
+GONE_CODES = frozenset(
+    {
+        "ERR_CONVERSATION_NOT_ACCESSIBLE",
+        "ERR_CONVERSATION_NOT_FOUND",
+        "ERR_UID_NOT_FOUND",
+        "ERR_GUID_NOT_FOUND",
+        "ERR_NOT_A_MEMBER",
+        "ERR_GROUP_NOT_JOINED",
+        "ERR_BANNED_GROUPMEMBER",
+    }
+)
+
+
+def proves_gone(exc: CometChatError) -> bool:
+    """Whether a failed single-conversation GET proves the owner no longer has it.
+
+    An unknown *owner* is not about the conversation, nor is an unknown user asked about a
+    group's conversation (only its owner could be meant); a 5xx, a 429, a transport failure or a
+    broken body proves nothing either.
+    """
+    if not isinstance(exc, CometChatAPIError) or isinstance(exc, CometChatUnknownOwner):
+        return False
+    if exc.code == "ERR_UID_NOT_FOUND" and not exc.endpoint.startswith("GET /users/"):
+        return False
+    return exc.code in GONE_CODES and (exc.status is None or exc.status < 500)
 
 
 class _Walk:
-    """One sync's walk over the owner's pages: store each, catch up, then mark what is missing."""
+    """One sync's walk over the owner's pages: store each, catch up, then prove what is missing."""
 
     def __init__(
         self,
@@ -474,22 +510,15 @@ class _Walk:
         self.run_record.complete = True
         if self.repeats and top_at_start is not None:
             self.catch_up(top_at_start)
-            logger.info(
-                "Conversations of %s moved during the sync; missing marks wait for a quiet sync",
-                self.owner_uid,
-            )
-            return
-        self.result.missing = self.seen.mark_missing(
-            self.owner_uid, started_at=self.run_record.started_at, now=timezone.now()
-        )
+        self.prove_missing(self.seen)
 
     def store(self, page: Page[Mapping[str, Any]], *, count_unchanged: bool = True) -> None:
         """Store one page. Rows whose content is already stored are neither parsed nor written.
 
-        The catch-up re-reads rows the walk already counted: it counts only what it writes.
+        The catch-up and a second pass re-read rows the walk already counted: they count only
+        what they write.
         """
         self.result.pages += 1
-        fetched_at = timezone.now()
         digests = [(conversation_id_of(raw), content_hash(raw), raw) for raw in page.items]
         ids = [cid for cid, _, _ in digests]
         known = stored_hashes(self.owner_uid, ids)
@@ -518,16 +547,21 @@ class _Walk:
         if self.seen is not None:
             self.repeats += self.seen.add(ids)
         if rows:
-            outcome = store_page(
-                owner_id=self.run_record.owner_id,
-                owner_uid=self.owner_uid,
-                rows=rows,
-                fetched_at=fetched_at,
-            )
-            self.result.add(outcome)
-            _announce_changes(self.owner_uid, outcome)
+            # Ordered by when the page's request left, not by when it is stored.
+            self.write(rows, page.sent_at)
         if back:
-            clear_missing(self.owner_uid, back)
+            clear_missing(self.owner_uid, back, before=page.sent_at)
+
+    def write(self, rows: list[Row], sent_at: datetime) -> PageOutcome:
+        outcome = store_page(
+            owner_id=self.run_record.owner_id,
+            owner_uid=self.owner_uid,
+            rows=rows,
+            fetched_at=sent_at,
+        )
+        self.result.add(outcome)
+        _announce_changes(self.owner_uid, outcome)
+        return outcome
 
     def catch_up(self, top_at_start: int) -> None:
         """Store what moved to the top of the list while the walk was under way.
@@ -536,7 +570,8 @@ class _Walk:
         while the walk is under way: it jumps to page 1, which was already read, and the rows
         behind it shift by one, so the next page repeats a row already seen. That repeat is the
         sign. Everything that moved sits above the walk's first row, so re-reading pages until
-        one reaches rows that old stores it. Missing marks then wait for a walk without repeats.
+        one reaches rows that old stores it (a conversation new since the walk began too, which
+        no re-check would find: it is not stored yet).
         """
         pages = self.client.iter_raw_conversation_pages(on_behalf_of=self.owner_uid)
         with closing(pages):
@@ -545,6 +580,106 @@ class _Walk:
                 oldest = updated_at_of(page.items[-1].get("updatedAt"))
                 if oldest < top_at_start or number >= CATCH_UP_MAX_PAGES:
                     break
+
+    def prove_missing(self, seen: SeenSet) -> None:
+        """Mark missing only what CometChat confirms is gone.
+
+        A stored row the walk did not see is only a candidate: a conversation that left above
+        the current page between two page requests shifts the rows below it up by one, and one
+        of them is never served. Each candidate is asked for on its own (a GET on the owner's
+        behalf): found, it is stored; gone (``GONE_CODES``), it is marked; anything else leaves
+        it as it is. When there are more candidates than ``RECHECK_MAX`` (and than the walk had
+        pages), a second walk over the pages comes first; if that still leaves too many, what
+        both walks left out is marked.
+        """
+        started = self.run_record.started_at
+        limit = max(RECHECK_MAX, self.result.pages)
+        candidates = seen.unseen(self.owner_uid, before=started, limit=limit + 1)
+        if len(candidates) > limit:
+            logger.info(
+                "More than %s conversations of %s were not seen; walking the pages again",
+                limit,
+                self.owner_uid,
+            )
+            second_started = timezone.now()
+            pages = self.client.iter_raw_conversation_pages(
+                on_behalf_of=self.owner_uid, prefetch=True
+            )
+            with closing(pages):
+                for page in pages:
+                    self.store(page, count_unchanged=False)
+            candidates = seen.unseen(self.owner_uid, before=started, limit=limit + 1)
+            if len(candidates) > limit:
+                self.result.missing += seen.mark_missing(
+                    self.owner_uid, before=started, proven_at=second_started
+                )
+                return
+        if candidates:
+            self.recheck(candidates)
+
+    def recheck(self, candidates: list[str]) -> None:
+        """One GET per candidate; mark those CometChat confirms gone, in one statement at the
+        end (a failure before it marks nothing, as a failed walk does)."""
+        # When the first re-check left, or earlier: the proof's time (conservative, as any
+        # request sent after it that stored one of these rows keeps it).
+        proven_at = timezone.now()
+        gone: list[str] = []
+        unproven = 0
+        for index, conversation_id in enumerate(candidates):
+            self.result.rechecked += 1
+            try:
+                fetched = self.client.get_conversation_timed(
+                    conversation_id, on_behalf_of=self.owner_uid
+                )
+            except CometChatError as exc:
+                if proves_gone(exc):
+                    gone.append(conversation_id)
+                    continue
+                if isinstance(exc, CometChatUnknownOwner | CometChatDeadlineExceeded):
+                    raise
+                if exc.scope == "global":  # the key, the plan: nothing else will work either
+                    raise
+                unproven += 1
+                if exc.scope == "outage":  # CometChat is struggling: ask it nothing more now
+                    unproven += len(candidates) - index - 1
+                    logger.warning(
+                        "Re-checking conversations of %s stopped (%s); %s stay as they are",
+                        self.owner_uid,
+                        exc.code,
+                        len(candidates) - index,
+                    )
+                    break
+                logger.info(
+                    "Re-check of %s for %s proved nothing (%s); it stays as it is",
+                    conversation_id,
+                    self.owner_uid,
+                    exc.code,
+                )
+                continue
+            self.write([self.single_row(fetched.value)], fetched.sent_at)
+        if gone:
+            self.result.missing += mark_gone(self.owner_uid, gone, proven_at=proven_at)
+        logger.info(
+            "Re-checked %s conversations of %s not seen by the sync: %s gone, %s live, %s unproven",
+            self.result.rechecked,
+            self.owner_uid,
+            len(gone),
+            len(candidates) - len(gone) - unproven,
+            unproven,
+        )
+
+    def single_row(self, remote: RemoteConversation) -> Row:
+        """The row for a single GET's answer, with the stored block flags (as
+        ``fetch_conversation`` keeps them)."""
+        payload = remote.raw
+        if remote.conversation_type == "user":
+            stored = Conversation.objects.owned_by(self.owner_uid).filter(
+                conversation_id=remote.conversation_id
+            )
+            payload = with_list_only_fields(
+                payload, stored.values_list("payload", flat=True).first()
+            )
+        return row_from(remote, payload=payload)
 
 
 def _explain(exc: BaseException, owner: Owner) -> None:
@@ -562,6 +697,7 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
     run.updated_count = result.updated
     run.unchanged_count = result.kept
     run.missing_count = result.missing
+    run.rechecked_count = result.rechecked
     run.pages = result.pages
     run.requests = result.requests
     if exc is None:
@@ -645,10 +781,11 @@ def fetch_conversation(
     validate_id(conversation_id, "conversation id")
     with nullcontext(client) if client is not None else new_client() as active:
         try:
-            remote = active.get_conversation(conversation_id, on_behalf_of=owner.uid)
+            fetched = active.get_conversation_timed(conversation_id, on_behalf_of=owner.uid)
         except CometChatError as exc:
             _explain(exc, owner)
             raise
+    remote = fetched.value
     payload = remote.raw
     if remote.conversation_type == "user":
         stored = Conversation.objects.owned_by(owner.uid).filter(
@@ -661,7 +798,7 @@ def fetch_conversation(
         owner_id=owner.user_id,
         owner_uid=owner.uid,
         rows=[row_from(remote, payload=payload)],
-        fetched_at=timezone.now(),
+        fetched_at=fetched.sent_at,  # ordered by when the request left, not when it landed
     )
     _announce_changes(owner.uid, outcome)
     return Conversation.objects.owned_by(owner.uid).get(conversation_id=remote.conversation_id)
@@ -833,20 +970,6 @@ def prune_history(
 # -- webhooks ----------------------------------------------------------------------------------
 
 
-# CometChat's answers that confirm an owner no longer holds a group conversation, as a webhook
-# event said (kicked, left, banned, the group deleted): whatever the 4xx status (API.md §5.2:
-# branch on the code). ERR_CONVERSATION_NOT_ACCESSIBLE: not a member (any more), §5.3;
-# ERR_GUID_NOT_FOUND: the group is gone, §2.10; the three membership codes of §5.3 say the same.
-# Never a 5xx, a 429 or a transport failure, nor ERR_UID_NOT_FOUND (the owner, not the group).
-GONE_CODES = frozenset(
-    {
-        "ERR_CONVERSATION_NOT_ACCESSIBLE",
-        "ERR_GUID_NOT_FOUND",
-        "ERR_NOT_A_MEMBER",
-        "ERR_GROUP_NOT_JOINED",
-        "ERR_BANNED_GROUPMEMBER",
-    }
-)
 # Attempts of record_webhook to settle one key against concurrent deliveries of it.
 RECORD_ATTEMPTS = 3
 
@@ -997,7 +1120,7 @@ def refresh_target(
 ) -> Conversation | None:
     """Refresh one conversation a webhook event names (``fetch_conversation``, with the
     event's block flag); None when the event said the owner lost it (``expect_gone``) and
-    CometChat's answer confirms it (``GONE_CODES``): the stored copy is then marked missing,
+    CometChat's answer proves it (``proves_gone``): the stored copy is then marked missing,
     its history kept. Any other failure is raised, and marks nothing."""
     owner = as_owner(owner)
     asked_at = timezone.now()
@@ -1006,7 +1129,7 @@ def refresh_target(
             owner, target.conversation_id, client=client, peer_flag=target.peer_flag
         )
     except CometChatAPIError as exc:
-        if not (target.expect_gone and confirms_gone(exc)):
+        if not (target.expect_gone and proves_gone(exc)):
             raise
         logger.info(
             "CometChat confirms %s no longer holds %s (%s): marked missing",
@@ -1014,19 +1137,8 @@ def refresh_target(
             target.conversation_id,
             exc.code,
         )
-    mark_gone(owner.uid, target.conversation_id, asked_at=asked_at, now=timezone.now())
+    mark_gone(owner.uid, [target.conversation_id], proven_at=asked_at)
     return None
-
-
-def confirms_gone(exc: CometChatError) -> bool:
-    """Whether a failed refresh is CometChat saying the conversation is gone for its owner."""
-    return (
-        isinstance(exc, CometChatAPIError)
-        and not isinstance(exc, CometChatUnknownOwner)
-        and exc.code in GONE_CODES
-        and exc.status is not None
-        and 400 <= exc.status < 500
-    )
 
 
 def finish_webhook_event(

@@ -280,6 +280,24 @@ def test_4xx_is_not_retried(chat, client_for):
     assert len(api_requests(chat)) == 1
 
 
+def test_sent_at_is_when_the_answered_request_left(chat, client_for):
+    """Pages and single fetches say when their request left: the first send, or the retry that
+    was answered (its answer shows CometChat's data from then on)."""
+    client = client_for()
+    before = time.time()
+    fetched = client.get_conversation_timed("alice_user_bob", on_behalf_of="alice")
+    (request,) = api_requests(chat)
+    assert before <= fetched.sent_at.timestamp() <= request.at
+    assert fetched.value.conversation_id == "alice_user_bob"
+
+    chat.clear_requests()
+    chat.inject(Fault("status", status=503, times=2, path="/conversations"))
+    (page,) = client.iter_conversation_pages(on_behalf_of="alice", prefetch=True)
+    first, retry, answered = api_requests(chat)
+    assert [first.status, retry.status, answered.status] == [503, 503, 200]
+    assert retry.at < page.sent_at.timestamp() <= answered.at
+
+
 def test_dropped_connection_is_retried(chat, client_for):
     chat.inject(Fault("drop", times=2))
     assert client_for().get_user("bob").uid == "bob"

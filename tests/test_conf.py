@@ -26,6 +26,7 @@ def test_defaults_and_regional_base_url():
     assert s.base_url == "https://app1.api-eu.cometchat.io/v3"
     assert s.timeout == (3.05, 15.0)
     assert s.page_size == 1000
+    assert s.sync_max_pages == 10_000
     assert s.uid_resolver_path is None
 
 
@@ -87,6 +88,8 @@ def test_settings_object_is_frozen_and_hides_the_key():
         ({"TIMEOUT": (1, 2, 3)}, "TIMEOUT"),
         ({"PAGE_SIZE": 1001}, "PAGE_SIZE"),
         ({"PAGE_SIZE": 0}, "PAGE_SIZE"),
+        ({"SYNC_MAX_PAGES": 0}, "SYNC_MAX_PAGES"),
+        ({"SYNC_MAX_PAGES": 2.5}, "SYNC_MAX_PAGES"),
         ({"MAX_RETRIES": "3"}, "MAX_RETRIES"),
         ({"REGION": "US EAST"}, "REGION"),
         ({"BASE_URL": "ftp://x/v3"}, "BASE_URL"),

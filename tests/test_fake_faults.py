@@ -223,3 +223,73 @@ def test_new_fault_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="'gzip_bomb' body is at least 24 bytes"):
         Fault("gzip_bomb", size=10)
     assert Fault("oversize").size == 300_000_000
+
+
+# -- hold and after: when an answer is built vs when it is sent ----------------------------------
+
+
+def test_a_held_answer_shows_the_data_of_when_it_was_asked_for(fake: FakeCometChat) -> None:
+    import concurrent.futures
+
+    conversation_id = fake.conversation_id("alice", "bob")
+    hold = fake.hold_next(path="/users/bob/conversation", timeout=10)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        asked = pool.submit(call, fake, "/users/bob/conversation", "alice")
+        assert hold.held.wait(5)
+        fake.mark_read("alice", conversation_id)  # CometChat moves on while the answer waits
+        fresh = call(fake, "/users/bob/conversation", "alice")  # the fault was used up
+        assert not asked.done()
+        hold.release.set()
+        late = asked.result(timeout=5)
+    # Both answers as API.md §2.4 shapes them (a list of one); the late one is the old state.
+    assert late.status_code == fresh.status_code == 200
+    assert late.json()["data"][0]["unreadMessageCount"] == "1"  # a string, API.md §8.1
+    assert fresh.json()["data"][0]["unreadMessageCount"] == "0"
+
+
+def test_reset_sends_an_answer_still_held(fake: FakeCometChat) -> None:
+    import concurrent.futures
+
+    hold = fake.hold_next(path="/users", timeout=30)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        asked = pool.submit(call, fake, "/users")
+        assert hold.held.wait(5)
+        started = time.monotonic()
+        fake.reset()
+        assert asked.result(timeout=5).status_code == 200
+    assert time.monotonic() - started < 2
+
+
+def test_an_after_action_runs_between_the_answer_and_the_next_request(
+    fake: FakeCometChat,
+) -> None:
+    order: list[str] = []
+
+    def leave() -> None:
+        order.append("action")
+        fake.deactivate_user("bob")  # API.md §5.3: deactivated users drop out of GET /users
+
+    fake.after_next(leave, path="/users", query={"page": "1"})
+    first = call(fake, "/users", page=1)
+    order.append("answer")
+    # Built before the action ran, so bob is on it; the action ran before the answer went out.
+    assert [u["uid"] for u in first.json()["data"]] == ["alice", "bob"]
+    assert order == ["action", "answer"]
+    assert [u["uid"] for u in call(fake, "/users", page=1).json()["data"]] == ["alice"]
+
+
+def test_a_failing_after_action_answers_500_naming_the_error(fake: FakeCometChat) -> None:
+    def broken() -> None:
+        raise KeyError("nope")
+
+    fake.after_next(broken)
+    response = call(fake, "/users")
+    assert response.status_code == 500
+    assert "KeyError('nope')" in response.text
+
+
+def test_hold_and_after_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="action"):
+        Fault("after")
+    with pytest.raises(ValueError, match="hold_timeout"):
+        Fault("hold", hold_timeout=0)

@@ -120,9 +120,8 @@ def test_resync_without_change_writes_no_history(fake, alice):
         if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
         and "django_cometchat_conversation" in q["sql"].split("WHERE")[0]
     ]
-    # Only the missing check runs, and it matches nothing.
-    assert len(writes) == 1
-    assert "SET missing_since" in writes[0]
+    # Not one: the missing check only looks for candidates (stored rows not seen): none.
+    assert writes == []
     assert not Conversation.objects.filter(missing_since__isnull=False).exists()
 
 
@@ -243,7 +242,7 @@ def test_filtered_sync_marks_nothing_missing(fake, alice):
     assert not run.complete
 
 
-def test_change_during_a_multi_page_walk_is_caught_up_and_defers_missing(
+def test_change_during_a_multi_page_walk_is_caught_up_and_missing_is_proven(
     cometchat_fake, settings, monkeypatch
 ):
     fake = cometchat_fake
@@ -270,18 +269,22 @@ def test_change_during_a_multi_page_walk_is_caught_up_and_defers_missing(
         return outcome
 
     monkeypatch.setattr("django_cometchat.services.store_page", store_then_move_oldest)
+    fake.clear_requests()
     result = sync_conversations(owner_by_uid("owner"))
     rows = stored("owner")
-    assert len(rows) == 13  # all 12 (peer-0 through the catch-up) + the stale "gone" row
+    assert len(rows) == 13  # all 12 (peer-0 through the catch-up) + the "gone" row
     assert rows["owner_user_peer-0"].last_message["data"]["text"] == "late"
-    assert result.missing == 0  # the walk was not exact: no missing marks this time
     # Each conversation counted once: the repeated row once as unchanged, the catch-up's
     # re-read rows not at all.
     assert (result.created, result.updated, result.unchanged) == (12, 0, 1)
-    assert rows["owner_user_gone"].missing_since is None
+    # The list moved under the walk, yet the one row it did not return is proven gone (the
+    # peer "gone" does not exist: ERR_UID_NOT_FOUND, API.md §5.3), so no quiet sync is needed.
+    assert (result.missing, result.rechecked) == (1, 1)
+    assert rows["owner_user_gone"].missing_since is not None
+    assert [r.path for r in fake.requests][-1] == "/v3/users/gone/conversation"
+    assert result.requests == 3 + 1 + 1  # three pages, the catch-up's one, the re-check
     quiet = sync_conversations(owner_by_uid("owner"))
-    assert quiet.missing == 1
-    assert stored("owner")["owner_user_gone"].missing_since is not None
+    assert (quiet.missing, quiet.rechecked) == (0, 0)
     assert quiet.requests == 3  # a quiet walk of 3 pages costs exactly 3 requests
 
 
@@ -325,6 +328,40 @@ def one_page(rows):
     """A whole conversation list in one page, as CometChat shapes it."""
     pagination = {"total": 2, "count": 2, "per_page": 1000, "current_page": 1, "total_pages": 1}
     return {"data": rows, "meta": {"pagination": {**pagination, "count": len(rows)}}}
+
+
+def test_an_upstream_that_always_claims_another_page_stops_at_sync_max_pages(fake, alice, settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "PAGE_SIZE": 2, "SYNC_MAX_PAGES": 4}
+    sync_conversations(alice)
+    Conversation.objects.filter(conversation_id="alice_user_carol").update(
+        conversation_id="alice_user_gone"
+    )  # a stored row no page will return: a complete sync would mark it
+    first_page: list[object] = []
+
+    def endless(body):
+        """Every page full (page 1's rows again) and "another page follows" (API.md §0.5's
+        total_pages = current_page + 1), however far the walk goes."""
+        if not first_page:
+            first_page.extend(body["data"])
+        pagination = body["meta"]["pagination"]
+        current = pagination["current_page"]
+        return {
+            "data": first_page,
+            "meta": {"pagination": {**pagination, "count": 2, "total_pages": current + 1}},
+        }
+
+    fake.inject(Fault("transform", times=1000, path="/conversations", transform=endless))
+    fake.clear_requests()
+    result = sync_conversations(alice, raise_errors=False)
+    run = result.run
+    assert (run.status, run.error_code, run.complete) == ("failed", "ERR_TOO_MANY_PAGES", False)
+    assert 'COMETCHAT["SYNC_MAX_PAGES"]' in run.error_message
+    assert "after 4 pages" in run.error_message
+    assert len(fake.requests) == run.requests == 4  # page 5 was never asked for
+    assert run.pages == 4
+    assert run.missing_count == 0
+    assert not Conversation.objects.filter(missing_since__isnull=False).exists()
+    assert run.public_error_message == "CometChat answered with something this site cannot use."
 
 
 def test_one_malformed_conversation_fails_the_page_and_writes_nothing(fake, alice):

@@ -419,9 +419,9 @@ def test_a_copy_written_after_the_request_left_is_not_marked(team):
     Conversation.objects.filter(pk=team_row("bob").pk).update(
         fetched_at=asked_at + timedelta(seconds=1)
     )
-    assert mark_gone("bob", "group_support-team", asked_at=asked_at, now=timezone.now()) == 0
+    assert mark_gone("bob", ["group_support-team"], proven_at=asked_at) == 0
     assert team_row("bob").missing_since is None
-    assert mark_gone("alice", "group_support-team", asked_at=asked_at, now=timezone.now()) == 1
+    assert mark_gone("alice", ["group_support-team"], proven_at=asked_at) == 1
     assert team_row("alice").missing_since is not None
 
 

@@ -567,6 +567,7 @@ class SyncRunAdmin(ExactUIDSearch, ReadOnlyAdmin):
                     "updated_count",
                     "unchanged_count",
                     "missing_count",
+                    "rechecked_count",
                     "pages",
                     "requests",
                 )

@@ -3,13 +3,21 @@
 Why hand-written SQL instead of ``bulk_create(update_conflicts=True)``:
 
 * the stale-write guard. ``ON CONFLICT ... DO UPDATE ... WHERE`` keeps an older payload (smaller
-  CometChat ``updatedAt``) from overwriting a newer one; ``bulk_create`` cannot express the WHERE;
+  CometChat ``updatedAt``, or the same one from a request that left earlier) from overwriting a
+  newer one; ``bulk_create`` cannot express the WHERE;
 * a constant query count. The page travels as ONE JSON parameter, so 10 or 1,000 rows cost the
   same number of statements; ``bulk_create`` splits into batches under SQLite's variable limit.
 
 The decisions live here; the SQL lives in one dialect per backend, next to its only caller:
 :mod:`.postgresql`, :mod:`.sqlite`, and :mod:`.portable` (the ORM, for any other database and
 SQLite older than 3.35, which lacks RETURNING).
+
+Order: ``fetched_at`` is when the request that fetched a row's content *left* (the client's
+``Page.sent_at`` / ``Fetched.sent_at``), not when the row was stored: an answer that was slow to
+land never passes one from a request sent after it. A row is replaced only by content with a
+larger CometChat ``updatedAt``, or the same ``updatedAt`` from a request sent no earlier.
+``missing_since`` is the time of the proof that CometChat no longer has the row (when the request
+that proved it left), so a page sent before the proof never clears it.
 
 Concurrency: on PostgreSQL each page transaction takes a transaction-scoped advisory lock on the
 owner, so two syncs of one owner write their pages one at a time: counts and history are exact,
@@ -85,14 +93,18 @@ class _Stored:
     missing: bool
 
     def is_newer_than(self, row: Row, fetched_at: datetime) -> bool:
-        """The stored snapshot wins: a larger updatedAt, or the same one fetched later."""
+        """The stored snapshot wins: a larger updatedAt, or the same one from a request that
+        left later."""
         return (row.updated_at, fetched_at) < (self.updated_at, self.fetched_at)
 
 
 def store_page(
     *, owner_id: int | None, owner_uid: str, rows: Sequence[Row], fetched_at: datetime
 ) -> PageOutcome:
-    """Write one page atomically; decide created / updated / unchanged / stale per row."""
+    """Write one page atomically; decide created / updated / unchanged / stale per row.
+
+    ``fetched_at`` is when the request that fetched these rows left (see the module docstring).
+    """
     rows = newest_per_id(rows)
     outcome = PageOutcome()
     if not rows:
@@ -135,7 +147,7 @@ def store_page(
         if written:
             sql.insert_history([pk for pk, _ in written])
         if back:
-            clear_missing(owner_uid, back)
+            clear_missing(owner_uid, back, before=fetched_at)
     return outcome
 
 
@@ -148,30 +160,31 @@ def stored_hashes(owner_uid: str, conversation_ids: Sequence[str]) -> dict[str, 
     return dialect().stored_hashes(owner_uid, conversation_ids)
 
 
-def clear_missing(owner_uid: str, conversation_ids: Sequence[str]) -> int:
-    """CometChat returns these again: they are no longer missing."""
+def clear_missing(
+    owner_uid: str, conversation_ids: Sequence[str], *, before: datetime | None = None
+) -> int:
+    """CometChat returns these again: they are no longer missing. With ``before`` (when the
+    request that returned them left), a mark proven by a later request stays."""
+    marked = Conversation.objects.owned_by(owner_uid).filter(
+        conversation_id__in=conversation_ids, missing_since__isnull=False
+    )
+    if before is not None:
+        marked = marked.filter(missing_since__lt=before)
+    return marked.update(missing_since=None)
+
+
+def mark_gone(owner_uid: str, conversation_ids: Sequence[str], *, proven_at: datetime) -> int:
+    """CometChat confirmed these gone by a request that left at ``proven_at``: mark them
+    missing since then, unless a request sent later stored them (they were back by then)."""
     return (
         Conversation.objects.owned_by(owner_uid)
-        .filter(conversation_id__in=conversation_ids, missing_since__isnull=False)
-        .update(missing_since=None)
-    )
-
-
-def mark_gone(owner_uid: str, conversation_id: str, *, asked_at: datetime, now: datetime) -> int:
-    """CometChat confirmed that ``owner_uid`` no longer holds this conversation, in answer to a
-    request sent at ``asked_at``: the stored copy goes missing (and keeps its history), unless a
-    later write put it there since, the same guard as a sync's ``SeenSet.mark_missing``."""
-    with transaction.atomic():
-        dialect().lock_owner(owner_uid)
-        return (
-            Conversation.objects.owned_by(owner_uid)
-            .filter(
-                conversation_id=conversation_id,
-                missing_since__isnull=True,
-                fetched_at__lt=asked_at,
-            )
-            .update(missing_since=now)
+        .filter(
+            conversation_id__in=conversation_ids,
+            missing_since__isnull=True,
+            fetched_at__lt=proven_at,
         )
+        .update(missing_since=proven_at)
+    )
 
 
 class SeenSet:
@@ -208,14 +221,33 @@ class SeenSet:
         """
         return self.sql.remember_seen(self.table, conversation_ids)
 
-    def mark_missing(self, owner_uid: str, *, started_at: datetime, now: datetime) -> int:
-        """Rows of ``owner_uid`` not seen, and not written since the sync started, go missing."""
+    def _unseen(self) -> str:
+        """The rows of an owner (the first parameter) not seen, not marked missing yet, and not
+        fetched by a request that left after the second parameter (the sync's start: such a
+        row was live after the walk began)."""
+        return (
+            "owner_uid = %s AND missing_since IS NULL AND fetched_at < %s "
+            f"AND NOT EXISTS (SELECT 1 FROM {self.table} s "
+            f"WHERE s.conversation_id = {CONVERSATION}.conversation_id)"
+        )
+
+    def unseen(self, owner_uid: str, *, before: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` ids of the owner's stored rows the sync has not seen: the candidates
+        for a missing mark, which the sync re-checks before marking any."""
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {CONVERSATION} SET missing_since = %s "
-                "WHERE owner_uid = %s AND missing_since IS NULL AND fetched_at < %s "
-                f"AND NOT EXISTS (SELECT 1 FROM {self.table} s "
-                f"WHERE s.conversation_id = {CONVERSATION}.conversation_id)",
-                [self.sql.param(now), owner_uid, self.sql.param(started_at)],
+                f"SELECT conversation_id FROM {CONVERSATION} WHERE {self._unseen()} "
+                "ORDER BY conversation_id LIMIT %s",
+                [owner_uid, self.sql.param(before), limit],
+            )
+            return [str(cid) for (cid,) in cursor.fetchall()]
+
+    def mark_missing(self, owner_uid: str, *, before: datetime, proven_at: datetime) -> int:
+        """Every unseen row (see :meth:`unseen`) goes missing since ``proven_at``: for rows two
+        complete walks over the list left out (too many to re-check one by one)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {CONVERSATION} SET missing_since = %s WHERE {self._unseen()}",
+                [self.sql.param(proven_at), owner_uid, self.sql.param(before)],
             )
             return int(cursor.rowcount)

@@ -59,7 +59,8 @@ class PortableDialect:
             for name in ROW_COLUMNS:
                 setattr(obj, name, getattr(row, name))
             obj.fetched_at = fetched_at
-            obj.missing_since = None
+            if obj.missing_since is not None and obj.missing_since <= fetched_at:
+                obj.missing_since = None  # a mark proven by a request sent later stays
             obj.owner_id = obj.owner_id or owner_id  # a row's owner is never reassigned
             obj.save()
             written.append((obj.pk, obj.conversation_id))

@@ -32,7 +32,8 @@ ON CONFLICT (owner_uid, conversation_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS)},
     fetched_at = EXCLUDED.fetched_at,
     owner_id = COALESCE(t.owner_id, EXCLUDED.owner_id),
-    missing_since = NULL
+    -- a mark proven by a request sent after this page stays (NULL > x is NULL: cleared)
+    missing_since = CASE WHEN t.missing_since > EXCLUDED.fetched_at THEN t.missing_since END
 WHERE (EXCLUDED.updated_at, EXCLUDED.fetched_at) >= (t.updated_at, t.fetched_at)
 RETURNING t.id, t.conversation_id
 """

@@ -31,7 +31,9 @@ ON CONFLICT (owner_uid, conversation_id) DO UPDATE SET
     {", ".join(f"{c} = excluded.{c}" for c in ROW_COLUMNS)},
     fetched_at = excluded.fetched_at,
     owner_id = COALESCE({CONVERSATION}.owner_id, excluded.owner_id),
-    missing_since = NULL
+    -- a mark proven by a request sent after this page stays (NULL > x is NULL: cleared)
+    missing_since = CASE WHEN {CONVERSATION}.missing_since > excluded.fetched_at
+                         THEN {CONVERSATION}.missing_since END
 WHERE excluded.updated_at > {CONVERSATION}.updated_at
    OR (excluded.updated_at = {CONVERSATION}.updated_at
        AND excluded.fetched_at >= {CONVERSATION}.fetched_at)

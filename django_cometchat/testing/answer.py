@@ -6,7 +6,8 @@ Every request passes through, in order:
    ``delay`` is slept; "drop" closes the connection without an answer (FIN), "reset" aborts it
    (RST); "status", "html", "empty", "wrong_shape", "oversize" and "gzip_bomb" answer at once
    (no authentication, no routing); "truncate", "trickle" and "transform" cut, slow down or rewrite
-   the normal answer.
+   the normal answer; "hold" and "after" build the normal answer at once, then hold it until the
+   test releases it, or run the test's action, before it is sent.
 2. **authentication**: the ``apikey`` header (401 ``AUTH_ERR_EMPTY_APIKEY`` /
    ``AUTH_ERR_APIKEY_NOT_FOUND``). Refused requests do not count against the rate limit.
 3. **rate limit** (see :mod:`.ratelimit`): 429 ``ERR_TOO_MANY_REQUESTS`` with ``Retry-After``
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
 import zlib
 from collections.abc import Mapping
@@ -144,6 +146,15 @@ class Responder:
         self.limiter = limiter
         self.faults = faults
         self.renderer = ConversationRenderer(state)
+        self._held: dict[int, Fault] = {}  # "hold" faults with an answer waiting, by id()
+        self._holding_lock = threading.Lock()
+
+    def release_held(self) -> None:
+        """Send every answer a "hold" fault is keeping (``reset()``: no test waits for it)."""
+        with self._holding_lock:
+            waiting = list(self._held.values())
+        for fault in waiting:
+            fault.release.set()
 
     def respond(self, request: Request) -> Reply | Hangup:
         path = api_path(unquote(request.raw_path))
@@ -152,12 +163,36 @@ class Responder:
             time.sleep(fault.delay)
         if fault is None or fault.kind == "delay":
             return compressed(self._normal(request), request)
+        if fault.kind in ("hold", "after"):
+            return self._timed(fault, request)
         reply = self._faulty(fault, request)
         if isinstance(reply, str) or fault.kind not in ("status", "wrong_shape", "transform"):
             return reply  # hang-ups, and the faults about the bytes on the wire
         if fault.kind != "transform" and isinstance(fault.body, bytes):
             return reply  # bytes a test chose go out exactly as given
         return compressed(reply, request)
+
+    def _timed(self, fault: Fault, request: Request) -> Reply:
+        """The normal answer, built now, sent once the test releases it ("hold") or once the
+        test's action ran ("after")."""
+        reply = compressed(self._normal(request), request)
+        if fault.kind == "hold":
+            with self._holding_lock:
+                self._held[id(fault)] = fault
+            try:
+                fault.held.set()
+                fault.release.wait(fault.hold_timeout)
+            finally:
+                with self._holding_lock:
+                    self._held.pop(id(fault), None)
+            return reply
+        assert fault.action is not None  # checked when the fault was made
+        try:
+            fault.action()
+        except Exception as error:  # a broken test helper must show, not end as a hang-up
+            text = f"the after fault's action failed: {error!r}".encode()
+            return Reply(500, text, [("Content-Type", "text/plain; charset=utf-8")])
+        return reply
 
     def _rate_headers(self, request: Request, decision: RateDecision) -> list[tuple[str, str]]:
         options = request.options

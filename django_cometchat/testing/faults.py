@@ -22,6 +22,13 @@ on the wire never are: "truncate" cuts the JSON itself, "trickle" paces the unco
 the wire, "html" is a page from something in front of CometChat, and "empty" is zero bytes.
 "gzip_bomb" is always gzip, whatever the request accepted.
 
+Timing: "hold" and "after" answer normally (compressed like any answer) but control *when*. The
+answer is built when the request arrives (it shows CometChat's data as of then); "hold" then
+keeps it until the test sets ``release`` (``held`` is set once it is built and waiting; after
+``hold_timeout`` seconds it goes out anyway, so a broken test fails instead of hanging), and
+"after" runs ``action()`` before sending it (a change of data between two page requests: the
+client cannot send its next request before it has this answer).
+
 Stdlib only; no Django.
 """
 
@@ -51,6 +58,8 @@ FaultKind = Literal[
     "reset",
     "transform",
     "gzip_bomb",
+    "hold",
+    "after",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
@@ -103,6 +112,11 @@ class Fault:
     # "oversize", "gzip_bomb": Transfer-Encoding: chunked instead of Content-Length
     chunked: bool = False
     transform: Callable[[Any], Any] | None = None  # "transform": decoded answer -> new body
+    action: Callable[[], Any] | None = None  # "after": run once the answer is built
+    # "hold": the test sets ``release`` to send the answer; the fake sets ``held`` once built
+    release: threading.Event = field(default_factory=threading.Event, repr=False)
+    held: threading.Event = field(default_factory=threading.Event, repr=False)
+    hold_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -123,6 +137,10 @@ class Fault:
             raise ValueError(f"an {self.kind!r} body is at least {OVERSIZE_MINIMUM} bytes")
         if self.kind == "transform" and not callable(self.transform):
             raise ValueError("a 'transform' fault needs transform=<callable>")
+        if self.kind == "after" and not callable(self.action):
+            raise ValueError("an 'after' fault needs action=<callable>")
+        if self.hold_timeout <= 0:
+            raise ValueError("hold_timeout must be positive")
         if isinstance(self.path, str):
             self.path = api_path(self.path)
 

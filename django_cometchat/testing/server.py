@@ -183,6 +183,7 @@ class FakeCometChat:
         """Forget all data, faults, logged requests and connection counts; restore the options."""
         self.state.reset()
         self._faults.clear()
+        self._responder.release_held()
         self._options = options = replace(self._defaults)
         self._limiter.configure(options.rate_limit_per_minute, window=options.rate_limit_window)
         with self._log_lock:
@@ -421,6 +422,30 @@ class FakeCometChat:
     ) -> Fault:
         """Answer 200 with ``transform(<the normal answer's decoded JSON>)`` as the body."""
         return self.inject(Fault("transform", times=n, path=path, transform=transform))
+
+    def hold_next(
+        self,
+        n: int = 1,
+        *,
+        path: str | None = None,
+        query: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> Fault:
+        """The next ``n`` matching requests get the answer built when they arrive, sent only
+        once the test sets ``fault.release`` (``fault.held`` is set when one is waiting)."""
+        return self.inject(Fault("hold", times=n, path=path, query=query, hold_timeout=timeout))
+
+    def after_next(
+        self,
+        action: Callable[[], Any],
+        n: int = 1,
+        *,
+        path: str | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> Fault:
+        """Run ``action()`` once the answer to each of the next ``n`` matching requests is
+        built, before it is sent: data changed between two page requests."""
+        return self.inject(Fault("after", times=n, path=path, query=query, action=action))
 
     # -- request log ---------------------------------------------------------------------------
 
