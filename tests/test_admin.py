@@ -17,10 +17,23 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_cometchat import services
-from django_cometchat.admin import ApproximateCount, ConversationAdmin, LargeTablePaginator
+from django_cometchat.admin import (
+    ApproximateCount,
+    ConversationAdmin,
+    LargeTablePaginator,
+    SyncRunAdmin,
+    WebhookEventAdmin,
+)
 from django_cometchat.admin.dates import periods_with_rows
 from django_cometchat.admin.pagination import estimated_row_count
-from django_cometchat.admin.rendering import describe_message
+from django_cometchat.admin.rendering import (
+    TONES,
+    clipped,
+    describe_message,
+    error_code_in,
+    status_badge,
+)
+from django_cometchat.exceptions import CometChatUnknownOwner
 from django_cometchat.models import (
     Conversation,
     ConversationSnapshot,
@@ -167,28 +180,40 @@ def test_changelist_shows_the_columns(admin_client, rows):
     html = response.content.decode()
     headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', html)
     assert 'class="action-checkbox-column"' in html
+    # Five columns, to fit a 1280-pixel window with both sidebars; the rest is on the object page.
     assert headers == [
-        "conversation_id",
+        "conversation_column",
         "owner_column",
         "peer_column",
-        "conversation_type",
         "unread_message_count",
         "updated_at",
-        "fetched_at",
-        "missing",
     ]
-    for label in ("Owner", "Peer", "Type", "Unread", "Updated (CometChat)", "Fetched", "Missing"):
+    for label in ("Conversation id", "Owner UID", "Peer", "Unread", "Updated (CometChat)"):
         assert f">{label}<" in html or f">{label}</a>" in html
-    assert "alice (alice-django)" in html  # owner UID and the Django user
+    assert "alice-django" not in html  # the owner's Django user: on the object page
     assert "Carol Danvers" in html
-    assert "One-to-one" in html
-    assert "Group" in html
-    assert 'alt="True"' in html  # bob's view of alice is missing
+    # Long values keep to two lines; the whole value is in the title, and breaks after "_".
+    assert (
+        '<span class="cometchat-clip" title="alice_user_carol">alice_<wbr>user_<wbr>carol' in html
+    )
+    # bob's view of alice is missing: a badge beside its id, saying so in words.
+    missing = re.findall(
+        r'<span class="cometchat-badge cometchat-tone-warning" title="([^"]+)"', html
+    )
+    assert len(missing) == 1
+    assert missing[0].startswith("Missing from CometChat since ")
     assert "5 conversations" in html
     # Newest first: (-updated_at, -id).
     listed = [c.conversation_id for c in response.context["cl"].result_list]
     assert listed[-1] == "group_book-club"
     assert response.context["cl"].result_list[0].updated_at == T0
+
+
+def test_every_page_of_the_package_loads_its_stylesheet(admin_client, rows):
+    conversation = Conversation.objects.first()
+    assert conversation is not None
+    for url in (CHANGELIST, f"{CHANGELIST}{conversation.pk}/change/", SNAPSHOTS, SYNC_RUNS):
+        assert "django_cometchat/admin.css" in admin_client.get(url).content.decode(), url
 
 
 def test_changelist_has_no_add_button_and_add_is_forbidden(admin_client, rows):
@@ -316,10 +341,13 @@ def test_date_probes_match_djangos_distinct_dates(zone, kind):
 def test_sorting_is_limited_to_indexed_columns(admin_client, rows):
     html = admin_client.get(CHANGELIST).content.decode()
     sortable = set(re.findall(r'class="sortable[^"]*column-(\w+)', html))
-    assert sortable == {"conversation_id", "peer_column", "updated_at"}
+    assert sortable == {"conversation_column", "peer_column", "updated_at"}
     response = admin_client.get(CHANGELIST, {"o": "3"})  # peer, ascending
     names = [c.peer_name for c in response.context["cl"].result_list]
     assert names == sorted(names)
+    response = admin_client.get(CHANGELIST, {"o": "-1"})  # conversation id, descending
+    ids = [c.conversation_id for c in response.context["cl"].result_list]
+    assert ids == sorted(ids, reverse=True)
 
 
 # -- the detail page ----------------------------------------------------------------------------
@@ -629,10 +657,27 @@ def test_sync_run_list_filters_and_search(admin_client, synced, alice):
     )
     response = admin_client.get(SYNC_RUNS)
     html = response.content.decode()
-    for header in ("Status", "Trigger", "Owner UID", "Duration", "Created", "Error"):
+    headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', html)
+    assert headers == [
+        "started_at",
+        "owner_column",
+        "trigger",
+        "status_column",
+        "duration",
+        "changes",
+    ]
+    for header in ("Started at", "Owner UID", "Trigger", "Status", "Duration", "Changes"):
         assert f">{header}<" in html or f">{header}</a>" in html
     assert "2.50 s" in html
-    assert "ERR_UID_NOT_FOUND: GET /users/carol/conversation" in html
+    # The failure reads at a glance: a red badge, the code beside it, the message on hover.
+    assert (
+        '<span class="cometchat-badge cometchat-tone-error">Failed</span> '
+        '<code class="cometchat-code" title="GET /users/carol/conversation -&gt; HTTP 404 '
+        'ERR_UID_NOT_FOUND: gone">ERR_UID_NOT_FOUND</code>'
+    ) in html
+    assert html.count('<span class="cometchat-badge cometchat-tone-success">Succeeded</span>') == 2
+    assert ">3 new<" in html  # alice's sync created her three conversations
+    assert ">none<" in html  # the failed run changed nothing
     assert f"{SYNC_RUNS}add/" not in html
 
     def owners(query):
@@ -648,8 +693,148 @@ def test_sync_run_list_filters_and_search(admin_client, synced, alice):
     assert owners("?q=ali") == []
     detail = admin_client.get(f"{SYNC_RUNS}{failed.pk}/change/").content.decode()
     assert "gone" in detail
+    assert '<span class="cometchat-badge cometchat-tone-error">Failed</span>' in detail
     assert 'name="_save"' not in detail
     assert admin_client.post(f"{SYNC_RUNS}{failed.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+WEBHOOK_EVENTS = "/admin/django_cometchat/webhookevent/"
+
+
+def test_webhook_event_list_shows_status_badges_and_the_code_of_a_failure(admin_client):
+    # The operator's text of a failed refresh, as services.finish_webhook_event stores it.
+    unknown = services.describe(
+        CometChatUnknownOwner(
+            "The UID bob does not exist.",
+            uid="bob",
+            endpoint="GET /users/bob/conversations/alice_user_bob",
+            status=404,
+            code="ERR_UID_NOT_FOUND",
+        )
+    )
+    assert not unknown.startswith("ERR_")  # the code is inside the text, not in front of it
+    statuses = {
+        "processed": "",
+        "received": "",
+        "processing": "",
+        "ignored": "the delivery is for another CometChat app",
+        "failed": unknown,
+        "deferred": "",  # a status this version does not know (another release adds it)
+    }
+    for status, error in statuses.items():
+        WebhookEvent.objects.create(
+            trigger="message_sent", received_at=T0, status=status, error=error
+        )
+    WebhookEvent.objects.create(  # refused: a reason without a code
+        trigger="", received_at=T0, status="failed", error="The body is <not> JSON."
+    )
+    html = admin_client.get(WEBHOOK_EVENTS).content.decode()
+    headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', html)
+    assert headers == ["received_at", "trigger_column", "status_column", "error_summary"]
+    badges = re.findall(r'<span class="cometchat-badge cometchat-tone-(\w+)">([^<]+)</span>', html)
+    # "deferred" reads as its label once a release names it, as the raw value before.
+    deferred = WebhookEvent(status="deferred").get_status_display()
+    assert sorted(badges) == sorted(
+        [
+            ("error", "Failed"),
+            ("error", "Failed"),
+            ("neutral", "Ignored"),
+            ("neutral", deferred),
+            ("pending", "Processing"),
+            ("pending", "Received"),
+            ("success", "Processed"),
+        ]
+    )
+    codes = re.findall(r'<code class="cometchat-code" title="([^"]*)">([^<]+)</code>', html)
+    assert [(unescape(title), code) for title, code in codes] == [(unknown, "ERR_UID_NOT_FOUND")]
+    assert "The body is &lt;not&gt; JSON." in html  # escaped, and no code invented for it
+    assert "another CometChat app" in html  # why an event was ignored
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        (
+            "ERR_CONVERSATION_NOT_ACCESSIBLE (HTTP 403) on GET /users/a/conversations/x: no",
+            ("ERR_CONVERSATION_NOT_ACCESSIBLE"),
+        ),
+        (
+            "The key is wrong [AUTH_ERR_APIKEY_NOT_FOUND (HTTP 401) on GET /conversations]",
+            ("AUTH_ERR_APIKEY_NOT_FOUND"),
+        ),
+        ("The body is not JSON.", ""),
+        ("MY_ERR_THING is not a code", ""),
+    ],
+)
+def test_the_code_of_a_stored_error_text(text, code):
+    assert error_code_in(text) == code
+
+
+def test_a_badge_escapes_and_a_tone_it_does_not_know_is_neutral():
+    tones = {"failed": "error", "odd": "purple"}
+    assert status_badge("failed", "Failed", tones) == (
+        '<span class="cometchat-badge cometchat-tone-error">Failed</span>'
+    )
+    assert status_badge("odd", "Odd", tones) == (
+        '<span class="cometchat-badge cometchat-tone-neutral">Odd</span>'
+    )
+    assert status_badge("new", "<b>New</b>", tones) == (
+        '<span class="cometchat-badge cometchat-tone-neutral">&lt;b&gt;New&lt;/b&gt;</span>'
+    )
+    assert clipped('a_"b"_<c>') == (
+        '<span class="cometchat-clip" title="a_&quot;b&quot;_&lt;c&gt;">'
+        "a_<wbr>&quot;b&quot;_<wbr>&lt;c&gt;</span>"
+    )
+
+
+def test_every_status_of_the_models_has_a_tone():
+    """A status added to a model later reads in a neutral badge; these are the ones coloured."""
+    assert set(SyncRunAdmin.status_tones) >= {"queued", "running", "succeeded", "failed"}
+    assert set(WebhookEventAdmin.status_tones) >= {
+        "received",
+        "processing",
+        "processed",
+        "ignored",
+        "failed",
+    }
+    assert set(SyncRunAdmin.status_tones.values()) | set(
+        WebhookEventAdmin.status_tones.values()
+    ) <= set(TONES)
+
+
+def test_snapshot_and_binding_lists_keep_to_a_few_columns(admin_client, synced):
+    html = admin_client.get(SNAPSHOTS).content.decode()
+    headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', html)
+    assert headers == ["fetched_at", "conversation_column", "owner_column", "summary"]
+    snapshot = ConversationSnapshot.objects.first()
+    assert snapshot is not None
+    assert snapshot.content_hash not in html  # on the snapshot's page
+    assert (
+        snapshot.content_hash
+        in admin_client.get(f"{SNAPSHOTS}{snapshot.pk}/change/").content.decode()
+    )
+    html = admin_client.get("/admin/django_cometchat/uidbinding/").content.decode()
+    headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', html)
+    assert headers == ["uid_column", "user_column", "bound_at"]
+
+
+def test_badges_and_long_values_cost_no_query_per_row(admin_client, django_user_model):
+    def populate(numbers: range) -> None:
+        for n in numbers:
+            user = django_user_model.objects.create(username=f"user{n}-django")
+            UIDBinding.objects.create(uid=f"user{n}", user=user)
+            WebhookEvent.objects.create(
+                trigger="message_sent",
+                received_at=T0,
+                status=("failed", "processed", "received")[n % 3],
+                error="ERR_UID_NOT_FOUND (HTTP 404) on GET /conversations: gone" if n % 3 else "",
+            )
+
+    urls = ["/admin/django_cometchat/uidbinding/", WEBHOOK_EVENTS]
+    populate(range(3))
+    few = [count_queries(admin_client, url) for url in urls]
+    populate(range(3, 30))
+    assert [count_queries(admin_client, url) for url in urls] == few
 
 
 def test_the_api_key_never_appears_in_any_admin_page(admin_client, synced, settings):

@@ -11,19 +11,30 @@ server's thread, so both see the same rows.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from django.utils import timezone
 
+from django_cometchat.models import Conversation, SyncRun, WebhookEvent
 from django_cometchat.services import owner_by_uid, sync_conversations
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+# COMETCHAT_SCREENSHOTS=/some/dir keeps them elsewhere (a temporary directory, to look at them).
+SCREENSHOTS = Path(
+    os.environ.get("COMETCHAT_SCREENSHOTS")
+    or Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+)
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cometchat"
 PASSWORD = "browser-test-password"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -37,8 +48,9 @@ def missing_browser() -> str | None:
     return None
 
 
-@pytest.fixture
-def page() -> Iterator[Page]:
+@contextmanager
+def browser_page(*, width: int = 1440, height: int = 900) -> Iterator[Page]:
+    """A tab of a headless chromium whose window is ``width`` x ``height`` CSS pixels."""
     reason = missing_browser()
     if reason:
         pytest.skip(reason)
@@ -52,12 +64,27 @@ def page() -> Iterator[Page]:
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         try:
-            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            context = browser.new_context(viewport={"width": width, "height": height})
             tab = context.new_page()
             tab.set_default_timeout(15_000)
             yield tab
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with browser_page() as tab:
+        yield tab
+
+
+def log_in(page: Page, url: str) -> None:
+    """Open ``url`` and sign in as staff on the login page it redirects to."""
+    page.goto(url)
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#content")
 
 
 def shoot(page: Page, name: str) -> None:
@@ -88,7 +115,7 @@ def world(cometchat_fake: Any, settings: Any, django_user_model: Any) -> Any:
 
 
 def rows(page: Page) -> list[str]:
-    return page.locator("#result_list tbody th.field-conversation_id").all_inner_texts()
+    return page.locator("#result_list tbody th.field-conversation_column").all_inner_texts()
 
 
 # ``world`` comes before ``page``: the Django ORM refuses to run while Playwright's event loop is
@@ -145,3 +172,231 @@ def test_staff_filter_read_and_refresh_a_conversation(world: Any, live_server: A
     assert page.get_by_text("2 stored, all listed below").is_visible()
     assert page.locator(".field-unread_message_count .readonly").inner_text() == "2"
     shoot(page, "6-detail-after-refresh")
+
+
+# -- layout: every changelist reads in a 1280 x 800 window with the navigation sidebar open ------
+
+# At CometChat's limits (API.md "Limits": UIDs and GUIDs up to 100 characters of a-z, 0-9, - and _,
+# names up to 100): 99 characters, as API.md advises to stay under its contradicting limits.
+LONG_OWNER = (
+    "org-7c1e4b2a-9f3d-4e8a-b6c5-1d2e3f4a5b6c-user-0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f-" * 2
+)[:99]
+LONG_PEER = ("customer_success_emea_apac_escalations_night_shift_and_weekend_on_call_" * 2)[:99]
+LONG_GUID = ("regional-support-leads-emea-apac-amer-quarterly-planning-and-escalations-" * 2)[:99]
+LONG_PEER_NAME = (
+    "Maximiliane Alexandra von Hohenzollern-Sigmaringen, Head of Customer Success EMEA & APAC"
+)
+LONG_GROUP_NAME = "Regional support leads — EMEA, APAC & AMER quarterly planning and escalations"
+GHOST = ("former-contractor-account-removed-from-cometchat-during-the-2024-offboarding-" * 2)[:99]
+# CometChatAPIError's shape: "<code> (HTTP <status>) on <endpoint>: <message>" (exceptions.py).
+LONG_CODE = "ERR_" + "PLAN_QUOTA_RESTRICTION_" * 4  # at the column's 100-character limit
+LONG_EVENT_ERROR = (
+    f"ERR_CONVERSATION_NOT_ACCESSIBLE (HTTP 403) on GET /users/{LONG_OWNER}/conversations/"
+    f"group_{LONG_GUID}: The user {LONG_OWNER} is not a member of the group {LONG_GUID}."
+)
+
+
+@pytest.fixture
+def crowded(cometchat_fake: Any, settings: Any, django_user_model: Any) -> dict[str, Any]:
+    """Every changelist with rows at CometChat's limits, next to ordinary ones: a long owner UID
+    whose Django username is longer still, a peer and a group with long ids and names, runs of
+    every status (one failed with a code at the column's limit), events of every status."""
+    settings.COMETCHAT = {
+        **settings.COMETCHAT,
+        "UID_RESOLVER": "tests.resolvers.uid_from_username",
+        "MAX_RETRIES": 0,
+        "BACKOFF_FACTOR": 0.01,
+    }
+    fake = cometchat_fake
+    fake.add_user(LONG_OWNER, LONG_PEER_NAME)
+    fake.add_user(LONG_PEER, LONG_PEER_NAME)
+    fake.add_user("alice", "Alice Liddell")
+    fake.add_group(LONG_GUID, LONG_GROUP_NAME, members=[LONG_OWNER, LONG_PEER, "alice"])
+    fake.send_message(
+        LONG_PEER, to_user=LONG_OWNER, text="https://support.example.com/" + "x" * 200
+    )
+    fake.send_message("alice", to_user=LONG_OWNER, text="hello")
+    fake.send_message(LONG_PEER, to_group=LONG_GUID, text=LONG_GROUP_NAME * 3)
+    owner = django_user_model.objects.create_user(username=f"{LONG_OWNER}-django", password="x")
+    alice = django_user_model.objects.create_user(username="alice-django", password="x")
+    ghost = django_user_model.objects.create_user(username=f"{GHOST}-django", password="x")
+    sync_conversations(owner)
+    sync_conversations(alice)
+    assert sync_conversations(ghost, raise_errors=False).error is not None  # ERR_UID_NOT_FOUND
+    now = timezone.now()
+    for waiting in (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING):
+        SyncRun.objects.create(owner=owner, owner_uid=LONG_OWNER, status=waiting, started_at=now)
+    SyncRun.objects.create(
+        owner=owner,
+        owner_uid=LONG_OWNER,
+        trigger=SyncRun.Trigger.WEBHOOK,
+        status=SyncRun.Status.FAILED,
+        started_at=now - timedelta(minutes=1),
+        finished_at=now,
+        error_code=LONG_CODE,
+        error_message=LONG_EVENT_ERROR.replace("ERR_CONVERSATION_NOT_ACCESSIBLE", LONG_CODE),
+    )
+    sent = json.loads((FIXTURES / "webhook.message_sent.json").read_text())
+    for status in [*WebhookEvent.Status.values, "deferred"]:  # and a status added after this
+        WebhookEvent.objects.create(
+            trigger="message_sent",
+            received_at=now,
+            status=status,
+            error=LONG_EVENT_ERROR if status == "failed" else "",
+            payload=sent,
+        )
+    WebhookEvent.objects.create(
+        trigger="group_member_kicked",
+        received_at=now,
+        status=WebhookEvent.Status.FAILED,
+        error="The body is not a JSON object.",
+    )
+    django_user_model.objects.create_superuser("staff", "staff@example.com", PASSWORD)
+    group = Conversation.objects.get(owner_uid=LONG_OWNER, conversation_type="group")
+    return {
+        "group": group.pk,
+        "run": SyncRun.objects.filter(error_code=LONG_CODE).get().pk,
+        "event": WebhookEvent.objects.filter(error=LONG_EVENT_ERROR).get().pk,
+    }
+
+
+def layout(page: Page) -> dict[str, Any]:
+    """How wide the page and the result list are against the room they have."""
+    seen: dict[str, Any] = page.evaluate(
+        """() => {
+        const box = (el) => el && {scroll: el.scrollWidth, client: el.clientWidth};
+        // Text that runs past the content's right edge: scrolled away, or cut off by a box
+        // that hides its overflow (Django's form rows do), which no scroll width shows.
+        const edge = document.querySelector('#content').getBoundingClientRect().right;
+        const walker = document.createTreeWalker(
+            document.querySelector('#content'), NodeFilter.SHOW_TEXT);
+        const cut = [];
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            if (!node.textContent.trim()) continue;
+            const range = document.createRange();
+            range.selectNodeContents(node);
+            const right = Math.max(0, ...[...range.getClientRects()].map((r) => r.right));
+            if (right > edge + 1) cut.push(node.textContent.trim().slice(0, 60));
+        }
+        return {
+            cut: cut.slice(0, 5),
+            page: box(document.scrollingElement),
+            results: box(document.querySelector('#changelist-form .results')),
+            filter: box(document.querySelector('#changelist-filter')),
+            sidebarOpen: document.querySelector('#main').classList.contains('shifted'),
+        };
+    }"""
+    )
+    return seen
+
+
+def test_every_changelist_fits_1280_pixels_with_the_sidebar_open(
+    crowded: dict[str, Any], live_server: Any
+) -> None:
+    admin = f"{live_server.url}/admin/django_cometchat"
+    changelists = {
+        "conversations": "/conversation/",
+        "conversations-of-long-owner": f"/conversation/?owner_uid={LONG_OWNER}",
+        "snapshots": "/conversationsnapshot/",
+        "snapshots-of-long-group": f"/conversationsnapshot/?conversation={crowded['group']}",
+        "sync-runs": "/syncrun/",
+        "sync-runs-failed": "/syncrun/?status__exact=failed",
+        "uid-bindings": "/uidbinding/",
+        "webhook-events": "/webhookevent/",
+    }
+    # Where the columns left out went: the object pages must not scroll sideways either.
+    object_pages = {
+        "conversation-long-group": f"/conversation/{crowded['group']}/change/",
+        "sync-run-long-code": f"/syncrun/{crowded['run']}/change/",
+        "webhook-event-failed": f"/webhookevent/{crowded['event']}/change/",
+    }
+    overflowing = {}
+    with browser_page(width=1280, height=800) as page:
+        log_in(page, f"{admin}/conversation/")
+        for name, path in {**changelists, **object_pages}.items():
+            page.goto(admin + path)
+            page.wait_for_selector("#result_list" if name in changelists else "#content-main")
+            shoot(page, f"1280-{name}")
+            seen = layout(page)
+            assert seen["sidebarOpen"], name
+            boxes = [seen[box] for box in ("page", "results", "filter") if seen[box]]
+            if any(box["scroll"] > box["client"] for box in boxes) or seen["cut"]:
+                overflowing[name] = seen
+    assert overflowing == {}, {
+        name: {box: seen[box] for box in ("page", "results", "filter", "cut")}
+        for name, seen in overflowing.items()
+    }
+
+
+CONTRAST = """(selector) => {
+    // WCAG 2 contrast of each element's text against the first opaque background behind it.
+    const rgb = (text) => text.match(/[\\d.]+/g).map(Number);
+    const luminance = ([r, g, b]) => {
+        const [R, G, B] = [r, g, b].map((c) => {
+            c /= 255;
+            return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * R + 0.7152 * G + 0.0722 * B;
+    };
+    const background = (el) => {
+        for (; el; el = el.parentElement) {
+            const color = rgb(getComputedStyle(el).backgroundColor);
+            if (color.length < 4 || color[3] > 0) return color;
+        }
+        return [255, 255, 255];
+    };
+    return [...document.querySelectorAll(selector)].map((el) => {
+        const [fg, bg] = [luminance(rgb(getComputedStyle(el).color)), luminance(background(el))];
+        return {
+            text: el.textContent.trim(),
+            tone: el.className,
+            ratio: (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05),
+        };
+    });
+}"""
+
+
+def test_statuses_read_as_badges_with_the_error_code_in_light_and_dark_themes(
+    crowded: dict[str, Any], live_server: Any
+) -> None:
+    admin = f"{live_server.url}/admin/django_cometchat"
+    with browser_page(width=1280, height=800) as page:
+        log_in(page, f"{admin}/syncrun/")
+        for theme in ("light", "dark"):
+            page.emulate_media(color_scheme=theme)  # Django's admin follows it ("auto" theme)
+            page.goto(f"{admin}/syncrun/")
+            page.wait_for_selector("#result_list")
+            shoot(page, f"1280-sync-runs-{theme}")
+            body = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert body == ("rgb(255, 255, 255)" if theme == "light" else "rgb(18, 18, 18)")
+            failed = page.locator("#result_list tbody tr", has_text="ERR_UID_NOT_FOUND")
+            assert failed.locator(".field-status_column").inner_text().split() == [
+                "Failed",
+                "ERR_UID_NOT_FOUND",
+            ]
+            tone = failed.locator(".cometchat-badge").get_attribute("class") or ""
+            assert "cometchat-tone-error" in tone
+            statuses = page.locator("#result_list .cometchat-badge").all_inner_texts()
+            assert sorted(set(statuses)) == ["Failed", "Queued", "Running", "Succeeded"]
+            page.goto(f"{admin}/webhookevent/")
+            page.wait_for_selector("#result_list")
+            shoot(page, f"1280-webhook-events-{theme}")
+            badges = {
+                badge["text"]: badge["tone"]
+                for badge in page.evaluate(CONTRAST, "#result_list .cometchat-badge")
+            }
+            # Every status reads, and one this version does not know gets a neutral badge.
+            deferred = WebhookEvent(status="deferred").get_status_display()
+            assert set(badges) == {*WebhookEvent.Status.labels, deferred}
+            assert "cometchat-tone-neutral" in badges[deferred]
+            assert "cometchat-tone-success" in badges["Processed"]
+            assert page.locator("#result_list .cometchat-code").all_inner_texts() == [
+                "ERR_CONVERSATION_NOT_ACCESSIBLE"
+            ]
+            for url in ("syncrun", "webhookevent"):
+                page.goto(f"{admin}/{url}/")
+                page.wait_for_selector("#result_list")
+                seen = page.evaluate(CONTRAST, ".cometchat-badge, .cometchat-code")
+                assert seen
+                weak = [item for item in seen if item["ratio"] < 4.5]  # WCAG AA, normal text
+                assert weak == [], (theme, url)

@@ -12,7 +12,7 @@ indexed columns, no facet counts, and a constant number of queries per page.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.filters import FieldListFilter, ListFilter, SimpleListFilter
@@ -44,12 +44,24 @@ from .filters import (
 )
 from .pagination import DEFAULT_COUNT_LIMIT, LargeTablePaginator
 from .refresh import BatchOutcome, refresh_conversations, sync_owners
-from .rendering import last_message_html, pretty_json, short_summary, truncate
+from .rendering import (
+    badge,
+    clipped,
+    error_code_in,
+    format_moment,
+    last_message_html,
+    pretty_json,
+    short_summary,
+    status_badge,
+    truncate,
+    with_code,
+)
 
 if TYPE_CHECKING:
     from django.core.paginator import Paginator
 
 MAX_MESSAGES = 10  # failure messages shown per action; the rest are summed up
+ADMIN_CSS = "django_cometchat/admin.css"  # badges, and long values kept to their columns
 DATE_PARTS = ("year", "month", "day")  # the date hierarchy's query parameters
 
 
@@ -98,6 +110,9 @@ class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):  # type: ignore[type-arg]
     count_limit = DEFAULT_COUNT_LIMIT
     show_full_result_count = False  # no second COUNT(*) of the unfiltered table
     show_facets = admin.ShowFacets.NEVER  # a facet is a COUNT per filter choice
+
+    class Media:
+        css: ClassVar[dict[str, tuple[str, ...]]] = {"all": (ADMIN_CSS,)}
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return LargeTableChangeList
@@ -236,8 +251,8 @@ class PayloadColumns:
     """Columns shown for a stored payload, by conversations and snapshots alike."""
 
     @admin.display(description="unread and last message")
-    def summary(self, obj: Conversation | ConversationSnapshot) -> str:
-        return short_summary(obj.payload)
+    def summary(self, obj: Conversation | ConversationSnapshot) -> SafeString:
+        return clipped(short_summary(obj.payload))
 
     @admin.display(description="last message")
     def last_message_text(self, obj: Conversation | ConversationSnapshot) -> SafeString:
@@ -263,15 +278,14 @@ class SnapshotInline(ReadOnly, PayloadColumns, admin.TabularInline):  # type: ig
 
 @admin.register(Conversation)
 class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
+    # Five narrow columns fit a 1280-pixel window beside the navigation and filter sidebars;
+    # the type, the owner's Django user and the fetch time are on the object page.
     list_display = (
-        "conversation_id",
+        "conversation_column",
         "owner_column",
         "peer_column",
-        "conversation_type",
         "unread_message_count",
         "updated_at",
-        "fetched_at",
-        "missing",
     )
     list_select_related = ("owner",)
     list_filter = ("conversation_type", UnreadFilter, MissingFilter, OwnerUIDFilter)
@@ -286,7 +300,7 @@ class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
     date_hierarchy = "updated_at"
     ordering = ("-updated_at", "-id")
     # Only orders an index serves; sorting 1,000,000 rows by an unindexed column takes seconds.
-    sortable_by = ("conversation_id", "peer_column", "updated_at")
+    sortable_by = ("conversation_column", "peer_column", "updated_at")
     actions = ("refresh_from_cometchat", "sync_owners")
     inlines = (SnapshotInline,)
     fieldsets = (
@@ -353,19 +367,23 @@ class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
 
     # -- columns and fields -------------------------------------------------------------------
 
-    @admin.display(description="owner")
-    def owner_column(self, obj: Conversation) -> str:
-        if obj.owner is None:
-            return obj.owner_uid
-        return f"{obj.owner_uid} ({obj.owner})"
+    @admin.display(description="conversation id", ordering="conversation_id")
+    def conversation_column(self, obj: Conversation) -> SafeString:
+        """The id, and a "missing" badge when CometChat confirmed the owner lost it."""
+        if obj.missing_since is None:
+            return clipped(obj.conversation_id)
+        since = f"Missing from CometChat since {format_moment(obj.missing_since)}"
+        return format_html(
+            "{}{}", clipped(obj.conversation_id), badge("missing", "warning", title=since)
+        )
+
+    @admin.display(description="owner UID")
+    def owner_column(self, obj: Conversation) -> SafeString:
+        return clipped(obj.owner_uid)
 
     @admin.display(description="peer", ordering="peer_name")
-    def peer_column(self, obj: Conversation) -> str:
-        return obj.peer_name or obj.peer_id
-
-    @admin.display(description="missing", boolean=True)
-    def missing(self, obj: Conversation) -> bool:
-        return obj.missing_since is not None
+    def peer_column(self, obj: Conversation) -> SafeString:
+        return clipped(obj.peer_name or obj.peer_id)
 
     @admin.display(description="owner")
     def owner_detail(self, obj: Conversation) -> SafeString:
@@ -509,7 +527,7 @@ class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
 
 @admin.register(ConversationSnapshot)
 class ConversationSnapshotAdmin(PayloadColumns, ReadOnlyAdmin):
-    list_display = ("fetched_at", "conversation_column", "summary", "content_hash")
+    list_display = ("fetched_at", "conversation_column", "owner_column", "summary")
     list_select_related = ("conversation",)
     list_filter = (SnapshotConversationFilter,)
     ordering = ("-fetched_at", "-id")
@@ -525,9 +543,13 @@ class ConversationSnapshotAdmin(PayloadColumns, ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ConversationSnapshot]:
         return super().get_queryset(request).select_related("conversation")
 
-    @admin.display(description="conversation")
-    def conversation_column(self, obj: ConversationSnapshot) -> str:
-        return str(obj.conversation)
+    @admin.display(description="conversation id")
+    def conversation_column(self, obj: ConversationSnapshot) -> SafeString:
+        return clipped(obj.conversation.conversation_id)
+
+    @admin.display(description="owner UID")
+    def owner_column(self, obj: ConversationSnapshot) -> SafeString:
+        return clipped(obj.conversation.owner_uid)
 
     @admin.display(description="conversation")
     def conversation_link(self, obj: ConversationSnapshot) -> SafeString:
@@ -537,19 +559,8 @@ class ConversationSnapshotAdmin(PayloadColumns, ReadOnlyAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ExactUIDSearch, ReadOnlyAdmin):
-    list_display = (
-        "started_at",
-        "owner_uid",
-        "owner",
-        "trigger",
-        "status",
-        "duration",
-        "created_count",
-        "updated_count",
-        "unchanged_count",
-        "missing_count",
-        "error",
-    )
+    # The Django user, each count and the error message are on the object page.
+    list_display = ("started_at", "owner_column", "trigger", "status_column", "duration", "changes")
     list_select_related = ("owner",)
     list_filter = ("status", "trigger")
     search_fields = ("=owner_uid",)
@@ -557,7 +568,7 @@ class SyncRunAdmin(ExactUIDSearch, ReadOnlyAdmin):
     ordering = ("-started_at", "-id")
     sortable_by = ("started_at",)
     fieldsets = (
-        (None, {"fields": ("owner_uid", "owner", "trigger", "status", "complete")}),
+        (None, {"fields": ("owner_uid", "owner", "trigger", "status_column", "complete")}),
         ("Times", {"fields": ("started_at", "finished_at", "duration")}),
         (
             "Counts",
@@ -577,6 +588,23 @@ class SyncRunAdmin(ExactUIDSearch, ReadOnlyAdmin):
         ("Error", {"fields": ("error_code", "error_message")}),
     )
 
+    # A status this map does not name (one added later) gets a neutral badge.
+    status_tones: ClassVar[dict[str, str]] = {
+        SyncRun.Status.QUEUED: "pending",
+        SyncRun.Status.RUNNING: "pending",
+        SyncRun.Status.SUCCEEDED: "success",
+        SyncRun.Status.FAILED: "error",
+    }
+
+    @admin.display(description="owner UID")
+    def owner_column(self, obj: SyncRun) -> SafeString:
+        return clipped(obj.owner_uid)
+
+    @admin.display(description="status")
+    def status_column(self, obj: SyncRun) -> SafeString:
+        badge = status_badge(obj.status, obj.get_status_display(), self.status_tones)
+        return with_code(badge, obj.error_code, obj.error_message)
+
     @admin.display(description="duration")
     def duration(self, obj: SyncRun) -> str:
         seconds = obj.duration_seconds
@@ -584,12 +612,16 @@ class SyncRunAdmin(ExactUIDSearch, ReadOnlyAdmin):
             return "running" if obj.status == SyncRun.Status.RUNNING else "-"
         return f"{seconds:.2f} s"
 
-    @admin.display(description="error")
-    def error(self, obj: SyncRun) -> str:
-        if not (obj.error_code or obj.error_message):
-            return ""
-        message = truncate(obj.error_message, 100)
-        return f"{obj.error_code}: {message}" if obj.error_code else message
+    @admin.display(description="changes")
+    def changes(self, obj: SyncRun) -> str:
+        """What the run changed, zeros left out: "2 new, 1 updated"; "none" once it ended."""
+        counts = (
+            (obj.created_count, "new"),
+            (obj.updated_count, "updated"),
+            (obj.missing_count, "missing"),
+        )
+        changed = ", ".join(f"{count:,} {what}" for count, what in counts if count)
+        return changed or ("none" if obj.finished_at is not None else "-")
 
     @admin.display(description="filters")
     def filters_pretty(self, obj: SyncRun) -> SafeString:
@@ -601,14 +633,22 @@ class UIDBindingAdmin(ExactUIDSearch, ReadOnlyAdmin):
     """Which account each CometChat UID belongs to. Read-only: ``cometchat_rebind`` moves a UID
     on purpose, with its rows."""
 
-    list_display = ("uid", "user", "bound_at")
+    list_display = ("uid_column", "user_column", "bound_at")
     list_select_related = ("user",)
     search_fields = ("=uid",)
     search_help_text = "Exact CometChat UID; several UIDs separated by spaces."
     uid_field = "uid"
     ordering = ("uid",)
-    sortable_by = ("uid",)
+    sortable_by = ("uid_column",)
     fields = ("uid", "user", "bound_at")
+
+    @admin.display(description="CometChat UID", ordering="uid")
+    def uid_column(self, obj: UIDBinding) -> SafeString:
+        return clipped(obj.uid)
+
+    @admin.display(description="user")
+    def user_column(self, obj: UIDBinding) -> SafeString:
+        return clipped(str(obj.user))
 
 
 @admin.register(WebhookEvent)
@@ -616,12 +656,12 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     """CometChat's webhook deliveries as received, newest first. Read-only: CometChat sends them,
     ``process_webhook_event`` processes them."""
 
-    list_display = ("received_at", "trigger", "status", "processed_at", "error_summary")
+    list_display = ("received_at", "trigger_column", "status_column", "error_summary")
     list_filter = (TriggerFilter, "status")
     ordering = ("-received_at", "-id")
     sortable_by = ("received_at",)
     fieldsets = (
-        (None, {"fields": ("trigger", "status", "owners_list", "error")}),
+        (None, {"fields": ("trigger", "status_column", "owners_list", "error")}),
         ("Times", {"fields": ("received_at", "processed_at")}),
         ("Payload (as CometChat sent it)", {"fields": ("payload_pretty", "dedupe_key")}),
     )
@@ -629,9 +669,29 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return PayloadDeferredChangeList
 
-    @admin.display(description="error")
-    def error_summary(self, obj: WebhookEvent) -> str:
-        return truncate(obj.error, 100)
+    # A status this map does not name (one added later) gets a neutral badge.
+    status_tones: ClassVar[dict[str, str]] = {
+        WebhookEvent.Status.RECEIVED: "pending",
+        WebhookEvent.Status.PROCESSING: "pending",
+        WebhookEvent.Status.PROCESSED: "success",
+        WebhookEvent.Status.IGNORED: "neutral",
+        WebhookEvent.Status.FAILED: "error",
+    }
+
+    @admin.display(description="trigger")
+    def trigger_column(self, obj: WebhookEvent) -> SafeString:
+        return clipped(obj.trigger or "-")
+
+    @admin.display(description="status")
+    def status_column(self, obj: WebhookEvent) -> SafeString:
+        badge = status_badge(obj.status, obj.get_status_display(), self.status_tones)
+        if obj.status != WebhookEvent.Status.FAILED:
+            return badge
+        return with_code(badge, error_code_in(obj.error), obj.error)
+
+    @admin.display(description="error or reason")
+    def error_summary(self, obj: WebhookEvent) -> SafeString:
+        return clipped(truncate(obj.error, 200))
 
     @admin.display(description="refreshed owners")
     def owners_list(self, obj: WebhookEvent) -> str:

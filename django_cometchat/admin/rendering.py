@@ -1,19 +1,22 @@
-"""How stored CometChat payloads read to a person: pretty JSON and the last message as text.
+"""How stored CometChat payloads and statuses read to a person: pretty JSON, the last message as
+text, status badges, long values kept to two lines.
 
 Everything goes through ``format_html``, so whatever CometChat (or a user writing a message) put
-in a payload is escaped.
+in a payload is escaped. The classes used here are styled by
+``static/django_cometchat/admin.css`` (every ModelAdmin of the package loads it).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.utils import formats, timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 MEDIA_TYPES = ("image", "video", "audio", "file")
@@ -142,3 +145,55 @@ def short_summary(payload: Any, *, limit: int = 80) -> str:
     text = truncate(describe_message(message) if message else "(no last message)", limit)
     unread = data.get("unreadMessageCount", 0)
     return f"unread {unread} · {text}"
+
+
+# A badge's tone: its colour, from the admin's own theme variables (light and dark alike). The
+# status itself is always written in the badge: the colour only helps the eye.
+TONES = ("success", "pending", "warning", "error", "neutral")
+ERROR_CODE = re.compile(r"\b(?:AUTH_)?ERR_[A-Z0-9_]+\b")
+
+
+def badge(label: str, tone: str, *, title: str = "") -> SafeString:
+    """``label`` in a badge of ``tone`` (one of ``TONES``, else neutral)."""
+    if tone not in TONES:
+        tone = "neutral"
+    if title:
+        return format_html(
+            '<span class="cometchat-badge cometchat-tone-{}" title="{}">{}</span>',
+            tone,
+            title,
+            label,
+        )
+    return format_html('<span class="cometchat-badge cometchat-tone-{}">{}</span>', tone, label)
+
+
+def status_badge(value: str, label: str, tones: Mapping[str, str]) -> SafeString:
+    """A status's ``label`` in a badge of the tone ``tones`` gives its ``value``: a status that
+    ``tones`` does not know (one added later) is neutral, so it still reads, in grey."""
+    return badge(label, tones.get(value, "neutral"))
+
+
+def error_code_in(text: str) -> str:
+    """The first CometChat error code (``ERR_…``, ``AUTH_ERR_…``) a stored error text names,
+    or "" (a refused delivery's reason, for one, names none)."""
+    found = ERROR_CODE.search(text)
+    return found.group(0) if found else ""
+
+
+def with_code(status: SafeString, code: str, detail: str = "") -> SafeString:
+    """A status badge with the error code beside it; ``detail`` (the start of the message)
+    shows on hover, and in full on the object page."""
+    if not code:
+        return status
+    return format_html(
+        '{} <code class="cometchat-code" title="{}">{}</code>', status, truncate(detail, 300), code
+    )
+
+
+def clipped(text: str) -> SafeString:
+    """``text`` kept to two lines of its column (an ellipsis marks what is cut); all of it on
+    hover and on the object page. A long id breaks after its underscores (``<wbr>``) and its
+    hyphens first, anywhere else only when a piece is wider than the column."""
+    head, *rest = text.split("_")
+    breakable = format_html("{}{}", head, format_html_join("", "_<wbr>{}", ((p,) for p in rest)))
+    return format_html('<span class="cometchat-clip" title="{}">{}</span>', text, breakable)
