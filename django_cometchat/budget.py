@@ -104,6 +104,7 @@ class RateBudget:
                     window_end(now + self.edge, self.window),
                 )
             else:
+                logger.debug("CometChat rate budget: slot taken in window %s", windows[0])
                 return waited
             self._give_back(windows if used else [])
             left = None if max_wait is None else max_wait - waited
