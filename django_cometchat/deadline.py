@@ -1,10 +1,11 @@
-"""One overall deadline for on-demand work: connects, reads, retries and every page.
+"""One overall deadline for a unit of work: connects, reads, retries and every page.
 
 A person waiting on the API or the admin must get an answer within ``WEB_DEADLINE`` seconds,
-whatever CometChat does: a slow first byte, a trickling body, a run of 429s, ten pages. The
-services open ``with deadline(seconds):`` around on-demand work; inside it the client clips every
-timeout to what is left, the retry policy never sleeps past it, and the body reader checks it
-between chunks. Background work runs without one (and waits as long as its retry budget allows).
+whatever CometChat does: a slow first byte, a trickling body, a run of 429s, ten pages; a sync,
+refresh or webhook event run by a command or a task must end within ``SYNC_DEADLINE``. The
+services open ``with deadline(seconds, setting=...):`` around such work; inside it the client
+clips every timeout, down to each socket read's, to what is left, and the retry policy never
+sleeps past it. The setting's name goes into the error, so an operator knows what to raise.
 
 Held in a context variable, so it follows the work into the page-prefetching thread (the client
 copies the context) and never leaks into another request's thread.
@@ -19,22 +20,23 @@ from contextvars import ContextVar
 
 from .exceptions import CometChatDeadlineExceeded
 
-# (monotonic time at which the deadline passes, its length in seconds)
-_deadline: ContextVar[tuple[float, float] | None] = ContextVar("cometchat_deadline", default=None)
+# (monotonic time at which the deadline passes, its length in seconds, the setting naming it)
+_deadline: ContextVar[tuple[float, float, str] | None] = ContextVar("cometchat_deadline", default=None)
 
 MIN_TIMEOUT = 0.05  # never hand a socket a zero or negative timeout
 
 
 @contextmanager
-def deadline(seconds: float | None) -> Iterator[None]:
-    """Work inside the block must finish within ``seconds`` (None: no deadline). Nested blocks
-    keep the earlier of the two deadlines."""
+def deadline(seconds: float | None, *, setting: str = "") -> Iterator[None]:
+    """Work inside the block must finish within ``seconds`` (None: no deadline); ``setting``
+    names where the limit comes from (``"SYNC_DEADLINE"``), for the error. Nested blocks keep
+    the earlier of the two deadlines."""
     if seconds is None:
         yield
         return
     end = time.monotonic() + seconds
     current = _deadline.get()
-    token = _deadline.set(current if current is not None and current[0] <= end else (end, seconds))
+    token = _deadline.set(current if current is not None and current[0] <= end else (end, seconds, setting))
     try:
         yield
     finally:
@@ -51,7 +53,7 @@ def check(endpoint: str = "") -> None:
     """Raise ``CometChatDeadlineExceeded`` once the deadline has passed."""
     current = _deadline.get()
     if current is not None and current[0] - time.monotonic() <= 0:
-        raise CometChatDeadlineExceeded(endpoint=endpoint, seconds=current[1])
+        raise CometChatDeadlineExceeded(endpoint=endpoint, seconds=current[1], setting=current[2])
 
 
 def clip(seconds: float) -> float:

@@ -27,6 +27,7 @@ from .client import CometChatClient, retry_budget
 from .conf import get_settings
 from .exceptions import (
     CometChatAPIError,
+    CometChatConfigurationError,
     CometChatDeadlineExceeded,
     CometChatError,
     CometChatInvalidId,
@@ -332,12 +333,30 @@ def on_demand(client: CometChatClient | None = None) -> Iterator[CometChatClient
     covers every connect, read, retry and page inside the block, and retries sleep at most
     ``WEB_RETRY_BUDGET`` seconds."""
     settings = get_settings()
-    with deadline.deadline(settings.web_deadline), retry_budget(settings.web_retry_budget):
+    with (
+        deadline.deadline(settings.web_deadline, setting="WEB_DEADLINE"),
+        retry_budget(settings.web_retry_budget),
+    ):
         if client is not None:
             yield client
         else:
             with new_client(on_demand=True) as own:
                 yield own
+
+
+@contextmanager
+def background() -> Iterator[None]:
+    """Background work (a command, a task): one deadline of ``SYNC_DEADLINE`` seconds covers
+    every connect, socket read, retry and page of the sync, refresh or webhook event inside.
+
+    Settings that do not load open no deadline: the work inside then fails on them, and records
+    why where it records failures (the run, the event)."""
+    try:
+        seconds = get_settings().sync_deadline
+    except CometChatConfigurationError:
+        seconds = None
+    with deadline.deadline(seconds, setting="SYNC_DEADLINE"):
+        yield
 
 
 # -- sync --------------------------------------------------------------------------------------

@@ -156,14 +156,15 @@ class Command(BaseCommand):
     def sync_one(self, owner: services.Owner, client: services.Client) -> Outcome:
         started = time.monotonic()
         try:
-            result = services.sync_conversations(
-                owner,
-                filters=self.filters,
-                client=client,
-                trigger=SyncRun.Trigger.COMMAND,
-                dry_run=self.dry_run,
-                raise_errors=False,
-            )
+            with services.background():  # SYNC_DEADLINE, per owner
+                result = services.sync_conversations(
+                    owner,
+                    filters=self.filters,
+                    client=client,
+                    trigger=SyncRun.Trigger.COMMAND,
+                    dry_run=self.dry_run,
+                    raise_errors=False,
+                )
         except CometChatError as exc:  # the owner cannot act: no valid or a taken UID
             return Outcome(owner, None, _reason(exc), time.monotonic() - started, scope=exc.scope)
         except KeyboardInterrupt:  # the service has recorded the run as failed
