@@ -380,7 +380,7 @@ class CometChatClient:
                 rate_limit=info,
             )
         logger.info("CometChat window nearly spent (%s left); pausing %.1fs", info.remaining, wait)
-        time.sleep(wait)
+        deadline.sleep(wait)
 
     def _raise_for_error(
         self,

@@ -9,12 +9,16 @@ sleeps past it. The setting's name goes into the error, so an operator knows wha
 
 Held in a context variable, so it follows the work into the page-prefetching thread (the client
 copies the context) and never leaks into another request's thread.
+
+:func:`interrupt` is process-wide instead: a command's signal handler uses it to stop all work
+on every thread at once, as if every deadline had passed, raising the exception it gives.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -24,6 +28,11 @@ from .exceptions import CometChatDeadlineExceeded
 _deadline: ContextVar[tuple[float, float, str] | None] = ContextVar("cometchat_deadline", default=None)
 
 MIN_TIMEOUT = 0.05  # never hand a socket a zero or negative timeout
+
+# Process-wide: what each interrupted check raises (see interrupt()), and what wakes waiters.
+_interrupted: Callable[[], BaseException] | None = None
+_woken = threading.Event()
+_wakers: list[Callable[[], None]] = []
 
 
 @contextmanager
@@ -44,13 +53,19 @@ def deadline(seconds: float | None, *, setting: str = "") -> Iterator[None]:
 
 
 def remaining() -> float | None:
-    """Seconds left before the deadline (may be negative), or None outside any deadline."""
+    """Seconds left before the deadline (may be negative), or None outside any deadline; 0
+    once the process is interrupted."""
+    if _interrupted is not None:
+        return 0.0
     current = _deadline.get()
     return None if current is None else current[0] - time.monotonic()
 
 
 def check(endpoint: str = "") -> None:
-    """Raise ``CometChatDeadlineExceeded`` once the deadline has passed."""
+    """Raise ``CometChatDeadlineExceeded`` once the deadline has passed (the interruption,
+    once the process is interrupted)."""
+    if (stopped := interruption()) is not None:
+        raise stopped
     current = _deadline.get()
     if current is not None and current[0] - time.monotonic() <= 0:
         raise CometChatDeadlineExceeded(endpoint=endpoint, seconds=current[1], setting=current[2])
@@ -60,3 +75,33 @@ def clip(seconds: float) -> float:
     """``seconds``, or what is left of the deadline if that is less."""
     left = remaining()
     return seconds if left is None else max(MIN_TIMEOUT, min(seconds, left))
+
+
+def sleep(seconds: float) -> None:
+    """``time.sleep``, cut short when the process is interrupted."""
+    _woken.wait(max(seconds, 0.0))
+
+
+def interrupt(make: Callable[[], BaseException] | None) -> None:
+    """Stop all work of this process, every thread: each later check, socket read, retry or
+    wait fails at once with ``make()``, and sleepers and blocked socket reads are woken.
+    ``None`` lifts it."""
+    global _interrupted
+    _interrupted = make
+    if make is None:
+        _woken.clear()
+        return
+    _woken.set()
+    for wake in list(_wakers):
+        wake()
+
+
+def interruption() -> BaseException | None:
+    """The exception work of this process is interrupted with, or None."""
+    make = _interrupted
+    return None if make is None else make()
+
+
+def on_interrupt(wake: Callable[[], None]) -> None:
+    """Call ``wake()`` when the process is interrupted (to unblock what waits on a socket)."""
+    _wakers.append(wake)

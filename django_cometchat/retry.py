@@ -24,7 +24,6 @@ forward each time a retry is about to be sent (after its wait). The sync orders 
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -189,7 +188,7 @@ class CometChatRetry(Retry):
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         if self.next_wait > 0:
-            time.sleep(self.next_wait)
+            deadline.sleep(self.next_wait)
             self.slept += self.next_wait
         self.next_wait = 0.0
         if self.rate_budget is not None:

@@ -429,6 +429,12 @@ def sync_conversations(
             finally:
                 result.requests = active.request_count - requests_before
     except BaseException as exc:  # Ctrl-C too: the run is recorded as failed, then re-raised
+        # A process being stopped (a command's SIGTERM) fails its runs with that, whatever
+        # the interrupted request made of it (a timeout, an answer cut off).
+        stopped = deadline.interruption()
+        if stopped is not None:
+            _finish(run, result, stopped, dry_run=dry_run)
+            raise stopped from exc
         _explain(exc, owner)
         _finish(run, result, exc, dry_run=dry_run)
         if raise_errors or not isinstance(exc, CometChatError):
@@ -731,7 +737,8 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
 def _record_failure(run: SyncRun, exc: BaseException) -> None:
     """Mark a run failed, with the reason for its operator and for its owner (not saved)."""
     run.status = SyncRun.Status.FAILED
-    run.error_code = str(getattr(exc, "code", None) or type(exc).__name__)[:100]
+    code = "ERR_INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "code", None)
+    run.error_code = str(code or type(exc).__name__)[:100]
     run.error_message = describe(exc)[:MAX_ERROR_LENGTH]
     public_length = SyncRun._meta.get_field("public_error_message").max_length
     run.public_error_message = public_message(exc)[:public_length]
@@ -745,8 +752,8 @@ def describe(exc: BaseException) -> str:
     """The operator's text for any failure (``CometChatError.describe()``, else its repr)."""
     if isinstance(exc, CometChatError):
         return exc.describe()
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
+    if isinstance(exc, KeyboardInterrupt):  # a command's signal says which
+        return str(exc) or "interrupted"
     return redact(str(exc)) or type(exc).__name__
 
 

@@ -6,7 +6,8 @@ whether in the status line, the headers, the body, a chunk's size line or an err
 drains. Here each socket read gets its own timeout: the read timeout, clipped to what is left of
 the current deadline (:mod:`.deadline`), and no read starts once that has passed (it fails as a
 socket timeout does, so urllib3 and the client report it as usual and the client names the
-deadline). Outside a deadline nothing changes.
+deadline). Outside a deadline nothing changes. A read blocked when the process is interrupted
+(:func:`.deadline.interrupt`, a command's SIGTERM) is woken: its socket is shut down.
 
 Installed per client by :class:`ClippedReadsAdapter`: its pool managers (the direct one and any
 proxy's) make connections whose responses read their socket through :class:`_ClippedReads`.
@@ -17,6 +18,8 @@ from __future__ import annotations
 import http.client
 import io
 import socket
+import threading
+import weakref
 from functools import cache
 from typing import Any, cast
 
@@ -25,6 +28,24 @@ from urllib3 import PoolManager
 from urllib3.connectionpool import HTTPConnectionPool
 
 from . import deadline
+
+
+# Sockets blocked in a read right now: an interrupted process (deadline.interrupt) wakes them.
+_reading: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+_reading_lock = threading.Lock()
+
+
+def _wake_reads() -> None:
+    with _reading_lock:
+        blocked = list(_reading)
+    for sock in blocked:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # the read returns at once: the answer ends
+        except OSError:
+            pass
+
+
+deadline.on_interrupt(_wake_reads)
 
 
 class _ClippedReads(io.RawIOBase):
@@ -39,12 +60,19 @@ class _ClippedReads(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int | None:
-        left = deadline.remaining()
-        if left is not None:
-            if left <= 0:
-                raise TimeoutError("the deadline passed")
-            self._sock.settimeout(left if self._timeout is None else deadline.clip(self._timeout))
-        return self._raw.readinto(buffer)
+        with _reading_lock:  # before the check: an interruption from now on wakes this read
+            _reading.add(self._sock)
+        try:
+            left = deadline.remaining()
+            if left is not None:
+                if left <= 0:
+                    raise TimeoutError("the deadline passed")
+                clipped = left if self._timeout is None else deadline.clip(self._timeout)
+                self._sock.settimeout(clipped)
+            return self._raw.readinto(buffer)
+        finally:
+            with _reading_lock:
+                _reading.discard(self._sock)
 
     def close(self) -> None:
         if not self.closed:

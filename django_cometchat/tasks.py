@@ -164,7 +164,7 @@ def _process(event_id: int) -> dict[str, Any]:
                 args, keywords = refresh_arguments(target)
                 refresh_conversation.enqueue(*args, **keywords)
                 done.append(target.uid)
-    except Exception as exc:  # the queue refused, or the database: say so, then fail the task
+    except BaseException as exc:  # the queue refused, the database, a signal: say so, re-raise
         services.finish_webhook_event(event, owners=done, error=exc)
         raise
     services.finish_webhook_event(event, owners=done, error=failed)

@@ -3,7 +3,8 @@
 A thin adapter: ``services.owners`` picks the owners, :class:`..batch.BatchRunner` runs
 ``services.sync_conversations`` for each (inline or on a thread pool), :mod:`..reporting` prints
 what happened. Exits with status 1 when any owner failed, or at once, with one message, on a
-failure that every owner would hit.
+failure that every owner would hit. SIGTERM or SIGINT records the runs in progress as failed
+and exits with 143 or 130 (:mod:`..stopping`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django_cometchat.redaction import redact
 from ..arguments import inline_note, int_at_least
 from ..batch import BatchRunner, Stop
 from ..reporting import Outcome, Reporter, Totals, plural
+from ..stopping import stopping
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with stopping(self.stderr):  # SIGTERM, SIGINT: runs in progress recorded failed
+            self.sync(options)
+
+    def sync(self, options: dict[str, Any]) -> None:
         try:
             selection = services.owners(
                 usernames=options["usernames"] or (),
