@@ -25,14 +25,23 @@ from contextvars import ContextVar
 from .exceptions import CometChatDeadlineExceeded
 
 # (monotonic time at which the deadline passes, its length in seconds, the setting naming it)
-_deadline: ContextVar[tuple[float, float, str] | None] = ContextVar("cometchat_deadline", default=None)
+_deadline: ContextVar[tuple[float, float, str] | None] = ContextVar(
+    "cometchat_deadline", default=None
+)
 
 MIN_TIMEOUT = 0.05  # never hand a socket a zero or negative timeout
 
-# Process-wide: what each interrupted check raises (see interrupt()), and what wakes waiters.
-_interrupted: Callable[[], BaseException] | None = None
-_woken = threading.Event()
-_wakers: list[Callable[[], None]] = []
+
+class _Interruption:
+    """Process-wide: what each interrupted check raises (see interrupt()); what wakes waiters."""
+
+    def __init__(self) -> None:
+        self.make: Callable[[], BaseException] | None = None
+        self.woken = threading.Event()
+        self.wakers: list[Callable[[], None]] = []
+
+
+_interruption = _Interruption()
 
 
 @contextmanager
@@ -45,7 +54,8 @@ def deadline(seconds: float | None, *, setting: str = "") -> Iterator[None]:
         return
     end = time.monotonic() + seconds
     current = _deadline.get()
-    token = _deadline.set(current if current is not None and current[0] <= end else (end, seconds, setting))
+    keep = current is not None and current[0] <= end
+    token = _deadline.set(current if keep else (end, seconds, setting))
     try:
         yield
     finally:
@@ -55,7 +65,7 @@ def deadline(seconds: float | None, *, setting: str = "") -> Iterator[None]:
 def remaining() -> float | None:
     """Seconds left before the deadline (may be negative), or None outside any deadline; 0
     once the process is interrupted."""
-    if _interrupted is not None:
+    if _interruption.make is not None:
         return 0.0
     current = _deadline.get()
     return None if current is None else current[0] - time.monotonic()
@@ -79,29 +89,28 @@ def clip(seconds: float) -> float:
 
 def sleep(seconds: float) -> None:
     """``time.sleep``, cut short when the process is interrupted."""
-    _woken.wait(max(seconds, 0.0))
+    _interruption.woken.wait(max(seconds, 0.0))
 
 
 def interrupt(make: Callable[[], BaseException] | None) -> None:
     """Stop all work of this process, every thread: each later check, socket read, retry or
     wait fails at once with ``make()``, and sleepers and blocked socket reads are woken.
     ``None`` lifts it."""
-    global _interrupted
-    _interrupted = make
+    _interruption.make = make
     if make is None:
-        _woken.clear()
+        _interruption.woken.clear()
         return
-    _woken.set()
-    for wake in list(_wakers):
+    _interruption.woken.set()
+    for wake in list(_interruption.wakers):
         wake()
 
 
 def interruption() -> BaseException | None:
     """The exception work of this process is interrupted with, or None."""
-    make = _interrupted
+    make = _interruption.make
     return None if make is None else make()
 
 
 def on_interrupt(wake: Callable[[], None]) -> None:
     """Call ``wake()`` when the process is interrupted (to unblock what waits on a socket)."""
-    _wakers.append(wake)
+    _interruption.wakers.append(wake)

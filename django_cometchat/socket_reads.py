@@ -15,6 +15,7 @@ proxy's) make connections whose responses read their socket through :class:`_Cli
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import socket
@@ -29,7 +30,6 @@ from urllib3.connectionpool import HTTPConnectionPool
 
 from . import deadline
 
-
 # Sockets blocked in a read right now: an interrupted process (deadline.interrupt) wakes them.
 _reading: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 _reading_lock = threading.Lock()
@@ -39,10 +39,8 @@ def _wake_reads() -> None:
     with _reading_lock:
         blocked = list(_reading)
     for sock in blocked:
-        try:
+        with contextlib.suppress(OSError):  # closed meanwhile
             sock.shutdown(socket.SHUT_RDWR)  # the read returns at once: the answer ends
-        except OSError:
-            pass
 
 
 deadline.on_interrupt(_wake_reads)
@@ -84,7 +82,7 @@ class _ClippedResponse(http.client.HTTPResponse):
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
         # Nothing is buffered yet: swap the socket file's buffer for one over clipped reads.
-        self.fp = io.BufferedReader(_ClippedReads(self.fp.detach(), sock))  # type: ignore[arg-type]
+        self.fp = io.BufferedReader(_ClippedReads(self.fp.detach(), sock))
 
 
 @cache

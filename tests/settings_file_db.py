@@ -13,6 +13,5 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ["COMETCHAT_TEST_SQLITE"],
-        "OPTIONS": {"timeout": 20},
     }
 }

@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def environment(database: Path, base_url: str = "http://127.0.0.1:9/v3") -> dict
 
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory) -> Path:
-    database = tmp_path_factory.mktemp("signals") / "template.sqlite3"
+    database: Path = tmp_path_factory.mktemp("signals") / "template.sqlite3"
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "-v", "0"],
         env=environment(database),
@@ -59,7 +60,7 @@ def runs(database: Path) -> list[tuple[str, str, str, str]]:
         return [tuple(row) for row in rows]
 
 
-def wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     end = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > end:

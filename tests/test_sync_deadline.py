@@ -29,7 +29,11 @@ from .test_webhooks import message_event, post
 pytestmark = pytest.mark.django_db
 
 MARGIN = 0.6  # seconds past the deadline an answer may take to be given up
-SLOW = {"chunk_size": 1, "pause": 0.25}  # a byte every 0.25 s: far inside any read timeout
+
+
+def slow(**options: Any) -> Fault:
+    """A byte every 0.25 s: each read far inside any read timeout, the answer endless."""
+    return Fault("trickle", chunk_size=1, pause=0.25, **options)
 
 
 # -- the client: every socket read -----------------------------------------------------------
@@ -38,7 +42,7 @@ SLOW = {"chunk_size": 1, "pause": 0.25}  # a byte every 0.25 s: far inside any r
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("head", [False, True], ids=["body", "head"])
 def test_a_trickle_never_outlasts_the_deadline(chat, client_for, compress, head):
-    chat.inject(Fault("trickle", compress=compress, head=head, **SLOW))
+    chat.inject(slow(compress=compress, head=head))
     client = client_for(TIMEOUT=(3.0, 15.0))
     started = time.monotonic()
     with deadline.deadline(1.0, setting="SYNC_DEADLINE"):
@@ -88,7 +92,7 @@ def test_a_retry_does_not_wait_on_a_trickled_error_body_past_the_deadline(chat, 
     chat.set_rate_limit(1, window=30)
     client = client_for(TIMEOUT=(3.0, 15.0), RETRY_AFTER_MAX=0.0, REQUESTS_PER_MINUTE=None)
     client.get_user("bob")  # spends the window
-    chat.inject(Fault("trickle", **SLOW))
+    chat.inject(slow())
     started = time.monotonic()
     with deadline.deadline(1.0), pytest.raises(CometChatDeadlineExceeded):
         client.get_user("bob")
@@ -108,7 +112,7 @@ def owner(cometchat_fake, settings):
     services.sync_conversations(services.owner_by_uid("owner"))
     assert Conversation.objects.filter(owner_uid="owner", missing_since=None).count() == 12
     settings.COMETCHAT = {**settings.COMETCHAT, "SYNC_DEADLINE": 1}
-    cometchat_fake.inject(Fault("trickle", query={"page": "2"}, **SLOW))
+    cometchat_fake.inject(slow(query={"page": "2"}))
     return "owner"
 
 
@@ -143,7 +147,9 @@ def test_a_command_sync_on_threads_ends_at_the_deadline(owner, cometchat_fake):
             "cometchat_sync", "--uid", owner, "--uid", "other", "--concurrency", "2",
             stdout=io.StringIO(), stderr=io.StringIO(),
         )  # fmt: skip
-    check_cut_short(SyncRun.objects.get(owner_uid=owner, status="failed"), time.monotonic() - started)
+    check_cut_short(
+        SyncRun.objects.get(owner_uid=owner, status="failed"), time.monotonic() - started
+    )
     assert SyncRun.objects.get(owner_uid="other").status == SyncRun.Status.SUCCEEDED
 
 
@@ -182,7 +188,7 @@ def test_an_inline_webhook_event_ends_at_the_deadline(client, fake, alice, setti
     services.sync_conversations(services.owner_by_uid("alice"))
     services.sync_conversations(services.owner_by_uid("bob"))
     settings.COMETCHAT = {**settings.COMETCHAT, "SYNC_DEADLINE": 1}
-    fake.inject(Fault("trickle", times=2, **SLOW))  # both owners' refreshes
+    fake.inject(slow(times=2))  # both owners' refreshes
     started = time.monotonic()
     answer = post(client, message_event(fake.send_message("bob", to_user="alice", text="hi")))
     assert time.monotonic() - started < 1.0 + MARGIN

@@ -27,7 +27,12 @@ from .. import deadline
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-_caught: int | None = None  # the first signal this process's command received
+
+class _Caught:
+    signum: int | None = None  # the first signal this process's command received
+
+
+_caught = _Caught()
 
 
 class Interrupted(KeyboardInterrupt):
@@ -42,11 +47,9 @@ class Interrupted(KeyboardInterrupt):
 
 def stop(signum: int) -> None:
     """Interrupt every sync of this process, on every thread (the first signal counts)."""
-    global _caught
-    if _caught is None:
-        _caught = signum
-        caught = signum
-        deadline.interrupt(lambda: Interrupted(caught))
+    if _caught.signum is None:
+        _caught.signum = signum
+        deadline.interrupt(lambda: Interrupted(signum))
 
 
 def on_signals(callback: Callable[[int], None]) -> dict[int, Any] | None:
@@ -68,7 +71,7 @@ def stopping(stderr: OutputWrapper | TextIO) -> Iterator[None]:
     128 + the signal's number (the command's closing message still goes to ``stderr``)."""
 
     def interrupt(signum: int, frame: FrameType | None = None) -> None:
-        first = _caught is None
+        first = _caught.signum is None
         stop(signum)
         if first:
             raise Interrupted(signum)
@@ -78,18 +81,13 @@ def stopping(stderr: OutputWrapper | TextIO) -> Iterator[None]:
         try:
             yield
         except (CommandError, KeyboardInterrupt) as exc:
-            if _caught is None:
+            if _caught.signum is None:
                 raise
             if isinstance(exc, CommandError):
                 stderr.write(f"CommandError: {exc}")
-        if _caught is not None:
-            raise SystemExit(128 + _caught)
+        if _caught.signum is not None:
+            raise SystemExit(128 + _caught.signum)
     finally:
         restore(previous)
-        _reset()
-
-
-def _reset() -> None:
-    global _caught
-    _caught = None
-    deadline.interrupt(None)
+        _caught.signum = None
+        deadline.interrupt(None)

@@ -20,8 +20,9 @@ given; for all, unless ``headers`` set a ``Content-Encoding``). Faults that are 
 on the wire never are: "truncate" cuts the JSON itself, "trickle" paces the uncompressed bytes
 (so its timing is what its ``chunk_size`` and ``pause`` say; with ``compress=True`` it paces the
 compressed bytes instead, as a slow upstream that compresses would send them, and with
-``head=True`` the status line and headers go out at the same pace too), "oversize" is ``size`` bytes on
-the wire, "html" is a page from something in front of CometChat, and "empty" is zero bytes.
+``head=True`` the status line and headers go out at the same pace too), "oversize" is ``size``
+bytes on the wire, "html" is a page from something in front of CometChat, and "empty" is zero
+bytes.
 "gzip_bomb" is always gzip, whatever the request accepted.
 
 Timing: "hold" and "after" answer normally (compressed like any answer) but control *when*. The

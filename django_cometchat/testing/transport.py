@@ -123,9 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _trickle_head(self, size: int, pause: float) -> None:
         """``end_headers()``, but the buffered status line and headers go out ``size`` bytes at
         a time, ``pause`` seconds apart."""
-        self._headers_buffer.append(b"\r\n")
-        head = b"".join(self._headers_buffer)
-        self._headers_buffer = []
+        buffered: list[bytes] = getattr(self, "_headers_buffer", [])  # send_header()'s
+        head = b"".join([*buffered, b"\r\n"])
+        buffered.clear()
         try:
             for start in range(0, len(head), size):
                 if start:
