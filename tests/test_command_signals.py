@@ -55,7 +55,7 @@ def runs(database: Path) -> list[tuple[str, str, str, str]]:
     with sqlite3.connect(database, timeout=20) as db:
         rows = db.execute(
             "SELECT owner_uid, status, error_code, error_message FROM django_cometchat_syncrun "
-            "ORDER BY owner_uid"
+            "ORDER BY owner_uid, id"
         )
         return [tuple(row) for row in rows]
 
@@ -112,4 +112,33 @@ def test_a_signal_records_the_runs_in_progress_as_failed(
         (uid, "failed", "ERR_INTERRUPTED", f"interrupted ({name})") for uid in owners
     ]
     assert "Interrupted after" in err
+    assert "Traceback" not in err, err
+
+
+def test_refresh_stale_records_the_sync_it_runs_inline(cometchat_fake, migrated, tmp_path):
+    """With the immediate backend (no ``TASKS``) the syncs it enqueues run in the command."""
+    database = tmp_path / "db.sqlite3"
+    shutil.copy(migrated, database)
+    cometchat_fake.bulk_conversations("owner-a", 3)
+    env = environment(database, cometchat_fake.base_url)
+    sync = [sys.executable, "-m", "django", "cometchat_sync", "--uid", "owner-a"]
+    subprocess.run(sync, env=env, cwd=ROOT, check=True, capture_output=True, timeout=60)
+    time.sleep(1.1)  # stale after one second
+    held = cometchat_fake.inject(Fault("hold", path="/conversations", hold_timeout=60))
+    refresh = [sys.executable, "-m", "django", "cometchat_refresh_stale", "--older-than", "1s"]
+    process = subprocess.Popen(
+        refresh, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(held.held.is_set)
+        wait_for(lambda: [r[1] for r in runs(database)] == ["succeeded", "running"])
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    finally:
+        held.release.set()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 143, (out, err)
+    assert runs(database)[-1] == ("owner-a", "failed", "ERR_INTERRUPTED", "interrupted (SIGTERM)")
     assert "Traceback" not in err, err
