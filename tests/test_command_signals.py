@@ -4,7 +4,7 @@ are recorded failed (``ERR_INTERRUPTED``, "interrupted (SIGTERM)") before it exi
 
 The command runs ``tests.settings_file_db`` on a SQLite file made for each test (migrated once
 per module, then copied), and reaches this process's fake CometChat over loopback through
-``COMETCHAT_BASE_URL``; the fake holds its answers to the conversation list (API.md §3.1), so the
+``COMETCHAT_BASE_URL``; the fake holds its answers to the conversation list (API.md §2.1), so the
 command is waiting on CometChat when the signal comes.
 """
 

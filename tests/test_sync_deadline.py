@@ -3,8 +3,9 @@ ends within its deadline whatever CometChat does, every socket read is clipped t
 of the deadline (a body, or a status line and headers, trickled a byte at a time, plain or
 gzip), and a retry drains an error body only so far.
 
-The answers are the fake's normal ones (API.md §3.1 "List conversations", §2.2 "Get user"),
-slowed by its "trickle" fault; API.md says nothing of how fast CometChat sends its bytes.
+The answers are the fake's normal ones (API.md §2.1 "List conversations", §2.4 "Get user
+conversation", §4.2 "Get user"; the 429 of §5.4), slowed by its "trickle" fault; API.md says
+nothing of how fast CometChat sends its bytes, nor how long its error bodies are.
 """
 
 from __future__ import annotations
