@@ -136,7 +136,7 @@ class RateBudget:
                 retry_after=seconds,
             )
         logger.info("CometChat rate budget: %s; waiting %.1fs", why, seconds)
-        time.sleep(max(seconds, 0.0) + 0.001)
+        deadline.sleep(max(seconds, 0.0) + 0.001)
         return max(seconds, 0.0)
 
     def reset(self) -> None:

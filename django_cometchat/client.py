@@ -1,9 +1,10 @@
 """CometChatClient: the only code that speaks HTTP to CometChat's REST API v3.
 
 One ``requests.Session`` per client (pooled keep-alive connections), the retry policy of
-``retry.py`` mounted through an ``HTTPAdapter``, a timeout on every request (clipped to the
-on-demand deadline, :mod:`.deadline`), ids validated before they are sent, bodies (gzip or
-deflate when the server compresses) read in chunks up to ``MAX_RESPONSE_BYTES`` decompressed,
+``retry.py`` mounted through an ``HTTPAdapter``, a timeout on every request and on each socket
+read of its answer (clipped to the deadline: :mod:`.deadline`, :mod:`.socket_reads`), ids
+validated before they are sent, bodies (gzip or deflate when the server compresses) read in
+chunks up to ``MAX_RESPONSE_BYTES`` decompressed,
 and every HTTP failure mapped onto the error tree in ``exceptions.py`` in one place
 (``_raise_for_error``). The client never imports models.
 
@@ -33,7 +34,6 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from . import __version__, deadline
 from .budget import RateBudget
@@ -60,6 +60,7 @@ from .ids import path_segment, resolve_conversation_id, validate_id
 from .ratelimit import parse_rate_limit, seconds_to_wait, window_end
 from .redaction import Secret, redact
 from .retry import CometChatRetry, attempt_clock, current_budget, retry_budget
+from .socket_reads import ClippedReadsAdapter
 from .types import (
     Conversation,
     Pagination,
@@ -177,7 +178,7 @@ class CometChatClient:
             budget=budget,
             rate_budget=self.rate_budget,
         )
-        adapter = HTTPAdapter(
+        adapter = ClippedReadsAdapter(
             max_retries=retry, pool_connections=1, pool_maxsize=s.pool_maxsize, pool_block=False
         )
         session = requests.Session()
@@ -266,7 +267,8 @@ class CometChatClient:
     def _read_body(self, endpoint: str, response: requests.Response) -> bytes:
         """The body, decompressed and read in chunks: never more than ``MAX_RESPONSE_BYTES``
         *after* decompression, never past the deadline (a socket that trickles a byte at a time
-        never trips a read timeout).
+        never trips a read timeout: each socket read is clipped to the deadline, see
+        :mod:`.socket_reads`, however many one chunk takes).
 
         urllib3 (2.6+) decodes gzip and deflate with a bounded output per read, so a small
         compressed body that expands without end costs at most one chunk over the cap.
@@ -378,7 +380,7 @@ class CometChatClient:
                 rate_limit=info,
             )
         logger.info("CometChat window nearly spent (%s left); pausing %.1fs", info.remaining, wait)
-        time.sleep(wait)
+        deadline.sleep(wait)
 
     def _raise_for_error(
         self,

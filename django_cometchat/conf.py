@@ -76,6 +76,9 @@ DEFAULTS: Mapping[str, Any] = {
     # The most pages one walk over an owner's conversations may take; a sync that reaches it
     # while CometChat still claims another page fails (an upstream that never ends).
     "SYNC_MAX_PAGES": 10_000,
+    # One overall deadline for each unit of background work (a sync, a refresh, a webhook
+    # event) run by a command or a task: connects, reads, retries, every page. None: no limit.
+    "SYNC_DEADLINE": 900.0,
     # Webhook credentials: "user:password" strings (several, for rotation). Empty: the webhook
     # endpoint refuses every delivery.
     "WEBHOOK_BASIC_AUTH": (),
@@ -141,6 +144,7 @@ class CometChatSettings:
     rate_limit_cache: str
     sync_abandoned_after: float
     sync_max_pages: int
+    sync_deadline: float | None
     webhook_credentials: tuple[tuple[str, Secret], ...] = field(repr=False)
     page_size: int
     uid_resolver_path: str | None
@@ -231,6 +235,10 @@ def _number(raw: Mapping[str, Any], key: str, *, minimum: float = 0.0) -> float:
             f'COMETCHAT["{key}"] must be a number >= {minimum:g}; got {value!r}'
         )
     return float(value)
+
+
+def _optional_number(raw: Mapping[str, Any], key: str, *, minimum: float) -> float | None:
+    return None if raw[key] is None else _number(raw, key, minimum=minimum)
 
 
 def _integer(raw: Mapping[str, Any], key: str, *, minimum: int, maximum: int | None = None) -> int:
@@ -349,6 +357,7 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         rate_limit_cache=_string(raw, "RATE_LIMIT_CACHE"),
         sync_abandoned_after=_number(raw, "SYNC_ABANDONED_AFTER", minimum=1),
         sync_max_pages=_integer(raw, "SYNC_MAX_PAGES", minimum=1),
+        sync_deadline=_optional_number(raw, "SYNC_DEADLINE", minimum=0.1),
         webhook_credentials=_webhook_credentials(raw["WEBHOOK_BASIC_AUTH"]),
         page_size=_integer(raw, "PAGE_SIZE", minimum=1, maximum=MAX_PAGE_SIZE),
         uid_resolver_path=_optional_str(raw, "UID_RESOLVER"),

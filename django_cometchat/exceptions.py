@@ -95,7 +95,7 @@ _REASON_TEXT: dict[str, str] = {
     "connect_timeout": "the connection timed out",
     "read_timeout": "no answer came within the read timeout",
     "reset": "the connection was closed or reset before an answer came",
-    "deadline": "the deadline of this on-demand request passed",
+    "deadline": "the deadline passed",
     "other": "the connection failed",
 }
 
@@ -148,13 +148,26 @@ class CometChatTimeout(CometChatTransportError):
 
 
 class CometChatDeadlineExceeded(CometChatTimeout):
-    """On-demand work ran past its deadline (``WEB_DEADLINE``): a person was waiting."""
+    """Work ran past its deadline: ``WEB_DEADLINE`` (a person was waiting) or ``SYNC_DEADLINE``
+    (a command or a task); ``setting`` names which."""
 
     def __init__(
-        self, message: str = "", *, endpoint: str = "", seconds: float | None = None
+        self,
+        message: str = "",
+        *,
+        endpoint: str = "",
+        seconds: float | None = None,
+        setting: str = "",
     ) -> None:
-        detail = f"{seconds:g} s" if seconds is not None else ""
-        super().__init__(message, endpoint=endpoint, reason="deadline", detail=detail)
+        self.seconds = seconds
+        self.setting = setting
+        super().__init__(message, endpoint=endpoint, reason="deadline")
+
+    def _compose(self) -> str:
+        where = f" at {self.host}" if self.host else ""
+        length = f" ({self.seconds:g} s)" if self.seconds is not None else ""
+        text = f"gave up on CometChat{where}: {self.setting or 'the deadline'}{length} passed"
+        return f"{self.endpoint}: {text}" if self.endpoint else text
 
 
 class CometChatAPIError(CometChatError):

@@ -6,10 +6,13 @@ we only decide how long to wait and when to give up:
 * GETs are retried on connection errors, read timeouts, 429 and every 5xx;
 * the wait is ``Retry-After``, else ``X-Rate-Limit-Reset`` minus now (capped by
   ``retry_after_max``), else exponential backoff with jitter (capped by ``backoff_max``);
-* a *budget* bounds the total seconds one call may sleep, and an on-demand deadline
-  (:mod:`.deadline`) bounds it further. A retry that would overrun either is not attempted: the
-  last 429/5xx response is handed back (and mapped to an exception by the client), or the
-  connection error is raised. A web request fails fast; a background sync waits.
+* a *budget* bounds the total seconds one call may sleep, and the deadline (:mod:`.deadline`)
+  bounds it further. A retry that would overrun either is not attempted: the last 429/5xx
+  response is handed back (and mapped to an exception by the client), or the connection error
+  is raised. A web request fails fast; a background sync waits;
+* the answer being retried is drained (so its connection serves the retry) only up to
+  ``DRAIN_MAX`` bytes on the wire, undecoded, and each read within the deadline; a longer one
+  loses its connection instead. urllib3's own drain would read all of it, decompressed.
 
 ``retry_budget(seconds)`` lowers the budget for every call made inside its block, in this context
 (thread or task), whichever client makes them.
@@ -21,7 +24,6 @@ forward each time a retry is about to be sent (after its wait). The sync orders 
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.utils import timezone
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import HTTPError, MaxRetryError
 from urllib3.util.retry import Retry
 
 from . import deadline
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
+DRAIN_MAX = 64 * 1024  # bytes of an answer being retried read to keep its connection
 
 # A per-call override of the budget (see retry_budget()); None means "the policy's".
 _call_budget: ContextVar[float | None] = ContextVar("cometchat_retry_budget", default=None)
@@ -179,11 +182,13 @@ class CometChatRetry(Retry):
             reason = error or Exception(f"retrying would pass {limit}")
             raise MaxRetryError(_pool, url or "", reason) from reason  # type: ignore[arg-type]
         new_retry.next_wait = wait
+        if response is not None:
+            drain(response)
         return new_retry
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         if self.next_wait > 0:
-            time.sleep(self.next_wait)
+            deadline.sleep(self.next_wait)
             self.slept += self.next_wait
         self.next_wait = 0.0
         if self.rate_budget is not None:
@@ -201,3 +206,16 @@ class CometChatRetry(Retry):
             return "a retry"
         last = self.history[-1]
         return f"{last.method or 'GET'} {urlsplit(last.url or '').path}"
+
+
+def drain(response: BaseHTTPResponse) -> None:
+    """Read what is left of an answer about to be retried, bounded in bytes and (by the
+    clipped socket reads) in time; one that does not end within ``DRAIN_MAX`` bytes, or fails,
+    is closed with its connection. urllib3's ``drain_conn()`` that follows then reads nothing."""
+    try:
+        ended = len(response.read(DRAIN_MAX + 1, decode_content=False)) <= DRAIN_MAX
+    except (HTTPError, OSError):  # timed out (the deadline), cut off
+        ended = False
+    if not ended:
+        logger.info("Not draining the answer before retrying: closing its connection")
+        response.close()

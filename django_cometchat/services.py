@@ -27,6 +27,7 @@ from .client import CometChatClient, retry_budget
 from .conf import get_settings
 from .exceptions import (
     CometChatAPIError,
+    CometChatConfigurationError,
     CometChatDeadlineExceeded,
     CometChatError,
     CometChatInvalidId,
@@ -332,12 +333,30 @@ def on_demand(client: CometChatClient | None = None) -> Iterator[CometChatClient
     covers every connect, read, retry and page inside the block, and retries sleep at most
     ``WEB_RETRY_BUDGET`` seconds."""
     settings = get_settings()
-    with deadline.deadline(settings.web_deadline), retry_budget(settings.web_retry_budget):
+    with (
+        deadline.deadline(settings.web_deadline, setting="WEB_DEADLINE"),
+        retry_budget(settings.web_retry_budget),
+    ):
         if client is not None:
             yield client
         else:
             with new_client(on_demand=True) as own:
                 yield own
+
+
+@contextmanager
+def background() -> Iterator[None]:
+    """Background work (a command, a task): one deadline of ``SYNC_DEADLINE`` seconds covers
+    every connect, socket read, retry and page of the sync, refresh or webhook event inside.
+
+    Settings that do not load open no deadline: the work inside then fails on them, and records
+    why where it records failures (the run, the event)."""
+    try:
+        seconds = get_settings().sync_deadline
+    except CometChatConfigurationError:
+        seconds = None
+    with deadline.deadline(seconds, setting="SYNC_DEADLINE"):
+        yield
 
 
 # -- sync --------------------------------------------------------------------------------------
@@ -410,6 +429,12 @@ def sync_conversations(
             finally:
                 result.requests = active.request_count - requests_before
     except BaseException as exc:  # Ctrl-C too: the run is recorded as failed, then re-raised
+        # A process being stopped (a command's SIGTERM) fails its runs with that, whatever
+        # the interrupted request made of it (a timeout, an answer cut off).
+        stopped = deadline.interruption()
+        if stopped is not None:
+            _finish(run, result, stopped, dry_run=dry_run)
+            raise stopped from exc
         _explain(exc, owner)
         _finish(run, result, exc, dry_run=dry_run)
         if raise_errors or not isinstance(exc, CometChatError):
@@ -712,7 +737,8 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
 def _record_failure(run: SyncRun, exc: BaseException) -> None:
     """Mark a run failed, with the reason for its operator and for its owner (not saved)."""
     run.status = SyncRun.Status.FAILED
-    run.error_code = str(getattr(exc, "code", None) or type(exc).__name__)[:100]
+    code = "ERR_INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "code", None)
+    run.error_code = str(code or type(exc).__name__)[:100]
     run.error_message = describe(exc)[:MAX_ERROR_LENGTH]
     public_length = SyncRun._meta.get_field("public_error_message").max_length
     run.public_error_message = public_message(exc)[:public_length]
@@ -726,8 +752,8 @@ def describe(exc: BaseException) -> str:
     """The operator's text for any failure (``CometChatError.describe()``, else its repr)."""
     if isinstance(exc, CometChatError):
         return exc.describe()
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
+    if isinstance(exc, KeyboardInterrupt):  # a command's signal says which
+        return str(exc) or "interrupted"
     return redact(str(exc)) or type(exc).__name__
 
 

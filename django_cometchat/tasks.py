@@ -3,7 +3,9 @@
 Defined with ``django.tasks`` on Django 6.x and with the ``django-tasks`` backport on 5.2, so
 whichever backend the host configures in ``TASKS`` runs them (``django-tasks-db``'s database
 worker, ``django-tasks-rq`` on Redis, …). Arguments are plain JSON (UIDs, ids, strings), never
-model instances: real backends serialise them.
+model instances: real backends serialise them. Each task runs within ``SYNC_DEADLINE``
+(``services.background``), the whole of it: one sync, one refresh, one webhook event with all
+its refreshes (an inline webhook too).
 
 * :func:`sync_owner`: one owner's complete sync (or a queued ``SyncRun``'s);
 * :func:`refresh_conversation`: one conversation of one owner;
@@ -74,13 +76,14 @@ def sync_owner(
     run = SyncRun.objects.filter(pk=run_id).first() if run_id is not None else None
     if run is not None and run.status != SyncRun.Status.QUEUED:
         return {"run": run.pk, "status": run.status, "skipped": "not queued any more"}
-    result = services.sync_conversations(
-        services.owner_by_uid(uid),
-        filters=ConversationFilters.from_kwargs(**(filters or {})),
-        trigger=trigger,
-        raise_errors=False,
-        run=run,
-    )
+    with services.background():
+        result = services.sync_conversations(
+            services.owner_by_uid(uid),
+            filters=ConversationFilters.from_kwargs(**(filters or {})),
+            trigger=trigger,
+            raise_errors=False,
+            run=run,
+        )
     return {"run": result.run.pk, "status": result.run.status, "error": result.run.error_code}
 
 
@@ -94,7 +97,8 @@ def refresh_conversation(
     (``services.refresh_target``)."""
     flag = (str(peer_flag[0]), peer_flag[1]) if peer_flag else None
     target = Target(uid, conversation_id, flag, expect_gone=expect_gone)
-    outcome = _refresh(services.owner_by_uid(uid), target)
+    with services.background():
+        outcome = _refresh(services.owner_by_uid(uid), target)
     if isinstance(outcome, CometChatError):
         return {"status": "failed", "error": outcome.code or type(outcome).__name__}
     if outcome is None:
@@ -132,8 +136,14 @@ def process_webhook_event(event_id: int) -> dict[str, Any]:
     with "gone", for an owner the event said lost the conversation, marks the copy missing and
     counts as done, not failed.
 
-    The event is claimed first, so a task delivered twice refreshes nothing twice.
+    The event is claimed first, so a task delivered twice refreshes nothing twice. The whole
+    event, every refresh in it, runs within ``SYNC_DEADLINE``.
     """
+    with services.background():
+        return _process(event_id)
+
+
+def _process(event_id: int) -> dict[str, Any]:
     event = services.claim_webhook_event(event_id)
     if event is None:
         return {"event": event_id, "status": "skipped", "reason": "not waiting to be processed"}
@@ -154,7 +164,7 @@ def process_webhook_event(event_id: int) -> dict[str, Any]:
                 args, keywords = refresh_arguments(target)
                 refresh_conversation.enqueue(*args, **keywords)
                 done.append(target.uid)
-    except Exception as exc:  # the queue refused, or the database: say so, then fail the task
+    except BaseException as exc:  # the queue refused, the database, a signal: say so, re-raise
         services.finish_webhook_event(event, owners=done, error=exc)
         raise
     services.finish_webhook_event(event, owners=done, error=failed)

@@ -524,7 +524,8 @@ def test_ctrl_c_stops_records_the_run_and_keeps_what_was_stored(fake, make_user,
     assert stored("bob") == set()
     runs = dict(SyncRun.objects.values_list("owner_uid", "status"))
     assert runs == {"alice": "succeeded", "bob": "failed"}
-    assert SyncRun.objects.get(owner_uid="bob").error_code == "KeyboardInterrupt"
+    bob = SyncRun.objects.get(owner_uid="bob")
+    assert (bob.error_code, bob.error_message) == ("ERR_INTERRUPTED", "interrupted")
 
 
 # -- concurrency (PostgreSQL: SQLite's :memory: test database is not shared across threads) -----
@@ -595,8 +596,17 @@ def test_concurrency_3_gives_the_same_results_as_1(fake, make_user):
     assert _other_backends() <= backends_before
 
 
+def run_interrupted(*args: str) -> Run:
+    """``run()`` for a command that a signal stops: it exits with 128 + the signal's number."""
+    out, err = StringIO(), StringIO()
+    with pytest.raises(SystemExit) as stopped:
+        call_command(*args, stdout=out, stderr=err)
+    assert stopped.value.code == 130  # SIGINT
+    return Run(out.getvalue(), err.getvalue(), None)
+
+
 @pytest.mark.django_db(transaction=True)
-def test_ctrl_c_with_threads_finishes_running_users_and_skips_the_rest(
+def test_ctrl_c_with_threads_interrupts_running_users_and_skips_the_rest(
     fake, make_user, monkeypatch
 ):
     _require_postgresql()
@@ -610,24 +620,25 @@ def test_ctrl_c_with_threads_finishes_running_users_and_skips_the_rest(
 
     def press_ctrl_c_once(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:  # a real SIGINT: Python raises it in the main thread
+        if len(calls) == 2:  # a real SIGINT: Python runs its handler in the main thread
             os.kill(os.getpid(), signal.SIGINT)
         return real_sync(*args, **kwargs)
 
     monkeypatch.setattr(services, "sync_conversations", press_ctrl_c_once)
-    result = run("cometchat_sync", "--all", "--concurrency", "3", expect_error=True)
+    result = run_interrupted("cometchat_sync", "--all", "--concurrency", "3")
 
-    assert str(result.error).startswith("Interrupted after ")
-    assert "Interrupted: waiting for the users in progress to finish" in result.err
-    runs = list(SyncRun.objects.values_list("owner_uid", "status"))
+    assert "CommandError: Interrupted after " in result.err
+    assert "Interrupted (SIGINT): stopping the users in progress" in result.err
+    runs = list(SyncRun.objects.values_list("owner_uid", "status", "error_code"))
     # At most 3 running + 3 queued + 1 being handed over when the signal arrived.
     assert 2 <= len(runs) <= 7
-    assert {status for _, status in runs} == {"succeeded"}, (
-        runs,
-        result.out,
-    )  # running users finished cleanly
-    for uid, _ in runs:
-        assert stored(uid) == {f"{uid}_user_alice"} or stored(uid) == {f"alice_user_{uid}"}
+    # Users that finished before the signal succeeded; those it caught are recorded failed.
+    assert {(status, code) for _, status, code in runs} <= {
+        ("succeeded", ""),
+        ("failed", "ERR_INTERRUPTED"),
+    }, (runs, result.out)
+    assert ("failed", "ERR_INTERRUPTED") in {(status, code) for _, status, code in runs}
+    assert not SyncRun.objects.filter(status="running").exists()
     assert result.summary()["users"] == len(runs)
 
 
@@ -651,18 +662,19 @@ def test_ctrl_c_after_everything_was_queued_still_reports_every_user(fake, make_
         return real_sync(*args, **kwargs)
 
     monkeypatch.setattr(services, "sync_conversations", press_ctrl_c_while_the_main_thread_waits)
-    result = run("cometchat_sync", "--all", "--concurrency", "3", expect_error=True)
+    result = run_interrupted("cometchat_sync", "--all", "--concurrency", "3")
 
-    assert str(result.error) == (
-        "Interrupted after 3 of 3 users (0 failed); pages already stored are kept."
-    ), (result.out, list(SyncRun.objects.values_list("owner_uid", "status")))
-    assert "Interrupted: waiting for the users in progress to finish" in result.err
-    assert counts(result, "alice-django (uid alice)") == (3, 0, 0, 0)
-    assert counts(result, "bob-django (uid bob)") == (2, 0, 0, 0)
-    assert counts(result, "carol-django (uid carol)") == (2, 0, 0, 0)
+    assert "CommandError: Interrupted after 3 of 3 users" in result.err, result.err
+    assert "Interrupted (SIGINT): stopping the users in progress" in result.err
     summary = result.summary()
-    assert (summary["users"], summary["succeeded"], summary["created"]) == (3, 3, 7)
-    assert set(SyncRun.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert summary["users"] == 3  # every user reported, finished or interrupted
+    statuses = dict(SyncRun.objects.values_list("owner_uid", "status"))
+    assert set(statuses) == set(uids)
+    assert "running" not in statuses.values()
+    # The last user started after its signal: it was interrupted at its first request.
+    last = SyncRun.objects.order_by("started_at").last()
+    assert last is not None
+    assert (last.status, last.error_code) == ("failed", "ERR_INTERRUPTED")
 
 
 # -- cometchat_prune ----------------------------------------------------------------------------

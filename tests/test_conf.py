@@ -27,7 +27,10 @@ def test_defaults_and_regional_base_url():
     assert s.timeout == (3.05, 15.0)
     assert s.page_size == 1000
     assert s.sync_max_pages == 10_000
+    assert s.sync_deadline == 900.0
     assert s.uid_resolver_path is None
+    with override_settings(COMETCHAT={**BASE, "SYNC_DEADLINE": None}):
+        assert get_settings().sync_deadline is None  # no limit
 
 
 def test_base_url_replaces_regional_host_and_drops_trailing_slash():
@@ -90,6 +93,8 @@ def test_settings_object_is_frozen_and_hides_the_key():
         ({"PAGE_SIZE": 0}, "PAGE_SIZE"),
         ({"SYNC_MAX_PAGES": 0}, "SYNC_MAX_PAGES"),
         ({"SYNC_MAX_PAGES": 2.5}, "SYNC_MAX_PAGES"),
+        ({"SYNC_DEADLINE": 0}, "SYNC_DEADLINE"),
+        ({"SYNC_DEADLINE": "900"}, "SYNC_DEADLINE"),
         ({"MAX_RETRIES": "3"}, "MAX_RETRIES"),
         ({"REGION": "US EAST"}, "REGION"),
         ({"BASE_URL": "ftp://x/v3"}, "BASE_URL"),

@@ -174,7 +174,7 @@ def broken(name: str, make: MakeFault, message: str, **more: Any) -> Case:
 RATE_LIMITED = r"^ERR_TOO_MANY_REQUESTS \(HTTP 429\) on GET /conversations: Too many requests"
 RESET = r"^GET /conversations: could not reach CometChat at 127\.0\.0\.1: the connection was "
 TIMED_OUT = r"^GET /conversations: could not reach CometChat at 127\.0\.0\.1: no answer came "
-DEADLINE = rf"the deadline of this on-demand request passed \({WEB_DEADLINE:g} s\)"
+DEADLINE = rf"WEB_DEADLINE \({WEB_DEADLINE:g} s\) passed"
 EXCEEDED = "ERR_DEADLINE"
 
 CASES: list[Case] = [

@@ -21,6 +21,7 @@ FORBIDDEN = {
     "conf": {"client", "models", "services", "storage"},
     "ratelimit": {"client", "models", "services", "storage"},
     "retry": {"client", "models", "services", "storage"},
+    "socket_reads": {"conf", "client", "models", "services", "storage"},
     "client": {"models", "services", "storage", "signals"},
     "models": {"client", "retry", "services"},
     "storage": {"client", "retry", "services"},

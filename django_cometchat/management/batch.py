@@ -6,8 +6,10 @@ pool of ``concurrency``; each job closes its thread's database connections when 
 
 Stopping:
 
-* Ctrl-C: nothing new starts, jobs still queued are cancelled, running ones finish (each page is
-  its own transaction) and are reported; a second Ctrl-C does not abandon them.
+* SIGINT (Ctrl-C) or SIGTERM (see :mod:`.stopping`): nothing new starts, jobs still queued are
+  cancelled, running ones are interrupted at their next request, socket read or wait, record
+  their runs failed ("interrupted (SIGTERM)") and are reported (pages stored before are kept:
+  each is its own transaction); a second signal does not abandon them.
 * a failure that no later owner can escape (``scope == "global"``: a refused key, a missing
   setting, a plan restriction) stops the run at once;
 * ``OUTAGE_LIMIT`` owners in a row failing with ``scope == "outage"`` (CometChat unreachable,
@@ -19,15 +21,14 @@ from __future__ import annotations
 
 import queue
 import signal
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import close_old_connections, connections
 
 from .. import services
+from . import stopping
 from .reporting import Outcome
 
 OUTAGE_LIMIT = 3
@@ -106,12 +107,12 @@ class BatchRunner:
         outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cometchat_sync")
         in_flight: set[Future[None]] = set()
-        # Ctrl-C only sets a flag while threads run: a KeyboardInterrupt raised at a random
-        # point of the main thread (inside submit(), or while an outcome is reported) would
-        # lose track of a job or of its outcome. The handler stays until the workers are
-        # joined, so a second Ctrl-C does not abandon them either: each page is its own
-        # transaction, and the report should name every user that ran.
-        previous = _on_sigint(self._interrupted)
+        # A signal only interrupts the workers' syncs and sets a flag while threads run: a
+        # KeyboardInterrupt raised at a random point of the main thread (inside submit(), or
+        # while an outcome is reported) would lose track of a job or of its outcome. The
+        # handler stays until the workers are joined, so a second signal does not abandon
+        # them either: each records its run, and the report should name every user that ran.
+        previous = stopping.on_signals(self._interrupted)
         failed = True
         try:
             self._submit(owners, pool, in_flight, clients, outcomes)
@@ -120,7 +121,7 @@ class BatchRunner:
             try:  # nothing new starts; what has not started is cancelled on a stop
                 pool.shutdown(wait=True, cancel_futures=failed or bool(self.stop))
             finally:
-                _restore_sigint(previous)
+                stopping.restore(previous)
             self._report_ready(outcomes)
         _raise_job_bug(in_flight)
 
@@ -167,24 +168,14 @@ class BatchRunner:
                 return
             self._handle(outcome)
 
-    def _interrupted(self) -> None:
+    def _interrupted(self, signum: int) -> None:
+        stopping.stop(signum)  # the workers' syncs stop and record their runs failed
         if not self.stop.interrupted:
             self.stop.interrupted = True
             self.note(
-                "Interrupted: waiting for the users in progress to finish; the rest are skipped."
+                f"Interrupted ({signal.Signals(signum).name}): stopping the users in progress "
+                "(their runs are recorded as failed); the rest are skipped."
             )
-
-
-def _on_sigint(callback: Callable[[], None]) -> Any:
-    """Run ``callback`` on Ctrl-C instead of raising KeyboardInterrupt (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGINT, lambda signum, frame: callback())
-
-
-def _restore_sigint(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _raise_job_bug(futures: Iterable[Future[None]]) -> None:

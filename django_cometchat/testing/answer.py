@@ -39,6 +39,7 @@ from .api import RawJSON, authenticate, handle, is_list_endpoint
 from .errors import error_envelope
 from .faults import (
     HTML_PAGE,
+    TRICKLE_CHUNK,
     Fault,
     FaultQueue,
     api_path,
@@ -269,9 +270,18 @@ class Responder:
         ("transform")."""
         full = self._normal(request)
         if fault.kind == "trickle":  # same status, headers and bytes; only slower
-            stream = pieces(full.body, fault.chunk_size)
-            headers = _merge(full.headers, fault.headers)
-            return Reply(full.status, b"", headers, stream, len(full.body), fault.pause)
+            sent = compressed(full, request) if fault.compress else full
+            stream = pieces(sent.body, fault.chunk_size)
+            headers = _merge(sent.headers, fault.headers)
+            return Reply(
+                sent.status,
+                b"",
+                headers,
+                stream,
+                len(sent.body),
+                fault.pause,
+                head_chunk=(fault.chunk_size or TRICKLE_CHUNK) if fault.head else None,
+            )
         # A 200 made from whatever the normal answer was, so never with a refusal's Retry-After
         # or reset (unless every answer carries the reset).
         refusal = {"retry-after"}

@@ -18,8 +18,11 @@ Faults that are about the content are compressed like any answer: "status", "wro
 "transform" (for the first two, unless the body was given as ``bytes``, which go out exactly as
 given; for all, unless ``headers`` set a ``Content-Encoding``). Faults that are about the bytes
 on the wire never are: "truncate" cuts the JSON itself, "trickle" paces the uncompressed bytes
-(so its timing is what its ``chunk_size`` and ``pause`` say), "oversize" is ``size`` bytes on
-the wire, "html" is a page from something in front of CometChat, and "empty" is zero bytes.
+(so its timing is what its ``chunk_size`` and ``pause`` say; with ``compress=True`` it paces the
+compressed bytes instead, as a slow upstream that compresses would send them, and with
+``head=True`` the status line and headers go out at the same pace too), "oversize" is ``size``
+bytes on the wire, "html" is a page from something in front of CometChat, and "empty" is zero
+bytes.
 "gzip_bomb" is always gzip, whatever the request accepted.
 
 Timing: "hold" and "after" answer normally (compressed like any answer) but control *when*. The
@@ -106,6 +109,8 @@ class Fault:
     # "trickle" and "oversize": bytes per write (defaults TRICKLE_CHUNK, OVERSIZE_CHUNK)
     chunk_size: int | None = None
     pause: float = 0.05  # "trickle": seconds between writes
+    compress: bool = False  # "trickle": compressed as any answer, then paced
+    head: bool = False  # "trickle": the status line and headers paced too
     # "oversize": body length in bytes; "gzip_bomb": the length it decompresses to (about a
     # thousandth of that goes over the wire)
     size: int = 300_000_000

@@ -29,6 +29,7 @@ class Reply:
     stream: Iterable[bytes] | None = None  # written piece by piece instead of ``body``
     length: int | None = None  # Content-Length of ``stream``; None: chunked transfer encoding
     pause: float = 0.0  # seconds between pieces of ``stream``
+    head_chunk: int | None = None  # the status line and headers in pieces this long, paced too
 
 
 # Ending a connection without an answer: "drop" closes it cleanly (FIN), "reset" aborts it (RST).
@@ -119,6 +120,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
 
+    def _trickle_head(self, size: int, pause: float) -> None:
+        """``end_headers()``, but the buffered status line and headers go out ``size`` bytes at
+        a time, ``pause`` seconds apart."""
+        buffered: list[bytes] = getattr(self, "_headers_buffer", [])  # send_header()'s
+        head = b"".join([*buffered, b"\r\n"])
+        buffered.clear()
+        try:
+            for start in range(0, len(head), size):
+                if start:
+                    time.sleep(pause)
+                self.wfile.write(head[start : start + size])
+        except OSError:
+            self.close_connection = True
+
     def _write(self, reply: Reply) -> None:
         self.send_response(reply.status)
         for name, value in reply.headers:
@@ -132,7 +147,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
         else:
             self.send_header("Content-Length", str(length))
-        self.end_headers()
+        if reply.head_chunk is None:
+            self.end_headers()
+        else:
+            self._trickle_head(reply.head_chunk, reply.pause)
         try:
             for index, piece in enumerate(pieces):
                 if index and reply.pause:

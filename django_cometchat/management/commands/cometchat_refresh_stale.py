@@ -15,6 +15,7 @@ from django_cometchat import services, tasks
 from django_cometchat.exceptions import CometChatError
 
 from ..arguments import duration, inline_note
+from ..stopping import stopping
 
 
 class Command(BaseCommand):
@@ -33,6 +34,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # With the immediate backend the syncs run here: SIGTERM or SIGINT records the one in
+        # progress as failed.
+        with stopping(self.stderr):
+            self.refresh(options)
+
+    def refresh(self, options: dict[str, Any]) -> None:
         try:
             abandoned = services.mark_abandoned_runs()
             stale = services.stale_owners(options["older_than"])

@@ -3,7 +3,8 @@
 A thin adapter: ``services.owners`` picks the owners, :class:`..batch.BatchRunner` runs
 ``services.sync_conversations`` for each (inline or on a thread pool), :mod:`..reporting` prints
 what happened. Exits with status 1 when any owner failed, or at once, with one message, on a
-failure that every owner would hit.
+failure that every owner would hit. SIGTERM or SIGINT records the runs in progress as failed
+and exits with 143 or 130 (:mod:`..stopping`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django_cometchat.redaction import redact
 from ..arguments import inline_note, int_at_least
 from ..batch import BatchRunner, Stop
 from ..reporting import Outcome, Reporter, Totals, plural
+from ..stopping import stopping
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with stopping(self.stderr):  # SIGTERM, SIGINT: runs in progress recorded failed
+            self.sync(options)
+
+    def sync(self, options: dict[str, Any]) -> None:
         try:
             selection = services.owners(
                 usernames=options["usernames"] or (),
@@ -156,14 +162,15 @@ class Command(BaseCommand):
     def sync_one(self, owner: services.Owner, client: services.Client) -> Outcome:
         started = time.monotonic()
         try:
-            result = services.sync_conversations(
-                owner,
-                filters=self.filters,
-                client=client,
-                trigger=SyncRun.Trigger.COMMAND,
-                dry_run=self.dry_run,
-                raise_errors=False,
-            )
+            with services.background():  # SYNC_DEADLINE, per owner
+                result = services.sync_conversations(
+                    owner,
+                    filters=self.filters,
+                    client=client,
+                    trigger=SyncRun.Trigger.COMMAND,
+                    dry_run=self.dry_run,
+                    raise_errors=False,
+                )
         except CometChatError as exc:  # the owner cannot act: no valid or a taken UID
             return Outcome(owner, None, _reason(exc), time.monotonic() - started, scope=exc.scope)
         except KeyboardInterrupt:  # the service has recorded the run as failed
