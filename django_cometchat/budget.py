@@ -152,7 +152,9 @@ class RateBudget:
         waited = 0.0
         while True:
             now = time.time()
-            instants = [now] if self._key(now) == self._key(now + self.edge) else [now, now + self.edge]
+            instants = (
+                [now] if self._key(now) == self._key(now + self.edge) else [now, now + self.edge]
+            )
             windows = [self._key(moment) for moment in instants]
             shares = [self._share_key(moment) for moment in instants] if on_demand else []
             try:

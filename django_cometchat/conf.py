@@ -243,7 +243,7 @@ def _share(raw: Mapping[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
         raise CometChatConfigurationError(
             f'COMETCHAT["{key}"] must be a number above 0 and at most 1 (a share of '
-            f'REQUESTS_PER_MINUTE, such as 0.5); got {value!r}'
+            f"REQUESTS_PER_MINUTE, such as 0.5); got {value!r}"
         )
     return float(value)
 

@@ -1137,9 +1137,8 @@ def take_waiting_webhook_events() -> TakenEvents:
             still = deferred
         else:
             still = Q(status=status, last_attempt__lt=before)
-        claimed = (
-            waiting.filter(still, pk=pk)
-            .update(status=WebhookEvent.Status.RECEIVED, attempted_at=now, error="")
+        claimed = waiting.filter(still, pk=pk).update(
+            status=WebhookEvent.Status.RECEIVED, attempted_at=now, error=""
         )
         if claimed:
             (taken.deferred if status == WebhookEvent.Status.DEFERRED else taken.stuck).append(pk)

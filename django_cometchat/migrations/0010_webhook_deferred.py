@@ -4,20 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('django_cometchat', '0009_sync_order_and_rechecks'),
+        ("django_cometchat", "0009_sync_order_and_rechecks"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhookevent',
-            name='attempted_at',
+            model_name="webhookevent",
+            name="attempted_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AlterField(
-            model_name='webhookevent',
-            name='status',
-            field=models.CharField(choices=[('received', 'Received'), ('processing', 'Processing'), ('processed', 'Processed'), ('ignored', 'Ignored'), ('failed', 'Failed'), ('deferred', 'Deferred')], default='received', max_length=10),
+            model_name="webhookevent",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("received", "Received"),
+                    ("processing", "Processing"),
+                    ("processed", "Processed"),
+                    ("ignored", "Ignored"),
+                    ("failed", "Failed"),
+                    ("deferred", "Deferred"),
+                ],
+                default="received",
+                max_length=10,
+            ),
         ),
     ]
