@@ -17,6 +17,13 @@ When the window is spent, background work sleeps until the next one; on-demand w
 ``CometChatBudgetExhausted`` (a ``CometChatRateLimited``: the API answers 503 with Retry-After)
 and sends nothing. A cache that fails lets the request through: the budget protects CometChat's
 limit, it must not take the site down with the cache.
+
+Fairness: work a person waits for (inside :func:`on_demand_work`, which ``services.on_demand``
+opens) may take at most ``ON_DEMAND_SHARE`` of each window, counted on a key of its own beside
+the window's; past it, it is refused at once (nothing sent, ``retry_after`` the window's end),
+so a few users spamming refresh never spend what background syncs and webhook refreshes need.
+Background work takes from the whole window. Inside :func:`without_waiting` (an inline webhook,
+answering CometChat within its 2 s) nothing waits for a window: what would wait is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
@@ -37,6 +46,49 @@ from .ratelimit import clamp_wait, parse_rate_limit, seconds_to_wait, window_end
 
 logger = logging.getLogger(__name__)
 
+# Follow the work into the page-prefetching thread (the client copies the context), and never
+# into another request's thread.
+_on_demand: ContextVar[bool] = ContextVar("cometchat_on_demand", default=False)
+_no_wait: ContextVar[bool] = ContextVar("cometchat_no_wait", default=False)
+
+
+@contextlib.contextmanager
+def on_demand_work() -> Iterator[None]:
+    """Requests inside the block are on-demand work: they take from ``ON_DEMAND_SHARE``."""
+    token = _on_demand.set(True)
+    try:
+        yield
+    finally:
+        _on_demand.reset(token)
+
+
+@contextlib.contextmanager
+def without_waiting() -> Iterator[None]:
+    """Requests inside the block never wait for a rate window (nor for CometChat's pause):
+    where they would, they are refused (``CometChatBudgetExhausted``, nothing sent)."""
+    token = _no_wait.set(True)
+    try:
+        yield
+    finally:
+        _no_wait.reset(token)
+
+
+def waits_allowed() -> bool:
+    """Whether work in this context may wait for a rate window (see :func:`without_waiting`)."""
+    return not _no_wait.get()
+
+
+@dataclass(frozen=True)
+class BudgetUsage:
+    """The current window's count, for a health page: all requests, and on-demand ones."""
+
+    used: int
+    limit: int
+    on_demand_used: int
+    on_demand_limit: int
+    window_ends: float  # time.time() at which the window ends
+    paused_until: float | None  # a 429's pause still running, else None
+
 
 class RateBudget:
     def __init__(
@@ -47,8 +99,11 @@ class RateBudget:
         cache_alias: str,
         app: str,
         pause_max: float = 60.0,
+        on_demand_share: float = 1.0,
     ) -> None:
         self.per_window = per_window
+        # At least one request, so a tiny budget still serves a person now and then.
+        self.on_demand_limit = max(1, math.floor(per_window * on_demand_share))
         self.window = window
         self.cache_alias = cache_alias
         self.pause_max = pause_max  # RETRY_AFTER_MAX: the longest pause one 429 imposes
@@ -67,6 +122,7 @@ class RateBudget:
             cache_alias=settings.rate_limit_cache,
             app=settings.app_id or "app",
             pause_max=settings.retry_after_max,
+            on_demand_share=settings.on_demand_share,
         )
 
     @property
@@ -76,21 +132,44 @@ class RateBudget:
     def _key(self, now: float) -> str:
         return f"{self.prefix}:{math.floor(now / self.window)}"
 
+    def _share_key(self, now: float) -> str:
+        """The on-demand count of the window ``now`` falls in."""
+        return f"{self.prefix}:on-demand:{math.floor(now / self.window)}"
+
     def take(self, endpoint: str, *, max_wait: float | None = None) -> float:
         """Take one request's slot, waiting for the next window (or refusing) when it is spent;
         return the seconds it waited, for the caller's retry budget.
 
         Never waits past the on-demand deadline, nor longer than ``max_wait`` (the caller's
-        retry budget) when given. A pause takes no slot; a slot taken in a spent window is
-        given back before waiting, so waiting clients do not spend the next window's budget.
+        retry budget) when given, nor at all inside ``without_waiting()``. A pause takes no
+        slot; a slot taken in a spent window is given back before waiting, so waiting clients
+        do not spend the next window's budget. On-demand work past its share of the window is
+        refused at once (see the module's docstring).
         """
+        if not waits_allowed():
+            max_wait = 0.0
+        on_demand = _on_demand.get()
         waited = 0.0
         while True:
             now = time.time()
-            windows = sorted({self._key(now), self._key(now + self.edge)})
+            instants = (
+                [now] if self._key(now) == self._key(now + self.edge) else [now, now + self.edge]
+            )
+            windows = [self._key(moment) for moment in instants]
+            shares = [self._share_key(moment) for moment in instants] if on_demand else []
             try:
                 paused = self.cache.get(f"{self.prefix}:paused")
-                used = [] if _later(paused, now) else [self._increment(key) for key in windows]
+                if _later(paused, now):
+                    used: list[int] = []
+                else:
+                    share_used = [self._increment(key) for key in shares]
+                    over = [n > self.on_demand_limit for n in share_used]
+                    if any(over):
+                        self._give_back(shares)
+                        self._refuse_share(endpoint, now, instants[over.index(True)])
+                    used = [self._increment(key) for key in windows]
+            except CometChatBudgetExhausted:
+                raise
             except Exception:  # a cache outage must not stop the site: let the request through
                 logger.warning("The CometChat rate budget's cache failed", exc_info=True)
                 return waited
@@ -106,9 +185,40 @@ class RateBudget:
             else:
                 logger.debug("CometChat rate budget: slot taken in window %s", windows[0])
                 return waited
-            self._give_back(windows if used else [])
+            self._give_back([*windows, *shares] if used else [])
             left = None if max_wait is None else max_wait - waited
             waited += self._wait(ends - now, endpoint, why, left)
+
+    def _refuse_share(self, endpoint: str, now: float, moment: float) -> None:
+        """On-demand work past its share: refused now, whatever its deadline would allow."""
+        seconds = window_end(moment, self.window) - now
+        logger.info(
+            "CometChat rate budget: on-demand work used its share (%s of %s); refusing %s",
+            self.on_demand_limit,
+            self.per_window,
+            endpoint,
+        )
+        raise CometChatBudgetExhausted(
+            "on-demand work used its share of this rate window (ON_DEMAND_SHARE); not sending",
+            endpoint=endpoint,
+            code="ERR_TOO_MANY_REQUESTS",
+            retry_after=seconds,
+        )
+
+    def usage(self) -> BudgetUsage:
+        """The current window's counts (a cache failure is raised: a health page shows it)."""
+        now = time.time()
+        total, share, paused = self._key(now), self._share_key(now), f"{self.prefix}:paused"
+        found = self.cache.get_many([total, share, paused])
+        pause = found.get(paused)
+        return BudgetUsage(
+            used=int(found.get(total) or 0),
+            limit=self.per_window,
+            on_demand_used=int(found.get(share) or 0),
+            on_demand_limit=self.on_demand_limit,
+            window_ends=window_end(now, self.window),
+            paused_until=float(pause) if _later(pause, now) else None,
+        )
 
     def _give_back(self, keys: list[str]) -> None:
         # A key expired meanwhile, or a cache outage: nothing to give back.
@@ -142,7 +252,8 @@ class RateBudget:
     def reset(self) -> None:
         """Forget the pause and the counts of the windows around now (for tests)."""
         now = time.time()
-        keys = [self._key(now + offset * self.window) for offset in (-1, 0, 1)]
+        moments = [now + offset * self.window for offset in (-1, 0, 1)]
+        keys = [key(moment) for moment in moments for key in (self._key, self._share_key)]
         try:
             self.cache.delete_many([f"{self.prefix}:paused", *keys])
         except Exception:

@@ -36,7 +36,7 @@ import requests
 import urllib3
 
 from . import __version__, deadline
-from .budget import RateBudget
+from .budget import RateBudget, waits_allowed
 from .conf import MAX_PAGE_SIZE, CometChatSettings, get_settings
 from .exceptions import (
     CometChatAPIError,
@@ -369,6 +369,8 @@ class CometChatClient:
         if wait <= 0:
             return  # that reading belongs to a window that is over
         allowed = min(self.settings.retry_after_max, current_budget(self.retry_budget))
+        if not waits_allowed():
+            allowed = 0.0
         left = deadline.remaining()
         if wait > allowed or (left is not None and wait >= left):
             raise CometChatRateLimited(

@@ -70,6 +70,9 @@ DEFAULTS: Mapping[str, Any] = {
     # minute); raise it to about 90% of your plan's (API.md §5.4).
     "REQUESTS_PER_MINUTE": 450,
     "RATE_LIMIT_CACHE": "default",  # a CACHES alias: Redis in production, locmem on one box
+    # The share of each window's REQUESTS_PER_MINUTE that on-demand work (the API, the admin)
+    # may take, so that background syncs and webhook refreshes always keep the rest.
+    "ON_DEMAND_SHARE": 0.5,
     # A sync still "running" (or "queued") after this many seconds is marked failed as
     # abandoned (its worker was killed), and the owner's next sync proceeds.
     "SYNC_ABANDONED_AFTER": 3600,
@@ -142,6 +145,7 @@ class CometChatSettings:
     proxies: Mapping[str, str] | None
     requests_per_minute: int | None
     rate_limit_cache: str
+    on_demand_share: float
     sync_abandoned_after: float
     sync_max_pages: int
     sync_deadline: float | None
@@ -239,6 +243,17 @@ def _number(raw: Mapping[str, Any], key: str, *, minimum: float = 0.0) -> float:
 
 def _optional_number(raw: Mapping[str, Any], key: str, *, minimum: float) -> float | None:
     return None if raw[key] is None else _number(raw, key, minimum=minimum)
+
+
+def _share(raw: Mapping[str, Any], key: str) -> float:
+    """A fraction in (0, 1]."""
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise CometChatConfigurationError(
+            f'COMETCHAT["{key}"] must be a number above 0 and at most 1 (a share of '
+            f"REQUESTS_PER_MINUTE, such as 0.5); got {value!r}"
+        )
+    return float(value)
 
 
 def _integer(raw: Mapping[str, Any], key: str, *, minimum: int, maximum: int | None = None) -> int:
@@ -355,6 +370,7 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         proxies=_proxies(raw["PROXIES"]),
         requests_per_minute=_optional_integer(raw, "REQUESTS_PER_MINUTE", minimum=1),
         rate_limit_cache=_string(raw, "RATE_LIMIT_CACHE"),
+        on_demand_share=_share(raw, "ON_DEMAND_SHARE"),
         sync_abandoned_after=_number(raw, "SYNC_ABANDONED_AFTER", minimum=1),
         sync_max_pages=_integer(raw, "SYNC_MAX_PAGES", minimum=1),
         sync_deadline=_optional_number(raw, "SYNC_DEADLINE", minimum=0.1),

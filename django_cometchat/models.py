@@ -278,6 +278,9 @@ class WebhookEvent(models.Model):
         PROCESSED = "processed", "Processed"  # its refreshes ran, or were enqueued (a group)
         IGNORED = "ignored", "Ignored"  # a trigger this app does not act on
         FAILED = "failed", "Failed"  # refused as malformed, or its processing failed
+        # Processed inline, and the rate budget had no slot for it without waiting:
+        # cometchat_refresh_stale takes it up.
+        DEFERRED = "deferred", "Deferred"
 
     trigger = models.CharField(max_length=64, blank=True, default="")
     received_at = models.DateTimeField()
@@ -285,6 +288,9 @@ class WebhookEvent(models.Model):
     dedupe_key = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # When processing last started, or cometchat_refresh_stale queued it again: an event
+    # received or processing since longer than SYNC_ABANDONED_AFTER was left by a dead worker.
+    attempted_at = models.DateTimeField(null=True, blank=True, editable=False)
     error = models.TextField(blank=True, default="")
     owners = models.JSONField(
         "refreshed owners",

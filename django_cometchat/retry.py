@@ -35,6 +35,7 @@ from urllib3.exceptions import HTTPError, MaxRetryError
 from urllib3.util.retry import Retry
 
 from . import deadline
+from .budget import waits_allowed
 from .ratelimit import seconds_to_wait
 
 if TYPE_CHECKING:
@@ -174,6 +175,10 @@ class CometChatRetry(Retry):
         wait = new_retry._wait_for(response)
         budget = current_budget(self.budget)
         left = deadline.remaining()
+        if response is not None and response.status == 429 and not waits_allowed():
+            # A 429 is CometChat's window spent: work that may not wait for one stops here.
+            logger.info("Not retrying %s: a 429, and this work does not wait", method)
+            raise MaxRetryError(_pool, url or "", Exception("a 429; not waiting"))  # type: ignore[arg-type]
         if new_retry.slept + wait > budget or (left is not None and wait >= left):
             limit = (
                 f"the {budget:g}s retry budget" if left is None or wait < left else "the deadline"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.db.models.expressions import Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
-from . import deadline
+from . import budget, deadline
+from .budget import BudgetUsage, RateBudget
 from .client import CometChatClient, retry_budget
 from .conf import get_settings
 from .exceptions import (
@@ -75,6 +76,8 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "as_owner",
     "new_client",
     "on_demand",
+    "without_waiting",
+    "rate_budget_usage",
     "owner_by_uid",
     "owner_for",
     "owners",
@@ -96,6 +99,7 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "record_webhook",
     "record_refused_webhook",
     "claim_webhook_event",
+    "take_waiting_webhook_events",
     "webhook_targets",
     "refresh_target",
     "proves_gone",
@@ -330,12 +334,14 @@ def new_client(*, on_demand: bool = False) -> CometChatClient:
 @contextmanager
 def on_demand(client: CometChatClient | None = None) -> Iterator[CometChatClient]:
     """Work a person waits for (the API, the admin): one deadline of ``WEB_DEADLINE`` seconds
-    covers every connect, read, retry and page inside the block, and retries sleep at most
-    ``WEB_RETRY_BUDGET`` seconds."""
+    covers every connect, read, retry and page inside the block, retries sleep at most
+    ``WEB_RETRY_BUDGET`` seconds, and requests take from ``ON_DEMAND_SHARE`` of the rate
+    budget (past it: ``CometChatBudgetExhausted`` at once, nothing sent)."""
     settings = get_settings()
     with (
         deadline.deadline(settings.web_deadline, setting="WEB_DEADLINE"),
         retry_budget(settings.web_retry_budget),
+        budget.on_demand_work(),
     ):
         if client is not None:
             yield client
@@ -357,6 +363,20 @@ def background() -> Iterator[None]:
         seconds = None
     with deadline.deadline(seconds, setting="SYNC_DEADLINE"):
         yield
+
+
+def without_waiting() -> AbstractContextManager[None]:
+    """Work inside never waits for a rate window (an inline webhook, answering CometChat within
+    its 2 s): where it would, ``CometChatBudgetExhausted`` is raised and nothing is sent."""
+    return budget.without_waiting()
+
+
+def rate_budget_usage() -> BudgetUsage | None:
+    """The shared rate budget's counts for the current window (all requests, and on-demand
+    ones, each with its limit); None when ``REQUESTS_PER_MINUTE`` is None. A cache that fails
+    is raised."""
+    rate_budget = RateBudget.for_settings(get_settings())
+    return None if rate_budget is None else rate_budget.usage()
 
 
 # -- sync --------------------------------------------------------------------------------------
@@ -1103,9 +1123,53 @@ def claim_webhook_event(event_id: int) -> WebhookEvent | None:
     """Take a received event for processing, once: a task delivered twice (queues deliver at
     least once) finds it taken and does nothing. None when it is not there to take."""
     claimed = WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
-        status=WebhookEvent.Status.PROCESSING
+        status=WebhookEvent.Status.PROCESSING, attempted_at=timezone.now()
     )
     return WebhookEvent.objects.filter(pk=event_id).first() if claimed else None
+
+
+@dataclass(frozen=True)
+class TakenEvents:
+    """Webhook events ``take_waiting_webhook_events`` took, by why they were waiting."""
+
+    deferred: list[int] = field(default_factory=list)
+    stuck: list[int] = field(default_factory=list)  # received or processing, left by a worker
+
+    @property
+    def ids(self) -> list[int]:
+        return sorted([*self.deferred, *self.stuck])
+
+
+def take_waiting_webhook_events() -> TakenEvents:
+    """Take back, for processing again, the webhook events left waiting: those the rate budget
+    deferred, and those received or processing for longer than ``SYNC_ABANDONED_AFTER`` (the
+    worker died, or the queue lost the task). Each goes back to received (``attempted_at``
+    now), ready for ``process_webhook_event``; each is taken with one conditional UPDATE, so
+    of two concurrent callers one takes it and the other skips it."""
+    now = timezone.now()
+    before = _abandoned_before(now)
+    deferred = Q(status=WebhookEvent.Status.DEFERRED)
+    stuck = Q(
+        status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.PROCESSING),
+        last_attempt__lt=before,
+    )
+    waiting = WebhookEvent.objects.alias(last_attempt=Coalesce("attempted_at", "received_at"))
+    taken = TakenEvents()
+    for pk, status in waiting.filter(deferred | stuck).order_by("pk").values_list("pk", "status"):
+        if status == WebhookEvent.Status.DEFERRED:
+            still = deferred
+        else:
+            still = Q(status=status, last_attempt__lt=before)
+        claimed = waiting.filter(still, pk=pk).update(
+            status=WebhookEvent.Status.RECEIVED, attempted_at=now, error=""
+        )
+        if claimed:
+            (taken.deferred if status == WebhookEvent.Status.DEFERRED else taken.stuck).append(pk)
+    if taken.stuck:
+        logger.warning(
+            "CometChat webhook events left waiting by a worker, taken up again: %s", taken.stuck
+        )
+    return taken
 
 
 def webhook_targets(event: WebhookEvent) -> list[Target]:
@@ -1168,10 +1232,22 @@ def refresh_target(
 
 
 def finish_webhook_event(
-    event: WebhookEvent, *, owners: Iterable[str] = (), error: BaseException | None = None
+    event: WebhookEvent,
+    *,
+    owners: Iterable[str] = (),
+    error: BaseException | None = None,
+    deferred: bool = False,
 ) -> None:
-    """Mark an event processed (its refreshes handed over) or failed (with the reason), and
-    send ``webhook_processed`` once that is committed."""
+    """Mark an event processed (its refreshes handed over), failed (with the reason), or
+    ``deferred`` (the rate budget had no slot for it now, ``error`` says so: it waits for
+    ``cometchat_refresh_stale``); a processed or failed one sends ``webhook_processed`` once
+    that is committed."""
+    if deferred:  # not finished: no processing time, no signal; it is processed all again
+        event.status = WebhookEvent.Status.DEFERRED
+        event.error = describe(error)[:MAX_ERROR_LENGTH] if error is not None else ""
+        event.save(update_fields=["status", "error"])
+        logger.info("CometChat webhook event %s deferred: %s", event.pk, event.error)
+        return
     event.processed_at = timezone.now()
     event.owners = sorted(set(owners))
     if error is None:
@@ -1200,7 +1276,7 @@ def prune_webhook_events(
         return 0
     cutoff = timezone.now() - timedelta(days=max_age_days)
     old = WebhookEvent.objects.filter(received_at__lt=cutoff).exclude(
-        status=WebhookEvent.Status.RECEIVED
+        status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.DEFERRED)
     )
     if dry_run:
         return old.count()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import services
-from .exceptions import CometChatError
+from .exceptions import CometChatError, CometChatRateLimited
 from .filters import ConversationFilters
 from .models import Conversation, SyncRun
 from .webhook_types import Target
@@ -134,7 +134,8 @@ def process_webhook_event(event_id: int) -> dict[str, Any]:
     behalf (run here for up to ``INLINE_REFRESHES`` owners, else enqueued); mark the event
     processed (or failed) and send ``webhook_processed``. A refresh that CometChat answers
     with "gone", for an owner the event said lost the conversation, marks the copy missing and
-    counts as done, not failed.
+    counts as done, not failed. A refresh refused for the rate budget (or a 429 past the
+    retries) marks the event deferred instead, for ``cometchat_refresh_stale``.
 
     The event is claimed first, so a task delivered twice refreshes nothing twice. The whole
     event, every refresh in it, runs within ``SYNC_DEADLINE``.
@@ -155,10 +156,12 @@ def _process(event_id: int) -> dict[str, Any]:
             raise
         return {"event": event_id, "status": "failed", "error": type(exc).__name__}
     done: list[str] = []
-    failed: CometChatError | None = None
+    failures: list[CometChatError] = []
     try:
-        if len(targets) <= INLINE_REFRESHES:
-            failed = _refresh_here(targets, done)
+        # With no worker (the immediate backend) a fan-out would run inline anyway, each
+        # refresh on its own connection, its failures lost to the event.
+        if len(targets) <= INLINE_REFRESHES or not queues():
+            failures = _refresh_here(targets, done)
         else:
             for target in targets:
                 args, keywords = refresh_arguments(target)
@@ -167,28 +170,33 @@ def _process(event_id: int) -> dict[str, Any]:
     except BaseException as exc:  # the queue refused, the database, a signal: say so, re-raise
         services.finish_webhook_event(event, owners=done, error=exc)
         raise
-    services.finish_webhook_event(event, owners=done, error=failed)
-    status = "processed" if failed is None else "failed"
+    # The rate budget had no slot without waiting (an inline webhook), or CometChat's window
+    # was spent: the event waits for cometchat_refresh_stale, which processes it all again.
+    limited = next((exc for exc in failures if isinstance(exc, CometChatRateLimited)), None)
+    failed = limited or (failures[0] if failures else None)
+    services.finish_webhook_event(event, owners=done, error=failed, deferred=limited is not None)
+    status = "deferred" if limited else "processed" if failed is None else "failed"
     return {"event": event_id, "status": status, "owners": sorted(set(done))}
 
 
-def _refresh_here(targets: list[Target], done: list[str]) -> CometChatError | None:
+def _refresh_here(targets: list[Target], done: list[str]) -> list[CometChatError]:
     """A webhook event's few refreshes (a direct message, a receipt, a block: two owners at
     most), run in the event's own task over one connection: a trip through the queue costs a
     worker more than the refresh itself, and adds its wait. A group's holders fan out as
-    ``refresh_conversation`` tasks instead, so that a big group spreads over the workers.
+    ``refresh_conversation`` tasks instead when a worker runs tasks, so that a big group
+    spreads over the workers.
 
-    Adds to ``done`` the owners refreshed; returns the first failure, if any (each is logged)."""
+    Adds to ``done`` the owners refreshed; returns the failures (each is logged)."""
     owners = services.owners_by_uid(target.uid for target in targets)
-    failed: CometChatError | None = None
+    failures: list[CometChatError] = []
     with services.new_client() as client:
         for target in targets:
             outcome = _refresh(owners[target.uid], target, client)
             if isinstance(outcome, CometChatError):
-                failed = failed or outcome
+                failures.append(outcome)
             else:
                 done.append(target.uid)
-    return failed
+    return failures
 
 
 # -- the seams of on-demand work --------------------------------------------------------------

@@ -14,7 +14,9 @@ negotiation. The order of its refusals, each in the API's JSON error shape:
 4. 503 when the task backend refuses ``process_webhook_event``: the event is recorded as failed,
    and CometChat's retry of it (after 10 s, then 30 s) takes it over and is processed;
 5. 200 otherwise: ``{"status": "accepted"}`` (recorded, or a failed event taken over, and
-   ``process_webhook_event`` enqueued), ``"ignored"`` (a trigger this app does not act on, or a
+   ``process_webhook_event`` enqueued), ``"deferred"`` (processed inline, and the rate budget
+   had no slot for it without waiting: recorded as deferred, for ``cometchat_refresh_stale``),
+   ``"ignored"`` (a trigger this app does not act on, or a
    delivery for another CometChat app: recorded only, nothing is fetched) or ``"duplicate"`` (an
    event recorded before and received, processing, processed or ignored, which CometChat
    retried: nothing more is done). See ``services.record_webhook``.
@@ -22,7 +24,8 @@ negotiation. The order of its refusals, each in the API's JSON error shape:
 CometChat waits 2 seconds for the answer. The view records the event and enqueues its
 processing; with a task worker (``TASKS``) that is all it does, and the refreshes, one upstream
 request per affected owner, run on the worker. With the immediate backend they run inline,
-before the answer (see docs/webhooks.md).
+before the answer (see docs/webhooks.md), and never wait for a rate window: what the budget
+cannot take now is deferred.
 
 CSRF does not apply here (``csrf_exempt`` on this view only): CometChat sends no token, and the
 Basic credentials are what authenticate it. Nor does a site login (``login_not_required``, for
@@ -39,6 +42,7 @@ import hmac
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
@@ -183,11 +187,18 @@ def accept(delivery: Delivery) -> HttpResponse:
         return JsonResponse({"status": "duplicate"})
     if event.status == WebhookEvent.Status.IGNORED:
         return JsonResponse({"status": "ignored"})
+    inline = not tasks.queues()
     try:
-        tasks.process_webhook_event.enqueue(event.pk)
+        # Processed here, before the answer: never wait for a rate window (CometChat waits 2 s).
+        with services.without_waiting() if inline else nullcontext():
+            tasks.process_webhook_event.enqueue(event.pk)
     except Exception as exc:  # the queue is down: the event says so, CometChat hears a 503
         services.finish_webhook_event(event, error=exc)
         return error_response(
             503, "ERR_QUEUE_UNAVAILABLE", "The event was recorded but could not be queued."
         )
+    if inline:
+        event.refresh_from_db(fields=["status"])
+        if event.status == WebhookEvent.Status.DEFERRED:
+            return JsonResponse({"status": "deferred"})
     return JsonResponse({"status": "accepted"})

@@ -99,12 +99,24 @@ def test_settings_object_is_frozen_and_hides_the_key():
         ({"REGION": "US EAST"}, "REGION"),
         ({"BASE_URL": "ftp://x/v3"}, "BASE_URL"),
         ({"BACKOFF_FACTOR": True}, "BACKOFF_FACTOR"),
+        ({"ON_DEMAND_SHARE": 0}, "ON_DEMAND_SHARE"),
+        ({"ON_DEMAND_SHARE": 1.5}, "ON_DEMAND_SHARE"),
+        ({"ON_DEMAND_SHARE": "0.5"}, "ON_DEMAND_SHARE"),
+        ({"ON_DEMAND_SHARE": True}, "ON_DEMAND_SHARE"),
+        ({"ON_DEMAND_SHARE": None}, "ON_DEMAND_SHARE"),
     ],
 )
 def test_bad_values_name_the_key(override, named):
     with override_settings(COMETCHAT={**BASE, **override}):
         with pytest.raises(CometChatConfigurationError, match=named):
             get_settings()
+
+
+def test_on_demand_share_defaults_to_half_and_takes_the_whole_window_at_most():
+    with override_settings(COMETCHAT=BASE):
+        assert get_settings().on_demand_share == 0.5
+    with override_settings(COMETCHAT={**BASE, "ON_DEMAND_SHARE": 1}):
+        assert get_settings().on_demand_share == 1.0
 
 
 def test_timeout_accepts_single_number_and_pair():

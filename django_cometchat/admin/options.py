@@ -676,6 +676,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         WebhookEvent.Status.PROCESSED: "success",
         WebhookEvent.Status.IGNORED: "neutral",
         WebhookEvent.Status.FAILED: "error",
+        WebhookEvent.Status.DEFERRED: "warning",  # waits for cometchat_refresh_stale
     }
 
     @admin.display(description="trigger")

@@ -2,7 +2,9 @@
 
 For a host's cron: every owner whose last successful sync finished longer ago than the threshold
 (or who never had one) gets one sync task for the task workers. Runs abandoned by a worker that
-died are marked failed first (``SYNC_ABANDONED_AFTER``).
+died are marked failed first (``SYNC_ABANDONED_AFTER``). Webhook events left waiting are taken up
+again: those the rate budget deferred, and those received or processing for longer than
+``SYNC_ABANDONED_AFTER``; each is taken once however many of these commands run at a time.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class Command(BaseCommand):
     def refresh(self, options: dict[str, Any]) -> None:
         try:
             abandoned = services.mark_abandoned_runs()
+            events = services.take_waiting_webhook_events()
+            for event_id in events.ids:
+                tasks.process_webhook_event.enqueue(event_id)
             stale = services.stale_owners(options["older_than"])
             count = tasks.enqueue_syncs(stale)
         except CometChatError as exc:
@@ -49,4 +54,10 @@ class Command(BaseCommand):
         if options["verbosity"] > 0:
             if abandoned:
                 self.stdout.write(f"Marked {abandoned} abandoned sync run(s) failed.")
+            if events.ids:
+                self.stdout.write(
+                    f"Took {len(events.ids)} waiting webhook event(s) "
+                    f"({len(events.deferred)} deferred by the rate budget, {len(events.stuck)} "
+                    f"left by a worker){inline_note()}."
+                )
             self.stdout.write(f"Enqueued {count} sync(s) of stale owners{inline_note()}.")
