@@ -365,7 +365,7 @@ class CometChatQueueUnavailable(CometChatError):
 
     def __init__(self, task: str, cause: BaseException) -> None:
         self.task = task
-        detail = str(cause).strip()
+        detail = str(cause).strip().rstrip(".")
         reason = f"{type(cause).__name__}: {detail}" if detail else type(cause).__name__
         super().__init__(
             f"The task queue refused {task}: {reason}. Check the task backend in Django's "

@@ -222,7 +222,7 @@ def test_a_sync_the_queue_refuses_fails_its_run_and_stays_due(fake, alice, queue
         raise ConnectionError("the queue's broker is down")
 
     monkeypatch.setattr(queue, "enqueue", refuse)
-    with pytest.raises(CommandError, match="The task queue refused sync_owner.*broker is down"):
+    with pytest.raises(CommandError, match=r"The task queue refused sync_owner.*broker is down"):
         call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=StringIO())
     refused = SyncRun.objects.get(trigger=SyncRun.Trigger.TASK)
     assert (refused.status, refused.error_code) == ("failed", "ERR_QUEUE_UNAVAILABLE")
