@@ -248,6 +248,7 @@ def post_at_once(url: str, token: str) -> list[requests.Response]:
 def test_thirty_concurrent_sync_posts_to_a_live_server_make_one_run_one_enqueue_one_walk(
     fake, alice, queue, live_server
 ):
+    services.owner_for(alice)  # bound already: binding on first use would serialise them
     token = Token.objects.create(user=alice).key
     answers = post_at_once(live_server.url + SYNC, token)
 
@@ -265,6 +266,7 @@ def test_thirty_concurrent_sync_posts_to_a_live_server_make_one_run_one_enqueue_
 def test_thirty_concurrent_refresh_posts_to_a_live_server_queue_one_refresh(
     fake, alice, queue, live_server
 ):
+    services.owner_for(alice)  # bound already: binding on first use would serialise them
     token = Token.objects.create(user=alice).key
     answers = post_at_once(live_server.url + REFRESH, token)
 
