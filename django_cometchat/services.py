@@ -832,6 +832,7 @@ def request_sync(
     that run is returned, its status still "queued" or "running" (a sync done here returns
     "succeeded"), so concurrent requests cost one walk over CometChat's pages.
     """
+    owner = as_owner(owner)
     run, created = claim_sync_run(owner, trigger=trigger, filters=filters, queued=False)
     if not created:
         return run
