@@ -836,10 +836,15 @@ def request_sync(
     run, created = claim_sync_run(owner, trigger=trigger, filters=filters, queued=False)
     if not created:
         return run
-    with on_demand(client) as active:
-        return sync_conversations(
-            owner, filters=filters, client=active, trigger=trigger, run=run
-        ).run
+    try:
+        with on_demand(client) as active:
+            return sync_conversations(
+                owner, filters=filters, client=active, trigger=trigger, run=run
+            ).run
+    except BaseException as exc:
+        if run.finished_at is None:  # failed before the sync took it over (no client, say)
+            fail_queued_run(run, exc)
+        raise
 
 
 def request_refresh(
@@ -934,7 +939,8 @@ def release_refresh(owner_uid: str, conversation_id: str) -> None:
 
 
 def fail_queued_run(run: SyncRun, exc: BaseException) -> None:
-    """A queued run whose task the queue refused: failed at once, with the reason."""
+    """A claimed run that never started (the queue refused its task, no client could be
+    built): failed at once, with the reason, so that it stops answering requests."""
     run.finished_at = timezone.now()
     _record_failure(run, exc)
     run.save(

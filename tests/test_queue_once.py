@@ -183,6 +183,24 @@ def test_without_a_worker_a_sync_in_progress_is_answered_not_repeated(fake, alic
     assert upstream(fake) == [WALK]
 
 
+def test_a_sync_that_cannot_start_does_not_hold_the_next_request(
+    fake, alice, client, settings, monkeypatch
+):
+    """No worker, no API key: the claimed run fails at once, and the next request is answered
+    for itself (503 again), not with a run that never ran."""
+    monkeypatch.delenv("COMETCHAT_API_KEY", raising=False)
+    settings.COMETCHAT = {**settings.COMETCHAT, "API_KEY": None}
+    client.force_login(alice)
+    for _ in range(2):
+        response = client.post(SYNC)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "ERR_NOT_CONFIGURED"
+    runs = SyncRun.objects.order_by("pk")
+    assert [(r.status, r.error_code) for r in runs] == [("failed", "ERR_NOT_CONFIGURED")] * 2
+    assert all(r.finished_at is not None for r in runs)
+    assert upstream(fake) == []
+
+
 # -- one refresh queued per owner and conversation ------------------------------------------------
 
 
