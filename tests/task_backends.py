@@ -33,7 +33,7 @@ class RecordingBackend(DummyBackend):
     def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
         if RecordingBackend.down:
             raise ConnectionError(RecordingBackend.error)
-        result = super().enqueue(task, args, kwargs)
+        result: Any = super().enqueue(task, args, kwargs)
         with RecordingBackend._lock:
             RecordingBackend.enqueued.append(result)
         return result
