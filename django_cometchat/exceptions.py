@@ -364,3 +364,23 @@ class CometChatTooManyPages(CometChatResponseError):
     page: an upstream that never ends, or an owner larger than the cap allows."""
 
     code = "ERR_TOO_MANY_PAGES"
+
+
+class CometChatQueueUnavailable(CometChatError):
+    """The task queue (Django's ``TASKS`` backend) refused to take a task: its broker is down,
+    its table is missing (a forgotten ``migrate``), … Nothing was sent to CometChat; the queued
+    run, if any, is finished as failed with this text. The backend's own error is chained as
+    ``__cause__``."""
+
+    scope: Scope = "outage"  # every later task would be refused the same way
+    code = "ERR_QUEUE_UNAVAILABLE"
+    default_public_message = "This site could not queue the work just now. Try again later."
+
+    def __init__(self, task: str, cause: BaseException) -> None:
+        self.task = task
+        detail = str(cause).strip().rstrip(".")
+        reason = f"{type(cause).__name__}: {detail}" if detail else type(cause).__name__
+        super().__init__(
+            f"The task queue refused {task}: {reason}. Check the task backend in Django's "
+            "TASKS setting: is its broker reachable, and have its migrations run?"
+        )

@@ -236,12 +236,27 @@ class SyncRun(models.Model):
         default="",
         help_text="What the owner may read (public_message): the API shows this one.",
     )
+    exclusive = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Requested through the API, the admin or the queue: while it is queued or "
+        "running, a new request for the owner answers this run instead of starting another.",
+    )
 
     objects = OwnedQuerySet["SyncRun"].as_manager()
 
     class Meta:
         verbose_name = "sync run"
         ordering = ("-started_at", "-id")
+        constraints = (
+            # One requested sync per owner on its way: the database decides between concurrent
+            # requests (services.claim_sync_run). Commands and code sync beside it, unchecked.
+            models.UniqueConstraint(
+                fields=("owner_uid",),
+                condition=Q(exclusive=True, status__in=("queued", "running")),
+                name="cometchat_run_one_requested",
+            ),
+        )
         indexes = (
             models.Index(fields=("owner_uid", "-started_at"), name="cometchat_run_owner_started"),
             models.Index(fields=("owner", "-started_at"), name="cometchat_run_ownerfk_started"),
@@ -258,6 +273,29 @@ class SyncRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class QueuedRefresh(models.Model):
+    """A conversation refresh waiting in the task queue: one per owner and conversation, so that
+    a request for the same refresh answers "already queued" instead of queueing another. The
+    task deletes the row as it starts (a request after that queues a new refresh: the running
+    one may have asked CometChat too early); a row older than ``SYNC_ABANDONED_AFTER`` was never
+    taken and no longer counts."""
+
+    owner_uid = models.CharField("owner UID", max_length=100)
+    conversation_id = models.CharField("conversation id", max_length=210)
+    queued_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "queued refresh"
+        constraints = (
+            models.UniqueConstraint(
+                fields=("owner_uid", "conversation_id"), name="cometchat_refresh_one_queued"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"refresh {self.conversation_id} of {self.owner_uid} queued @ {self.queued_at}"
 
 
 class WebhookEvent(models.Model):

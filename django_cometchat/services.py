@@ -39,7 +39,14 @@ from .exceptions import (
 )
 from .filters import ConversationFilters
 from .ids import validate_id
-from .models import Conversation, ConversationSnapshot, SyncRun, UIDBinding, WebhookEvent
+from .models import (
+    Conversation,
+    ConversationSnapshot,
+    QueuedRefresh,
+    SyncRun,
+    UIDBinding,
+    WebhookEvent,
+)
 from .redaction import redact
 from .signals import conversation_changed, conversations_synced, webhook_processed
 from .storage import (
@@ -85,6 +92,10 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "mark_abandoned_runs",
     "fail_queued_run",
     "queue_sync_run",
+    "claim_sync_run",
+    "active_run",
+    "claim_refresh",
+    "release_refresh",
     "stale_owners",
     "rebind_uid",
     "users_by_name",
@@ -862,9 +873,24 @@ def request_sync(
     The one seam for on-demand refreshes: it syncs inline within ``WEB_DEADLINE`` so a waiting
     person gets an answer fast. A CometChat failure is recorded on the run and raised. Pass
     ``client`` to share one connection across a batch (inside the caller's ``on_demand()``).
+
+    When a sync of the owner is already queued or running (``active_run``), nothing is fetched:
+    that run is returned, its status still "queued" or "running" (a sync done here returns
+    "succeeded"), so concurrent requests cost one walk over CometChat's pages.
     """
-    with on_demand(client) as active:
-        return sync_conversations(owner, filters=filters, client=active, trigger=trigger).run
+    owner = as_owner(owner)
+    run, created = claim_sync_run(owner, trigger=trigger, filters=filters, queued=False)
+    if not created:
+        return run
+    try:
+        with on_demand(client) as active:
+            return sync_conversations(
+                owner, filters=filters, client=active, trigger=trigger, run=run
+            ).run
+    except BaseException as exc:
+        if run.finished_at is None:  # failed before the sync took it over (no client, say)
+            fail_queued_run(run, exc)
+        raise
 
 
 def request_refresh(
@@ -875,24 +901,92 @@ def request_refresh(
         return fetch_conversation(owner, conversation_id, client=active)
 
 
+ACTIVE_STATUSES = (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING)
+CLAIM_ATTEMPTS = 3
+
+
+def active_run(owner_uid: str) -> SyncRun | None:
+    """The owner's sync on its way: queued or running and not abandoned; a requested one
+    (``exclusive``) before one a command or code started; the oldest first."""
+    runs = SyncRun.objects.owned_by(owner_uid).filter(
+        status__in=ACTIVE_STATUSES, started_at__gte=_abandoned_before(timezone.now())
+    )
+    return runs.order_by("-exclusive", "started_at", "id").first()
+
+
+def claim_sync_run(
+    owner: Any, *, trigger: str, filters: ConversationFilters | None = None, queued: bool = True
+) -> tuple[SyncRun, bool]:
+    """The owner's sync already on its way (``active_run``), or a new requested one: ``(run,
+    created)``. A new run is "queued" (for a task to carry out) or, with ``queued=False``,
+    "running" (for the caller to carry out now, as ``sync_conversations(..., run=run)``).
+
+    The database decides between concurrent requests: at most one requested run per owner is
+    queued or running (a partial unique constraint), so the losers of a race get the winner's
+    run. Runs abandoned past ``SYNC_ABANDONED_AFTER`` are marked failed first and never count.
+    """
+    owner = as_owner(owner)
+    mark_abandoned_runs(owner.uid)
+    status = SyncRun.Status.QUEUED if queued else SyncRun.Status.RUNNING
+    for attempt in range(CLAIM_ATTEMPTS):
+        active = active_run(owner.uid)
+        if active is not None:
+            return active, False
+        try:
+            with transaction.atomic():  # a savepoint: a lost race must not break the caller's
+                run = SyncRun.objects.create(
+                    owner_id=owner.user_id,
+                    owner_uid=owner.uid,
+                    trigger=trigger,
+                    status=status,
+                    filters=(filters or ConversationFilters()).as_json(),
+                    started_at=timezone.now(),
+                    exclusive=True,
+                )
+        except IntegrityError:
+            # Another request's run won. Read it; it may have finished since: then try again.
+            if attempt == CLAIM_ATTEMPTS - 1:
+                raise
+            continue
+        return run, True
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def queue_sync_run(
     owner: Any, *, trigger: str, filters: ConversationFilters | None = None
 ) -> SyncRun:
-    """A ``SyncRun`` in state "queued", for a background task to carry out: the caller can
-    point a person at it (``sync-runs/<id>/``) at once."""
-    owner = as_owner(owner)
-    return SyncRun.objects.create(
-        owner_id=owner.user_id,
-        owner_uid=owner.uid,
-        trigger=trigger,
-        status=SyncRun.Status.QUEUED,
-        filters=(filters or ConversationFilters()).as_json(),
-        started_at=timezone.now(),
-    )
+    """A ``SyncRun`` in state "queued", for a background task to carry out, or the owner's sync
+    already on its way (see ``claim_sync_run``, which also says which): the caller can point a
+    person at it (``sync-runs/<id>/``) at once."""
+    return claim_sync_run(owner, trigger=trigger, filters=filters)[0]
+
+
+def claim_refresh(owner_uid: str, conversation_id: str) -> bool:
+    """Whether a refresh of this conversation may be queued now: False when one is already
+    queued for the owner (and not abandoned). The database decides between concurrent
+    requests (unique owner and conversation). ``release_refresh`` gives the claim back."""
+    validate_id(conversation_id, "conversation id")
+    now = timezone.now()
+    claims = QueuedRefresh.objects.filter(owner_uid=owner_uid, conversation_id=conversation_id)
+    claims.filter(queued_at__lt=_abandoned_before(now)).delete()  # never taken by a worker
+    try:
+        with transaction.atomic():
+            QueuedRefresh.objects.create(
+                owner_uid=owner_uid, conversation_id=conversation_id, queued_at=now
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def release_refresh(owner_uid: str, conversation_id: str) -> None:
+    """The refresh's task started (or the queue refused it): the next request queues anew."""
+    QueuedRefresh.objects.filter(owner_uid=owner_uid, conversation_id=conversation_id).delete()
 
 
 def fail_queued_run(run: SyncRun, exc: BaseException) -> None:
-    """A queued run whose task the queue refused: failed at once, with the reason."""
+    """A claimed run that never started (the queue refused its task, no client could be
+    built): failed at once, with the reason, so that it stops answering requests."""
     run.finished_at = timezone.now()
     _record_failure(run, exc)
     run.save(

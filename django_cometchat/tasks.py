@@ -16,7 +16,13 @@ its refreshes (an inline webhook too).
 * :func:`request_sync` / :func:`request_refresh`: the seams the API and the admin call. With a
   backend that queues, they enqueue and return at once (the API answers 202); with the
   immediate backend (Django's default when ``TASKS`` is not set) they run inline within the
-  on-demand deadline, as before tasks existed.
+  on-demand deadline, as before tasks existed. A sync already queued or running for the owner
+  (a refresh already queued for the owner and conversation) is answered instead of queueing
+  another (``Queued.already_queued``).
+
+Every enqueue goes through :func:`_enqueue`: a backend that refuses (its broker down, its table
+missing) raises :class:`~.exceptions.CometChatQueueUnavailable`, whatever it raised itself, so
+that each caller maps one error (the API: 503 ``ERR_QUEUE_UNAVAILABLE``).
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
+
 from . import services
-from .exceptions import CometChatError, CometChatRateLimited
+from .exceptions import CometChatError, CometChatQueueUnavailable, CometChatRateLimited
 from .filters import ConversationFilters
 from .models import Conversation, SyncRun
 from .webhook_types import Target
@@ -95,6 +103,7 @@ def refresh_conversation(
     event's ``[flag, value]`` for the peer (``Target.peer_flag``); ``expect_gone``: the event
     said the owner lost it, and CometChat's confirmation marks it missing
     (``services.refresh_target``)."""
+    services.release_refresh(uid, conversation_id)  # started: a later request queues anew
     flag = (str(peer_flag[0]), peer_flag[1]) if peer_flag else None
     target = Target(uid, conversation_id, flag, expect_gone=expect_gone)
     with services.background():
@@ -204,10 +213,15 @@ def _refresh_here(targets: list[Target], done: list[str]) -> list[CometChatError
 
 @dataclass(frozen=True)
 class Queued:
-    """Work handed to the task queue: its result id, and (for a sync) the run to follow."""
+    """Work handed to the task queue: its result id, and (for a sync) the run to follow.
 
-    task_id: str
+    ``already_queued``: the same work was already on its way (a sync of the owner queued or
+    running, a refresh of the conversation queued); nothing new was queued, and ``task_id`` is
+    None (only the request that queued a task learns its id)."""
+
+    task_id: str | None
     run: SyncRun | None = None
+    already_queued: bool = False
 
 
 def request_sync(
@@ -218,53 +232,98 @@ def request_sync(
     client: services.Client | None = None,
 ) -> SyncRun | Queued:
     """Sync an owner on demand: enqueued when a worker runs tasks (a queued ``SyncRun`` to
-    follow), else inline within ``WEB_DEADLINE`` (the finished ``SyncRun``)."""
-    if not queues():
-        return services.request_sync(owner, trigger=trigger, filters=filters, client=client)
-    return _enqueue_sync(services.as_owner(owner), trigger=trigger, filters=filters)
+    follow), else inline within ``WEB_DEADLINE`` (the finished ``SyncRun``). A sync of the owner
+    already queued or running is returned instead (``already_queued``)."""
+    owner = services.as_owner(owner)
+    if queues():
+        return _enqueue_sync(owner, trigger=trigger, filters=filters)
+    run = services.request_sync(owner, trigger=trigger, filters=filters, client=client)
+    if run.status in services.ACTIVE_STATUSES:  # another request's, still on its way
+        return Queued(None, run, already_queued=True)
+    return run
 
 
 def request_refresh(
     owner: Any, conversation_id: str, *, client: services.Client | None = None
 ) -> Conversation | Queued:
-    """Refresh one conversation on demand: enqueued when a worker runs tasks, else inline."""
+    """Refresh one conversation on demand: enqueued when a worker runs tasks, else inline. A
+    refresh of it already queued for the owner is answered instead (``already_queued``)."""
     if not queues():
         return services.request_refresh(owner, conversation_id, client=client)
     owner = services.as_owner(owner)
-    result = refresh_conversation.enqueue(owner.uid, conversation_id)
+    if not services.claim_refresh(owner.uid, conversation_id):
+        return Queued(None, already_queued=True)
+    try:
+        result = _enqueue(refresh_conversation, owner.uid, conversation_id)
+    except CometChatQueueUnavailable:
+        services.release_refresh(owner.uid, conversation_id)
+        raise
     return Queued(str(result.id))
 
 
-def enqueue_syncs(owners: Any, *, trigger: str = SyncRun.Trigger.TASK) -> int:
+@dataclass(frozen=True)
+class Enqueued:
+    """What ``enqueue_syncs`` did: syncs enqueued, owners whose sync was already on its way,
+    owners skipped because they cannot act."""
+
+    enqueued: int = 0
+    already_queued: int = 0
+    skipped: int = 0
+
+
+def enqueue_syncs(owners: Any, *, trigger: str = SyncRun.Trigger.TASK) -> Enqueued:
     """One ``sync_owner`` task per owner (an ``OwnerSelection`` or any iterable of ``Owner``),
-    each with its queued ``SyncRun`` (so a waiting sync shows, is not enqueued twice by
-    ``cometchat_refresh_stale``, and is marked abandoned if no worker ever takes it); returns
-    how many were enqueued. Owners who cannot act (``problem``) are skipped."""
-    count = 0
+    each with its queued ``SyncRun`` (so a waiting sync shows, is not enqueued twice, and is
+    marked abandoned if no worker ever takes it). An owner whose sync is already queued or
+    running gets no second one; owners who cannot act (``problem``) are skipped. A queue that
+    refuses stops the batch with ``CometChatQueueUnavailable`` (that owner's run failed)."""
+    enqueued = already = skipped = 0
     for owner in owners:
         if owner.problem is not None:
             logger.warning("Not enqueuing %s: %s", owner.label, owner.problem.describe())
+            skipped += 1
             continue
-        _enqueue_sync(owner, trigger=trigger)
-        count += 1
-    return count
+        if _enqueue_sync(owner, trigger=trigger).already_queued:
+            already += 1
+        else:
+            enqueued += 1
+    return Enqueued(enqueued, already, skipped)
 
 
 def _enqueue_sync(
     owner: services.Owner, *, trigger: str, filters: ConversationFilters | None = None
 ) -> Queued:
-    """A queued ``SyncRun`` and the ``sync_owner`` task that carries it out. A queue that
-    refuses the task fails the run at once: left "queued", it would keep
-    ``cometchat_refresh_stale`` off that owner until it counted as abandoned."""
-    run = services.queue_sync_run(owner, trigger=trigger, filters=filters)
+    """A queued ``SyncRun`` and the ``sync_owner`` task that carries it out, or the owner's sync
+    already on its way. A queue that refuses the task fails the run at once, with the reason:
+    left "queued", it would keep every request for that owner answering a run that never
+    comes, until it counted as abandoned."""
+    run, created = services.claim_sync_run(owner, trigger=trigger, filters=filters)
+    if not created:
+        return Queued(None, run, already_queued=True)
     try:
-        result = sync_owner.enqueue(
+        result = _enqueue(
+            sync_owner,
             owner.uid,
             trigger=trigger,
             run_id=run.pk,
             filters=(filters or ConversationFilters()).as_json(),
         )
-    except Exception as exc:
+    except CometChatQueueUnavailable as exc:
         services.fail_queued_run(run, exc)
         raise
     return Queued(str(result.id), run)
+
+
+def _enqueue(work: Any, *args: Any, **kwargs: Any) -> Any:
+    """``work.enqueue(...)``, with any refusal of the backend as ``CometChatQueueUnavailable``.
+
+    The backend's error can be anything (a Redis ``ConnectionError``, a database error for a
+    missing table), hence the broad catch, here only. Inside a savepoint, so that a database
+    backend's failed statement leaves the caller's transaction usable (``ATOMIC_REQUESTS``)."""
+    try:
+        with transaction.atomic():
+            return work.enqueue(*args, **kwargs)
+    except Exception as exc:
+        error = CometChatQueueUnavailable(work.name, exc)
+        logger.warning("%s", error.describe())
+        raise error from exc

@@ -86,6 +86,7 @@ def test_a_queued_refresh_answers_202_with_the_conversation_to_follow(fake, alic
     assert response.json() == {
         "task_id": str(queue.results[0].id),
         "conversation": response["Location"],
+        "already_queued": False,
     }
     assert fake.requests == []
     assert client.get(response["Location"]).status_code == 404  # not stored yet
@@ -221,10 +222,10 @@ def test_a_sync_the_queue_refuses_fails_its_run_and_stays_due(fake, alice, queue
         raise ConnectionError("the queue's broker is down")
 
     monkeypatch.setattr(queue, "enqueue", refuse)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(CommandError, match=r"The task queue refused sync_owner.*broker is down"):
         call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=StringIO())
     refused = SyncRun.objects.get(trigger=SyncRun.Trigger.TASK)
-    assert (refused.status, refused.error_code) == ("failed", "ConnectionError")
+    assert (refused.status, refused.error_code) == ("failed", "ERR_QUEUE_UNAVAILABLE")
     assert "broker is down" in refused.error_message
     monkeypatch.undo()
     call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=StringIO())

@@ -7,9 +7,9 @@ block: a person is waiting, so one deadline covers every row.
 
 An error about one row (``scope == "item"``: not found, not accessible, an invalid id) is reported
 and the batch goes on; any other (CometChat unreachable, a bad key, rate limited, a 5xx, the
-deadline, a broken or missing setting) stops the batch, so a person is not kept waiting for a
-hundred identical failures. Every failure becomes its ``describe()`` text: the CometChat code and
-status, never the API key, never a traceback.
+deadline, a broken or missing setting, a task queue that refuses) stops the batch, so a person
+is not kept waiting for a hundred identical failures. Every failure becomes its ``describe()``
+text: the CometChat code and status, never the API key, never a traceback.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def refresh_conversations(rows: Sequence[Conversation]) -> BatchOutcome:
         return f"{row.conversation_id} (owner {row.owner_uid})"
 
     def act(row: Conversation, client: services.Client | None) -> str:
-        tasks.request_refresh(owners[row.owner_uid], row.conversation_id, client=client)
+        outcome = tasks.request_refresh(owners[row.owner_uid], row.conversation_id, client=client)
+        if isinstance(outcome, tasks.Queued) and outcome.already_queued:
+            return f"{label(row)} (already queued)"
         return label(row)
 
     return _run_batch(rows, label, act)
@@ -78,6 +80,8 @@ def sync_owners(owners: Sequence[services.Owner]) -> BatchOutcome:
     def act(owner: services.Owner, client: services.Client | None) -> str:
         run = tasks.request_sync(owner, trigger=SyncRun.Trigger.ADMIN, client=client)
         if isinstance(run, tasks.Queued):
+            if run.already_queued and run.run is not None:  # nothing new: that run is the sync
+                return f"{owner.uid} (already {run.run.status}: sync run {run.run.pk})"
             return owner.uid
         return (
             f"{owner.uid} ({run.created_count} new, {run.updated_count} updated, "

@@ -30,6 +30,7 @@ from ..exceptions import (
     CometChatInvalidId,
     CometChatNotFound,
     CometChatOwnerConflict,
+    CometChatQueueUnavailable,
     CometChatRateLimited,
     CometChatResponseError,
     CometChatServerError,
@@ -65,6 +66,7 @@ ERROR_STATUSES: dict[type[CometChatError], tuple[int, str]] = {
     CometChatUnknownOwner: (404, "ERR_UID_NOT_FOUND"),
     CometChatRateLimited: (503, "ERR_TOO_MANY_REQUESTS"),
     CometChatServerError: (502, "ERR_UPSTREAM_SERVER_ERROR"),
+    CometChatQueueUnavailable: (503, "ERR_QUEUE_UNAVAILABLE"),
 }
 
 

@@ -53,7 +53,8 @@ _ERRORS = {
     502: "CometChat failed (5xx), answered with a malformed body, refused the request, or "
     "refused this site's API key (the integration is misconfigured).",
     503: "CometChat is rate-limiting this site (see Retry-After), could not be reached, the "
-    "integration is not configured, or the database is busy (see Retry-After).",
+    "integration is not configured, the database is busy (see Retry-After), or "
+    "ERR_QUEUE_UNAVAILABLE: the site's task queue refused the work.",
     504: "CometChat did not answer within the request's deadline.",
 }
 

@@ -162,25 +162,42 @@ class SyncRunSerializer(serializers.ModelSerializer[SyncRun]):
 
 @extend_schema_serializer(component_name="CometChatQueuedSyncRun")
 class QueuedSyncRunSerializer(SyncRunSerializer):
-    """A sync handed to a task worker: the run (status "queued") and the task's id."""
+    """A sync handed to a task worker: the run (status "queued") and the task's id; or the
+    owner's sync already queued or running, answered instead of queueing another."""
 
     task_id = serializers.CharField(
-        read_only=True, default="", help_text="The task result id the queue gave the sync."
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="The task result id the queue gave the sync; null when already_queued.",
+    )
+    already_queued = serializers.BooleanField(
+        read_only=True,
+        default=False,
+        help_text="True: a sync of the user was already queued or running, and this is that "
+        "run; nothing new was queued.",
     )
 
     class Meta(SyncRunSerializer.Meta):
-        fields = (*SyncRunSerializer.Meta.fields, "task_id")
+        fields = (*SyncRunSerializer.Meta.fields, "task_id", "already_queued")
         read_only_fields = fields
 
 
 @extend_schema_serializer(component_name="CometChatQueuedRefresh")
 class QueuedRefreshSerializer(serializers.Serializer[Any]):
-    """A refresh handed to a task worker."""
+    """A refresh handed to a task worker, or one of the same conversation already queued."""
 
-    task_id = serializers.CharField(help_text="The task result id the queue gave the refresh.")
+    task_id = serializers.CharField(
+        allow_null=True,
+        help_text="The task result id the queue gave the refresh; null when already_queued.",
+    )
     conversation = serializers.URLField(
         help_text="The conversation's URL: its stored copy, once the worker is done (404 until "
         "it was stored a first time)."
+    )
+    already_queued = serializers.BooleanField(
+        help_text="True: a refresh of this conversation was already queued for the user; "
+        "nothing new was queued."
     )
 
 

@@ -208,8 +208,10 @@ class SyncView(RefreshView):
         """Sync the signed-in user's conversations from CometChat; answers the sync run.
 
         201: synced now (no task worker is configured). 202: handed to a task worker; the run
-        is "queued" and Location (its URL) shows how it goes. A failed sync answers the mapped
-        error; its run is still recorded (see sync-runs).
+        is "queued" and Location (its URL) shows how it goes. Also 202, with already_queued
+        true, when a sync of the user is already queued or running: that run, and nothing new.
+        A failed sync answers the mapped error; its run is still recorded (see sync-runs). 503
+        ERR_QUEUE_UNAVAILABLE: the task queue refused the sync (the run is recorded failed).
         """
         params = SyncFiltersSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -221,6 +223,7 @@ class SyncView(RefreshView):
         if isinstance(outcome, tasks.Queued):
             data = QueuedSyncRunSerializer(outcome.run, context=context).data
             data["task_id"] = outcome.task_id
+            data["already_queued"] = outcome.already_queued
             code = status.HTTP_202_ACCEPTED
         else:
             data = SyncRunSerializer(outcome, context=context).data
@@ -245,7 +248,9 @@ class ConversationRefreshView(RefreshView):
         """Fetch one conversation of the signed-in user from CometChat and store it.
 
         200: refreshed now (no task worker is configured). 202: handed to a task worker;
-        Location is the conversation's URL, which shows the stored copy once it is done.
+        Location is the conversation's URL, which shows the stored copy once it is done. Also
+        202, with already_queued true, when a refresh of it is already queued for the user.
+        503 ERR_QUEUE_UNAVAILABLE: the task queue refused the refresh.
         """
         conversation_id = self.conversation_id()
         outcome = tasks.request_refresh(self.owner, conversation_id)
@@ -256,7 +261,11 @@ class ConversationRefreshView(RefreshView):
                     kwargs={"conversation_id": conversation_id},
                 )
             )
-            data = {"task_id": outcome.task_id, "conversation": url}
+            data = {
+                "task_id": outcome.task_id,
+                "conversation": url,
+                "already_queued": outcome.already_queued,
+            }
             return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
         return Response(ConversationDetailSerializer(outcome, context={"request": request}).data)
 

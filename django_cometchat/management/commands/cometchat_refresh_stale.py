@@ -48,8 +48,8 @@ class Command(BaseCommand):
             for event_id in events.ids:
                 tasks.process_webhook_event.enqueue(event_id)
             stale = services.stale_owners(options["older_than"])
-            count = tasks.enqueue_syncs(stale)
-        except CometChatError as exc:
+            count = tasks.enqueue_syncs(stale).enqueued
+        except CometChatError as exc:  # a broken setting, or the queue refused (run failed)
             raise CommandError(exc.describe()) from exc
         if options["verbosity"] > 0:
             if abandoned:

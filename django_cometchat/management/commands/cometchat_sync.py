@@ -150,14 +150,20 @@ class Command(BaseCommand):
     def enqueue(self, selection: services.OwnerSelection, options: dict[str, Any]) -> None:
         if options["dry_run"] or options["conversation_type"] or options["concurrency"] != 1:
             raise CommandError("--enqueue takes no --dry-run, --conversation-type or --concurrency")
-        count = tasks.enqueue_syncs(selection, trigger=SyncRun.Trigger.COMMAND)
+        try:
+            outcome = tasks.enqueue_syncs(selection, trigger=SyncRun.Trigger.COMMAND)
+        except CometChatError as exc:  # the queue refused: that owner's run is failed
+            raise CommandError(f"Enqueuing stopped: {exc.describe()}") from exc
         if options["verbosity"] > 0:
             note = inline_note()
-            self.stdout.write(f"Enqueued {plural(count, 'sync')} of {selection.total}{note}.")
-        if count < selection.total:
-            raise CommandError(
-                f"{selection.total - count} owner(s) could not be enqueued; see the log."
+            already = ""
+            if outcome.already_queued:
+                already = f" ({outcome.already_queued} already queued or running)"
+            self.stdout.write(
+                f"Enqueued {plural(outcome.enqueued, 'sync')} of {selection.total}{already}{note}."
             )
+        if outcome.skipped:
+            raise CommandError(f"{outcome.skipped} owner(s) could not be enqueued; see the log.")
 
     def sync_one(self, owner: services.Owner, client: services.Client) -> Outcome:
         started = time.monotonic()
