@@ -89,6 +89,9 @@ DEFAULTS: Mapping[str, Any] = {
     # Webhook events older than this are deleted by cometchat_prune (None keeps them all); an
     # event still waiting for a worker is kept whatever its age.
     "WEBHOOK_EVENTS_MAX_AGE_DAYS": 30,
+    # Finished sync runs started longer ago are deleted by cometchat_prune (None keeps them
+    # all); each owner's latest finished run and every queued or running one are kept.
+    "SYNC_RUNS_MAX_AGE_DAYS": 30,
 }
 
 
@@ -148,6 +151,7 @@ class CometChatSettings:
     history_max_age_days: int | None = None
     history_keep_per_conversation: int | None = None
     webhook_events_max_age_days: int | None = None
+    sync_runs_max_age_days: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -360,6 +364,7 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         webhook_events_max_age_days=_optional_integer(
             raw, "WEBHOOK_EVENTS_MAX_AGE_DAYS", minimum=0
         ),
+        sync_runs_max_age_days=_optional_integer(raw, "SYNC_RUNS_MAX_AGE_DAYS", minimum=0),
     )
 
 

@@ -91,6 +91,7 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "request_sync",
     "request_refresh",
     "prune_history",
+    "prune_sync_runs",
     "prune_webhook_events",
     "record_webhook",
     "record_refused_webhook",
@@ -965,6 +966,38 @@ def prune_history(
         for start in range(0, len(ids), DELETE_BATCH):
             ConversationSnapshot.objects.filter(id__in=ids[start : start + DELETE_BATCH]).delete()
     return len(doomed)
+
+
+def prune_sync_runs(
+    *, max_age_days: int | None = None, dry_run: bool = False, batch_size: int = DELETE_BATCH
+) -> int:
+    """Delete finished sync runs started more than ``max_age_days`` ago (default
+    ``SYNC_RUNS_MAX_AGE_DAYS``; None keeps them all), a batch at a time. Each owner's latest
+    finished run (its last outcome: what the admin and ``stale_owners`` read) and every run
+    still queued or running are kept whatever their age. Returns how many were (or, on a dry
+    run, would be) deleted."""
+    if max_age_days is None:
+        max_age_days = get_settings().sync_runs_max_age_days
+    if max_age_days is None:
+        return 0
+    finished = (SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED)
+    latest = (
+        SyncRun.objects.filter(owner_uid=OuterRef("owner_uid"), status__in=finished)
+        .order_by("-started_at", "-id")
+        .values("id")[:1]
+    )
+    # Both filters walk an index: (status, -started_at) for the old finished runs, and
+    # (owner_uid, -started_at) for each one's owner's latest.
+    old = SyncRun.objects.filter(
+        status__in=finished, started_at__lt=timezone.now() - timedelta(days=max_age_days)
+    ).exclude(id=Subquery(latest))
+    if dry_run:
+        return old.count()
+    deleted = 0
+    # An owner's latest finished run is never in a batch, so deleting one never changes it.
+    while batch := list(old.order_by().values_list("pk", flat=True)[:batch_size]):
+        deleted += SyncRun.objects.filter(pk__in=batch).delete()[0]
+    return deleted
 
 
 # -- webhooks ----------------------------------------------------------------------------------
