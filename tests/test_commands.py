@@ -337,6 +337,7 @@ def test_a_refused_key_stops_every_user_at_once_with_one_message(fake, make_user
         "Stopped after 1 of 4 users: AUTH_ERR_APIKEY_NOT_FOUND (HTTP 401) on GET /conversations"
     )
     assert "Every other user would fail the same way" in str(result.error)
+    assert str(result.error).lower().count("run the command again") == 1  # one call to action
     assert result.summary()["users"] == 1
 
 

@@ -15,6 +15,7 @@ from django_cometchat import services, tasks
 from django_cometchat.exceptions import CometChatError
 
 from ..arguments import duration, inline_note
+from ..reporting import skipped_line
 
 
 class Command(BaseCommand):
@@ -36,10 +37,12 @@ class Command(BaseCommand):
         try:
             abandoned = services.mark_abandoned_runs()
             stale = services.stale_owners(options["older_than"])
-            count = tasks.enqueue_syncs(stale)
+            count = tasks.enqueue_syncs(stale.chat_users())
         except CometChatError as exc:
             raise CommandError(exc.describe()) from exc
         if options["verbosity"] > 0:
             if abandoned:
                 self.stdout.write(f"Marked {abandoned} abandoned sync run(s) failed.")
             self.stdout.write(f"Enqueued {count} sync(s) of stale owners{inline_note()}.")
+            if stale.skipped:
+                self.stdout.write(skipped_line(stale.skipped))

@@ -22,7 +22,7 @@ from django_cometchat.redaction import redact
 
 from ..arguments import inline_note, int_at_least
 from ..batch import BatchRunner, Stop
-from ..reporting import Outcome, Reporter, Totals, plural
+from ..reporting import Outcome, Reporter, Totals, plural, skipped_line
 
 logger = logging.getLogger(__name__)
 
@@ -115,26 +115,31 @@ class Command(BaseCommand):
             note=reporter.note,
         )
         try:
-            stop = runner.run(selection)
+            stop = runner.run(reporter.skipping(selection))
         except CometChatError as exc:  # no client at all: a missing or broken setting
             raise CommandError(f"Nothing was synced: {exc.describe()}") from exc
         reporter.summary()
         self.conclude(stop, reporter.totals, selection.total)
 
     def conclude(self, stop: Stop, totals: Totals, total: int) -> None:
-        """Fail the command, naming why, unless every selected owner synced."""
+        """Fail the command, naming why, unless every selected owner synced (or was skipped)."""
         failures = "".join(f"\n  {label}: {reason}" for label, reason in totals.failures)
-        rest = " Run the command again to sync the rest." if totals.users < total else ""
+        rest = (
+            " Run the command again to sync the rest."
+            if totals.users + totals.skipped < total
+            else ""
+        )
         if stop.interrupted:
             raise CommandError(
                 f"Interrupted after {totals.users} of {plural(total, 'user')} "
                 f"({totals.failed} failed); pages already stored are kept.{rest}{failures}"
             )
         if stop.reason:
+            # One call to action: the rest are synced by the same rerun that follows the fix.
             raise CommandError(
                 f"Stopped after {totals.users} of {plural(total, 'user')}: "
                 f"{stop.reason}\nEvery other user would fail the same way; fix that and run "
-                f"the command again.{rest}"
+                "the command again."
             )
         if totals.failed:
             raise CommandError(
@@ -144,13 +149,16 @@ class Command(BaseCommand):
     def enqueue(self, selection: services.OwnerSelection, options: dict[str, Any]) -> None:
         if options["dry_run"] or options["conversation_type"] or options["concurrency"] != 1:
             raise CommandError("--enqueue takes no --dry-run, --conversation-type or --concurrency")
-        count = tasks.enqueue_syncs(selection, trigger=SyncRun.Trigger.COMMAND)
+        count = tasks.enqueue_syncs(selection.chat_users(), trigger=SyncRun.Trigger.COMMAND)
         if options["verbosity"] > 0:
             note = inline_note()
             self.stdout.write(f"Enqueued {plural(count, 'sync')} of {selection.total}{note}.")
-        if count < selection.total:
+            if selection.skipped:
+                self.stdout.write(skipped_line(selection.skipped))
+        if count < selection.total - selection.skipped:
             raise CommandError(
-                f"{selection.total - count} owner(s) could not be enqueued; see the log."
+                f"{selection.total - selection.skipped - count} owner(s) could not be enqueued; "
+                "see the log."
             )
 
     def sync_one(self, owner: services.Owner, client: services.Client) -> Outcome:
