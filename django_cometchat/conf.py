@@ -28,6 +28,10 @@ KNOWN_REGIONS = ("us", "eu", "in")
 REGION_RE = re.compile(r"^[a-z]{2,12}(?:-[a-z0-9]{1,12})*$")
 MAX_PAGE_SIZE = 1000  # CometChat's perPage maximum
 MAX_RETRY_AFTER_RELAYED = 3600  # the longest wait we ever pass on to a caller (seconds)
+# The API's refresh throttle: its DRF scope and the rate used when DEFAULT_THROTTLE_RATES has
+# none (here, beside the settings, so that api.throttling and checks share them).
+REFRESH_THROTTLE_SCOPE = "cometchat_refresh"
+DEFAULT_REFRESH_RATE = "10/min"
 
 # Keys that fall back to an environment variable when absent (or empty) in the dict.
 ENV_FALLBACKS: Mapping[str, str] = {

@@ -193,3 +193,93 @@ def test_no_budget_needs_no_cache():
         [],
         [],
     )
+
+
+# -- W005: webhooks without a task queue; W006: refresh throttles in a per-process cache ------
+
+IMMEDIATE = "django.tasks.backends.immediate.ImmediateBackend"
+DB_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+def deploy_messages(**overrides):
+    """The app's messages of ``check --deploy`` and of a plain ``check``, by id."""
+    from django.core import checks
+
+    with override_settings(**overrides):
+        deploy = checks.run_checks(include_deployment_checks=True)
+        plain = checks.run_checks(include_deployment_checks=False)
+    return (
+        {m.id: m for m in deploy if str(m.id).startswith("django_cometchat.")},
+        {m.id for m in plain},
+    )
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        None,  # Django's default: the immediate backend
+        {"default": {"BACKEND": IMMEDIATE}},
+        {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}},
+    ],
+)
+def test_webhooks_without_a_task_queue_warn_for_deploy(tasks):
+    deploy, plain = deploy_messages(TASKS=tasks, CACHES={"default": REDIS})
+    warning = deploy["django_cometchat.W005"]
+    assert not warning.is_serious()
+    assert "webhooks are accepted at /cometchat/webhook/" in warning.msg
+    assert 'default task queue (TASKS["default"]' in warning.msg
+    assert "django-tasks-db" in (warning.hint or "")
+    assert "RQ" in (warning.hint or "")
+    assert "django_cometchat.W005" not in plain
+    assert "tests-webhook-password" not in warning.msg + (warning.hint or "")
+
+
+def test_webhooks_with_a_queue_or_without_credentials_do_not_warn(settings):
+    deploy, _ = deploy_messages(TASKS=DB_QUEUE, CACHES={"default": REDIS})
+    assert "django_cometchat.W005" not in deploy
+    no_auth = {**settings.COMETCHAT, "WEBHOOK_BASIC_AUTH": []}
+    deploy, _ = deploy_messages(COMETCHAT=no_auth, CACHES={"default": REDIS})
+    assert "django_cometchat.W005" not in deploy  # it refuses every delivery: I001 says so
+    assert "django_cometchat.I001" in deploy
+
+
+@pytest.mark.parametrize(
+    ("cache", "says"),
+    [
+        (LOCMEM, "counts in each process apart"),
+        ({"BACKEND": "django.core.cache.backends.dummy.DummyCache"}, "no refresh is ever throttled"),
+    ],
+)
+def test_refresh_throttles_in_a_per_process_cache_warn_for_deploy(settings, cache, says):
+    rest = {k: v for k, v in settings.REST_FRAMEWORK.items() if k != "DEFAULT_THROTTLE_RATES"}
+    deploy, plain = deploy_messages(
+        TASKS=DB_QUEUE, CACHES={"default": cache}, REST_FRAMEWORK=rest
+    )
+    warning = deploy["django_cometchat.W006"]
+    # No rate set: the throttle's own default, 10/min.
+    assert "refresh throttle ('cometchat_refresh', 10/min) counts in the default cache" in (
+        warning.msg
+    )
+    assert says in warning.msg
+    assert "CACHES['default']" in (warning.hint or "")
+    assert "Redis or Memcached" in (warning.hint or "")
+    assert "django_cometchat.W006" not in plain
+
+
+def test_refresh_throttles_in_a_shared_cache_or_switched_off_do_not_warn(settings):
+    deploy, _ = deploy_messages(TASKS=DB_QUEUE, CACHES={"default": REDIS})
+    assert "django_cometchat.W006" not in deploy
+    off = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"cometchat_refresh": None},
+    }
+    deploy, _ = deploy_messages(TASKS=DB_QUEUE, CACHES={"default": LOCMEM}, REST_FRAMEWORK=off)
+    assert "django_cometchat.W006" not in deploy
+    assert "django_cometchat.W004" in deploy  # the budget's own warning stays
+
+
+def test_an_unmounted_api_and_webhook_need_neither_warning(settings):
+    settings.ROOT_URLCONF = "tests.urls_admin_only"
+    deploy, _ = deploy_messages(CACHES={"default": LOCMEM})
+    assert "django_cometchat.W005" not in deploy
+    assert "django_cometchat.W006" not in deploy
