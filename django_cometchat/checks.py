@@ -12,7 +12,8 @@ IDs are stable and never reused:
   not in ``INSTALLED_APPS``
 * ``django_cometchat.E008`` the rate budget's cache (``RATE_LIMIT_CACHE``) is not in ``CACHES``,
   or its backend or client library cannot be loaded
-* ``django_cometchat.W001`` ``BASE_URL`` is plain http while ``DEBUG`` is False
+* ``django_cometchat.W001`` ``BASE_URL`` is plain http to another machine while ``DEBUG`` is
+  False
 * ``django_cometchat.W002`` ``APP_ID`` is missing
 * ``django_cometchat.W003`` ``API_KEY`` is missing
 * ``django_cometchat.W004`` the rate budget's cache is per process (``LocMemCache``) or keeps
@@ -34,6 +35,7 @@ a clear ``CometChatConfigurationError``), and an error in ``check --deploy``.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -114,7 +116,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         return [Error(str(exc), hint=SETTINGS_DOC, id="django_cometchat.E006")]
 
     messages: list[CheckMessage] = []
-    if problem := region_error(raw["REGION"]):
+    if problem := region_error(raw["REGION"], base_url=raw["BASE_URL"]):
         messages.append(
             Error(
                 f'COMETCHAT["REGION"]: {problem}',
@@ -145,7 +147,8 @@ def _check_base_url(base_url: Any) -> list[CheckMessage]:
                 id="django_cometchat.E004",
             )
         ]
-    if urlsplit(base_url).scheme == "http" and not settings.DEBUG:
+    parts = urlsplit(base_url)
+    if parts.scheme == "http" and not settings.DEBUG and not _loopback(parts.hostname or ""):
         return [
             Warning(
                 f'COMETCHAT["BASE_URL"] is plain http ({base_url}) while DEBUG is False: '
@@ -155,6 +158,17 @@ def _check_base_url(base_url: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _loopback(host: str) -> bool:
+    """A host on this machine: plain http to it never crosses a network (a local fake, a
+    sidecar proxy)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_resolver(path: Any) -> list[CheckMessage]:

@@ -103,12 +103,20 @@ def default_uid_resolver(user: Any) -> str:
     return str(user.pk)
 
 
-def region_error(region: Any) -> str | None:
-    """Why ``region`` is not acceptable, or None."""
+def clean_region(region: Any) -> Any:
+    """``REGION`` as CometChat's host names it: "EU" and " eu " are "eu"."""
+    return region.strip().lower() if isinstance(region, str) else region
+
+
+def region_error(region: Any, *, base_url: Any = None) -> str | None:
+    """Why ``region`` is not acceptable, or None. With ``BASE_URL`` set the region names no
+    host (nor the app of a webhook), so it is not checked."""
+    if base_url not in (None, ""):
+        return None
+    region = clean_region(region)
     if not isinstance(region, str) or not REGION_RE.match(region):
         return (
-            f"REGION must be a lowercase region code such as {', '.join(KNOWN_REGIONS)}; "
-            f"got {region!r}"
+            f"REGION must be a region code such as {', '.join(KNOWN_REGIONS)}; got {region!r}"
         )
     return None
 
@@ -327,8 +335,8 @@ def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
 
 def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
     """Validate a merged settings dict; every error names the offending key."""
-    region = raw["REGION"]
-    if problem := region_error(region):
+    region = clean_region(raw["REGION"])
+    if problem := region_error(region, base_url=raw["BASE_URL"]):
         raise CometChatConfigurationError(f'COMETCHAT["REGION"]: {problem}')
     base_url = _optional_str(raw, "BASE_URL")
     if base_url is not None and (problem := base_url_error(base_url)):
@@ -337,7 +345,7 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
     api_key = _optional_str(raw, "API_KEY")
     return CometChatSettings(
         app_id=_optional_str(raw, "APP_ID"),
-        region=region,
+        region=str(region),  # unchecked, and unused, when BASE_URL is set
         api_key=Secret(api_key) if api_key else None,
         base_url_override=base_url,
         connect_timeout=connect_timeout,

@@ -5,6 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import modify_settings, override_settings
 
+from django_cometchat.conf import get_settings
 from django_cometchat.checks import (
     check_api_dependencies,
     check_credentials,
@@ -103,10 +104,42 @@ def test_not_a_dict():
 
 
 def test_plain_http_warns_only_without_debug():
-    http = {**GOOD, "BASE_URL": "http://127.0.0.1:8765/v3"}
+    http = {**GOOD, "BASE_URL": "http://cometchat-proxy.internal:8765/v3"}
     assert ids(http, DEBUG=False) == ["django_cometchat.W001"]
     assert ids(http, DEBUG=True) == []
     assert ids({**GOOD, "BASE_URL": "https://proxy.internal/v3"}, DEBUG=False) == []
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.8.9.10", "[::1]", "localhost", "LOCALHOST", "fake.localhost"]
+)
+def test_plain_http_to_this_machine_does_not_warn(host):
+    """The key never crosses a network to a loopback host (the fake, a sidecar proxy)."""
+    assert ids({**GOOD, "BASE_URL": f"http://{host}:8765/v3"}, DEBUG=False) == []
+
+
+@pytest.mark.parametrize("host", ["10.0.0.5", "[::2]", "localhost.example.com", "128.0.0.1"])
+def test_plain_http_to_another_host_warns(host):
+    assert ids({**GOOD, "BASE_URL": f"http://{host}/v3"}, DEBUG=False) == [
+        "django_cometchat.W001"
+    ]
+
+
+@pytest.mark.parametrize("region", ["EU", " eu ", "Us", "AP-South"])
+def test_region_is_case_insensitive(region):
+    assert ids({**GOOD, "REGION": region}) == []
+    with override_settings(COMETCHAT={**GOOD, "REGION": region}):
+        settings = get_settings()
+    assert settings.region == region.strip().lower()
+    assert settings.base_url == f"https://app1.api-{region.strip().lower()}.cometchat.io/v3"
+
+
+def test_region_is_not_checked_when_base_url_picks_the_host():
+    with_base_url = {**GOOD, "REGION": "Europe!", "BASE_URL": "https://proxy.internal/v3"}
+    assert ids(with_base_url) == []
+    with override_settings(COMETCHAT=with_base_url):
+        assert get_settings().base_url == "https://proxy.internal/v3"
+    assert ids({**GOOD, "REGION": "Europe!"}) == ["django_cometchat.E003"]  # without, it is
 
 
 def test_manage_py_check_shows_id_and_hint():
