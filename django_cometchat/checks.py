@@ -48,8 +48,8 @@ from django.urls import reverse
 from .conf import (
     DEFAULT_REFRESH_RATE,
     ENV_FALLBACKS,
-    REFRESH_THROTTLE_SCOPE,
     KNOWN_REGIONS,
+    REFRESH_THROTTLE_SCOPE,
     CometChatSettings,
     base_url_error,
     build_settings,

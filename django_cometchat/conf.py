@@ -115,9 +115,7 @@ def region_error(region: Any, *, base_url: Any = None) -> str | None:
         return None
     region = clean_region(region)
     if not isinstance(region, str) or not REGION_RE.match(region):
-        return (
-            f"REGION must be a region code such as {', '.join(KNOWN_REGIONS)}; got {region!r}"
-        )
+        return f"REGION must be a region code such as {', '.join(KNOWN_REGIONS)}; got {region!r}"
     return None
 
 

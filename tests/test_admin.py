@@ -546,7 +546,7 @@ def test_after_a_refused_key_the_admin_says_the_key_is_wrong(admin_client, synce
     shown_messages = messages_of(run_action(admin_client, action, pks))
     assert "AUTH_ERR_APIKEY_NOT_FOUND (HTTP 401)" in shown_messages[0]
     assert shown_messages[-1].startswith("Stopped after that error: ")
-    assert "CometChat refused the API key: check COMETCHAT[\"API_KEY\"]" in shown_messages[-1]
+    assert 'CometChat refused the API key: check COMETCHAT["API_KEY"]' in shown_messages[-1]
     assert "once CometChat answers" not in " ".join(shown_messages)
 
 

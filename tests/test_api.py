@@ -23,8 +23,8 @@ from rest_framework.test import APIClient
 
 from django_cometchat.api.errors import describe
 from django_cometchat.api.pagination import INVALID_CURSOR
-from django_cometchat.api.throttling import DEFAULT_REFRESH_RATE, RefreshRateThrottle
-from django_cometchat.conf import get_settings
+from django_cometchat.api.throttling import RefreshRateThrottle
+from django_cometchat.conf import DEFAULT_REFRESH_RATE, get_settings
 from django_cometchat.exceptions import (
     CometChatAPIError,
     CometChatAuthError,

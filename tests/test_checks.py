@@ -5,7 +5,6 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import modify_settings, override_settings
 
-from django_cometchat.conf import get_settings
 from django_cometchat.checks import (
     check_api_dependencies,
     check_credentials,
@@ -14,6 +13,7 @@ from django_cometchat.checks import (
     check_rate_budget_cache_is_shared,
     check_settings,
 )
+from django_cometchat.conf import get_settings
 
 GOOD = {"APP_ID": "app1", "REGION": "us", "API_KEY": "k-123"}
 
@@ -120,9 +120,7 @@ def test_plain_http_to_this_machine_does_not_warn(host):
 
 @pytest.mark.parametrize("host", ["10.0.0.5", "[::2]", "localhost.example.com", "128.0.0.1"])
 def test_plain_http_to_another_host_warns(host):
-    assert ids({**GOOD, "BASE_URL": f"http://{host}/v3"}, DEBUG=False) == [
-        "django_cometchat.W001"
-    ]
+    assert ids({**GOOD, "BASE_URL": f"http://{host}/v3"}, DEBUG=False) == ["django_cometchat.W001"]
 
 
 @pytest.mark.parametrize("region", ["EU", " eu ", "Us", "AP-South"])
@@ -280,14 +278,15 @@ def test_webhooks_with_a_queue_or_without_credentials_do_not_warn(settings):
     ("cache", "says"),
     [
         (LOCMEM, "counts in each process apart"),
-        ({"BACKEND": "django.core.cache.backends.dummy.DummyCache"}, "no refresh is ever throttled"),
+        (
+            {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+            "no refresh is ever throttled",
+        ),
     ],
 )
 def test_refresh_throttles_in_a_per_process_cache_warn_for_deploy(settings, cache, says):
     rest = {k: v for k, v in settings.REST_FRAMEWORK.items() if k != "DEFAULT_THROTTLE_RATES"}
-    deploy, plain = deploy_messages(
-        TASKS=DB_QUEUE, CACHES={"default": cache}, REST_FRAMEWORK=rest
-    )
+    deploy, plain = deploy_messages(TASKS=DB_QUEUE, CACHES={"default": cache}, REST_FRAMEWORK=rest)
     warning = deploy["django_cometchat.W006"]
     # No rate set: the throttle's own default, 10/min.
     assert "refresh throttle ('cometchat_refresh', 10/min) counts in the default cache" in (

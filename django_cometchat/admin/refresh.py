@@ -43,7 +43,7 @@ class BatchOutcome:
         exc = self.stopped_by
         if isinstance(exc, CometChatAuthError):
             return (
-                "CometChat refused the API key: check COMETCHAT[\"API_KEY\"] (a REST API key of "
+                'CometChat refused the API key: check COMETCHAT["API_KEY"] (a REST API key of '
                 "this app with fullAccess scope), then try again."
             )
         if isinstance(exc, CometChatConfigurationError):

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from rest_framework.views import APIView
 
 
-
 class RefreshRateThrottle(ScopedRateThrottle):
     """Per user, scope ``cometchat_refresh``; ``10/min`` unless the host sets its own rate.
 

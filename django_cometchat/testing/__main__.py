@@ -77,8 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--compression",
         choices=COMPRESSIONS,
         default="gzip",
-        help="how JSON answers are compressed when the client accepts it "
-        "(default: %(default)s)",
+        help="how JSON answers are compressed when the client accepts it (default: %(default)s)",
     )
     return parser
 

@@ -2,8 +2,9 @@
 
 ``seed_demo`` is deterministic, times included: the same users, groups, messages, dates and
 unread counts every run, all before ``DEMO_NOW`` (a fixed moment in the past), so a demo run again
-against a fresh fake finds nothing changed and nothing is dated in the future. ``bulk_conversations`` inserts prebuilt records directly (no per-message
-rendering), so 50,000 conversations take well under a second.
+against a fresh fake finds nothing changed and nothing is dated in the future.
+``bulk_conversations`` inserts prebuilt records directly (no per-message rendering), so 50,000
+conversations take well under a second.
 
 Stdlib only; no Django.
 """
@@ -153,7 +154,7 @@ def seed_demo(state: State) -> Seeded:
     rng = random.Random(20240601)
     with state.lock:
         extras, seeded = _demo_people(state, rng)
-        for when, sender, to_user, to_group, text in _demo_events(state, rng, extras):
+        for when, sender, to_user, to_group, text in _demo_events(rng, extras):
             state.send_message(sender, to_user=to_user, to_group=to_group, text=text, sent_at=when)
         # About half of the unread conversations have been read since.
         for conversation_id in sorted(state.conversations):
@@ -201,7 +202,7 @@ def _demo_people(state: State, rng: random.Random) -> tuple[list[str], Seeded]:
 _Event = tuple[int, str, str | None, str | None, str]
 
 
-def _demo_events(state: State, rng: random.Random, extras: list[str]) -> list[_Event]:
+def _demo_events(rng: random.Random, extras: list[str]) -> list[_Event]:
     """(sentAt, sender, to_user, to_group, text) for every demo message, oldest first."""
     core = [uid for uid, _, _ in DEMO_USERS]
     pairs: set[tuple[str, str]] = set()
