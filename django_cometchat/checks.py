@@ -12,12 +12,18 @@ IDs are stable and never reused:
   not in ``INSTALLED_APPS``
 * ``django_cometchat.E008`` the rate budget's cache (``RATE_LIMIT_CACHE``) is not in ``CACHES``,
   or its backend or client library cannot be loaded
-* ``django_cometchat.W001`` ``BASE_URL`` is plain http while ``DEBUG`` is False
+* ``django_cometchat.W001`` ``BASE_URL`` is plain http to another machine while ``DEBUG`` is
+  False
 * ``django_cometchat.W002`` ``APP_ID`` is missing
 * ``django_cometchat.W003`` ``API_KEY`` is missing
 * ``django_cometchat.W004`` the rate budget's cache is per process (``LocMemCache``) or keeps
   nothing (``DummyCache``), so several processes cannot share one budget (``check --deploy``
   only)
+* ``django_cometchat.W005`` the webhook is mounted with ``WEBHOOK_BASIC_AUTH`` set, but the
+  default task backend runs tasks inline (``ImmediateBackend``) or never (``DummyBackend``)
+  (``check --deploy`` only)
+* ``django_cometchat.W006`` the API's refresh throttle counts in a per-process cache (the default
+  cache is ``LocMemCache``) or in none (``DummyCache``) (``check --deploy`` only)
 * ``django_cometchat.I001`` the webhook is mounted but ``WEBHOOK_BASIC_AUTH`` is empty, so it
   refuses every delivery (``check --deploy`` only, and information only: it never fails a check)
 
@@ -29,6 +35,7 @@ a clear ``CometChatConfigurationError``), and an error in ``check --deploy``.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,8 +46,10 @@ from django.core.checks import CheckMessage, Error, Info, Tags, Warning, registe
 from django.urls import reverse
 
 from .conf import (
+    DEFAULT_REFRESH_RATE,
     ENV_FALLBACKS,
     KNOWN_REGIONS,
+    REFRESH_THROTTLE_SCOPE,
     CometChatSettings,
     base_url_error,
     build_settings,
@@ -107,7 +116,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         return [Error(str(exc), hint=SETTINGS_DOC, id="django_cometchat.E006")]
 
     messages: list[CheckMessage] = []
-    if problem := region_error(raw["REGION"]):
+    if problem := region_error(raw["REGION"], base_url=raw["BASE_URL"]):
         messages.append(
             Error(
                 f'COMETCHAT["REGION"]: {problem}',
@@ -138,7 +147,8 @@ def _check_base_url(base_url: Any) -> list[CheckMessage]:
                 id="django_cometchat.E004",
             )
         ]
-    if urlsplit(base_url).scheme == "http" and not settings.DEBUG:
+    parts = urlsplit(base_url)
+    if parts.scheme == "http" and not settings.DEBUG and not _loopback(parts.hostname or ""):
         return [
             Warning(
                 f'COMETCHAT["BASE_URL"] is plain http ({base_url}) while DEBUG is False: '
@@ -148,6 +158,17 @@ def _check_base_url(base_url: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _loopback(host: str) -> bool:
+    """A host on this machine: plain http to it never crosses a network (a local fake, a
+    sidecar proxy)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_resolver(path: Any) -> list[CheckMessage]:
@@ -298,5 +319,74 @@ def check_rate_budget_cache_is_shared(app_configs: Any = None, **kwargs: Any) ->
             hint="Point RATE_LIMIT_CACHE at a cache every process shares and increments "
             f"atomically (Redis or Memcached). {BUDGET_DOC}",
             id="django_cometchat.W004",
+        )
+    ]
+
+
+# Task backends that do not hand work to a worker: Django's own (6.x) and django-tasks' (5.2).
+INLINE_TASK_BACKENDS = {
+    "ImmediateBackend": "runs each task inline, inside the webhook's request",
+    "DummyBackend": "keeps each task in memory and never runs it",
+}
+
+
+def _default_task_backend() -> str:
+    """The dotted path of ``TASKS["default"]``'s backend; Django's default is the immediate one."""
+    tasks = getattr(settings, "TASKS", None) or {}
+    return str(tasks.get("default", {}).get("BACKEND", "django.tasks.backends.ImmediateBackend"))
+
+
+@register(Tags.urls, deploy=True)
+def check_webhook_task_queue(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Webhooks processed inline take as long as CometChat's answers (15-22 s when it is slow),
+    far past the 2 s CometChat waits before it retries the delivery."""
+    path = _mounted("webhook")
+    conf = _settings_or_none()
+    if path is None or conf is None or not conf.webhook_credentials:
+        return []  # not mounted, invalid settings (E006), or refusing every delivery (I001)
+    backend = _default_task_backend()
+    how = INLINE_TASK_BACKENDS.get(backend.rsplit(".", 1)[-1])
+    if how is None:
+        return []
+    return [
+        Warning(
+            f"CometChat's webhooks are accepted at {path} (WEBHOOK_BASIC_AUTH is set), but the "
+            f'default task queue (TASKS["default"]: {backend}) {how}: each delivery waits for '
+            "its CometChat refreshes, longer than the 2 s CometChat allows before it retries.",
+            hint='Point TASKS["default"] at a queue backend with a worker, such as '
+            "django-tasks-db's (django_tasks_db.DatabaseBackend) or RQ's "
+            "(django_tasks_rq.RQBackend). See docs/tasks.md.",
+            id="django_cometchat.W005",
+        )
+    ]
+
+
+# Caches a DRF throttle cannot count in for a whole site.
+PER_PROCESS_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache": "counts in each process apart: several "
+    "web processes together let more refreshes through than the rate allows",
+    "django.core.cache.backends.dummy.DummyCache": "keeps nothing: no refresh is ever throttled",
+}
+
+
+@register(Tags.caches, deploy=True)
+def check_refresh_throttle_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """DRF's throttles count in the default cache: a per-process one lets each web process
+    allow the full rate (16 refreshes through a 10/min limit under gunicorn)."""
+    if _mounted("conversation-sync") is None:
+        return []  # the API is not mounted: no refresh endpoint to throttle
+    rates = (getattr(settings, "REST_FRAMEWORK", None) or {}).get("DEFAULT_THROTTLE_RATES") or {}
+    rate = rates.get(REFRESH_THROTTLE_SCOPE, DEFAULT_REFRESH_RATE)
+    backend = str(settings.CACHES.get("default", {}).get("BACKEND", ""))
+    if rate is None or backend not in PER_PROCESS_CACHES:
+        return []  # the throttle is off, or its cache is shared
+    return [
+        Warning(
+            f"The API's refresh throttle ({REFRESH_THROTTLE_SCOPE!r}, {rate}) counts in the "
+            f"default cache, a {backend.rsplit('.', 1)[-1]}, which "
+            f"{PER_PROCESS_CACHES[backend]}, and each refresh is a request to CometChat.",
+            hint="Make CACHES['default'] a cache every process shares (Redis or Memcached); DRF's "
+            "throttles always count in the default cache. See docs/api.md.",
+            id="django_cometchat.W006",
         )
     ]

@@ -28,6 +28,10 @@ KNOWN_REGIONS = ("us", "eu", "in")
 REGION_RE = re.compile(r"^[a-z]{2,12}(?:-[a-z0-9]{1,12})*$")
 MAX_PAGE_SIZE = 1000  # CometChat's perPage maximum
 MAX_RETRY_AFTER_RELAYED = 3600  # the longest wait we ever pass on to a caller (seconds)
+# The API's refresh throttle: its DRF scope and the rate used when DEFAULT_THROTTLE_RATES has
+# none (here, beside the settings, so that api.throttling and checks share them).
+REFRESH_THROTTLE_SCOPE = "cometchat_refresh"
+DEFAULT_REFRESH_RATE = "10/min"
 
 # Keys that fall back to an environment variable when absent (or empty) in the dict.
 ENV_FALLBACKS: Mapping[str, str] = {
@@ -95,6 +99,9 @@ DEFAULTS: Mapping[str, Any] = {
     # Webhook events older than this are deleted by cometchat_prune (None keeps them all); an
     # event still waiting for a worker is kept whatever its age.
     "WEBHOOK_EVENTS_MAX_AGE_DAYS": 30,
+    # Finished sync runs started longer ago are deleted by cometchat_prune (None keeps them
+    # all); each owner's latest finished run and every queued or running one are kept.
+    "SYNC_RUNS_MAX_AGE_DAYS": 30,
 }
 
 
@@ -102,13 +109,19 @@ def default_uid_resolver(user: Any) -> str:
     return str(user.pk)
 
 
-def region_error(region: Any) -> str | None:
-    """Why ``region`` is not acceptable, or None."""
+def clean_region(region: Any) -> Any:
+    """``REGION`` as CometChat's host names it: "EU" and " eu " are "eu"."""
+    return region.strip().lower() if isinstance(region, str) else region
+
+
+def region_error(region: Any, *, base_url: Any = None) -> str | None:
+    """Why ``region`` is not acceptable, or None. With ``BASE_URL`` set the region names no
+    host (nor the app of a webhook), so it is not checked."""
+    if base_url not in (None, ""):
+        return None
+    region = clean_region(region)
     if not isinstance(region, str) or not REGION_RE.match(region):
-        return (
-            f"REGION must be a lowercase region code such as {', '.join(KNOWN_REGIONS)}; "
-            f"got {region!r}"
-        )
+        return f"REGION must be a region code such as {', '.join(KNOWN_REGIONS)}; got {region!r}"
     return None
 
 
@@ -156,6 +169,7 @@ class CometChatSettings:
     history_max_age_days: int | None = None
     history_keep_per_conversation: int | None = None
     webhook_events_max_age_days: int | None = None
+    sync_runs_max_age_days: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -342,8 +356,8 @@ def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
 
 def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
     """Validate a merged settings dict; every error names the offending key."""
-    region = raw["REGION"]
-    if problem := region_error(region):
+    region = clean_region(raw["REGION"])
+    if problem := region_error(region, base_url=raw["BASE_URL"]):
         raise CometChatConfigurationError(f'COMETCHAT["REGION"]: {problem}')
     base_url = _optional_str(raw, "BASE_URL")
     if base_url is not None and (problem := base_url_error(base_url)):
@@ -352,7 +366,7 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
     api_key = _optional_str(raw, "API_KEY")
     return CometChatSettings(
         app_id=_optional_str(raw, "APP_ID"),
-        region=region,
+        region=str(region),  # unchecked, and unused, when BASE_URL is set
         api_key=Secret(api_key) if api_key else None,
         base_url_override=base_url,
         connect_timeout=connect_timeout,
@@ -385,6 +399,7 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         webhook_events_max_age_days=_optional_integer(
             raw, "WEBHOOK_EVENTS_MAX_AGE_DAYS", minimum=0
         ),
+        sync_runs_max_age_days=_optional_integer(raw, "SYNC_RUNS_MAX_AGE_DAYS", minimum=0),
     )
 
 

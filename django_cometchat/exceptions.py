@@ -249,6 +249,13 @@ class CometChatUserError(CometChatBadRequest):
         return self.api_message
 
 
+class CometChatNoChatUser(CometChatUserError):
+    """``UID_RESOLVER`` returned None: by design this account has no CometChat user (staff,
+    service accounts). Batch work (``--all``, ``cometchat_refresh_stale``, webhooks) skips it
+    without a run or a request; anything asked on its behalf answers like any other
+    ``CometChatUserError``."""
+
+
 class CometChatOwnerConflict(CometChatUserError):
     """The user's UID is already bound to another Django user (one UID, one account)."""
 

@@ -32,6 +32,7 @@ from .exceptions import (
     CometChatDeadlineExceeded,
     CometChatError,
     CometChatInvalidId,
+    CometChatNoChatUser,
     CometChatOwnerConflict,
     CometChatResponseError,
     CometChatUnknownOwner,
@@ -101,11 +102,13 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "users_by_name",
     "release_uid",
     "resolve_uid",
+    "has_no_chat_user",
     "sync_conversations",
     "fetch_conversation",
     "request_sync",
     "request_refresh",
     "prune_history",
+    "prune_sync_runs",
     "prune_webhook_events",
     "record_webhook",
     "record_refused_webhook",
@@ -146,6 +149,11 @@ class Owner:
         name = str(self.user.get_username())
         return name if not self.uid or name == self.uid else f"{name} (uid {self.uid})"
 
+    @property
+    def no_chat_user(self) -> bool:
+        """UID_RESOLVER says this account has no CometChat user: skipped, not failed."""
+        return isinstance(self.problem, CometChatNoChatUser)
+
     def checked(self) -> Owner:
         if self.problem is not None:
             raise self.problem
@@ -158,18 +166,40 @@ def resolve_uid(user: Any) -> str:
         raise CometChatUserError("An anonymous user has no CometChat UID; sign in first")
     settings = get_settings()
     raw = settings.uid_resolver()(user)
+    if raw is None:
+        raise CometChatNoChatUser(
+            f"{settings.uid_resolver_label} returned None for Django user {_name(user)}: the "
+            "account has no CometChat user"
+        )
     if not raw:
         raise CometChatUserError(
-            f"{settings.uid_resolver_label} returned no UID for Django user pk={user.pk}"
+            f"{settings.uid_resolver_label} returned no UID for Django user {_name(user)} "
+            "(return None for an account that has no CometChat user)"
         )
     try:
         return validate_id(str(raw), "UID")
     except CometChatInvalidId as exc:
         raise CometChatUserError(
             f"{settings.uid_resolver_label} returned an invalid CometChat UID for Django user "
-            f"pk={user.pk}: {exc.api_message}",
+            f"{_name(user)}: {exc.api_message}",
             code="ERR_INVALID_ID",
         ) from exc
+
+
+def _name(user: Any) -> str:
+    """A Django user as operators know it: the username, and the pk (it may be blank)."""
+    return f"{user.get_username()!r} (pk={user.pk})"
+
+
+def has_no_chat_user(user: Any) -> bool:
+    """Whether ``UID_RESOLVER`` says a bound account has no CometChat user (now): batch work
+    skips its UID. A resolver that fails is not asked here; the sync names its failure."""
+    if user is None:
+        return False
+    try:
+        return get_settings().uid_resolver()(user) is None
+    except Exception:
+        return False
 
 
 def owner_for(user: Any) -> Owner:
@@ -189,16 +219,19 @@ def owner_for(user: Any) -> Owner:
         except IntegrityError:  # bound by a concurrent request a moment ago
             binding = UIDBinding.objects.only("user_id").get(uid=uid)
     if binding.user_id != user.pk:
+        # Operators know accounts by username: name both (the bound one costs a query, once).
+        holder = get_user_model()._default_manager.filter(pk=binding.user_id).first()
+        holder_name = _name(holder) if holder is not None else f"pk={binding.user_id}"
         logger.warning(
-            "Refused Django user pk=%s: its CometChat UID %r is bound to Django user pk=%s "
+            "Refused Django user %s: its CometChat UID %r is bound to Django user %s "
             "(see cometchat_rebind)",
-            user.pk,
+            _name(user),
             uid,
-            binding.user_id,
+            holder_name,
         )
         raise CometChatOwnerConflict(
-            f"The CometChat UID {uid!r} of Django user pk={user.pk} is bound to Django user "
-            f"pk={binding.user_id}; one UID belongs to one account. Fix UID_RESOLVER, or move "
+            f"The CometChat UID {uid!r} of Django user {_name(user)} is bound to Django user "
+            f"{holder_name}; one UID belongs to one account. Fix UID_RESOLVER, or move "
             "the UID on purpose with `manage.py cometchat_rebind`.",
             uid=uid,
             bound_user_id=binding.user_id,
@@ -237,9 +270,19 @@ class OwnerSelection:
 
     total: int
     items: Iterator[Owner]
+    skipped: int = 0  # owners chat_users() passed over so far
 
     def __iter__(self) -> Iterator[Owner]:
         return self.items
+
+    def chat_users(self) -> Iterator[Owner]:
+        """The owners, less those with no CometChat user (``Owner.no_chat_user``), counted in
+        ``skipped``: batch work records no run and sends no request for them."""
+        for owner in self.items:
+            if owner.no_chat_user:
+                self.skipped += 1
+                continue
+            yield owner
 
 
 def owners(
@@ -1053,7 +1096,18 @@ def stale_owners(older_than: timedelta) -> OwnerSelection:
     )
     uids = sorted(known - fresh)
     found = owners_by_uid(uids)
-    return OwnerSelection(len(uids), iter([found[uid] for uid in uids]))
+    return OwnerSelection(len(uids), iter([_unless_no_chat_user(found[uid]) for uid in uids]))
+
+
+def _unless_no_chat_user(owner: Owner) -> Owner:
+    """The owner, flagged ``no_chat_user`` when its account's resolver now returns None."""
+    if not has_no_chat_user(owner.user):
+        return owner
+    problem = CometChatNoChatUser(
+        f"UID_RESOLVER returned None for Django user {_name(owner.user)}, bound to UID "
+        f"{owner.uid!r}: the account has no CometChat user"
+    )
+    return Owner(owner.uid, owner.user, problem=problem)
 
 
 # -- history -----------------------------------------------------------------------------------
@@ -1105,6 +1159,38 @@ def prune_history(
         for start in range(0, len(ids), DELETE_BATCH):
             ConversationSnapshot.objects.filter(id__in=ids[start : start + DELETE_BATCH]).delete()
     return len(doomed)
+
+
+def prune_sync_runs(
+    *, max_age_days: int | None = None, dry_run: bool = False, batch_size: int = DELETE_BATCH
+) -> int:
+    """Delete finished sync runs started more than ``max_age_days`` ago (default
+    ``SYNC_RUNS_MAX_AGE_DAYS``; None keeps them all), a batch at a time. Each owner's latest
+    finished run (its last outcome: what the admin and ``stale_owners`` read) and every run
+    still queued or running are kept whatever their age. Returns how many were (or, on a dry
+    run, would be) deleted."""
+    if max_age_days is None:
+        max_age_days = get_settings().sync_runs_max_age_days
+    if max_age_days is None:
+        return 0
+    finished = (SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED)
+    latest = (
+        SyncRun.objects.filter(owner_uid=OuterRef("owner_uid"), status__in=finished)
+        .order_by("-started_at", "-id")
+        .values("id")[:1]
+    )
+    # Both filters walk an index: (status, -started_at) for the old finished runs, and
+    # (owner_uid, -started_at) for each one's owner's latest.
+    old = SyncRun.objects.filter(
+        status__in=finished, started_at__lt=timezone.now() - timedelta(days=max_age_days)
+    ).exclude(id=Subquery(latest))
+    if dry_run:
+        return old.count()
+    deleted = 0
+    # An owner's latest finished run is never in a batch, so deleting one never changes it.
+    while batch := list(old.order_by().values_list("pk", flat=True)[:batch_size]):
+        deleted += SyncRun.objects.filter(pk__in=batch).delete()[0]
+    return deleted
 
 
 # -- webhooks ----------------------------------------------------------------------------------
@@ -1286,17 +1372,25 @@ def webhook_targets(event: WebhookEvent) -> list[Target]:
             holders = holders.filter(owner_uid__in=delivery.members)
         if delivery.gone:  # marked already: nothing left to confirm
             holders = holders.filter(missing_since__isnull=True)
-        holding = holders.order_by("owner_uid").values_list("owner_uid", flat=True)
-        return [Target(uid, group, expect_gone=delivery.gone) for uid in holding]
+        holding = list(holders.order_by("owner_uid").values_list("owner_uid", flat=True))
+        skip = _bound_to_no_chat_user(holding)
+        return [Target(uid, group, expect_gone=delivery.gone) for uid in holding if uid not in skip]
     uids = {target.uid for target in delivery.targets}
-    known = set(UIDBinding.objects.filter(uid__in=uids).values_list("uid", flat=True))
+    bound = set(UIDBinding.objects.filter(uid__in=uids).values_list("uid", flat=True))
+    known = bound - _bound_to_no_chat_user(bound)
     known.update(
-        Conversation.objects.filter(owner_uid__in=uids - known)
+        Conversation.objects.filter(owner_uid__in=uids - bound)
         .order_by()
         .values_list("owner_uid", flat=True)
         .distinct()
     )
     return [target for target in delivery.targets if target.uid in known]
+
+
+def _bound_to_no_chat_user(uids: Iterable[str]) -> set[str]:
+    """Those of ``uids`` bound to an account the resolver now says has no CometChat user."""
+    bindings = UIDBinding.objects.filter(uid__in=set(uids)).select_related("user")
+    return {binding.uid for binding in bindings if has_no_chat_user(binding.user)}
 
 
 def refresh_target(

@@ -40,7 +40,8 @@ OWNED_ROUTES = {name: method for name, method in API_ROUTES.items() if name != "
 
 # The app's own routes beside the API: CometChat's webhook, which no user of the site may use
 # (its principal is CometChat, with the Basic credentials of WEBHOOK_BASIC_AUTH).
-WEBHOOK_ROUTES: dict[str, str] = {"webhook": "post"}
+# The webhook, and the same view without its trailing slash (a POST cannot be redirected to it).
+WEBHOOK_ROUTES: dict[str, str] = {"webhook": "post", "webhook-unslashed": "post"}
 # The credentials tests/settings.py configures for it.
 WEBHOOK_CREDENTIALS = ("cometchat", "tests-webhook-password")
 
@@ -88,8 +89,8 @@ def published_webhook(name: str, *, placeholders: bool = False) -> dict[str, Any
     return body
 
 
-def webhook_path() -> str:
-    return reverse(f"{APP}:webhook")
+def webhook_path(route: str = "webhook") -> str:
+    return reverse(f"{APP}:{route}")
 
 
 def admin_path(model: str, page: str, pk: Any = None) -> str:

@@ -530,8 +530,24 @@ def test_refresh_stops_when_cometchat_is_down(admin_client, synced, settings):
     shown_messages = messages_of(response)
     assert len(shown_messages) == 2
     assert "ERR_MISSION_FAILED (HTTP 500)" in shown_messages[0]
-    assert shown_messages[1].startswith("Stopped after that error: 2 more conversation(s)")
+    assert shown_messages[1] == (
+        "Stopped after that error: 2 more conversation(s) were not tried. Try again once "
+        "CometChat answers."
+    )
     assert api_key(settings) not in response.content.decode()
+
+
+@pytest.mark.parametrize("action", ["refresh_from_cometchat", "sync_owners"])
+def test_after_a_refused_key_the_admin_says_the_key_is_wrong(admin_client, synced, action):
+    """AUTH_ERR_* (API.md §5: 401 AUTH_ERR_APIKEY_NOT_FOUND for a key the app does not have) is
+    no outage: waiting for CometChat to answer fixes nothing."""
+    pks = list(Conversation.objects.values_list("pk", flat=True))
+    synced.inject(Fault("status", status=401, times=10))
+    shown_messages = messages_of(run_action(admin_client, action, pks))
+    assert "AUTH_ERR_APIKEY_NOT_FOUND (HTTP 401)" in shown_messages[0]
+    assert shown_messages[-1].startswith("Stopped after that error: ")
+    assert 'CometChat refused the API key: check COMETCHAT["API_KEY"]' in shown_messages[-1]
+    assert "once CometChat answers" not in " ".join(shown_messages)
 
 
 def test_a_bad_api_key_is_named_by_its_code_never_shown(admin_client, synced, settings):
@@ -995,6 +1011,7 @@ def test_actions_without_configuration_say_so_instead_of_a_500(
     assert shown[0].startswith("Could not ")
     assert 'COMETCHAT["API_KEY"] is not set' in shown[0]
     assert "were not tried" in shown[1]
+    assert shown[1].endswith("Fix that setting, then try again.")
     assert synced.requests == []
 
 

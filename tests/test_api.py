@@ -13,7 +13,7 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connection
 from django.middleware.csrf import get_token
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, event, example, given
 from hypothesis import settings as hypothesis_settings
@@ -23,8 +23,8 @@ from rest_framework.test import APIClient
 
 from django_cometchat.api.errors import describe
 from django_cometchat.api.pagination import INVALID_CURSOR
-from django_cometchat.api.throttling import DEFAULT_REFRESH_RATE, RefreshRateThrottle
-from django_cometchat.conf import get_settings
+from django_cometchat.api.throttling import RefreshRateThrottle
+from django_cometchat.conf import DEFAULT_REFRESH_RATE, get_settings
 from django_cometchat.exceptions import (
     CometChatAPIError,
     CometChatAuthError,
@@ -965,3 +965,34 @@ def test_a_page_of_rows_checks_the_owners_binding_within_its_own_query(api, alic
     # The UID bound to another account: that page query finds nothing, and the refusal follows.
     UIDBinding.objects.filter(uid="alice").update(user=bob)
     error_of(api.get(f"{BASE}conversations/"), 409, "ERR_UID_TAKEN")
+
+
+@pytest.mark.urls("tests.urls_login")
+def test_a_non_staff_user_signs_in_with_drfs_login_view_then_refreshes(fake, alice):
+    """docs/api.md: a site user (no admin access) signs in at DRF's login view for a session,
+    then sends the CSRF token with its POSTs."""
+    assert not alice.is_staff
+    browser = Client(enforce_csrf_checks=True)
+    login_page = browser.get("/api-auth/login/")
+    assert login_page.status_code == 200
+    token = browser.cookies["csrftoken"].value
+    signed_in = browser.post(
+        "/api-auth/login/",
+        {"username": "alice-django", "password": "pw-alice", "csrfmiddlewaretoken": token},
+    )
+    assert signed_in.status_code == 302
+    assert browser.get(f"{BASE}conversations/").status_code == 200
+    token = browser.cookies["csrftoken"].value  # rotated at sign-in
+    refreshed = browser.post(f"{BASE}conversations/refresh/", HTTP_X_CSRFTOKEN=token)
+    assert refreshed.status_code == 201
+    assert refreshed.json()["status"] == "succeeded"
+
+
+@pytest.mark.urls("tests.urls_login")
+def test_a_non_staff_user_gets_a_token_for_its_password(fake, alice):
+    anonymous = Client()
+    answer = anonymous.post("/api-token/", {"username": "alice-django", "password": "pw-alice"})
+    assert answer.status_code == 200
+    key = answer.json()["token"]
+    response = anonymous.get(f"{BASE}conversations/", HTTP_AUTHORIZATION=f"Token {key}")
+    assert response.status_code == 200

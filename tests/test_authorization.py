@@ -129,7 +129,7 @@ def test_the_tables_cover_every_principal_route_page_and_action():
         "admin actions": set(),
     }
     assert set(API_TABLE) == set(ADMIN_TABLE) == set(WEBHOOK_TABLE) == set(PRINCIPALS)
-    assert set(WEBHOOK_ROUTES) == {"webhook"}
+    assert set(WEBHOOK_ROUTES) == {"webhook", "webhook-unslashed"}
     assert {len(row) for row in API_TABLE.values()} == {len(API_ROUTES)}
     assert set(ADMIN_COLUMNS) == {*MODEL_PAGES, "index", "app", *ACTIONS}
     assert {len(row) for row in ADMIN_TABLE.values()} == {len(ADMIN_COLUMNS)}
@@ -514,14 +514,15 @@ def test_an_admin_action_without_the_csrf_token_is_refused(world):
 # -- the webhook ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("route", list(WEBHOOK_ROUTES))
 @pytest.mark.parametrize(("principal", "status"), list(WEBHOOK_TABLE.items()))
-def test_webhook(world, principal, status):
+def test_webhook(world, principal, status, route):
     """A session, even a superuser's, is no webhook credential; CSRF plays no part either."""
     client = client_for(world, principal)
     client.handler.enforce_csrf_checks = True
     body = json.dumps(webhook_body("another message", message_id="42"))
     events = WebhookEvent.objects.count()
-    response = client.post(webhook_path(), data=body, content_type="application/json")
+    response = client.post(webhook_path(route), data=body, content_type="application/json")
     assert response.status_code == status
     assert response["WWW-Authenticate"] == 'Basic realm="cometchat-webhook"'
     assert response.json()["error"]["code"] == "ERR_NOT_AUTHENTICATED"
@@ -530,7 +531,7 @@ def test_webhook(world, principal, status):
     assert world.fake.requests == []
     # The same principal with CometChat's credentials is CometChat: recorded and processed.
     with_credentials = client.post(
-        webhook_path(),
+        webhook_path(route),
         data=body,
         content_type="application/json",
         HTTP_AUTHORIZATION=basic_authorization(*WEBHOOK_CREDENTIALS),

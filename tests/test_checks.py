@@ -13,6 +13,7 @@ from django_cometchat.checks import (
     check_rate_budget_cache_is_shared,
     check_settings,
 )
+from django_cometchat.conf import get_settings
 
 GOOD = {"APP_ID": "app1", "REGION": "us", "API_KEY": "k-123"}
 
@@ -103,10 +104,40 @@ def test_not_a_dict():
 
 
 def test_plain_http_warns_only_without_debug():
-    http = {**GOOD, "BASE_URL": "http://127.0.0.1:8765/v3"}
+    http = {**GOOD, "BASE_URL": "http://cometchat-proxy.internal:8765/v3"}
     assert ids(http, DEBUG=False) == ["django_cometchat.W001"]
     assert ids(http, DEBUG=True) == []
     assert ids({**GOOD, "BASE_URL": "https://proxy.internal/v3"}, DEBUG=False) == []
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.8.9.10", "[::1]", "localhost", "LOCALHOST", "fake.localhost"]
+)
+def test_plain_http_to_this_machine_does_not_warn(host):
+    """The key never crosses a network to a loopback host (the fake, a sidecar proxy)."""
+    assert ids({**GOOD, "BASE_URL": f"http://{host}:8765/v3"}, DEBUG=False) == []
+
+
+@pytest.mark.parametrize("host", ["10.0.0.5", "[::2]", "localhost.example.com", "128.0.0.1"])
+def test_plain_http_to_another_host_warns(host):
+    assert ids({**GOOD, "BASE_URL": f"http://{host}/v3"}, DEBUG=False) == ["django_cometchat.W001"]
+
+
+@pytest.mark.parametrize("region", ["EU", " eu ", "Us", "AP-South"])
+def test_region_is_case_insensitive(region):
+    assert ids({**GOOD, "REGION": region}) == []
+    with override_settings(COMETCHAT={**GOOD, "REGION": region}):
+        settings = get_settings()
+    assert settings.region == region.strip().lower()
+    assert settings.base_url == f"https://app1.api-{region.strip().lower()}.cometchat.io/v3"
+
+
+def test_region_is_not_checked_when_base_url_picks_the_host():
+    with_base_url = {**GOOD, "REGION": "Europe!", "BASE_URL": "https://proxy.internal/v3"}
+    assert ids(with_base_url) == []
+    with override_settings(COMETCHAT=with_base_url):
+        assert get_settings().base_url == "https://proxy.internal/v3"
+    assert ids({**GOOD, "REGION": "Europe!"}) == ["django_cometchat.E003"]  # without, it is
 
 
 def test_manage_py_check_shows_id_and_hint():
@@ -193,3 +224,94 @@ def test_no_budget_needs_no_cache():
         [],
         [],
     )
+
+
+# -- W005: webhooks without a task queue; W006: refresh throttles in a per-process cache ------
+
+IMMEDIATE = "django.tasks.backends.immediate.ImmediateBackend"
+DB_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+def deploy_messages(**overrides):
+    """The app's messages of ``check --deploy`` and of a plain ``check``, by id."""
+    from django.core import checks
+
+    with override_settings(**overrides):
+        deploy = checks.run_checks(include_deployment_checks=True)
+        plain = checks.run_checks(include_deployment_checks=False)
+    return (
+        {m.id: m for m in deploy if str(m.id).startswith("django_cometchat.")},
+        {m.id for m in plain},
+    )
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        None,  # Django's default: the immediate backend
+        {"default": {"BACKEND": IMMEDIATE}},
+        {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}},
+    ],
+)
+def test_webhooks_without_a_task_queue_warn_for_deploy(tasks):
+    deploy, plain = deploy_messages(TASKS=tasks, CACHES={"default": REDIS})
+    warning = deploy["django_cometchat.W005"]
+    assert not warning.is_serious()
+    assert "webhooks are accepted at /cometchat/webhook/" in warning.msg
+    assert 'default task queue (TASKS["default"]' in warning.msg
+    assert "django-tasks-db" in (warning.hint or "")
+    assert "RQ" in (warning.hint or "")
+    assert "django_cometchat.W005" not in plain
+    assert "tests-webhook-password" not in warning.msg + (warning.hint or "")
+
+
+def test_webhooks_with_a_queue_or_without_credentials_do_not_warn(settings):
+    deploy, _ = deploy_messages(TASKS=DB_QUEUE, CACHES={"default": REDIS})
+    assert "django_cometchat.W005" not in deploy
+    no_auth = {**settings.COMETCHAT, "WEBHOOK_BASIC_AUTH": []}
+    deploy, _ = deploy_messages(COMETCHAT=no_auth, CACHES={"default": REDIS})
+    assert "django_cometchat.W005" not in deploy  # it refuses every delivery: I001 says so
+    assert "django_cometchat.I001" in deploy
+
+
+@pytest.mark.parametrize(
+    ("cache", "says"),
+    [
+        (LOCMEM, "counts in each process apart"),
+        (
+            {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+            "no refresh is ever throttled",
+        ),
+    ],
+)
+def test_refresh_throttles_in_a_per_process_cache_warn_for_deploy(settings, cache, says):
+    rest = {k: v for k, v in settings.REST_FRAMEWORK.items() if k != "DEFAULT_THROTTLE_RATES"}
+    deploy, plain = deploy_messages(TASKS=DB_QUEUE, CACHES={"default": cache}, REST_FRAMEWORK=rest)
+    warning = deploy["django_cometchat.W006"]
+    # No rate set: the throttle's own default, 10/min.
+    assert "refresh throttle ('cometchat_refresh', 10/min) counts in the default cache" in (
+        warning.msg
+    )
+    assert says in warning.msg
+    assert "CACHES['default']" in (warning.hint or "")
+    assert "Redis or Memcached" in (warning.hint or "")
+    assert "django_cometchat.W006" not in plain
+
+
+def test_refresh_throttles_in_a_shared_cache_or_switched_off_do_not_warn(settings):
+    deploy, _ = deploy_messages(TASKS=DB_QUEUE, CACHES={"default": REDIS})
+    assert "django_cometchat.W006" not in deploy
+    off = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"cometchat_refresh": None},
+    }
+    deploy, _ = deploy_messages(TASKS=DB_QUEUE, CACHES={"default": LOCMEM}, REST_FRAMEWORK=off)
+    assert "django_cometchat.W006" not in deploy
+    assert "django_cometchat.W004" in deploy  # the budget's own warning stays
+
+
+def test_an_unmounted_api_and_webhook_need_neither_warning(settings):
+    settings.ROOT_URLCONF = "tests.urls_admin_only"
+    deploy, _ = deploy_messages(CACHES={"default": LOCMEM})
+    assert "django_cometchat.W005" not in deploy
+    assert "django_cometchat.W006" not in deploy

@@ -337,6 +337,7 @@ def test_a_refused_key_stops_every_user_at_once_with_one_message(fake, make_user
         "Stopped after 1 of 4 users: AUTH_ERR_APIKEY_NOT_FOUND (HTTP 401) on GET /conversations"
     )
     assert "Every other user would fail the same way" in str(result.error)
+    assert str(result.error).lower().count("run the command again") == 1  # one call to action
     assert result.summary()["users"] == 1
 
 
@@ -818,3 +819,79 @@ def test_prune_webhook_events_flag_dry_run_and_keeping_them_all(settings):
     assert WebhookEvent.objects.count() == 4
     assert services.prune_webhook_events(max_age_days=0, batch_size=1) == 3
     assert events_left() == [(40, "received")]
+
+
+def make_run(uid: str, days_ago: float, status: str) -> SyncRun:
+    started = timezone.now() - timedelta(days=days_ago)
+    finished = None if status in ("queued", "running") else started + timedelta(seconds=5)
+    return SyncRun.objects.create(
+        owner_uid=uid, status=status, started_at=started, finished_at=finished
+    )
+
+
+@pytest.fixture
+def sync_runs():
+    """alice: finished runs 60, 50 and 40 days old (the 40-day one her latest finished) and a
+    run queued 45 days ago; bob: one failed run 90 days old (his latest) and a run running for
+    70 days; carol: runs 5 and 35 days old."""
+    runs = {
+        "alice_60": make_run("alice", 60, "succeeded"),
+        "alice_50": make_run("alice", 50, "failed"),
+        "alice_45_queued": make_run("alice", 45, "queued"),
+        "alice_40": make_run("alice", 40, "succeeded"),
+        "bob_90": make_run("bob", 90, "failed"),
+        "bob_70_running": make_run("bob", 70, "running"),
+        "carol_35": make_run("carol", 35, "succeeded"),
+        "carol_5": make_run("carol", 5, "succeeded"),
+    }
+    return {pk: name for name, pk in ((n, r.pk) for n, r in runs.items())}
+
+
+def runs_left(names: dict[int, str]) -> list[str]:
+    return sorted(names[pk] for pk in SyncRun.objects.values_list("pk", flat=True))
+
+
+def test_prune_sync_runs_keeps_each_owners_latest_and_every_unfinished_run(sync_runs):
+    result = run("cometchat_prune")  # SYNC_RUNS_MAX_AGE_DAYS: 30 by default
+    assert "Deleted 3 sync runs (finished, started more than 30 days ago;" in result.out
+    assert runs_left(sync_runs) == [
+        "alice_40",  # alice's latest finished run, though older than 30 days
+        "alice_45_queued",
+        "bob_70_running",
+        "bob_90",  # bob's only finished run
+        "carol_5",
+    ]
+
+
+def test_prune_sync_runs_flag_dry_run_setting_and_batches(settings, sync_runs):
+    result = run("cometchat_prune", "--sync-runs-days", "55", "--dry-run")
+    assert "Would delete 1 sync run (finished, started more than 55 days ago;" in result.out
+    assert SyncRun.objects.count() == 8
+    settings.COMETCHAT = {**settings.COMETCHAT, "SYNC_RUNS_MAX_AGE_DAYS": None}
+    assert "Sync runs are kept: SYNC_RUNS_MAX_AGE_DAYS is None." in run("cometchat_prune").out
+    assert SyncRun.objects.count() == 8
+    assert services.prune_sync_runs(max_age_days=0, batch_size=1) == 3  # a run per batch
+    assert runs_left(sync_runs) == [
+        "alice_40",
+        "alice_45_queued",
+        "bob_70_running",
+        "bob_90",
+        "carol_5",
+    ]
+    # A newer finished run of alice's takes over as her latest: the 40-day one may go now.
+    sync_runs[make_run("alice", 1, "failed").pk] = "alice_1"
+    assert "Deleted 1 sync run (" in run("cometchat_prune", "--sync-runs-days", "0").out
+    assert runs_left(sync_runs) == [
+        "alice_1",
+        "alice_45_queued",
+        "bob_70_running",
+        "bob_90",
+        "carol_5",
+    ]
+
+
+@pytest.mark.parametrize("value", [-1, "30", 1.5])
+def test_sync_runs_max_age_days_must_be_a_whole_number(settings, value):
+    settings.COMETCHAT = {**settings.COMETCHAT, "SYNC_RUNS_MAX_AGE_DAYS": value}
+    result = run("cometchat_prune", expect_error=True)
+    assert 'COMETCHAT["SYNC_RUNS_MAX_AGE_DAYS"] must be an integer >= 0' in str(result.error)

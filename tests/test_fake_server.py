@@ -778,3 +778,30 @@ def test_command_line_server() -> None:
     peers = [f"peer-{n:02d}" for n in range(1, 11)]
     assert sorted([*uids, "zed", *peers]) == [u["uid"] for u in everyone]
     assert "Bulk: zed has 10 conversations, with peer-01 to peer-10" in out
+
+
+@pytest.mark.django_db
+def test_the_demo_seed_is_fixed_in_time_and_in_the_past(
+    cometchat_fake: FakeCometChat, settings: Any, django_user_model: Any
+) -> None:
+    """scripts/demo seeds a fresh fake at every run: a rerun a day later must find nothing to
+    update, and no seeded conversation may be newer than now."""
+    from django.utils import timezone
+
+    from django_cometchat.models import Conversation
+    from django_cometchat.services import sync_conversations
+
+    settings.COMETCHAT = {**settings.COMETCHAT, "UID_RESOLVER": "tests.resolvers.by_username"}
+    alice = django_user_model.objects.create_user("alice")
+    cometchat_fake.seed_demo()
+    first = sync_conversations(alice)
+    assert first.created >= 30
+    newest = Conversation.objects.order_by("-updated_at").values_list("updated_at", flat=True)[0]
+    assert newest < timezone.now()
+
+    cometchat_fake.reset()
+    cometchat_fake.state.clock.last = int(time.time()) + 86_400  # the fake's clock, a day on
+    cometchat_fake.seed_demo()
+    again = sync_conversations(alice)
+    assert (again.created, again.updated, again.missing) == (0, 0, 0)
+    assert again.unchanged == first.created

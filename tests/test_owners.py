@@ -48,9 +48,10 @@ def test_a_second_account_with_the_same_uid_is_refused_and_logged(accounts, capl
         services.owner_for(impostor)
     assert info.value.code == "ERR_UID_TAKEN"
     assert info.value.bound_user_id == alice.pk
-    # The operator's log names both accounts; the end user's message names neither.
-    assert f"pk={impostor.pk}" in caplog.text
-    assert f"pk={alice.pk}" in caplog.text
+    # The operator's log and message name both accounts by username; the end user's neither.
+    for text in (caplog.text, str(info.value)):
+        assert f"Django user {impostor.get_username()!r} (pk={impostor.pk})" in text
+        assert f"bound to Django user {alice.get_username()!r} (pk={alice.pk})" in text
     assert "cometchat_rebind" in caplog.text
     assert str(alice.pk) not in info.value.public_message
 

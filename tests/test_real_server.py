@@ -390,11 +390,12 @@ def test_the_api_with_a_session_from_the_admin_login_checks_csrf(world, root):
 # -- the webhook ----------------------------------------------------------------------------------
 
 
-def test_a_webhook_delivered_through_a_real_server(world, new_session, live_server):
-    assert set(WEBHOOK_ROUTES) == {"webhook"}
+@pytest.mark.parametrize("route", ["webhook", "webhook-unslashed"])
+def test_a_webhook_delivered_through_a_real_server(world, new_session, live_server, route):
+    assert set(WEBHOOK_ROUTES) == {"webhook", "webhook-unslashed"}
     cometchat = new_session()
     cometchat.auth = WEBHOOK_CREDENTIALS
-    path = webhook_path()
+    path = webhook_path(route)
     message = world.fake.send_message("carol", to_user="bob", text="news for bob")
     body = {"trigger": "message_sent", "data": {"message": message}, "webhook": "w1"}
     world.fake.clear_requests()

@@ -1098,3 +1098,17 @@ def test_parse_webhook_examples():
     )
     with pytest.raises(WebhookPayloadError):
         parse_webhook(message_event({"id": True, "receiverType": "group", "receiver": "g"}))
+
+
+def test_the_url_without_its_trailing_slash_is_accepted_too(client, known):
+    """CometChat POSTs (API.md §7); APPEND_SLASH cannot redirect a POST, so a URL typed without
+    the slash in CometChat's dashboard must work as it is."""
+    body = message_event(known.send_message("bob", to_user="alice", text="no slash"))
+    response = client.post(
+        WEBHOOK.rstrip("/"), data=json.dumps(body), content_type=JSON, HTTP_AUTHORIZATION=AUTH
+    )
+    assert response.status_code == 200
+    assert response.json() == {"status": "accepted"}
+    assert WebhookEvent.objects.get().status == "processed"
+    refused = client.post(WEBHOOK.rstrip("/"), data=json.dumps(body), content_type=JSON)
+    assert refused.status_code == 401  # the same view: the same credentials apply

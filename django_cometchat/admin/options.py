@@ -520,7 +520,7 @@ class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
             self.message_user(
                 request,
                 f"Stopped after that error: {outcome.not_attempted} more {noun}(s) were not "
-                "tried. Try again once that is fixed.",
+                f"tried. {outcome.what_to_do}",
                 messages.WARNING,
             )
 

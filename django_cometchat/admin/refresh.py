@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .. import services, tasks
-from ..exceptions import CometChatError
+from ..exceptions import (
+    CometChatAuthError,
+    CometChatConfigurationError,
+    CometChatError,
+    CometChatQueueUnavailable,
+)
 from ..models import Conversation, SyncRun
 
 T = TypeVar("T")
@@ -35,6 +40,24 @@ class BatchOutcome:
     queued: bool = False
     failed: list[tuple[str, str]] = field(default_factory=list)
     not_attempted: int = 0
+    stopped_by: CometChatError | None = None  # the failure that left the rest untried
+
+    @property
+    def what_to_do(self) -> str:
+        """What a person can do about the failure that stopped the batch."""
+        exc = self.stopped_by
+        if isinstance(exc, CometChatAuthError):
+            return (
+                'CometChat refused the API key: check COMETCHAT["API_KEY"] (a REST API key of '
+                "this app with fullAccess scope), then try again."
+            )
+        if isinstance(exc, CometChatConfigurationError):
+            return "Fix that setting, then try again."
+        if isinstance(exc, CometChatQueueUnavailable):
+            return "Try again once the task queue takes work."
+        if exc is not None and exc.scope == "global":
+            return "Every other one would fail the same way; fix that first."
+        return "Try again once CometChat answers."
 
 
 def _run_batch(
@@ -51,10 +74,12 @@ def _run_batch(
                     outcome.failed.append((label(item), exc.describe()))
                     if exc.scope != "item":
                         outcome.not_attempted = len(items) - index - 1
+                        outcome.stopped_by = exc
                         break
     except CometChatError as exc:  # no client at all: a missing or broken setting
         outcome.failed.append(("CometChat", exc.describe()))
         outcome.not_attempted = len(items)
+        outcome.stopped_by = exc
     return outcome
 
 

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
+from ..conf import DEFAULT_REFRESH_RATE, REFRESH_THROTTLE_SCOPE
+
 if TYPE_CHECKING:
     from rest_framework.request import Request
     from rest_framework.views import APIView
-
-REFRESH_SCOPE = "cometchat_refresh"
-DEFAULT_REFRESH_RATE = "10/min"
 
 
 class RefreshRateThrottle(ScopedRateThrottle):
@@ -26,7 +25,7 @@ class RefreshRateThrottle(ScopedRateThrottle):
       ``override_settings`` works.
     """
 
-    scope = REFRESH_SCOPE
+    scope = REFRESH_THROTTLE_SCOPE
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         self.rate = self.get_rate()

@@ -7,6 +7,7 @@ each, hand every outcome to the reporter.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from django.core.management.base import OutputWrapper
@@ -39,6 +40,7 @@ class Totals:
     users: int = 0
     succeeded: int = 0
     failed: int = 0
+    skipped: int = 0  # no CometChat user (UID_RESOLVER returned None): no run, no request
     created: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -68,6 +70,10 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def skipped_line(count: int) -> str:
+    return f"Skipped {count} (no CometChat user)."
+
+
 class Reporter:
     """Per-owner lines (or a progress bar on a terminal) and the closing summary table."""
 
@@ -92,6 +98,20 @@ class Reporter:
         self.totals = Totals()
         self.started = time.monotonic()
         self._bar_length = 0
+
+    def skipping(self, owners: Iterable[Owner]) -> Iterator[Owner]:
+        """The owners, less those with no CometChat user, which are counted (and named at
+        verbosity 2) instead of synced."""
+        for owner in owners:
+            if not owner.no_chat_user:
+                yield owner
+                continue
+            self.totals.skipped += 1
+            if self.verbosity >= 2:
+                self._clear_bar()
+                self.out.write(f"{owner.label}: skipped (no CometChat user)")
+            if self.tty:
+                self._draw_bar()
 
     def add(self, outcome: Outcome) -> None:
         self.totals.add(outcome)
@@ -138,7 +158,7 @@ class Reporter:
             self.err.write(message)
 
     def _draw_bar(self) -> None:
-        done = self.totals.users
+        done = self.totals.users + self.totals.skipped
         filled = self.BAR_WIDTH * done // self.total if self.total else self.BAR_WIDTH
         bar = "#" * filled + "." * (self.BAR_WIDTH - filled)
         text = (
@@ -178,3 +198,5 @@ class Reporter:
         values = "  ".join(str(v).rjust(w) for (_, v), w in zip(columns, widths, strict=True))
         title = "Summary (dry run: nothing was written)" if self.dry_run else "Summary"
         self.out.write(f"\n{title}\n{header}\n{values}")
+        if t.skipped:
+            self.out.write(skipped_line(t.skipped))

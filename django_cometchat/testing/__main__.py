@@ -30,24 +30,54 @@ API_KEY_ENV = "COMETCHAT_FAKE_API_KEY"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Every option's help says its default.
     parser = argparse.ArgumentParser(
         prog="python -m django_cometchat.testing",
         description="Serve a fake CometChat REST v3 API on loopback.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (0 = any free port)")
-    parser.add_argument("--api-key", default=None, help=f"key to accept (default ${API_KEY_ENV})")
-    parser.add_argument("--app-id", default="testapp")
-    parser.add_argument("--seed", choices=("none", "demo"), default="none")
-    parser.add_argument("--bulk-owner", default=None, help="UID that gets --bulk conversations")
-    parser.add_argument("--bulk", type=int, default=0, help="number of bulk conversations")
-    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
-    parser.add_argument("--header-style", choices=HEADER_STYLES, default="hyphen")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port, 0 for any free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help=f"key to accept (default: ${API_KEY_ENV}, else the dev key {DEV_API_KEY!r})",
+    )
+    parser.add_argument(
+        "--app-id", default="testapp", help="the app id it answers as (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seed",
+        choices=("none", "demo"),
+        default="none",
+        help="data to start with (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--bulk-owner", default=None, help="UID that gets --bulk conversations (default: none)"
+    )
+    parser.add_argument(
+        "--bulk", type=int, default=0, help="number of bulk conversations (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        help="requests per minute (default: no limit)",
+    )
+    parser.add_argument(
+        "--header-style",
+        choices=HEADER_STYLES,
+        default="hyphen",
+        help="how the rate-limit headers are spelled (default: %(default)s)",
+    )
     parser.add_argument(
         "--compression",
         choices=COMPRESSIONS,
         default="gzip",
-        help="how JSON answers are compressed when the client accepts it (default gzip)",
+        help="how JSON answers are compressed when the client accepts it (default: %(default)s)",
     )
     return parser
 

@@ -1,8 +1,10 @@
 """Ready-made data for the fake server: a small realistic demo app, and bulk conversations.
 
-``seed_demo`` is deterministic apart from wall-clock time: the same users, groups, messages and
-unread counts every run. ``bulk_conversations`` inserts prebuilt records directly (no per-message
-rendering), so 50,000 conversations take well under a second.
+``seed_demo`` is deterministic, times included: the same users, groups, messages, dates and
+unread counts every run, all before ``DEMO_NOW`` (a fixed moment in the past), so a demo run again
+against a fresh fake finds nothing changed and nothing is dated in the future.
+``bulk_conversations`` inserts prebuilt records directly (no per-message rendering), so 50,000
+conversations take well under a second.
 
 Stdlib only; no Django.
 """
@@ -134,18 +136,25 @@ class Seeded:
 EXTRA_USERS = 80
 PEERS_PER_CORE_USER = 30
 DEMO_SPAN_SECONDS = 14 * 24 * 3600
+# The demo's "now": 2025-06-01 12:00 UTC. Fixed, so that every seed dates alike (a rerun of the
+# demo updates nothing), and past, so that no seeded message is newer than a real one.
+DEMO_NOW = 1_748_779_200
+# A group's messages follow each other by up to 7 x 1800 s; their first is this much earlier
+# than a one-to-one conversation's could be, so that the last one is still before DEMO_NOW.
+GROUP_LEAD_SECONDS = 4 * 3600
 
 
 def seed_demo(state: State) -> Seeded:
     """Users ``alice`` … ``heidi`` plus 80 more, four groups, ~270 conversations, some unread.
 
     Users or groups that already exist are reused, so a test may add ``alice`` itself first.
-    Messages are spread over the last two weeks; later messages sent without ``sent_at`` are newer.
+    Messages are spread over the two weeks before ``DEMO_NOW``; messages sent later without
+    ``sent_at`` are newer.
     """
     rng = random.Random(20240601)
     with state.lock:
         extras, seeded = _demo_people(state, rng)
-        for when, sender, to_user, to_group, text in _demo_events(state, rng, extras):
+        for when, sender, to_user, to_group, text in _demo_events(rng, extras):
             state.send_message(sender, to_user=to_user, to_group=to_group, text=text, sent_at=when)
         # About half of the unread conversations have been read since.
         for conversation_id in sorted(state.conversations):
@@ -160,7 +169,7 @@ def seed_demo(state: State) -> Seeded:
 def _demo_people(state: State, rng: random.Random) -> tuple[list[str], Seeded]:
     """Add the demo users and groups (backdated before the first message); return the extra
     users' UIDs and what was created."""
-    since = state.clock.now() - DEMO_SPAN_SECONDS - 86400
+    since = DEMO_NOW - DEMO_SPAN_SECONDS - 86400
     created: list[str] = []
     for uid, name, status in DEMO_USERS:
         if uid not in state.users:
@@ -193,14 +202,14 @@ def _demo_people(state: State, rng: random.Random) -> tuple[list[str], Seeded]:
 _Event = tuple[int, str, str | None, str | None, str]
 
 
-def _demo_events(state: State, rng: random.Random, extras: list[str]) -> list[_Event]:
+def _demo_events(rng: random.Random, extras: list[str]) -> list[_Event]:
     """(sentAt, sender, to_user, to_group, text) for every demo message, oldest first."""
     core = [uid for uid, _, _ in DEMO_USERS]
     pairs: set[tuple[str, str]] = set()
     for index, uid in enumerate(core):
         pairs.update((uid, other) for other in core[index + 1 :])
         pairs.update((uid, other) for other in rng.sample(extras, PEERS_PER_CORE_USER))
-    now = state.clock.now()
+    now = DEMO_NOW
     events: list[_Event] = []
     for uid, other in sorted(pairs):
         start = now - rng.randrange(3600, DEMO_SPAN_SECONDS)
@@ -210,7 +219,7 @@ def _demo_events(state: State, rng: random.Random, extras: list[str]) -> list[_E
                 (start + step * rng.randint(30, 900), sender, receiver, None, rng.choice(TEXTS))
             )
     for guid, _, _, members in DEMO_GROUPS:
-        start = now - rng.randrange(3600, DEMO_SPAN_SECONDS)
+        start = now - rng.randrange(3600, DEMO_SPAN_SECONDS) - GROUP_LEAD_SECONDS
         for step in range(rng.randint(3, 8)):
             sender = rng.choice(members)[0]
             events.append(

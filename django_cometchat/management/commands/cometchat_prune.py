@@ -1,8 +1,10 @@
-"""``manage.py cometchat_prune``: delete old conversation snapshots and webhook events.
+"""``manage.py cometchat_prune``: delete old conversation snapshots, sync runs and webhook events.
 
-A thin adapter over :func:`django_cometchat.services.prune_history` and
-:func:`~django_cometchat.services.prune_webhook_events`. Each conversation's latest snapshot is
-always kept, and so is a webhook event still waiting for a worker, whatever the options say.
+A thin adapter over :func:`django_cometchat.services.prune_history`,
+:func:`~django_cometchat.services.prune_sync_runs` and
+:func:`~django_cometchat.services.prune_webhook_events`. Each conversation's latest snapshot,
+each owner's latest finished run, every run still queued or running and every webhook event
+still waiting for a worker are always kept, whatever the options say.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ class Command(BaseCommand):
     help = (
         "Delete conversation snapshots older than --max-age-days and/or beyond the newest --keep "
         "per conversation (defaults: COMETCHAT['HISTORY_MAX_AGE_DAYS'] and "
-        "COMETCHAT['HISTORY_KEEP_PER_CONVERSATION']), and webhook events received more than "
-        "--webhook-events-days ago (default: COMETCHAT['WEBHOOK_EVENTS_MAX_AGE_DAYS'], 30). Each "
-        "conversation's latest snapshot, and any event still waiting for a worker, is kept."
+        "COMETCHAT['HISTORY_KEEP_PER_CONVERSATION']), finished sync runs started more than "
+        "--sync-runs-days ago (default: COMETCHAT['SYNC_RUNS_MAX_AGE_DAYS'], 30), and webhook "
+        "events received more than --webhook-events-days ago (default: "
+        "COMETCHAT['WEBHOOK_EVENTS_MAX_AGE_DAYS'], 30). Each conversation's latest snapshot, "
+        "each owner's latest finished run, any run queued or running and any event still "
+        "waiting for a worker is kept."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,6 +46,13 @@ class Command(BaseCommand):
             metavar="N",
             help="Keep only the newest N snapshots of each conversation "
             "(default: COMETCHAT['HISTORY_KEEP_PER_CONVERSATION']).",
+        )
+        parser.add_argument(
+            "--sync-runs-days",
+            type=int_at_least(0),
+            metavar="N",
+            help="Delete finished sync runs started more than N days ago "
+            "(default: COMETCHAT['SYNC_RUNS_MAX_AGE_DAYS']).",
         )
         parser.add_argument(
             "--webhook-events-days",
@@ -62,6 +74,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         dry_run: bool = options["dry_run"]
         self._prune_history(conf, options["max_age_days"], options["keep"], dry_run)
+        self._prune_sync_runs(conf, options["sync_runs_days"], dry_run)
         self._prune_webhook_events(conf, options["webhook_events_days"], dry_run)
 
     def _prune_history(
@@ -84,6 +97,20 @@ class Command(BaseCommand):
         noun = "snapshot" if count == 1 else "snapshots"
         verb = "Would delete" if dry_run else "Deleted"
         self.stdout.write(f"{verb} {count} {noun} ({_policy(max_age_days, keep)}).")
+
+    def _prune_sync_runs(self, conf: Any, days: int | None, dry_run: bool) -> None:
+        if days is None:
+            days = conf.sync_runs_max_age_days
+        if days is None:
+            self.stdout.write("Sync runs are kept: SYNC_RUNS_MAX_AGE_DAYS is None.")
+            return
+        count = services.prune_sync_runs(max_age_days=days, dry_run=dry_run)
+        noun = "sync run" if count == 1 else "sync runs"
+        verb = "Would delete" if dry_run else "Deleted"
+        self.stdout.write(
+            f"{verb} {count} {noun} (finished, started more than {days} days ago; each "
+            "owner's latest finished run and runs queued or running are kept)."
+        )
 
     def _prune_webhook_events(self, conf: Any, days: int | None, dry_run: bool) -> None:
         if days is None:

@@ -17,6 +17,7 @@ from django_cometchat import services, tasks
 from django_cometchat.exceptions import CometChatError
 
 from ..arguments import duration, inline_note
+from ..reporting import skipped_line
 from ..stopping import stopping
 
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
             for event_id in events.ids:
                 tasks.process_webhook_event.enqueue(event_id)
             stale = services.stale_owners(options["older_than"])
-            count = tasks.enqueue_syncs(stale).enqueued
+            count = tasks.enqueue_syncs(stale.chat_users()).enqueued
         except CometChatError as exc:  # a broken setting, or the queue refused (run failed)
             raise CommandError(exc.describe()) from exc
         if options["verbosity"] > 0:
@@ -61,3 +62,5 @@ class Command(BaseCommand):
                     f"left by a worker){inline_note()}."
                 )
             self.stdout.write(f"Enqueued {count} sync(s) of stale owners{inline_note()}.")
+            if stale.skipped:
+                self.stdout.write(skipped_line(stale.skipped))

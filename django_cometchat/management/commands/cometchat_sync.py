@@ -23,7 +23,7 @@ from django_cometchat.redaction import redact
 
 from ..arguments import inline_note, int_at_least
 from ..batch import BatchRunner, Stop
-from ..reporting import Outcome, Reporter, Totals, plural
+from ..reporting import Outcome, Reporter, Totals, plural, skipped_line
 from ..stopping import stopping
 
 logger = logging.getLogger(__name__)
@@ -121,26 +121,31 @@ class Command(BaseCommand):
             note=reporter.note,
         )
         try:
-            stop = runner.run(selection)
+            stop = runner.run(reporter.skipping(selection))
         except CometChatError as exc:  # no client at all: a missing or broken setting
             raise CommandError(f"Nothing was synced: {exc.describe()}") from exc
         reporter.summary()
         self.conclude(stop, reporter.totals, selection.total)
 
     def conclude(self, stop: Stop, totals: Totals, total: int) -> None:
-        """Fail the command, naming why, unless every selected owner synced."""
+        """Fail the command, naming why, unless every selected owner synced (or was skipped)."""
         failures = "".join(f"\n  {label}: {reason}" for label, reason in totals.failures)
-        rest = " Run the command again to sync the rest." if totals.users < total else ""
+        rest = (
+            " Run the command again to sync the rest."
+            if totals.users + totals.skipped < total
+            else ""
+        )
         if stop.interrupted:
             raise CommandError(
                 f"Interrupted after {totals.users} of {plural(total, 'user')} "
                 f"({totals.failed} failed); pages already stored are kept.{rest}{failures}"
             )
         if stop.reason:
+            # One call to action: the rest are synced by the same rerun that follows the fix.
             raise CommandError(
                 f"Stopped after {totals.users} of {plural(total, 'user')}: "
                 f"{stop.reason}\nEvery other user would fail the same way; fix that and run "
-                f"the command again.{rest}"
+                "the command again."
             )
         if totals.failed:
             raise CommandError(
@@ -151,7 +156,7 @@ class Command(BaseCommand):
         if options["dry_run"] or options["conversation_type"] or options["concurrency"] != 1:
             raise CommandError("--enqueue takes no --dry-run, --conversation-type or --concurrency")
         try:
-            outcome = tasks.enqueue_syncs(selection, trigger=SyncRun.Trigger.COMMAND)
+            outcome = tasks.enqueue_syncs(selection.chat_users(), trigger=SyncRun.Trigger.COMMAND)
         except CometChatError as exc:  # the queue refused: that owner's run is failed
             raise CommandError(f"Enqueuing stopped: {exc.describe()}") from exc
         if options["verbosity"] > 0:
@@ -162,6 +167,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Enqueued {plural(outcome.enqueued, 'sync')} of {selection.total}{already}{note}."
             )
+            if selection.skipped:
+                self.stdout.write(skipped_line(selection.skipped))
         if outcome.skipped:
             raise CommandError(f"{outcome.skipped} owner(s) could not be enqueued; see the log.")
 
