@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from functools import partial
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
@@ -59,9 +59,9 @@ from .exceptions import (
 from .filters import ConversationFilters
 from .ids import path_segment, resolve_conversation_id, validate_id
 from .ratelimit import parse_rate_limit, seconds_to_wait, window_end
-from .signals import upstream_request_answered
 from .redaction import Secret, redact
 from .retry import CometChatRetry, attempt_clock, current_budget, retry_budget
+from .signals import upstream_request_answered
 from .types import (
     Conversation,
     Pagination,
@@ -622,9 +622,7 @@ class CometChatClient:
         self, where: _Path, parser: Callable[[Any], T], what: str, *, on_behalf_of: str | None
     ) -> Fetched[T]:
         """A single-object GET: ``data`` is an object, or (as the examples show) a list of one."""
-        data, _, sent_at = self._get(
-            where.path, on_behalf_of=on_behalf_of, template=where.template
-        )
+        data, _, sent_at = self._get(where.path, on_behalf_of=on_behalf_of, template=where.template)
         endpoint = f"GET {where.path}"
         value = self._parse(endpoint, lambda value: parser(unwrap_single(value, what)), data)
         return Fetched(value, sent_at)

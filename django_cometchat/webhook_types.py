@@ -393,9 +393,7 @@ def _legacy_receipt_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
     return _pair_receipt(trigger, key, reader, other, when)
 
 
-def _pair_receipt(
-    trigger: str, key: str, reader: str, other: str, when: float | None
-) -> Delivery:
+def _pair_receipt(trigger: str, key: str, reader: str, other: str, when: float | None) -> Delivery:
     if other == reader:
         raise WebhookPayloadError("a user receipt needs two different users")
     targets = _targets(pair_conversation_id(reader, other), (reader, other))

@@ -82,9 +82,7 @@ def test_only_conf_and_checks_read_django_settings():
     assert readers == ["checks.py", "conf.py", "models.py"]
 
 
-@pytest.mark.parametrize(
-    "package", ["api", "admin", "management", "webhooks", "tasks", "contrib"]
-)
+@pytest.mark.parametrize("package", ["api", "admin", "management", "webhooks", "tasks", "contrib"])
 def test_adapters_reach_cometchat_only_through_services(package):
     """The API, the admin, the commands, the webhook and the tasks never import the client,
     the storage or the retry policy: services own client creation and every write."""

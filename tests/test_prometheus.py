@@ -59,6 +59,21 @@ def labels(**pairs: str) -> frozenset[tuple[str, str]]:
     return frozenset(pairs.items())
 
 
+Key = tuple[str, frozenset[tuple[str, str]]]
+
+
+def upstream(endpoint: str, status: str) -> Key:
+    return ("cometchat_upstream_requests_total", labels(endpoint=endpoint, status=status))
+
+
+def runs(trigger: str, outcome: str) -> Key:
+    return ("cometchat_sync_runs_total", labels(trigger=trigger, outcome=outcome))
+
+
+def events(trigger: str, status: str) -> Key:
+    return ("cometchat_webhook_events_total", labels(trigger=trigger, status=status))
+
+
 @pytest.fixture(autouse=True)
 def _uids(settings):
     settings.COMETCHAT = {**settings.COMETCHAT, "UID_RESOLVER": "tests.resolvers.uid_from_username"}
@@ -72,10 +87,19 @@ def test_a_sync_counts_its_requests_its_run_and_its_duration(fake, alice):
     result = services.sync_conversations(alice)
     text, after = scrape()
 
-    assert result.ok and result.requests == 1  # one page: GET /conversations
+    assert result.ok
+    assert result.requests == 1  # one page: GET /conversations
     changed = grew(before, after)
-    assert changed.pop(("cometchat_upstream_requests_total", labels(endpoint="GET /conversations", status="200"))) == 1
-    assert changed.pop(("cometchat_sync_runs_total", labels(trigger="code", outcome="succeeded"))) == 1
+    assert (
+        changed.pop(
+            (
+                "cometchat_upstream_requests_total",
+                labels(endpoint="GET /conversations", status="200"),
+            )
+        )
+        == 1
+    )
+    assert changed.pop(runs("code", "succeeded")) == 1
     assert changed.pop(("cometchat_sync_duration_seconds_count", labels(trigger="code"))) == 1
     duration = changed.pop(("cometchat_sync_duration_seconds_sum", labels(trigger="code")))
     assert 0 < duration < 10
@@ -93,14 +117,18 @@ def test_a_single_conversation_is_counted_by_its_path_template(fake, alice):
     _, after = scrape()
 
     assert grew(before, after) == {
-        ("cometchat_upstream_requests_total", labels(endpoint="GET /users/{uid}/conversation", status="200")): 1,
-        ("cometchat_upstream_requests_total", labels(endpoint="GET /groups/{guid}/conversation", status="200")): 1,
+        (
+            "cometchat_upstream_requests_total",
+            labels(endpoint="GET /users/{uid}/conversation", status="200"),
+        ): 1,
+        (
+            "cometchat_upstream_requests_total",
+            labels(endpoint="GET /groups/{guid}/conversation", status="200"),
+        ): 1,
     }
 
 
-def test_every_attempt_of_a_retried_request_is_counted_and_a_failed_run_too(
-    fake, alice, settings
-):
+def test_every_attempt_of_a_retried_request_is_counted_and_a_failed_run_too(fake, alice, settings):
     """Two 500s (API.md §5: 5xx are retried), then the third attempt's 200; a sync whose every
     attempt fails (the retries spent) ends failed."""
     settings.COMETCHAT = {**settings.COMETCHAT, "MAX_RETRIES": 2, "BACKOFF_FACTOR": 0.01}
@@ -114,11 +142,11 @@ def test_every_attempt_of_a_retried_request_is_counted_and_a_failed_run_too(
 
     assert not result.ok
     changed = grew(before, after)
-    assert changed.pop(("cometchat_upstream_requests_total", labels(endpoint=conversations, status="500"))) == 2
-    assert changed.pop(("cometchat_upstream_requests_total", labels(endpoint=conversations, status="503"))) == 3
-    assert changed.pop(("cometchat_upstream_requests_total", labels(endpoint=conversations, status="200"))) == 1
-    assert changed.pop(("cometchat_sync_runs_total", labels(trigger="code", outcome="succeeded"))) == 1
-    assert changed.pop(("cometchat_sync_runs_total", labels(trigger="code", outcome="failed"))) == 1
+    assert changed.pop(upstream(conversations, "500")) == 2
+    assert changed.pop(upstream(conversations, "503")) == 3
+    assert changed.pop(upstream(conversations, "200")) == 1
+    assert changed.pop(runs("code", "succeeded")) == 1
+    assert changed.pop(runs("code", "failed")) == 1
     assert changed.pop(("cometchat_sync_duration_seconds_count", labels(trigger="code"))) == 2
     assert set(changed) == {("cometchat_sync_duration_seconds_sum", labels(trigger="code"))}
 
@@ -131,9 +159,15 @@ def test_a_request_without_an_answer_counts_as_error(fake, alice, settings):
     _, after = scrape()
 
     assert result.run.status == "failed"
-    assert grew(before, after)[
-        ("cometchat_upstream_requests_total", labels(endpoint="GET /conversations", status="error"))
-    ] == 1
+    assert (
+        grew(before, after)[
+            (
+                "cometchat_upstream_requests_total",
+                labels(endpoint="GET /conversations", status="error"),
+            )
+        ]
+        == 1
+    )
 
 
 def test_abandoned_runs_are_counted_as_abandoned(fake, alice):
@@ -149,7 +183,7 @@ def test_abandoned_runs_are_counted_as_abandoned(fake, alice):
     _, after = scrape()
 
     changed = grew(before, after)
-    assert changed.pop(("cometchat_sync_runs_total", labels(trigger="api", outcome="abandoned"))) == 1
+    assert changed.pop(runs("api", "abandoned")) == 1
     assert changed.pop(("cometchat_sync_duration_seconds_count", labels(trigger="api"))) == 1
     assert changed.pop(("cometchat_sync_duration_seconds_sum", labels(trigger="api"))) >= 7200
     assert changed == {}
@@ -159,9 +193,7 @@ def test_a_dry_run_counts_requests_but_no_run(fake, alice):
     _, before = scrape()
     services.sync_conversations(alice, dry_run=True)
     _, after = scrape()
-    assert set(grew(before, after)) == {
-        ("cometchat_upstream_requests_total", labels(endpoint="GET /conversations", status="200"))
-    }
+    assert set(grew(before, after)) == {upstream("GET /conversations", "200")}
 
 
 # -- webhooks ---------------------------------------------------------------------------------
@@ -177,7 +209,8 @@ def deliver(client, trigger: str, data: Any) -> dict[str, Any]:
         HTTP_AUTHORIZATION=basic_authorization(),
     )
     assert response.status_code in (200, 400), response.content
-    return response.json()
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 @pytest.fixture
@@ -196,18 +229,28 @@ def test_a_processed_message_event_is_counted_with_its_lag(client, known):
     _, after = scrape()
 
     changed = grew(before, after)
-    assert changed.pop(("cometchat_webhook_events_total", labels(trigger="message_sent", status="processed"))) == 1
+    assert changed.pop(events("message_sent", "processed")) == 1
     assert changed.pop(("cometchat_webhook_lag_seconds_count", frozenset())) == 1
     lag = changed.pop(("cometchat_webhook_lag_seconds_sum", frozenset()))
     assert 29 <= lag < 60
-    assert value(after, "cometchat_webhook_lag_seconds_bucket", le="60.0") - value(
-        before, "cometchat_webhook_lag_seconds_bucket", le="60.0"
-    ) == 1
+    assert (
+        value(after, "cometchat_webhook_lag_seconds_bucket", le="60.0")
+        - value(before, "cometchat_webhook_lag_seconds_bucket", le="60.0")
+        == 1
+    )
     assert value(after, "cometchat_webhook_lag_seconds_bucket", le="10.0") == value(
         before, "cometchat_webhook_lag_seconds_bucket", le="10.0"
     )
     # Both parties' conversations were refreshed: two requests, counted by template.
-    assert changed.pop(("cometchat_upstream_requests_total", labels(endpoint="GET /users/{uid}/conversation", status="200"))) == 2
+    assert (
+        changed.pop(
+            (
+                "cometchat_upstream_requests_total",
+                labels(endpoint="GET /users/{uid}/conversation", status="200"),
+            )
+        )
+        == 2
+    )
     assert changed == {}
 
 
@@ -248,9 +291,9 @@ def test_ignored_and_refused_events_are_counted_and_unknown_triggers_are_other(c
     _, after = scrape()
 
     assert grew(before, after) == {
-        ("cometchat_webhook_events_total", labels(trigger="group_created", status="ignored")): 1,
-        ("cometchat_webhook_events_total", labels(trigger="other", status="ignored")): 1,
-        ("cometchat_webhook_events_total", labels(trigger="message_sent", status="failed")): 1,
+        events("group_created", "ignored"): 1,
+        events("other", "ignored"): 1,
+        events("message_sent", "failed"): 1,
     }
 
 
@@ -298,7 +341,7 @@ def test_no_budget_gauge_when_the_budget_is_off_or_its_cache_is_down(settings, c
     text, _ = scrape()  # the scrape still answers
     assert metrics.BUDGET_RATIO not in text
     assert "cometchat_sync_runs_total" in text or "cometchat_sync_runs" in text
-    assert "the rate budget's cache could not be read" in caplog.text
+    assert "the rate budget's cache cannot be read" in caplog.text
 
 
 # -- registration ---------------------------------------------------------------------------------
@@ -312,7 +355,7 @@ def test_registering_again_neither_raises_nor_counts_twice(fake, alice):
     _, before = scrape()
     services.sync_conversations(alice)
     _, after = scrape()
-    key = ("cometchat_sync_runs_total", labels(trigger="code", outcome="succeeded"))
+    key = runs("code", "succeeded")
     assert after[key] - before.get(key, 0.0) == 1
     text, _ = scrape()
     assert text.count("# TYPE cometchat_sync_runs_total counter") == 1

@@ -44,7 +44,7 @@ __all__ = ["CHECKS", "RateBudgetCache", "SyncFreshness", "WebhookBacklog"]
 WAITING = (WebhookEvent.Status.RECEIVED,)
 
 
-class _CometChatCheck(HealthCheck):
+class _CometChatCheck(HealthCheck):  # type: ignore[misc]  # untyped: django-health-check
     """Runs :meth:`probe` on Django's sync side (the ORM and the cache clients are sync; on
     the thread the view runs on when it can, so a test's transaction is seen)."""
 
