@@ -101,9 +101,7 @@ def budget_used_ratio() -> float | None:
             return None
         return budget.used() / budget.per_window
     except Exception:
-        logger.warning(
-            "CometChat metrics: the rate budget's cache could not be read", exc_info=True
-        )
+        logger.warning("CometChat metrics: the rate budget's cache cannot be read", exc_info=True)
         return None
 
 
