@@ -20,6 +20,7 @@ model instances: real backends serialise them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,10 @@ def sync_owner(
     run_id: int | None = None,
     filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Sync one owner by UID (with the Django user bound to it); carry out a queued run."""
+    """Sync one owner by UID (with the Django user bound to it); carry out a queued run.
+
+    A sync that fails is recorded on its run first, then raised: the task ends failed, so the
+    worker and the task's result say so (never "SUCCESSFUL" for a failed sync)."""
     run = SyncRun.objects.filter(pk=run_id).first() if run_id is not None else None
     if run is not None and run.status != SyncRun.Status.QUEUED:
         return {"run": run.pk, "status": run.status, "skipped": "not queued any more"}
@@ -81,6 +85,8 @@ def sync_owner(
         raise_errors=False,
         run=run,
     )
+    if result.error is not None:
+        raise result.error
     return {"run": result.run.pk, "status": result.run.status, "error": result.run.error_code}
 
 
@@ -217,15 +223,24 @@ def request_refresh(
     return Queued(str(result.id))
 
 
-def enqueue_syncs(owners: Any, *, trigger: str = SyncRun.Trigger.TASK) -> int:
+def enqueue_syncs(
+    owners: Any,
+    *,
+    trigger: str = SyncRun.Trigger.TASK,
+    skipped: Callable[[services.Owner, str], None] | None = None,
+) -> int:
     """One ``sync_owner`` task per owner (an ``OwnerSelection`` or any iterable of ``Owner``),
     each with its queued ``SyncRun`` (so a waiting sync shows, is not enqueued twice by
     ``cometchat_refresh_stale``, and is marked abandoned if no worker ever takes it); returns
-    how many were enqueued. Owners who cannot act (``problem``) are skipped."""
+    how many were enqueued. Owners who cannot act (``problem``) are skipped: logged, and
+    passed to ``skipped(owner, reason)`` when given (a command prints the reasons)."""
     count = 0
     for owner in owners:
         if owner.problem is not None:
-            logger.warning("Not enqueuing %s: %s", owner.label, owner.problem.describe())
+            reason = owner.problem.describe()
+            logger.warning("Not enqueuing %s: %s", owner.label, reason)
+            if skipped is not None:
+                skipped(owner, reason)
             continue
         _enqueue_sync(owner, trigger=trigger)
         count += 1

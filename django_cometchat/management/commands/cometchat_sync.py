@@ -144,13 +144,18 @@ class Command(BaseCommand):
     def enqueue(self, selection: services.OwnerSelection, options: dict[str, Any]) -> None:
         if options["dry_run"] or options["conversation_type"] or options["concurrency"] != 1:
             raise CommandError("--enqueue takes no --dry-run, --conversation-type or --concurrency")
-        count = tasks.enqueue_syncs(selection, trigger=SyncRun.Trigger.COMMAND)
+        refused: list[str] = []
+        count = tasks.enqueue_syncs(
+            selection,
+            trigger=SyncRun.Trigger.COMMAND,
+            skipped=lambda owner, reason: refused.append(f"\n  {owner.label}: {reason}"),
+        )
         if options["verbosity"] > 0:
             note = inline_note()
             self.stdout.write(f"Enqueued {plural(count, 'sync')} of {selection.total}{note}.")
         if count < selection.total:
             raise CommandError(
-                f"{selection.total - count} owner(s) could not be enqueued; see the log."
+                f"{selection.total - count} owner(s) could not be enqueued:{''.join(refused)}"
             )
 
     def sync_one(self, owner: services.Owner, client: services.Client) -> Outcome:
