@@ -359,3 +359,25 @@ def test_registering_again_neither_raises_nor_counts_twice(fake, alice):
     assert after[key] - before.get(key, 0.0) == 1
     text, _ = scrape()
     assert text.count("# TYPE cometchat_sync_runs_total counter") == 1
+
+
+def test_the_budget_collector_alone_for_multiprocess_exporters(fake, alice, settings):
+    """In multiprocess mode the exporter builds its own registry; the gauge is added alone."""
+    from prometheus_client import CollectorRegistry
+
+    settings.COMETCHAT = {
+        **settings.COMETCHAT,
+        "REQUESTS_PER_MINUTE": 50,
+        "RATE_LIMIT_WINDOW": 3600.0,
+    }
+    budget = RateBudget.for_settings(get_settings())
+    assert budget is not None
+    budget.reset()
+    services.sync_conversations(alice)
+    registry = CollectorRegistry()
+    registry.register(metrics.BudgetCollector())
+    text = generate_latest(registry).decode()
+    assert [line for line in text.splitlines() if not line.startswith("#")] == [
+        "cometchat_rate_budget_used_ratio 0.02"
+    ]
+    budget.reset()

@@ -75,21 +75,33 @@ BUDGET_HELP = (
 )
 
 
-class CometChatCollector(Collector):
-    """The package's metrics, and the budget gauge read from the shared cache on collect."""
+class BudgetCollector(Collector):
+    """``cometchat_rate_budget_used_ratio``, read from the budget's cache at each collect.
+    Register it alone on the exporter's registry in prometheus_client's multiprocess mode,
+    where the counters and histograms come from the processes' files instead."""
 
     def describe(self) -> Iterator[Metric]:
         # What the registry checks names against at register(): no cache read at start-up.
+        yield GaugeMetricFamily(BUDGET_RATIO, BUDGET_HELP)
+
+    def collect(self) -> Iterator[Metric]:
+        ratio = budget_used_ratio()
+        if ratio is not None:
+            yield GaugeMetricFamily(BUDGET_RATIO, BUDGET_HELP, value=ratio)
+
+
+class CometChatCollector(BudgetCollector):
+    """The package's counters and histograms, and the budget gauge."""
+
+    def describe(self) -> Iterator[Metric]:
         for metric in METRICS:
             yield from metric.describe()
-        yield GaugeMetricFamily(BUDGET_RATIO, BUDGET_HELP)
+        yield from super().describe()
 
     def collect(self) -> Iterator[Metric]:
         for metric in METRICS:
             yield from metric.collect()
-        ratio = budget_used_ratio()
-        if ratio is not None:
-            yield GaugeMetricFamily(BUDGET_RATIO, BUDGET_HELP, value=ratio)
+        yield from super().collect()
 
 
 def budget_used_ratio() -> float | None:
