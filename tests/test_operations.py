@@ -148,3 +148,121 @@ def test_no_command_message_sends_the_reader_to_the_log():
         if "see the log" in line.lower()
     ]
     assert offenders == []
+
+
+# -- the signals ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def heard():
+    """What the three signals for metrics deliver, per signal."""
+    from django_cometchat.signals import (
+        sync_run_finished,
+        upstream_request_answered,
+        webhook_event_finished,
+    )
+
+    got: dict[str, list[dict[str, object]]] = {"request": [], "run": [], "event": []}
+
+    def receiver(name):
+        def receive(sender, signal, **kwargs):
+            got[name].append({"sender": sender, **kwargs})
+
+        return receive
+
+    receivers = {
+        upstream_request_answered: receiver("request"),
+        sync_run_finished: receiver("run"),
+        webhook_event_finished: receiver("event"),
+    }
+    for signal, receive in receivers.items():
+        signal.connect(receive)
+    yield got
+    for signal, receive in receivers.items():
+        signal.disconnect(receive)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_sends_one_request_signal_per_attempt_and_one_run_signal(fake, heard, settings):
+    from django_cometchat import services
+    from django_cometchat.client import CometChatClient
+
+    settings.COMETCHAT = {**settings.COMETCHAT, "MAX_RETRIES": 1, "BACKOFF_FACTOR": 0.01}
+    fake.fail_next(1, status=502)  # retried (API.md §5: 5xx)
+    result = services.sync_conversations(services.owner_by_uid("alice"), trigger="command")
+
+    requests = heard["request"]
+    assert [(r["sender"], r["endpoint"], r["status"]) for r in requests] == [
+        (CometChatClient, "GET /conversations", 502),
+        (CometChatClient, "GET /conversations", 200),
+    ]
+    assert all(0 <= r["seconds"] < 5 for r in requests)
+    [run] = heard["run"]
+    assert run["sender"] is SyncRun
+    assert run["run"] == result.run
+    assert (run["outcome"], run["trigger"]) == ("succeeded", "command")
+    assert run["seconds"] == result.run.duration_seconds
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_names_its_endpoint_template_not_the_ids(fake, heard):
+    from django_cometchat import services
+
+    services.fetch_conversation(services.owner_by_uid("alice"), "alice_user_bob")
+    assert [(r["endpoint"], r["status"]) for r in heard["request"]] == [
+        ("GET /users/{uid}/conversation", 200)
+    ]
+
+
+@pytest.mark.django_db
+def test_no_signal_leaves_before_the_commit(fake, heard):
+    """Inside a transaction (this test's), nothing is announced: the run may still roll back."""
+    from django_cometchat import services
+
+    services.sync_conversations(services.owner_by_uid("alice"))
+    assert heard["run"] == []
+    assert len(heard["request"]) == 1  # a request is answered whatever the database does
+
+
+# -- CometChat's event time --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "occurred_at"),
+    [
+        ("message_sent", 1696934912.0),  # data.message.updatedAt (API.md §7 "Messages")
+        ("message_read_receipt", 1696934950.0),  # data.body.timestamp
+        ("legacy.message_read_receipt", 1696934950.0),  # data.readAt (legacy receipts)
+        ("user_blocked", None),  # the published block body has no time
+        ("group_member_kicked", None),  # nor has a group event
+    ],
+)
+def test_the_event_time_of_the_published_examples(fixture, occurred_at):
+    from django_cometchat.webhook_types import parse_webhook
+
+    from .surface import published_webhook
+
+    assert parse_webhook(published_webhook(fixture)).occurred_at == occurred_at
+
+
+def test_legacy_milliseconds_are_seconds_and_a_block_time_counts():
+    from django_cometchat.webhook_types import parse_webhook
+
+    receipt = {
+        "trigger": "message_delivery_receipt",
+        "data": {
+            "messageId": "57",
+            "receiptType": "delivery",
+            "deliveredAt": 1696934950123,  # milliseconds
+            "messageSender": "alice",
+            "receiptSender": "bob",
+            "receiptReceiver": "alice",
+            "receiverType": "user",
+        },
+    }
+    assert parse_webhook(receipt).occurred_at == pytest.approx(1696934950.123)
+    block = {
+        "trigger": "user_blocked",
+        "data": {"by": {"uid": "alice"}, "users": {"bob": {"uid": "bob"}}, "blockedAt": 1700000000},
+    }
+    assert parse_webhook(block).occurred_at == 1700000000.0
