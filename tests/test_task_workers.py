@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 import redis
 from django.db import connection
@@ -464,5 +465,11 @@ def test_a_failed_sync_is_a_failed_task_for_the_worker(
             "django_cometchat.exceptions.CometChatUnknownOwner"
         ]
     logs = "\n".join(worker.output() for worker in workers)
-    assert logs.count("state=FAILED") == 1, logs[-4000:]
-    assert logs.count("state=SUCCESSFUL") == 1, logs[-4000:]
+    # The package's warning shows with no LOGGING configured (no NullHandler): once, by the
+    # worker that ran the sync.
+    assert logs.count("CometChat sync of ghost failed: ") == 1, logs[-4000:]
+    if django.VERSION < (6, 0):
+        # db_worker shows the backport's "django_tasks" lines; Django 6's "django.tasks" logger
+        # needs the host's LOGGING (docs/operations.md), so its worker prints no state lines.
+        assert logs.count("state=FAILED") == 1, logs[-4000:]
+        assert logs.count("state=SUCCESSFUL") == 1, logs[-4000:]
