@@ -249,6 +249,12 @@ class RateBudget:
         deadline.sleep(max(seconds, 0.0) + 0.001)
         return max(seconds, 0.0)
 
+    def used(self) -> int:
+        """Requests counted so far in the current window, as the shared cache holds them (0 at
+        a window's start); raises what the cache raises when it fails (for metrics and health
+        checks, which must tell a dead cache from an idle one)."""
+        return int(self.cache.get(self._key(time.time())) or 0)
+
     def reset(self) -> None:
         """Forget the pause and the counts of the windows around now (for tests)."""
         now = time.time()

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
@@ -60,6 +61,7 @@ from .ids import path_segment, resolve_conversation_id, validate_id
 from .ratelimit import parse_rate_limit, seconds_to_wait, window_end
 from .redaction import Secret, redact
 from .retry import CometChatRetry, attempt_clock, current_budget, retry_budget
+from .signals import upstream_request_answered
 from .socket_reads import ClippedReadsAdapter
 from .types import (
     Conversation,
@@ -228,10 +230,13 @@ class CometChatClient:
         *,
         params: Mapping[str, Any] | None = None,
         on_behalf_of: str | None = None,
+        template: str | None = None,
     ) -> _Answer:
         """GET ``path``: the envelope's ``data``, the whole decoded body, and when the attempt
-        that was answered left."""
+        that was answered left. ``template`` is the path with its ids as placeholders (default
+        ``path``, which then has none), for the ``upstream_request_answered`` signal."""
         endpoint = f"GET {path}"
+        answered = partial(_announce_answer, f"GET {template or path}")
         headers = {}
         if on_behalf_of is not None:
             headers["onBehalfOf"] = validate_id(on_behalf_of, "UID")
@@ -242,7 +247,9 @@ class CometChatClient:
         connect, read = self.settings.timeout
         self.request_count += 1
         try:
-            with attempt_clock() as clock:  # the retry policy moves it to each retry's send
+            # The retry policy moves the clock to each retry's send, and reports each attempt
+            # it retries; the last attempt is reported here.
+            with attempt_clock(answered) as clock:
                 response = self.session.get(
                     self.base_url + path,
                     params=params,
@@ -252,13 +259,17 @@ class CometChatClient:
                     stream=True,
                 )
         except requests.exceptions.RequestException as exc:
+            clock.answered(None)
             deadline.check(endpoint)  # a timeout cut short by the deadline says so
             raise self._transport_error(endpoint, exc) from exc
         with response:
-            self._record_rate_limit(response.headers)
-            if self.rate_budget is not None:
-                self.rate_budget.observe(response.status_code, response.headers)
-            content = self._read_body(endpoint, response)
+            try:
+                self._record_rate_limit(response.headers)
+                if self.rate_budget is not None:
+                    self.rate_budget.observe(response.status_code, response.headers)
+                content = self._read_body(endpoint, response)
+            finally:  # the whole answer read, or cut short (too large, too slow)
+                clock.answered(response.status_code)
         if response.status_code >= 300:
             self._raise_for_error(endpoint, response, content, path, on_behalf_of)
         data, body = self._decode_success(endpoint, response, content)
@@ -564,7 +575,7 @@ class CometChatClient:
         def fetch(number: int) -> Page[T]:
             data, body, sent_at = self._get(
                 path, params={**params, "page": number}, on_behalf_of=on_behalf_of
-            )
+            )  # list endpoints: no ids in the path
             if not isinstance(data, list):
                 raise CometChatResponseError(
                     f"expected data to be a list, got {type(data).__name__}", endpoint=endpoint
@@ -612,11 +623,11 @@ class CometChatClient:
     # -- single objects --------------------------------------------------------------------------
 
     def _get_one(
-        self, path: str, parser: Callable[[Any], T], what: str, *, on_behalf_of: str | None
+        self, where: _Path, parser: Callable[[Any], T], what: str, *, on_behalf_of: str | None
     ) -> Fetched[T]:
         """A single-object GET: ``data`` is an object, or (as the examples show) a list of one."""
-        data, _, sent_at = self._get(path, on_behalf_of=on_behalf_of)
-        endpoint = f"GET {path}"
+        data, _, sent_at = self._get(where.path, on_behalf_of=on_behalf_of, template=where.template)
+        endpoint = f"GET {where.path}"
         value = self._parse(endpoint, lambda value: parser(unwrap_single(value, what)), data)
         return Fetched(value, sent_at)
 
@@ -661,20 +672,39 @@ class CometChatClient:
         return self._get_one(path, parse_conversation, "conversation", on_behalf_of=on_behalf_of)
 
     def get_user(self, uid: str, *, on_behalf_of: str | None = None) -> User:
-        path = f"/users/{path_segment(uid, 'UID')}"
+        path = _Path(f"/users/{path_segment(uid, 'UID')}", "/users/{uid}")
         return self._get_one(path, parse_user, "user", on_behalf_of=on_behalf_of).value
 
 
-def _user_conversation_path(uid: str) -> str:
-    return f"/users/{path_segment(uid, 'UID')}/conversation"
+class _Path(NamedTuple):
+    """A request path, and its template with placeholders for the ids (for metrics)."""
+
+    path: str
+    template: str
 
 
-def _group_conversation_path(guid: str) -> str:
-    return f"/groups/{path_segment(guid, 'GUID')}/conversation"
+def _user_conversation_path(uid: str) -> _Path:
+    return _Path(f"/users/{path_segment(uid, 'UID')}/conversation", "/users/{uid}/conversation")
 
 
-def _deprecated_conversation_path(conversation_id: str) -> str:
-    return f"/conversations/{path_segment(conversation_id, 'conversation id')}"
+def _group_conversation_path(guid: str) -> _Path:
+    return _Path(
+        f"/groups/{path_segment(guid, 'GUID')}/conversation", "/groups/{guid}/conversation"
+    )
+
+
+def _deprecated_conversation_path(conversation_id: str) -> _Path:
+    return _Path(
+        f"/conversations/{path_segment(conversation_id, 'conversation id')}",
+        "/conversations/{conversationId}",
+    )
+
+
+def _announce_answer(endpoint: str, status: int | None, seconds: float) -> None:
+    """``upstream_request_answered`` for one attempt (a dictionary lookup when nobody listens)."""
+    upstream_request_answered.send_robust(
+        sender=CometChatClient, endpoint=endpoint, status=status, seconds=seconds
+    )
 
 
 def _walk(

@@ -102,6 +102,10 @@ DEFAULTS: Mapping[str, Any] = {
     # Finished sync runs started longer ago are deleted by cometchat_prune (None keeps them
     # all); each owner's latest finished run and every queued or running one are kept.
     "SYNC_RUNS_MAX_AGE_DAYS": 30,
+    # contrib.healthcheck fails when no sync succeeded for this many seconds while owners exist
+    # (None: not checked), and when a webhook event waits to be processed longer than this.
+    "HEALTH_MAX_SYNC_AGE": 3600,
+    "HEALTH_MAX_EVENT_WAIT": 300,
 }
 
 
@@ -170,6 +174,8 @@ class CometChatSettings:
     history_keep_per_conversation: int | None = None
     webhook_events_max_age_days: int | None = None
     sync_runs_max_age_days: int | None = None
+    health_max_sync_age: float | None = 3600.0
+    health_max_event_wait: float | None = 300.0
 
     @property
     def base_url(self) -> str:
@@ -255,10 +261,6 @@ def _number(raw: Mapping[str, Any], key: str, *, minimum: float = 0.0) -> float:
     return float(value)
 
 
-def _optional_number(raw: Mapping[str, Any], key: str, *, minimum: float) -> float | None:
-    return None if raw[key] is None else _number(raw, key, minimum=minimum)
-
-
 def _share(raw: Mapping[str, Any], key: str) -> float:
     """A fraction in (0, 1]."""
     value = raw[key]
@@ -283,6 +285,18 @@ def _integer(raw: Mapping[str, Any], key: str, *, minimum: int, maximum: int | N
             f'COMETCHAT["{key}"] must be an integer {bounds}; got {value!r}'
         )
     return value
+
+
+def _optional_number(raw: Mapping[str, Any], key: str, *, minimum: float) -> float | None:
+    if raw[key] is None:
+        return None
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise CometChatConfigurationError(
+            f'COMETCHAT["{key}"] must be a number of seconds >= {minimum:g}, or None to turn '
+            f"the check off; got {value!r}"
+        )
+    return float(value)
 
 
 def _optional_integer(raw: Mapping[str, Any], key: str, *, minimum: int) -> int | None:
@@ -400,6 +414,8 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
             raw, "WEBHOOK_EVENTS_MAX_AGE_DAYS", minimum=0
         ),
         sync_runs_max_age_days=_optional_integer(raw, "SYNC_RUNS_MAX_AGE_DAYS", minimum=0),
+        health_max_sync_age=_optional_number(raw, "HEALTH_MAX_SYNC_AGE", minimum=1),
+        health_max_event_wait=_optional_number(raw, "HEALTH_MAX_EVENT_WAIT", minimum=1),
     )
 
 

@@ -24,6 +24,7 @@ forward each time a retry is about to be sent (after its wait). The sync orders 
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -39,7 +40,7 @@ from .budget import waits_allowed
 from .ratelimit import seconds_to_wait
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from types import TracebackType
 
     from typing_extensions import Self
@@ -69,23 +70,33 @@ def retry_budget(seconds: float) -> Iterator[None]:
 
 class AttemptClock:
     """When the latest attempt of one call left: set before the first send, moved forward by
-    :meth:`CometChatRetry.sleep` just before each retry goes out."""
+    :meth:`CometChatRetry.sleep` just before each retry goes out. :meth:`answered` reports each
+    attempt's end to ``on_answer`` (status or None, seconds since that attempt left)."""
 
-    def __init__(self) -> None:
-        self.sent_at: datetime = timezone.now()
+    def __init__(self, on_answer: Callable[[int | None, float], None] | None = None) -> None:
+        self.on_answer = on_answer
+        self.mark()
 
     def mark(self) -> None:
-        self.sent_at = timezone.now()
+        self.sent_at: datetime = timezone.now()
+        self.started = time.monotonic()
+
+    def answered(self, status: int | None) -> None:
+        if self.on_answer is not None:
+            self.on_answer(status, time.monotonic() - self.started)
 
 
 _attempt: ContextVar[AttemptClock | None] = ContextVar("cometchat_attempt", default=None)
 
 
 @contextmanager
-def attempt_clock() -> Iterator[AttemptClock]:
+def attempt_clock(
+    on_answer: Callable[[int | None, float], None] | None = None,
+) -> Iterator[AttemptClock]:
     """Around one call: ``clock.sent_at`` is when the attempt that was answered left (the
-    first send, or the last retry). Enter it right before the request is sent."""
-    clock = AttemptClock()
+    first send, or the last retry). Enter it right before the request is sent. The retry
+    policy reports each attempt it retries to ``on_answer``; the caller reports the last."""
+    clock = AttemptClock(on_answer)
     token = _attempt.set(clock)
     try:
         yield clock
@@ -187,6 +198,9 @@ class CometChatRetry(Retry):
             reason = error or Exception(f"retrying would pass {limit}")
             raise MaxRetryError(_pool, url or "", reason) from reason  # type: ignore[arg-type]
         new_retry.next_wait = wait
+        clock = _attempt.get()
+        if clock is not None:  # an attempt that is retried ends here (the last: the caller's)
+            clock.answered(None if response is None else response.status)
         if response is not None:
             drain(response)
         return new_retry

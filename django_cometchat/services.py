@@ -49,7 +49,13 @@ from .models import (
     WebhookEvent,
 )
 from .redaction import redact
-from .signals import conversation_changed, conversations_synced, webhook_processed
+from .signals import (
+    conversation_changed,
+    conversations_synced,
+    sync_run_finished,
+    webhook_event_finished,
+    webhook_processed,
+)
 from .storage import (
     PageOutcome,
     Row,
@@ -806,6 +812,21 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
     if not dry_run:
         run.save()
         transaction.on_commit(lambda: conversations_synced.send(sender=SyncRun, result=result))
+        _announce_run(run)
+
+
+def _announce_run(run: SyncRun, outcome: str | None = None) -> None:
+    """``sync_run_finished`` for a run that ended (saved), once that is committed."""
+    seconds = run.duration_seconds or 0.0
+    transaction.on_commit(
+        lambda: sync_run_finished.send_robust(
+            sender=SyncRun,
+            run=run,
+            outcome=outcome or run.status,
+            trigger=run.trigger,
+            seconds=seconds,
+        )
+    )
 
 
 def _record_failure(run: SyncRun, exc: BaseException) -> None:
@@ -1041,6 +1062,7 @@ def fail_queued_run(run: SyncRun, exc: BaseException) -> None:
             "public_error_message",
         ]
     )
+    _announce_run(run)
 
 
 def mark_abandoned_runs(owner_uid: str | None = None) -> int:
@@ -1054,7 +1076,7 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
     )
     if owner_uid is not None:
         runs = runs.owned_by(owner_uid)
-    return int(
+    marked = int(
         runs.update(
             status=SyncRun.Status.FAILED,
             finished_at=now,
@@ -1064,6 +1086,11 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
             public_error_message=ABANDONED_MESSAGE,
         )
     )
+    if marked and sync_run_finished.has_listeners(SyncRun):
+        # The rows just marked: this call's finished_at, to the microsecond.
+        for run in SyncRun.objects.filter(finished_at=now, error_code="ERR_ABANDONED"):
+            _announce_run(run, "abandoned")
+    return marked
 
 
 def _abandoned_before(now: datetime) -> datetime:
@@ -1223,19 +1250,21 @@ def record_webhook(delivery: Delivery) -> WebhookEvent | None:
     reason = foreign_app(delivery, app_id=settings.app_id, region=region)
     if reason is not None:
         logger.info("CometChat webhook %s ignored: %s", delivery.trigger, reason)
-        return WebhookEvent.objects.create(
+        event = WebhookEvent.objects.create(
             trigger=delivery.trigger,
             received_at=now,
             status=WebhookEvent.Status.IGNORED,
             error=reason,
             payload=dict(delivery.raw),
         )
+        _announce_event(event, delivery.occurred_at, now)
+        return event
     status = WebhookEvent.Status.RECEIVED if delivery.handled else WebhookEvent.Status.IGNORED
     key = delivery.dedupe_key
     for attempt in range(1, RECORD_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                return WebhookEvent.objects.create(
+                event = WebhookEvent.objects.create(
                     trigger=delivery.trigger,
                     received_at=now,
                     dedupe_key=key,
@@ -1245,6 +1274,10 @@ def record_webhook(delivery: Delivery) -> WebhookEvent | None:
                 )
         except IntegrityError as exc:  # the unique key: a concurrent or earlier delivery has it
             refused = exc
+        else:
+            if status == WebhookEvent.Status.IGNORED:  # it ends here
+                _announce_event(event, delivery.occurred_at, now)
+            return event
         existing = WebhookEvent.objects.filter(dedupe_key=key).values("pk", "status").first()
         if existing is None:  # it gave its key up (or was pruned) meanwhile: record anew
             if attempt == RECORD_ATTEMPTS:
@@ -1291,12 +1324,14 @@ def _outlived(delivery: Delivery, pk: int, now: datetime) -> bool:
 def record_refused_webhook(*, trigger: str, error: str) -> WebhookEvent:
     """Record a delivery refused as malformed (too large, not JSON, not the contract): failed,
     with the reason, and without its payload (nothing of what was refused is stored)."""
-    return WebhookEvent.objects.create(
+    event = WebhookEvent.objects.create(
         trigger=trigger,
         received_at=timezone.now(),
         status=WebhookEvent.Status.FAILED,
         error=redact(error)[:MAX_ERROR_LENGTH],
     )
+    _announce_event(event, None, event.received_at)
+    return event
 
 
 def claim_webhook_event(event_id: int) -> WebhookEvent | None:
@@ -1436,7 +1471,7 @@ def finish_webhook_event(
         event.save(update_fields=["status", "error"])
         logger.info("CometChat webhook event %s deferred: %s", event.pk, event.error)
         return
-    event.processed_at = timezone.now()
+    event.processed_at = ended = timezone.now()
     event.owners = sorted(set(owners))
     if error is None:
         event.status = WebhookEvent.Status.PROCESSED
@@ -1448,6 +1483,27 @@ def finish_webhook_event(
     refreshed = list(event.owners)
     transaction.on_commit(
         lambda: webhook_processed.send(sender=WebhookEvent, event=event, owners=refreshed)
+    )
+    if webhook_event_finished.has_listeners(WebhookEvent):  # else the payload is not re-read
+        _announce_event(event, _event_time(event), ended)
+
+
+def _event_time(event: WebhookEvent) -> float | None:
+    """CometChat's time of a recorded event (``Delivery.occurred_at``), if it has one."""
+    try:
+        return parse_webhook(event.payload).occurred_at
+    except CometChatError:  # a payload that no longer parses has no time to tell
+        return None
+
+
+def _announce_event(event: WebhookEvent, occurred_at: float | None, ended: datetime) -> None:
+    """``webhook_event_finished`` for an event that reached its end, once that is committed."""
+    lag = None if occurred_at is None else ended.timestamp() - occurred_at
+    status, trigger = str(event.status), event.trigger
+    transaction.on_commit(
+        lambda: webhook_event_finished.send_robust(
+            sender=WebhookEvent, event=event, trigger=trigger, status=status, lag=lag
+        )
     )
 
 

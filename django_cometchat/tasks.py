@@ -28,6 +28,7 @@ that each caller maps one error (the API: 503 ``ERR_QUEUE_UNAVAILABLE``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +81,10 @@ def sync_owner(
     run_id: int | None = None,
     filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Sync one owner by UID (with the Django user bound to it); carry out a queued run."""
+    """Sync one owner by UID (with the Django user bound to it); carry out a queued run.
+
+    A sync that fails is recorded on its run first, then raised: the task ends failed, so the
+    worker and the task's result say so (never "SUCCESSFUL" for a failed sync)."""
     run = SyncRun.objects.filter(pk=run_id).first() if run_id is not None else None
     if run is not None and run.status != SyncRun.Status.QUEUED:
         return {"run": run.pk, "status": run.status, "skipped": "not queued any more"}
@@ -92,6 +96,8 @@ def sync_owner(
             raise_errors=False,
             run=run,
         )
+    if result.error is not None:
+        raise result.error
     return {"run": result.run.pk, "status": result.run.status, "error": result.run.error_code}
 
 
@@ -271,23 +277,32 @@ class Enqueued:
     skipped: int = 0
 
 
-def enqueue_syncs(owners: Any, *, trigger: str = SyncRun.Trigger.TASK) -> Enqueued:
+def enqueue_syncs(
+    owners: Any,
+    *,
+    trigger: str = SyncRun.Trigger.TASK,
+    skipped: Callable[[services.Owner, str], None] | None = None,
+) -> Enqueued:
     """One ``sync_owner`` task per owner (an ``OwnerSelection`` or any iterable of ``Owner``),
     each with its queued ``SyncRun`` (so a waiting sync shows, is not enqueued twice, and is
     marked abandoned if no worker ever takes it). An owner whose sync is already queued or
-    running gets no second one; owners who cannot act (``problem``) are skipped. A queue that
+    running gets no second one. Owners who cannot act (``problem``) are skipped: logged, and
+    passed to ``skipped(owner, reason)`` when given (a command prints the reasons). A queue that
     refuses stops the batch with ``CometChatQueueUnavailable`` (that owner's run failed)."""
-    enqueued = already = skipped = 0
+    enqueued = already = cannot = 0
     for owner in owners:
         if owner.problem is not None:
-            logger.warning("Not enqueuing %s: %s", owner.label, owner.problem.describe())
-            skipped += 1
+            reason = owner.problem.describe()
+            logger.warning("Not enqueuing %s: %s", owner.label, reason)
+            if skipped is not None:
+                skipped(owner, reason)
+            cannot += 1
             continue
         if _enqueue_sync(owner, trigger=trigger).already_queued:
             already += 1
         else:
             enqueued += 1
-    return Enqueued(enqueued, already, skipped)
+    return Enqueued(enqueued, already, cannot)
 
 
 def _enqueue_sync(

@@ -223,6 +223,10 @@ class Delivery:
     gone: bool = False
     horizon: int | None = None
     topic: str | None = None
+    # CometChat's time of the event, epoch seconds: a message's updatedAt (else sentAt), a
+    # receipt's or a block's time; None when the body carries none (group events, the
+    # published block body, triggers this app does not act on).
+    occurred_at: float | None = None
     app_id: str | None = None  # the envelope's appId, lowercased (None when absent)
     region: str | None = None  # the envelope's region, lowercased (None when absent)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -302,10 +306,8 @@ def _envelope_text(value: Any) -> str | None:
 def _message_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
     where = "data" if trigger in LEGACY_MESSAGE_TRIGGERS else "data.message"
     message = _object(data if where == "data" else data.get("message"), where)
-    parts: list[Any] = [
-        _message_id(message.get("id"), f"{where}.id", required=True),
-        _first_time(message, ("updatedAt", "sentAt"), where),
-    ]
+    sent = _first_time(message, ("updatedAt", "sentAt"), where)
+    parts: list[Any] = [_message_id(message.get("id"), f"{where}.id", required=True), sent]
     subject, subject_where = message, where
     if trigger in ACTION_TRIGGERS:
         on = _object_at(message, ("data", "entities", "on", "entity"))
@@ -318,10 +320,11 @@ def _message_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
             if on.get("receiverType") is not None:  # the acted-on message names the parties
                 subject, subject_where = on, inner
     key = dedupe_key(trigger, *parts)
+    when = _seconds(sent)
     receiver_type = subject.get("receiverType")
     if receiver_type == "group":
         guid = _group_of(subject, subject_where)
-        return Delivery(trigger, key, group_guid=guid)
+        return Delivery(trigger, key, group_guid=guid, occurred_at=when)
     if receiver_type != "user":
         raise WebhookPayloadError(f"{subject_where}.receiverType must be 'user' or 'group'")
     sender = _id(subject.get("sender"), f"{subject_where}.sender", "UID")
@@ -332,7 +335,7 @@ def _message_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
         if given is None
         else _id(given, f"{subject_where}.conversationId", "conversation id")
     )
-    return Delivery(trigger, key, _targets(conversation_id, (sender, receiver)))
+    return Delivery(trigger, key, _targets(conversation_id, (sender, receiver)), occurred_at=when)
 
 
 def _receipt_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
@@ -355,10 +358,11 @@ def _receipt_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
     )
     timestamp = _first_time(receipt, ("timestamp", "readAt", "deliveredAt"), where)
     key = dedupe_key(trigger, message_id, reader, timestamp)
+    when = _seconds(timestamp)
     receiver_type = _first(data, receipt, "receiverType")
     if receiver_type == "group":
         guid = _party(_first(data, receipt, "receiver"), "data.receiver", "GUID")
-        return Delivery(trigger, key, (Target(reader, GROUP_PREFIX + guid),))
+        return Delivery(trigger, key, (Target(reader, GROUP_PREFIX + guid),), occurred_at=when)
     if receiver_type != "user":
         raise WebhookPayloadError("data.receiverType must be 'user' or 'group'")
     # The other party: the sender of the message that was read, to whom the receipt goes.
@@ -368,7 +372,7 @@ def _receipt_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
         if other_value is not None
         else _user(_first(data, receipt, "receiver"), "data.receiver")
     )
-    return _pair_receipt(trigger, key, reader, other)
+    return _pair_receipt(trigger, key, reader, other, when)
 
 
 def _legacy_receipt_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
@@ -378,20 +382,22 @@ def _legacy_receipt_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
     reader = _user(data["receiptSender"], "data.receiptSender")
     timestamp = _first_time(data, ("readAt", "deliveredAt", "timestamp"), "data")
     key = dedupe_key(trigger, message_id, reader, timestamp)
+    when = _seconds(timestamp)
     receiver_type = data.get("receiverType")
     if receiver_type == "group":
         guid = _party(data.get("receiptReceiver"), "data.receiptReceiver", "GUID")
-        return Delivery(trigger, key, (Target(reader, GROUP_PREFIX + guid),))
+        return Delivery(trigger, key, (Target(reader, GROUP_PREFIX + guid),), occurred_at=when)
     if receiver_type != "user":
         raise WebhookPayloadError("data.receiverType must be 'user' or 'group'")
     other = _user(data.get("messageSender"), "data.messageSender")
-    return _pair_receipt(trigger, key, reader, other)
+    return _pair_receipt(trigger, key, reader, other, when)
 
 
-def _pair_receipt(trigger: str, key: str, reader: str, other: str) -> Delivery:
+def _pair_receipt(trigger: str, key: str, reader: str, other: str, when: float | None) -> Delivery:
     if other == reader:
         raise WebhookPayloadError("a user receipt needs two different users")
-    return Delivery(trigger, key, _targets(pair_conversation_id(reader, other), (reader, other)))
+    targets = _targets(pair_conversation_id(reader, other), (reader, other))
+    return Delivery(trigger, key, targets, occurred_at=when)
 
 
 def _block_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
@@ -411,7 +417,8 @@ def _block_delivery(trigger: str, data: Mapping[str, Any]) -> Delivery:
         targets.append(Target(blocker, conversation_id, ("blockedByMe", blocking)))
         targets.append(Target(uid, conversation_id, ("hasBlockedMe", blocking)))
     if when is not None:  # a body with its own time names one event for good
-        return Delivery(trigger, dedupe_key(trigger, blocker, blocked, when), tuple(targets))
+        key = dedupe_key(trigger, blocker, blocked, when)
+        return Delivery(trigger, key, tuple(targets), occurred_at=_seconds(when))
     # The published body has no time (API.md §7): see the module's docstring.
     return Delivery(
         trigger,
@@ -581,6 +588,14 @@ def _time(value: Any, what: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER:
         return value
     raise WebhookPayloadError(f"{what} must be a non-negative integer timestamp")
+
+
+def _seconds(value: int | None) -> float | None:
+    """An event time as epoch seconds: legacy webhooks send milliseconds (any value past
+    10^11, which as seconds would be the year 5138)."""
+    if value is None:
+        return None
+    return value / 1000 if value >= 10**11 else float(value)
 
 
 def _first_time(obj: Mapping[str, Any], keys: Sequence[str], where: str) -> int | None:

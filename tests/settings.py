@@ -25,6 +25,9 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_cometchat",
+    # The optional integrations, so that their tests run in every cell (tests/test_operations.py).
+    "django_cometchat.contrib.prometheus",
+    "health_check",
 ]
 
 MIDDLEWARE = [

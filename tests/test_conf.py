@@ -104,6 +104,10 @@ def test_settings_object_is_frozen_and_hides_the_key():
         ({"ON_DEMAND_SHARE": "0.5"}, "ON_DEMAND_SHARE"),
         ({"ON_DEMAND_SHARE": True}, "ON_DEMAND_SHARE"),
         ({"ON_DEMAND_SHARE": None}, "ON_DEMAND_SHARE"),
+        ({"HEALTH_MAX_SYNC_AGE": 0}, "HEALTH_MAX_SYNC_AGE"),
+        ({"HEALTH_MAX_SYNC_AGE": "1h"}, "HEALTH_MAX_SYNC_AGE"),
+        ({"HEALTH_MAX_EVENT_WAIT": -5}, "HEALTH_MAX_EVENT_WAIT"),
+        ({"HEALTH_MAX_EVENT_WAIT": False}, "HEALTH_MAX_EVENT_WAIT"),
     ],
 )
 def test_bad_values_name_the_key(override, named):
@@ -144,3 +148,19 @@ def test_uid_resolver_is_imported_lazily():
     with override_settings(COMETCHAT={**BASE, "UID_RESOLVER": "tests.resolvers.nope"}):
         with pytest.raises(CometChatConfigurationError, match="cannot be imported"):
             get_settings().uid_resolver()
+
+
+def test_health_thresholds_default_and_turn_off_with_none():
+    with override_settings(COMETCHAT=BASE):
+        assert (get_settings().health_max_sync_age, get_settings().health_max_event_wait) == (
+            3600.0,
+            300.0,
+        )
+    off = {**BASE, "HEALTH_MAX_SYNC_AGE": None, "HEALTH_MAX_EVENT_WAIT": None}
+    with override_settings(COMETCHAT=off):
+        assert (get_settings().health_max_sync_age, get_settings().health_max_event_wait) == (
+            None,
+            None,
+        )
+    with override_settings(COMETCHAT={**BASE, "HEALTH_MAX_SYNC_AGE": 90}):
+        assert get_settings().health_max_sync_age == 90.0

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 import redis
 from django.db import connection
@@ -421,3 +422,54 @@ def test_published_webhooks_are_processed_by_a_real_worker(
     for worker in workers:
         worker.check_alive()
         assert "Traceback" not in worker.output(), worker.output()[-4000:]
+
+
+# -- a failed sync, as a worker reports it ---------------------------------------------------------
+
+
+def test_a_failed_sync_is_a_failed_task_for_the_worker(
+    shared_services, cometchat_fake, django_user_model, start_workers
+):
+    """An owner CometChat does not know (ERR_UID_NOT_FOUND, API.md §2.10) beside one it does:
+    the failed sync is recorded on its run and its task ends FAILED (the worker logs
+    state=FAILED, never SUCCESSFUL for it); the other's task succeeds."""
+    cometchat_fake.add_user("alice", "Alice Example")
+    for uid in ("alice", "ghost"):
+        django_user_model.objects.create_user(username=f"{uid}-django")
+    env, workers = start_workers("db")
+    with connection.cursor() as cursor:  # an earlier test's tasks (not an app here: no flush)
+        cursor.execute(f"DELETE FROM {TASK_TABLE}")  # noqa: S608
+
+    out = run_django(env, "cometchat_sync", "--all", "--enqueue")
+    assert out.strip() == "Enqueued 2 syncs of 2."
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while (
+        len([o for o in db_outcomes(shared_services) if o.status in ("SUCCESSFUL", "FAILED")]) < 2
+    ):
+        for worker in workers:
+            worker.check_alive()
+        if time.monotonic() > deadline:
+            pytest.fail(f"the syncs did not finish: {db_outcomes(shared_services)}")
+        time.sleep(0.2)
+
+    runs = dict(SyncRun.objects.values_list("owner_uid", "status"))
+    assert runs == {"alice": "succeeded", "ghost": "failed"}
+    assert SyncRun.objects.get(owner_uid="ghost").error_code == "ERR_UID_NOT_FOUND"
+    outcomes = db_outcomes(shared_services)
+    assert sorted(o.status for o in outcomes) == ["FAILED", "SUCCESSFUL"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT exception_class_path FROM {TASK_TABLE} WHERE status = 'FAILED'"  # noqa: S608
+        )
+        assert [row[0] for row in cursor.fetchall()] == [
+            "django_cometchat.exceptions.CometChatUnknownOwner"
+        ]
+    logs = "\n".join(worker.output() for worker in workers)
+    # The package's warning shows with no LOGGING configured (no NullHandler): once, by the
+    # worker that ran the sync.
+    assert logs.count("CometChat sync of ghost failed: ") == 1, logs[-4000:]
+    if django.VERSION < (6, 0):
+        # db_worker shows the backport's "django_tasks" lines; Django 6's "django.tasks" logger
+        # needs the host's LOGGING (docs/operations.md), so its worker prints no state lines.
+        assert logs.count("state=FAILED") == 1, logs[-4000:]
+        assert logs.count("state=SUCCESSFUL") == 1, logs[-4000:]

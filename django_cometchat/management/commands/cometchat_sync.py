@@ -155,8 +155,13 @@ class Command(BaseCommand):
     def enqueue(self, selection: services.OwnerSelection, options: dict[str, Any]) -> None:
         if options["dry_run"] or options["conversation_type"] or options["concurrency"] != 1:
             raise CommandError("--enqueue takes no --dry-run, --conversation-type or --concurrency")
+        refused: list[str] = []
         try:
-            outcome = tasks.enqueue_syncs(selection.chat_users(), trigger=SyncRun.Trigger.COMMAND)
+            outcome = tasks.enqueue_syncs(
+                selection.chat_users(),
+                trigger=SyncRun.Trigger.COMMAND,
+                skipped=lambda owner, reason: refused.append(f"\n  {owner.label}: {reason}"),
+            )
         except CometChatError as exc:  # the queue refused: that owner's run is failed
             raise CommandError(f"Enqueuing stopped: {exc.describe()}") from exc
         if options["verbosity"] > 0:
@@ -170,7 +175,9 @@ class Command(BaseCommand):
             if selection.skipped:
                 self.stdout.write(skipped_line(selection.skipped))
         if outcome.skipped:
-            raise CommandError(f"{outcome.skipped} owner(s) could not be enqueued; see the log.")
+            raise CommandError(
+                f"{outcome.skipped} owner(s) could not be enqueued:{''.join(refused)}"
+            )
 
     def sync_one(self, owner: services.Owner, client: services.Client) -> Outcome:
         started = time.monotonic()
