@@ -334,7 +334,11 @@ def _enqueue(work: Any, *args: Any, **kwargs: Any) -> Any:
 
     The backend's error can be anything (a Redis ``ConnectionError``, a database error for a
     missing table), hence the broad catch, here only. Inside a savepoint, so that a database
-    backend's failed statement leaves the caller's transaction usable (``ATOMIC_REQUESTS``)."""
+    backend's failed statement leaves the caller's transaction usable (``ATOMIC_REQUESTS``).
+    The immediate backend runs the work here and now: not in a savepoint, which would hold one
+    transaction open over the whole sync and keep its run's progress from other processes."""
+    if not queues():
+        return work.enqueue(*args, **kwargs)
     try:
         with transaction.atomic():
             return work.enqueue(*args, **kwargs)

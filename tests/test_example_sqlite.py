@@ -132,7 +132,11 @@ def test_forty_parallel_refreshes_never_answer_500(example_site):
 
     with ThreadPoolExecutor(40) as pool:
         statuses = Counter(pool.map(refresh, range(40)))
-    assert statuses == Counter({201: 20, 200: 20}), statuses
+    # 20 conversation refreshes answer 200; of the 20 owner syncs, one per user runs and the rest
+    # answer 202 with the sync already running for that user (one run per owner at a time).
+    assert statuses[200] == 20, statuses
+    assert statuses[201] + statuses[202] == 20, statuses
+    assert statuses[201] >= len(USERS), statuses
 
 
 def conversation_of(user: str) -> str:
