@@ -9,6 +9,7 @@ still waiting for a worker are always kept, whatever the options say.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -18,6 +19,7 @@ from django_cometchat.conf import get_settings
 from django_cometchat.exceptions import CometChatConfigurationError
 
 from ..arguments import int_at_least
+from ..reporting import plural
 
 
 class Command(BaseCommand):
@@ -99,32 +101,43 @@ class Command(BaseCommand):
         self.stdout.write(f"{verb} {count} {noun} ({_policy(max_age_days, keep)}).")
 
     def _prune_sync_runs(self, conf: Any, days: int | None, dry_run: bool) -> None:
-        if days is None:
-            days = conf.sync_runs_max_age_days
-        if days is None:
-            self.stdout.write("Sync runs are kept: SYNC_RUNS_MAX_AGE_DAYS is None.")
-            return
-        count = services.prune_sync_runs(max_age_days=days, dry_run=dry_run)
-        noun = "sync run" if count == 1 else "sync runs"
-        verb = "Would delete" if dry_run else "Deleted"
-        self.stdout.write(
-            f"{verb} {count} {noun} (finished, started more than {days} days ago; each "
-            "owner's latest finished run and runs queued or running are kept)."
+        self._prune_older(
+            days if days is not None else conf.sync_runs_max_age_days,
+            setting="SYNC_RUNS_MAX_AGE_DAYS",
+            word="sync run",
+            prune=services.prune_sync_runs,
+            rule="finished, started more than {days} days ago; each owner's latest finished run "
+            "and runs queued or running are kept",
+            dry_run=dry_run,
         )
 
     def _prune_webhook_events(self, conf: Any, days: int | None, dry_run: bool) -> None:
-        if days is None:
-            days = conf.webhook_events_max_age_days
-        if days is None:
-            self.stdout.write("Webhook events are kept: WEBHOOK_EVENTS_MAX_AGE_DAYS is None.")
-            return
-        count = services.prune_webhook_events(max_age_days=days, dry_run=dry_run)
-        noun = "webhook event" if count == 1 else "webhook events"
-        verb = "Would delete" if dry_run else "Deleted"
-        self.stdout.write(
-            f"{verb} {count} {noun} (received more than {days} days ago; events waiting for a "
-            "worker are kept)."
+        self._prune_older(
+            days if days is not None else conf.webhook_events_max_age_days,
+            setting="WEBHOOK_EVENTS_MAX_AGE_DAYS",
+            word="webhook event",
+            prune=services.prune_webhook_events,
+            rule="received more than {days} days ago; events waiting for a worker are kept",
+            dry_run=dry_run,
         )
+
+    def _prune_older(
+        self,
+        days: int | None,
+        *,
+        setting: str,
+        word: str,
+        prune: Callable[..., int],
+        rule: str,
+        dry_run: bool,
+    ) -> None:
+        """One table's age-based pruning: ``prune(max_age_days=, dry_run=)``, then one line."""
+        if days is None:
+            self.stdout.write(f"{word.capitalize()}s are kept: {setting} is None.")
+            return
+        count = prune(max_age_days=days, dry_run=dry_run)
+        verb = "Would delete" if dry_run else "Deleted"
+        self.stdout.write(f"{verb} {plural(count, word)} ({rule.format(days=days)}).")
 
 
 def _policy(max_age_days: int | None, keep: int | None) -> str:
