@@ -15,7 +15,7 @@ from django_cometchat.retry import CometChatRetry
 from django_cometchat.socket_reads import ClippedReadsAdapter
 
 PROXY_URL = ""  # set by the test that routes through a proxy
-SENT: list[str] = []  # URLs the counting adapter sent (its retries happen inside one send)
+sent_urls: list[str] = []  # URLs the counting adapter sent (its retries happen inside one send)
 
 
 def through_proxy(settings: CometChatSettings, *, retry: CometChatRetry) -> requests.Session:
@@ -28,7 +28,7 @@ class CountingAdapter(ClippedReadsAdapter):
     """Keeps the deadline's clipped reads; counts the calls it sends."""
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        SENT.append(request.url or "")
+        sent_urls.append(request.url or "")
         return super().send(request, *args, **kwargs)
 
 

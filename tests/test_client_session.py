@@ -23,12 +23,12 @@ def test_a_factory_that_adds_a_proxy_routes_every_request_through_it(chat, clien
 
 
 def test_a_mounted_adapter_sends_and_keeps_the_retry_policy(chat, client_for, monkeypatch):
-    monkeypatch.setattr(session_factories, "SENT", [])
+    monkeypatch.setattr(session_factories, "sent_urls", [])
     chat.fail_next(status=503)  # API.md §5.4 (3): a 5xx is retried
     client = client_for(SESSION_FACTORY="tests.session_factories.with_counting_adapter")
     assert client.get_user("bob").uid == "bob"
     # One send through the mounted adapter; its retry policy (urllib3's, inside send) retried.
-    assert session_factories.SENT == [f"{chat.base_url}/users/bob"]
+    assert session_factories.sent_urls == [f"{chat.base_url}/users/bob"]
     assert len(api_requests(chat)) == 2
 
 

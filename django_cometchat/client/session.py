@@ -78,7 +78,7 @@ def session_factory(settings: CometChatSettings) -> SessionFactory:
     """``COMETCHAT["SESSION_FACTORY"]``'s callable, or :func:`create_session` when unset."""
     if not settings.session_factory_path:
         return create_session
-    return import_callable("SESSION_FACTORY", settings.session_factory_path)  # type: ignore[no-any-return]
+    return import_callable("SESSION_FACTORY", settings.session_factory_path)
 
 
 def _proxies(settings: CometChatSettings) -> dict[str, str]:
