@@ -738,7 +738,7 @@ def test_seconds_to_wait(values, now, use_reset):
     assert seconds is None or (isinstance(seconds, float) and 0.0 <= seconds <= MAX_WAIT)
 
 
-# -- client.py: body decoding and error mapping -----------------------------------------------
+# -- client: body decoding and error mapping -----------------------------------------------
 
 
 @pytest.fixture(scope="module")
