@@ -12,6 +12,7 @@ IDs are stable and never reused:
   not in ``INSTALLED_APPS``
 * ``django_cometchat.E008`` the rate budget's cache (``RATE_LIMIT_CACHE``) is not in ``CACHES``,
   or its backend or client library cannot be loaded
+* ``django_cometchat.E009`` ``SESSION_FACTORY`` cannot be imported or is not callable
 * ``django_cometchat.W001`` ``BASE_URL`` is plain http to another machine while ``DEBUG`` is
   False
 * ``django_cometchat.W002`` ``APP_ID`` is missing
@@ -53,6 +54,7 @@ from .conf import (
     CometChatSettings,
     base_url_error,
     build_settings,
+    import_callable,
     import_resolver,
     missing_key_message,
     raw_settings,
@@ -127,6 +129,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages.extend(_check_base_url(raw["BASE_URL"]))
     if raw["UID_RESOLVER"] not in (None, ""):
         messages.extend(_check_resolver(raw["UID_RESOLVER"]))
+    if raw["SESSION_FACTORY"] not in (None, ""):
+        messages.extend(_check_session_factory(raw["SESSION_FACTORY"]))
     if not any(m.is_serious() for m in messages):
         # Everything above passed: let the full validation catch what remains (types, ranges).
         try:
@@ -183,6 +187,26 @@ def _check_resolver(path: Any) -> list[CheckMessage]:
         import_resolver(path)
     except CometChatConfigurationError as exc:
         return [Error(str(exc), hint=hint, id="django_cometchat.E005")]
+    return []
+
+
+def _check_session_factory(path: Any) -> list[CheckMessage]:
+    hint = (
+        "SESSION_FACTORY is a dotted path to a callable (settings, *, retry) -> requests.Session, "
+        'e.g. "myapp.chat.cometchat_session"; see docs/client.md.'
+    )
+    if not isinstance(path, str):
+        return [
+            Error(
+                'COMETCHAT["SESSION_FACTORY"] must be a string',
+                hint=hint,
+                id="django_cometchat.E009",
+            )
+        ]
+    try:
+        import_callable("SESSION_FACTORY", path)
+    except CometChatConfigurationError as exc:
+        return [Error(str(exc), hint=hint, id="django_cometchat.E009")]
     return []
 
 

@@ -92,6 +92,9 @@ DEFAULTS: Mapping[str, Any] = {
     "PAGE_SIZE": 1000,
     "UID_RESOLVER": None,  # dotted path to a callable user -> uid; default str(user.pk)
     "POOL_MAXSIZE": 10,
+    # Dotted path to a callable building each client's requests.Session (a proxy, a custom
+    # adapter); None: django_cometchat.client.create_session. See docs/client.md.
+    "SESSION_FACTORY": None,
     # History retention for cometchat_prune (None keeps everything). The latest snapshot of each
     # conversation is always kept.
     "HISTORY_MAX_AGE_DAYS": None,
@@ -176,6 +179,7 @@ class CometChatSettings:
     sync_runs_max_age_days: int | None = None
     health_max_sync_age: float | None = 3600.0
     health_max_event_wait: float | None = 300.0
+    session_factory_path: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -214,18 +218,24 @@ def missing_key_message(key: str) -> str:
     )
 
 
-@cache
 def import_resolver(path: str) -> Callable[[Any], str]:
     """The callable ``UID_RESOLVER`` names; a configuration error saying why it cannot be had."""
+    return import_callable("UID_RESOLVER", path)
+
+
+@cache
+def import_callable(key: str, path: str) -> Callable[..., Any]:
+    """The callable the dotted ``path`` of setting ``key`` names (``UID_RESOLVER``,
+    ``SESSION_FACTORY``); a configuration error saying why it cannot be had."""
     try:
-        resolver = import_string(path)
+        found = import_string(path)
     except ImportError as exc:
         raise CometChatConfigurationError(
-            f'COMETCHAT["UID_RESOLVER"] = {path!r} cannot be imported: {exc}'
+            f'COMETCHAT["{key}"] = {path!r} cannot be imported: {exc}'
         ) from exc
-    if not callable(resolver):
-        raise CometChatConfigurationError(f'COMETCHAT["UID_RESOLVER"] = {path!r} is not callable')
-    return resolver  # type: ignore[no-any-return]
+    if not callable(found):
+        raise CometChatConfigurationError(f'COMETCHAT["{key}"] = {path!r} is not callable')
+    return found  # type: ignore[no-any-return]
 
 
 def raw_settings() -> dict[str, Any]:
@@ -416,6 +426,7 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
         sync_runs_max_age_days=_optional_integer(raw, "SYNC_RUNS_MAX_AGE_DAYS", minimum=0),
         health_max_sync_age=_optional_number(raw, "HEALTH_MAX_SYNC_AGE", minimum=1),
         health_max_event_wait=_optional_number(raw, "HEALTH_MAX_EVENT_WAIT", minimum=1),
+        session_factory_path=_optional_str(raw, "SESSION_FACTORY"),
     )
 
 

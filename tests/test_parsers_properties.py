@@ -37,11 +37,9 @@ from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
 from django_cometchat import storage
-from django_cometchat.client import (
-    CometChatClient,
-    Page,
-    _error_envelope,
-)
+from django_cometchat.client import CometChatClient, Page
+from django_cometchat.client.errors import _error_envelope, raise_for_error
+from django_cometchat.client.responses import decode_success
 from django_cometchat.conf import DEFAULTS, build_settings
 from django_cometchat.exceptions import (
     CometChatAPIError,
@@ -740,7 +738,7 @@ def test_seconds_to_wait(values, now, use_reset):
     assert seconds is None or (isinstance(seconds, float) and 0.0 <= seconds <= MAX_WAIT)
 
 
-# -- client.py: body decoding and error mapping -----------------------------------------------
+# -- client: body decoding and error mapping -----------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -806,7 +804,7 @@ content_types = st.sampled_from(["application/json", "text/html; charset=utf-8",
 def test_decode_success(content, status, content_type):
     made = response(status, content_type)
     try:
-        data, body = CometChatClient._decode_success("GET /x", made, content)
+        data, body = decode_success("GET /x", made, content)
     except CometChatResponseError as exc:
         refusal: CometChatResponseError | None = exc
     else:
@@ -821,7 +819,7 @@ def test_decode_success(content, status, content_type):
 @given(storable_json | st.just(MAX_DEPTH).map(nest), st.sampled_from(["ascii", "utf-8"]))
 def test_decode_success_accepts_every_storable_envelope(value, how):
     """No valid body is refused: ``{"data": v}`` decodes to ``v``, whatever JSON ``v`` is."""
-    data, body = CometChatClient._decode_success(
+    data, body = decode_success(
         "GET /x", response(200, "application/json"), encoded({"data": value}, how)
     )
     assert same_json(data, value)
@@ -846,7 +844,7 @@ latin1 = st.text(st.characters(max_codepoint=255), max_size=20)  # what http.cli
 
 
 def expected_class(status: int, code: str | None) -> type[CometChatAPIError]:
-    """The mapping _raise_for_error documents, restated (owner lookups aside): first match."""
+    """The mapping raise_for_error documents, restated (owner lookups aside): first match."""
     code = code or ""
     not_found = code.endswith("_NOT_FOUND") or code in {
         "ERR_CONVERSATION_NOT_ACCESSIBLE",
@@ -889,11 +887,11 @@ def test_raise_for_error(client, content, answer, owner):
     status, reason = answer["status"], answer["reason"]
     made = response(status, "application/json", reason, dict(answer["headers"]))
     try:
-        client._raise_for_error("GET /x", made, content, "/conversations", owner)
+        raise_for_error("GET /x", made, content, "/conversations", owner)
     except CometChatAPIError as raised:
         exc = raised
     else:
-        raise AssertionError("_raise_for_error returned")
+        raise AssertionError("raise_for_error returned")
     envelope = _error_envelope(content)
     raw_code = envelope.get("code")
     # Only a code that looks like one is kept: it is stored, logged and compared.
@@ -1065,7 +1063,7 @@ def test_regression_parse_message_huge_integer_id():
 def test_regression_error_code_is_not_cleaned(client, code):
     content = json.dumps({"error": {"code": code, "message": "m"}}).encode()
     with pytest.raises(CometChatAPIError) as caught:
-        client._raise_for_error("GET /x", response(400, "application/json"), content, "/x", None)
+        raise_for_error("GET /x", response(400, "application/json"), content, "/x", None)
     assert clean_text(caught.value.code or "")
     assert clean_text(describe(caught.value))
 
@@ -1102,7 +1100,7 @@ def test_regression_header_with_a_separator_character_escapes_the_client(fake_cl
 def test_regression_reason_phrase_is_not_cleaned(client):
     made = response(400, "text/plain", reason="Bad\x00Request")
     with pytest.raises(CometChatBadRequest) as caught:
-        client._raise_for_error("GET /x", made, b"", "/x", None)
+        raise_for_error("GET /x", made, b"", "/x", None)
     assert clean_text(caught.value.api_message)
     assert clean_text(describe(caught.value))
 
