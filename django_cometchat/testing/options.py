@@ -22,6 +22,14 @@ PAGINATION_KEYS = ("total", "count", "per_page", "current_page", "total_pages")
 # "gzip" (the default), "deflate" (zlib format, RFC 9110 §8.4.1.2) or "off" (always identity).
 Compression = Literal["gzip", "deflate", "off"]
 COMPRESSIONS: tuple[str, ...] = get_args(Compression)
+# The message lists' meta: "next" ({current, next}, API.md §4.3) or "cursor" ({pagination,
+# cursor}, the other shape CometChat publishes for cursor lists, API.md §4.1).
+MessagesMeta = Literal["next", "cursor"]
+MESSAGES_METAS: tuple[str, ...] = get_args(MessagesMeta)
+# A message list's limit above 1000: "reject" (400 ERR_BAD_REQUEST, as perPage above its maximum)
+# or "clamp" (served as 1000). API.md gives the maximum, not what CometChat does past it.
+LimitAboveMax = Literal["reject", "clamp"]
+LIMITS_ABOVE_MAX: tuple[str, ...] = get_args(LimitAboveMax)
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class FakeOptions:
     pagination_mode: PaginationMode = "exact"
     omit_pagination_keys: frozenset[str] = field(default_factory=frozenset)  # from lists' meta
     compression: Compression = "gzip"
+    messages_meta: MessagesMeta = "next"
+    messages_limit_above_max: LimitAboveMax = "reject"
 
     def __post_init__(self) -> None:
         keys = frozenset(self.omit_pagination_keys)  # any iterable of names is accepted
@@ -51,5 +61,11 @@ class FakeOptions:
             raise ValueError(f"reset_header must be one of {', '.join(RESET_HEADERS)}")
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}")
+        if self.messages_meta not in MESSAGES_METAS:
+            raise ValueError(f"messages_meta must be one of {', '.join(MESSAGES_METAS)}")
+        if self.messages_limit_above_max not in LIMITS_ABOVE_MAX:
+            raise ValueError(
+                f"messages_limit_above_max must be one of {', '.join(LIMITS_ABOVE_MAX)}"
+            )
         if self.rate_limit_window <= 0:
             raise ValueError("rate_limit_window must be positive")
