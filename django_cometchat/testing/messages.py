@@ -64,7 +64,7 @@ def add_message(
     to_user: str | None = None,
     to_group: str | None = None,
     text: str | None = "hi",
-    type: str | None = None,  # noqa: A002 - CometChat's name
+    type: str | None = None,
     category: str = "message",
     sent_at: int | None = None,
     attachments: Iterable[Mapping[str, Any]] = (),

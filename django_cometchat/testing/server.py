@@ -25,8 +25,8 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from types import TracebackType
 from typing import Any
@@ -73,9 +73,8 @@ def _changed(options: FakeOptions, changes: Mapping[str, Any]) -> FakeOptions:
     known = {f.name for f in fields(FakeOptions)}
     unknown = sorted(set(changes) - known)
     if unknown:
-        raise TypeError(
-            f"unknown FakeCometChat option {unknown[0]!r}; the options are {', '.join(sorted(known))}"
-        )
+        names = ", ".join(sorted(known))
+        raise TypeError(f"unknown FakeCometChat option {unknown[0]!r}; the options are {names}")
     return replace(options, **changes)
 
 
@@ -235,9 +234,7 @@ class FakeCometChat:
         current = self._options
         updated = _changed(current, options)
         if {"rate_limit_per_minute", "rate_limit_window"} & options.keys():
-            self._limiter.configure(
-                updated.rate_limit_per_minute, window=updated.rate_limit_window
-            )
+            self._limiter.configure(updated.rate_limit_per_minute, window=updated.rate_limit_window)
         self._options = updated
         return updated
 
