@@ -116,5 +116,5 @@ def test_pagination_options_are_checked(fake: FakeCometChat) -> None:
     with pytest.raises(ValueError, match="unknown pagination keys next"):
         fake.configure(omit_pagination_keys={"next"})
     with pytest.raises(ValueError, match="pagination_mode"):
-        FakeCometChat(pagination_mode="pages")  # type: ignore[arg-type]
+        FakeCometChat(pagination_mode="pages")
     assert fake.options.pagination_mode == "exact"

@@ -39,12 +39,14 @@ def load(name: str) -> Any:
 
 def action_message() -> dict[str, Any]:
     """§3 / §4.3: the ``unbanned`` action message of get-user-conversations.200.json."""
-    return load("get-user-conversations.200.json")["data"][0]["lastMessage"]
+    message: dict[str, Any] = load("get-user-conversations.200.json")["data"][0]["lastMessage"]
+    return message
 
 
 def text_message() -> dict[str, Any]:
     """§7 / §4.3: the text message of webhook.message_sent.json."""
-    return load("webhook.message_sent.json")["data"]["message"]
+    message: dict[str, Any] = load("webhook.message_sent.json")["data"]["message"]
+    return message
 
 
 def with_changes(**changes: Any) -> dict[str, Any]:
@@ -203,7 +205,7 @@ def test_a_message_id_may_come_as_an_integer() -> None:
 
 def test_the_published_meta_next_shape() -> None:
     """API.md §4.3: ``meta = {current: {limit, count}, next: {affix, sentAt, id}}``."""
-    body = {
+    body: dict[str, Any] = {
         "data": [text_message(), action_message()],
         "meta": {
             "current": {"limit": 2, "count": 2},
@@ -222,8 +224,15 @@ def test_the_pagination_and_cursor_shape() -> None:
     """API.md §4.1/§8.5: ``meta.pagination`` with a cursor in ``meta`` or at the top level."""
     cursor = {"affix": "append", "sentAt": 1696934912, "id": "2"}
     pagination = {"total": 3, "count": 1, "per_page": 1, "current_page": 1, "total_pages": 3}
-    in_meta = {"data": [text_message()], "meta": {"pagination": pagination, "cursor": cursor}}
-    on_top = {"data": [text_message()], "meta": {"pagination": pagination}, "cursor": cursor}
+    in_meta: dict[str, Any] = {
+        "data": [text_message()],
+        "meta": {"pagination": pagination, "cursor": cursor},
+    }
+    on_top: dict[str, Any] = {
+        "data": [text_message()],
+        "meta": {"pagination": pagination},
+        "cursor": cursor,
+    }
     for body in (in_meta, on_top):
         page = parse_message_page(body)
         assert page.next == MessageCursor(affix="append", id="2", sent_at=1696934912)
