@@ -359,9 +359,9 @@ def chat_fault(kind: Any, path: str) -> Any:
 def test_configure_validates_and_reset_restores(cometchat_fake: FakeCometChat) -> None:
     fake = cometchat_fake
     with pytest.raises(TypeError, match="'messages_shape'"):
-        fake.configure(messages_shape="cursor")
+        fake.configure(messages_shape="cursor")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="messages_meta"):
-        fake.configure(messages_meta="pages", compression="off")
+        fake.configure(messages_meta="pages", compression="off")  # type: ignore[arg-type]
     assert fake.options == FakeOptions()  # a refused change changes nothing
     options = fake.configure(messages_meta="cursor", compression="off", rate_limit_per_minute=5)
     assert fake.options is options
@@ -369,7 +369,7 @@ def test_configure_validates_and_reset_restores(cometchat_fake: FakeCometChat) -
     fake.reset()
     assert fake.options == FakeOptions()
     with pytest.raises(TypeError, match="'colour'"):
-        FakeCometChat(colour="blue")
+        FakeCometChat(colour="blue")  # type: ignore[call-arg]
 
 
 def test_configure_sets_a_budget_counted_afresh(cometchat_fake: FakeCometChat) -> None:
@@ -395,3 +395,13 @@ def test_old_option_names_still_work_and_warn(cometchat_fake: FakeCometChat) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fake.configure(header_style="both")  # the new way never warns
+
+
+def test_the_typed_keywords_are_the_options() -> None:
+    """``configure()``'s keyword types (``OptionChanges``) and ``FakeOptions`` list the same
+    names, so an option added to one and not the other fails here."""
+    from dataclasses import fields
+
+    from django_cometchat.testing.options import OptionChanges
+
+    assert set(OptionChanges.__annotations__) == {f.name for f in fields(FakeOptions)}

@@ -112,9 +112,9 @@ def test_pagination_options_come_back_on_reset(fake: FakeCometChat) -> None:
 
 def test_pagination_options_are_checked(fake: FakeCometChat) -> None:
     with pytest.raises(ValueError, match="pagination_mode"):
-        fake.configure(pagination_mode="cursor")
+        fake.configure(pagination_mode="cursor")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown pagination keys next"):
         fake.configure(omit_pagination_keys={"next"})
     with pytest.raises(ValueError, match="pagination_mode"):
-        FakeCometChat(pagination_mode="pages")
+        FakeCometChat(pagination_mode="pages")  # type: ignore[arg-type]
     assert fake.options.pagination_mode == "exact"

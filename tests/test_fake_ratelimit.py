@@ -50,7 +50,7 @@ def rate_headers(response: requests.Response) -> set[str]:
 def test_normal_answers_carry_only_limit_and_remaining(
     fake: FakeCometChat, style: str, expected: set[str]
 ) -> None:
-    fake.configure(header_style=style)
+    fake.configure(header_style=style)  # type: ignore[arg-type]
     for budget in (None, 100):
         fake.configure(rate_limit_per_minute=budget)
         ok = call(fake, "/users")
@@ -73,7 +73,7 @@ def test_reset_header_always_is_an_opt_in(fake: FakeCometChat) -> None:
     assert str(fake.options.reset_header) == "429"  # str(): mypy narrowed it to "always" above
     assert "X-Rate-Limit-Reset" not in call(fake, "/users").headers
     with pytest.raises(ValueError, match="reset_header"):
-        fake.configure(reset_header="sometimes")
+        fake.configure(reset_header="sometimes")  # type: ignore[arg-type]
     with FakeCometChat(reset_header="always", header_style="compact") as other:
         assert "X-RateLimit-Reset" in call(other, "/users").headers
 

@@ -10,8 +10,9 @@ Stdlib only; no Django.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal, TypedDict, get_args
 
 from .ratelimit import HEADER_STYLES, RESET_HEADERS, HeaderStyle, ResetHeader
 
@@ -69,3 +70,20 @@ class FakeOptions:
             )
         if self.rate_limit_window <= 0:
             raise ValueError("rate_limit_window must be positive")
+
+
+class OptionChanges(TypedDict, total=False):
+    """The keyword arguments of ``FakeCometChat.configure()`` (and of its constructor), for type
+    checkers: the fields of :class:`FakeOptions`, each optional."""
+
+    rate_limit_per_minute: int | None
+    rate_limit_window: float
+    header_style: HeaderStyle
+    reset_header: ResetHeader
+    single_as_list: bool
+    not_accessible_status: int
+    pagination_mode: PaginationMode
+    omit_pagination_keys: Iterable[str]
+    compression: Compression
+    messages_meta: MessagesMeta
+    messages_limit_above_max: LimitAboveMax

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from . import seed
@@ -39,11 +39,14 @@ from .faults import (
     FaultQueue,
 )
 from .messages import add_message
-from .options import FakeOptions
+from .options import FakeOptions, OptionChanges
 from .ratelimit import RateLimiter, header_names
 from .render import group_json, message_json, user_json
 from .state import JSON, State, direct_conversation_id, group_conversation_id
 from .transport import Hangup, LoopbackServer, Reply
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 DEFAULT_API_KEY = "test-api-key-not-secret"
 DEFAULT_APP_ID = "testapp"
@@ -121,7 +124,7 @@ class FakeCometChat:
         app_id: str = DEFAULT_APP_ID,
         host: str = "127.0.0.1",
         port: int = 0,
-        **options: Any,
+        **options: Unpack[OptionChanges],
     ) -> None:
         """``options`` are those of :meth:`configure`; :meth:`reset` goes back to them."""
         if not api_key:
@@ -218,7 +221,7 @@ class FakeCometChat:
 
     # -- options -------------------------------------------------------------------------------
 
-    def configure(self, **options: Any) -> FakeOptions:
+    def configure(self, **options: Unpack[OptionChanges]) -> FakeOptions:
         """Change some of the fake's options, validated together; returns the new options.
 
         The options (defaults in brackets; see ``docs/testing.md``): ``rate_limit_per_minute``
