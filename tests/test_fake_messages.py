@@ -405,3 +405,20 @@ def test_the_typed_keywords_are_the_options() -> None:
     from django_cometchat.testing.options import OptionChanges
 
     assert set(OptionChanges.__annotations__) == {f.name for f in fields(FakeOptions)}
+
+
+def test_deleting_the_last_message_drops_last_message(cometchat_fake: FakeCometChat) -> None:
+    """API.md §3: ``lastMessage`` is missing when the last message was deleted."""
+    fake = cometchat_fake
+    fake.add_user("alice")
+    fake.add_user("bob")
+    first = fake.add_message("bob", to_user="alice", text="one")
+    last = fake.add_message("bob", to_user="alice", text="two")
+    fake.delete_message(first["id"])  # not the last: lastMessage stays
+    conversation = get(fake, "/users/bob/conversation", "alice").json()["data"][0]
+    assert conversation["lastMessage"]["id"] == last["id"]
+    fake.delete_message(last["id"])
+    conversation = get(fake, "/users/bob/conversation", "alice").json()["data"][0]
+    assert "lastMessage" not in conversation
+    listed = get(fake, "/conversations", "alice").json()["data"][0]
+    assert "lastMessage" not in listed

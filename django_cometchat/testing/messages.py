@@ -109,7 +109,7 @@ def add_message(
                 "updatedAt": edited_at,
             }
         if deleted_at is not None:
-            state.mark_deleted(record, by=record.sender, at=deleted_at)
+            state.delete_message(record, by=record.sender, at=deleted_at)
         state.changed()
         return record
 

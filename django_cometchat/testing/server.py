@@ -367,10 +367,12 @@ class FakeCometChat:
             ]
 
     def delete_message(self, message_id: str | int, *, by: str | None = None) -> None:
-        """Mark a message deleted (``deletedAt`` now, ``deletedBy`` ``by`` or its sender)."""
+        """Mark a message deleted (``deletedAt`` now, ``deletedBy`` ``by`` or its sender); the
+        message lists keep it without text, and a conversation whose last message it was loses
+        ``lastMessage``."""
         with self.state.lock:
             record = self.state.find_message(int(message_id))
-            self.state.mark_deleted(record, by=by or record.sender)
+            self.state.delete_message(record, by=by or record.sender)
 
     def block_user(self, blocker_uid: str, blocked_uid: str) -> None:
         """``blocker_uid`` blocks ``blocked_uid`` (one-way; blocking twice is harmless).

@@ -479,6 +479,16 @@ class State:
             raise KeyError(f"no group {normalize_id(guid)!r}; add it with add_group() first")
         return group
 
+    def delete_message(self, message: MessageRecord, *, by: str, at: int | None = None) -> None:
+        """Mark ``message`` deleted; when it was its conversation's last message, the
+        conversation loses ``lastMessage`` (API.md §3) as with :meth:`delete_last_message`."""
+        with self.lock:
+            self.mark_deleted(message, by=by, at=at)
+            conversation = self.conversations.get(message.conversation_id)
+            if conversation is not None and conversation.last_message is message:
+                conversation.last_message = None
+                self._invalidate(self._owners_of(conversation))
+
     def find_message(self, message_id: int) -> MessageRecord:
         for messages in self.history.values():
             for message in messages:
