@@ -826,7 +826,7 @@ def test_upstream_not_found_is_404_and_says_nothing_of_what_exists(fake, api):
     assert missing_user == missing_group == existing_group
     assert "nobody" not in missing_user["message"]
     runs = [r.status for r in fake.requests]
-    assert runs == [404, 404, fake.not_accessible_status]
+    assert runs == [404, 404, fake.options.not_accessible_status]
 
 
 def test_refreshing_a_conversation_the_user_is_not_in_is_404_and_stores_nothing(fake, api):

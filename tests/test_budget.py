@@ -98,7 +98,7 @@ def test_the_api_answers_503_with_retry_after_without_calling_cometchat(
 def test_the_budget_learns_what_cometchat_has_left(budget):
     """The fake counts 4 a window; our budget says 100: the headers cap us at CometChat's 4."""
     fake = budget(100)
-    fake.set_rate_limit(4, window=WINDOW)
+    fake.configure(rate_limit_per_minute=4, rate_limit_window=WINDOW)
     start_of_a_window()
     with CometChatClient() as client:
         for _ in range(6):
@@ -130,7 +130,7 @@ def test_a_plan_far_above_the_budget_never_spends_it(budget):
     """CometChat has 100 a window left of the app's plan (others use the key too); our budget
     of 5 still allows 5, not none: what is left app-wide caps us only below our own budget."""
     fake = budget(5)
-    fake.set_rate_limit(1000, window=WINDOW)
+    fake.configure(rate_limit_per_minute=1000, rate_limit_window=WINDOW)
     start_of_a_window()
     for _ in range(100):  # another site on the same key uses 100 of the window
         requests.get(f"{fake.base_url}/users/bob", headers={"apikey": fake.api_key}, timeout=5)

@@ -375,7 +375,7 @@ def test_constructor_budget(chat, client_for, settings):
 def test_fake_rate_limit_budget_end_to_end(cometchat_fake, client_for):
     fake = cometchat_fake
     fake.add_user("bob")
-    fake.set_rate_limit(2)
+    fake.configure(rate_limit_per_minute=2)
     client = client_for(REQUESTS_PER_MINUTE=None)  # without our own budget: CometChat's 429
     client.get_user("bob")
     client.get_user("bob")
@@ -392,7 +392,7 @@ def test_the_shared_budget_learns_cometchats_remaining_and_sends_nothing_more(
 ):
     fake = cometchat_fake
     fake.add_user("bob")
-    fake.set_rate_limit(2)
+    fake.configure(rate_limit_per_minute=2)
     client = client_for()  # a budget far above the fake's 2: CometChat's count wins
     client.get_user("bob")
     client.get_user("bob")
@@ -427,7 +427,7 @@ def test_html_error_message_says_html(chat, client_for):
 def test_rate_limit_headers_in_both_spellings(client_for, style):
     with FakeCometChat(api_key="k", header_style=style) as fake:
         fake.add_user("bob")
-        fake.set_rate_limit(700)
+        fake.configure(rate_limit_per_minute=700)
         seen: list[RateLimitInfo] = []
         client = client_for(BASE_URL=fake.base_url, API_KEY="k")
         client.on_rate_limit = seen.append
@@ -442,7 +442,7 @@ def test_rate_limit_headers_in_both_spellings(client_for, style):
 def test_low_budget_slow_down_refuses_when_wait_exceeds_budget(cometchat_fake, client_for):
     fake = cometchat_fake
     fake.add_user("bob")
-    fake.set_rate_limit(3)
+    fake.configure(rate_limit_per_minute=3)
     client = client_for(RATE_LIMIT_MIN_REMAINING=1)
     client.get_user("bob")
     client.get_user("bob")  # remaining is now 1: the next call would spend the last one

@@ -110,7 +110,7 @@ def test_the_fake_gzips_every_answer_the_client_gets_by_default(chat, client_for
 def test_the_fake_compresses_only_what_the_request_accepts(
     chat, compression, accept_encoding, sent
 ):
-    chat.compression = compression
+    chat.configure(compression=compression)
     response, body = raw_get(chat, accept_encoding=accept_encoding)
     assert response.headers.get("Content-Encoding") == sent
     plain = gzip.decompress(body) if sent == "gzip" else zlib.decompress(body) if sent else body
@@ -129,10 +129,10 @@ def test_accept_encoding_weights():
 
 def test_compression_is_an_option_that_reset_restores(cometchat_fake_server):
     fake = cometchat_fake_server
-    fake.compression = "off"
-    assert fake.compression == "off"
+    fake.configure(compression="off")
+    assert fake.options.compression == "off"
     fake.reset()
-    assert fake.compression == "gzip"
+    assert fake.options.compression == "gzip"
     with pytest.raises(ValueError, match="compression must be one of gzip, deflate, off"):
         FakeCometChat(compression="br")  # type: ignore[arg-type]
 
@@ -184,7 +184,7 @@ def test_a_gzip_bomb_is_valid_gzip_a_thousandth_of_its_size_whatever_was_accepte
 def test_a_multi_page_sync_reads_every_compression(
     cometchat_fake, client_for, django_user_model, compression
 ):
-    cometchat_fake.compression = compression
+    cometchat_fake.configure(compression=compression)
     peers = cometchat_fake.bulk_conversations("owner", 25)
     owner = django_user_model.objects.create_user(username="owner-django")
     client = client_for(PAGE_SIZE=10, UID_RESOLVER="tests.resolvers.uid_from_username")
@@ -199,7 +199,7 @@ def test_a_multi_page_sync_reads_every_compression(
 
 @pytest.mark.parametrize("compression", ["gzip", "deflate"])
 def test_a_compressed_cometchat_error_is_mapped_like_any_other(chat, client_for, compression):
-    chat.compression = compression
+    chat.configure(compression=compression)
     client = client_for(MAX_RETRIES=0)
     seen = encodings_seen(client)
     published = load_fixture("pin-user-conversation.403.json")  # API.md §5.1

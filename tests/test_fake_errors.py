@@ -41,9 +41,9 @@ def every_error(fake: FakeCometChat) -> list[requests.Response]:
     ]
     fake.fail_next(status=503)
     answers.append(call(fake, "/users"))  # a status fault's default body
-    fake.set_rate_limit(0)
+    fake.configure(rate_limit_per_minute=0)
     answers.append(call(fake, "/users"))  # the limiter's 429
-    fake.set_rate_limit(None)
+    fake.configure(rate_limit_per_minute=None)
     return answers
 
 

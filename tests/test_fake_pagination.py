@@ -34,7 +34,7 @@ def pagination(fake: FakeCometChat, path: str = "/conversations", **params: Any)
 
 
 def test_exact_is_the_default(fake: FakeCometChat) -> None:
-    assert fake.pagination_mode == "exact"
+    assert fake.options.pagination_mode == "exact"
     assert pagination(fake, perPage=2, page=2) == {
         "total": 5,
         "count": 2,
@@ -45,7 +45,7 @@ def test_exact_is_the_default(fake: FakeCometChat) -> None:
 
 
 def test_lookahead_says_only_whether_another_page_follows(fake: FakeCometChat) -> None:
-    fake.pagination_mode = "lookahead"
+    fake.configure(pagination_mode="lookahead")
     seen = [
         (p["total"], p["count"], p["current_page"], p["total_pages"])
         for p in (pagination(fake, perPage=2, page=page) for page in (1, 2, 3, 4))
@@ -59,7 +59,7 @@ def test_lookahead_says_only_whether_another_page_follows(fake: FakeCometChat) -
 
 
 def test_lookahead_walk_ends_on_current_page_reaching_total_pages(fake: FakeCometChat) -> None:
-    fake.pagination_mode = "lookahead"
+    fake.configure(pagination_mode="lookahead")
     ids: list[str] = []
     announced: list[int] = []
     page = 1
@@ -76,22 +76,25 @@ def test_lookahead_walk_ends_on_current_page_reaching_total_pages(fake: FakeCome
 
 
 def test_chosen_keys_can_be_left_out(fake: FakeCometChat) -> None:
-    fake.omit_pagination_keys = {"total_pages"}
-    assert fake.omit_pagination_keys == frozenset({"total_pages"})
+    fake.configure(omit_pagination_keys={"total_pages"})
+    assert fake.options.omit_pagination_keys == frozenset({"total_pages"})
     assert set(pagination(fake, perPage=2)) == {"total", "count", "per_page", "current_page"}
-    fake.omit_pagination_keys = ["current_page", "total_pages"]
+    fake.configure(omit_pagination_keys=["current_page", "total_pages"])
     full_page = pagination(fake, perPage=2)
     assert full_page == {"total": 5, "count": 2, "per_page": 2}
     assert set(pagination(fake, "/users")) == {"total", "count", "per_page"}
-    fake.pagination_mode = "lookahead"
+    fake.configure(pagination_mode="lookahead")
     assert pagination(fake, perPage=2) == {"total": 0, "count": 2, "per_page": 2}
 
 
 def test_pagination_options_come_back_on_reset(fake: FakeCometChat) -> None:
-    fake.pagination_mode = "lookahead"
-    fake.omit_pagination_keys = {"total"}
+    fake.configure(pagination_mode="lookahead")
+    fake.configure(omit_pagination_keys={"total"})
     fake.reset()
-    assert (fake.pagination_mode, fake.omit_pagination_keys) == ("exact", frozenset())
+    assert (fake.options.pagination_mode, fake.options.omit_pagination_keys) == (
+        "exact",
+        frozenset(),
+    )
     with FakeCometChat(pagination_mode="lookahead", omit_pagination_keys=["total"]) as other:
         other.add_user("alice")
         assert pagination(other, perPage=2) == {
@@ -100,16 +103,18 @@ def test_pagination_options_come_back_on_reset(fake: FakeCometChat) -> None:
             "current_page": 1,
             "total_pages": 1,
         }
-        other.pagination_mode = "exact"
+        other.configure(pagination_mode="exact")
         other.reset()
-        assert str(other.pagination_mode) == "lookahead"  # str(): mypy narrowed it to "exact"
+        assert (
+            str(other.options.pagination_mode) == "lookahead"
+        )  # str(): mypy narrowed it to "exact"
 
 
 def test_pagination_options_are_checked(fake: FakeCometChat) -> None:
     with pytest.raises(ValueError, match="pagination_mode"):
-        fake.pagination_mode = "cursor"  # type: ignore[assignment]
+        fake.configure(pagination_mode="cursor")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown pagination keys next"):
-        fake.omit_pagination_keys = {"next"}
+        fake.configure(omit_pagination_keys={"next"})
     with pytest.raises(ValueError, match="pagination_mode"):
         FakeCometChat(pagination_mode="pages")  # type: ignore[arg-type]
-    assert fake.pagination_mode == "exact"
+    assert fake.options.pagination_mode == "exact"

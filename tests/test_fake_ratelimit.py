@@ -50,9 +50,9 @@ def rate_headers(response: requests.Response) -> set[str]:
 def test_normal_answers_carry_only_limit_and_remaining(
     fake: FakeCometChat, style: str, expected: set[str]
 ) -> None:
-    fake.header_style = style  # type: ignore[assignment]
+    fake.configure(header_style=style)  # type: ignore[arg-type]
     for budget in (None, 100):
-        fake.set_rate_limit(budget)
+        fake.configure(rate_limit_per_minute=budget)
         ok = call(fake, "/users")
         assert ok.status_code == 200
         assert rate_headers(ok) == expected
@@ -62,25 +62,25 @@ def test_normal_answers_carry_only_limit_and_remaining(
 
 
 def test_reset_header_always_is_an_opt_in(fake: FakeCometChat) -> None:
-    assert fake.reset_header == "429"
-    fake.reset_header = "always"
+    assert fake.options.reset_header == "429"
+    fake.configure(reset_header="always")
     settle_in_window(60, 2)
     response = call(fake, "/users")
     received = fake.requests[-1].at
     assert int(response.headers["X-Rate-Limit-Reset"]) == (math.floor(received / 60) + 1) * 60
     assert "Retry-After" not in response.headers
     fake.reset()
-    assert str(fake.reset_header) == "429"  # str(): mypy narrowed it to "always" above
+    assert str(fake.options.reset_header) == "429"  # str(): mypy narrowed it to "always" above
     assert "X-Rate-Limit-Reset" not in call(fake, "/users").headers
     with pytest.raises(ValueError, match="reset_header"):
-        fake.reset_header = "sometimes"  # type: ignore[assignment]
+        fake.configure(reset_header="sometimes")  # type: ignore[arg-type]
     with FakeCometChat(reset_header="always", header_style="compact") as other:
         assert "X-RateLimit-Reset" in call(other, "/users").headers
 
 
 def test_429_points_at_the_end_of_the_calendar_minute(fake: FakeCometChat) -> None:
     settle_in_window(60, 3)
-    fake.set_rate_limit(2)
+    fake.configure(rate_limit_per_minute=2)
     assert [call(fake, "/users").status_code for _ in range(2)] == [200, 200]
     limited = call(fake, "/users")
     assert limited.status_code == 429
@@ -139,7 +139,7 @@ def test_recorded_requests_know_when_they_arrived(fake: FakeCometChat) -> None:
 
 def test_refused_keys_do_not_use_the_budget(fake: FakeCometChat) -> None:
     settle_in_window(60, 2)
-    fake.set_rate_limit(1)
+    fake.configure(rate_limit_per_minute=1)
     anonymous = requests.get(f"{fake.base_url}/users", timeout=5)
     assert anonymous.status_code == 401
     assert anonymous.headers["X-Rate-Limit-Remaining"] == "1"
@@ -163,7 +163,7 @@ def test_a_429_status_fault_adds_neither_retry_after_nor_reset(fake: FakeCometCh
 def test_a_fault_past_a_spent_budget_carries_no_refusal_headers(
     fake: FakeCometChat, fault: dict[str, object]
 ) -> None:
-    fake.set_rate_limit(1, window=60)
+    fake.configure(rate_limit_per_minute=1, rate_limit_window=60)
     settle_in_window(60, needed=5)
     call(fake, "/users")  # the window's one request
     if "status" in fault:
@@ -187,7 +187,7 @@ def test_a_429_status_fault_carries_exactly_the_headers_given(fake: FakeCometCha
 
 
 def test_rate_limit_next_looks_like_the_limiters_429(fake: FakeCometChat) -> None:
-    fake.header_style = "both"
+    fake.configure(header_style="both")
     before = math.ceil(time.time())
     fake.rate_limit_next(retry_after=7)
     response = call(fake, "/users")

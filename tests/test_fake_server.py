@@ -175,7 +175,7 @@ def test_conversation_not_accessible(fake: FakeCometChat) -> None:
         response = call(fake, path, owner)
         assert response.status_code == 403, path
         assert error_of(response)["code"] == "ERR_CONVERSATION_NOT_ACCESSIBLE"
-    fake.not_accessible_status = 404
+    fake.configure(not_accessible_status=404)
     assert call(fake, "/users/carol/conversation", "alice").status_code == 404
 
 
@@ -190,7 +190,7 @@ def test_ids_in_paths_are_decoded_and_lowercased(fake: FakeCometChat) -> None:
 def test_single_as_list_switch(fake: FakeCometChat) -> None:
     fake.send_message("bob", to_user="alice")
     assert isinstance(call(fake, "/users/bob/conversation", "alice").json()["data"], list)
-    fake.single_as_list = False
+    fake.configure(single_as_list=False)
     data = call(fake, "/users/bob/conversation", "alice").json()["data"]
     assert isinstance(data, dict)
     assert data["conversationWith"]["uid"] == "bob"
@@ -380,7 +380,7 @@ def test_list_users_paging_and_search(fake: FakeCometChat) -> None:
 
 def test_rate_limit_headers_and_429(fake: FakeCometChat) -> None:
     settle_in_window(60, 3)
-    fake.set_rate_limit(3)
+    fake.configure(rate_limit_per_minute=3)
     remaining = []
     for _ in range(3):
         response = call(fake, "/users")
@@ -399,7 +399,7 @@ def test_rate_limit_headers_and_429(fake: FakeCometChat) -> None:
     assert time.time() - 1 <= reset <= time.time() + 61
     assert limited.headers["X-Rate-Limit-Remaining"] == "0"
     # Refused for a bad key: does not use the budget, still carries the headers.
-    fake.set_rate_limit(1)
+    fake.configure(rate_limit_per_minute=1)
     anonymous = requests.get(f"{fake.base_url}/users", timeout=TIMEOUT)
     assert anonymous.status_code == 401
     assert anonymous.headers["X-Rate-Limit-Remaining"] == "1"
@@ -430,7 +430,7 @@ def test_unlimited_still_sends_rate_limit_headers(fake: FakeCometChat) -> None:
     assert response.headers["X-Rate-Limit"] == "20000"
     assert response.headers["X-Rate-Limit-Remaining"] == "20000"
     assert "X-Rate-Limit-Reset" not in response.headers
-    fake.reset_header = "always"
+    fake.configure(reset_header="always")
     reset = int(call(fake, "/users").headers["X-Rate-Limit-Reset"])
     assert reset >= int(time.time())
 

@@ -15,6 +15,7 @@ FORBIDDEN = {
     "exceptions": {"types", "conf", "client", "models", "services", "storage"},
     "types": {"conf", "client", "models", "services", "storage"},
     "webhook_types": {"conf", "client", "models", "services", "storage"},
+    "messages_types": {"conf", "client", "models", "services", "storage"},
     "ids": {"conf", "client", "models", "services", "storage"},
     "filters": {"conf", "client", "models", "services", "storage"},
     "deadline": {"conf", "client", "models", "services", "storage"},

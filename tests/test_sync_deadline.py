@@ -90,7 +90,7 @@ def test_a_retry_drains_an_error_body_only_so_far(chat, client_for, size, connec
 def test_a_retry_does_not_wait_on_a_trickled_error_body_past_the_deadline(chat, client_for):
     # The fake's rate limit makes the normal answer a 429 (API.md §5.4), and the trickle sends
     # it a byte at a time: the drain before the retry stops at the deadline as every read does.
-    chat.set_rate_limit(1, window=30)
+    chat.configure(rate_limit_per_minute=1, rate_limit_window=30)
     client = client_for(TIMEOUT=(3.0, 15.0), RETRY_AFTER_MAX=0.0, REQUESTS_PER_MINUTE=None)
     client.get_user("bob")  # spends the window
     chat.inject(slow())

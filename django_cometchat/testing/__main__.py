@@ -21,7 +21,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .options import COMPRESSIONS
+from .options import COMPRESSIONS, MESSAGES_METAS
 from .ratelimit import HEADER_STYLES
 from .server import FakeCometChat
 
@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="gzip",
         help="how JSON answers are compressed when the client accepts it (default: %(default)s)",
     )
+    parser.add_argument(
+        "--messages-meta",
+        choices=MESSAGES_METAS,
+        default="next",
+        help="the message lists' meta: next (API.md §4.3) or cursor (default: %(default)s)",
+    )
     return parser
 
 
@@ -101,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit_per_minute=args.rate_limit,
         header_style=args.header_style,
         compression=args.compression,
+        messages_meta=args.messages_meta,
     )
     seeded = fake.seed_demo() if args.seed == "demo" else None
     bulk = (

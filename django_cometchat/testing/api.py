@@ -8,6 +8,8 @@ Implemented (all under ``/v3``; API.md §2 and §4):
 - ``GET /users/{uid}/conversation``, ``GET /groups/{guid}/conversation`` (``onBehalfOf`` required)
 - ``POST /users/{uid}/conversation/read``, ``POST /groups/{guid}/conversation/read``
 - ``GET /users``, ``GET /users/{uid}``
+- ``GET /users/{uid}/messages``, ``GET /groups/{guid}/messages`` (``onBehalfOf`` required; the
+  cursor semantics are in :mod:`.messages`)
 
 Choices where CometChat's contract is silent:
 
@@ -16,6 +18,9 @@ Choices where CometChat's contract is silent:
 - A required ``onBehalfOf`` that is missing answers 400 ``ERR_BAD_REQUEST`` with
   ``details.onBehalfOf``; an unknown one answers 404 ``ERR_UID_NOT_FOUND``.
 - A known path with another method answers 404 ``ERR_API_NOT_FOUND``.
+- The message lists answer ``ERR_CONVERSATION_NOT_ACCESSIBLE`` (API.md §5.3: "not the owner's
+  1:1, not a group member, or no messages yet") as the single conversation GETs do, so an
+  ``onBehalfOf`` user outside the group, or a pair that never chatted, is refused.
 - Blocking only thins the list: single GETs still answer a conversation with a blocked user.
 - ``meta.pagination`` is exact unless ``FakeOptions.pagination_mode`` is "lookahead" (API.md
   §0.5); ``FakeOptions.omit_pagination_keys`` drops keys from it.
@@ -34,6 +39,7 @@ from urllib.parse import unquote
 
 from .errors import error_envelope
 from .faults import API_PREFIX
+from .messages import AFFIXES, DEFAULT_LIMIT, MAX_LIMIT, MessageQuery, message_page
 from .options import FakeOptions
 from .render import (
     ConversationRenderer,
@@ -408,6 +414,51 @@ class Call:
         )
         return {"data": {"success": True, "message": message}}
 
+    # -- messages (API.md §4.3) ----------------------------------------------------------------
+
+    def message_query(self) -> MessageQuery:
+        above = self.options.messages_limit_above_max == "reject"
+        limit = self.integer("limit", "limit", DEFAULT_LIMIT, MAX_LIMIT if above else None)
+        affix = self.query.get("affix") or "prepend"
+        if affix not in AFFIXES:
+            raise bad_request("affix", "The selected affix is invalid.")
+        return MessageQuery(
+            limit=min(limit, MAX_LIMIT),
+            affix=affix,  # type: ignore[arg-type]  # checked just above
+            id=self.cursor_number("id"),
+            sent_at=self.cursor_number("sentAt"),
+            hide_deleted=self.flag("hideDeleted"),
+        )
+
+    def cursor_number(self, name: str) -> int | None:
+        value = self.query.get(name)
+        if value is None or value == "":
+            return None
+        if not value.isascii() or not value.isdigit() or len(value) > 19:
+            raise bad_request(name, f"The {name} must be an integer.")
+        return int(value)
+
+    def messages_of(self, conversation_id: str, query: MessageQuery) -> JSON:
+        options = self.options
+        return message_page(
+            self.state,
+            conversation_id,
+            query,
+            meta_shape=options.messages_meta,
+            pagination_mode=options.pagination_mode,
+            omit_pagination_keys=options.omit_pagination_keys,
+        )
+
+    def list_user_messages(self, uid: str) -> JSON:
+        query = self.message_query()  # a malformed cursor is refused before access is checked
+        _owner, row = self.user_conversation(uid)
+        return self.messages_of(row.conversation_id, query)
+
+    def list_group_messages(self, guid: str) -> JSON:
+        query = self.message_query()
+        _owner, row = self.group_conversation(guid)
+        return self.messages_of(row.conversation_id, query)
+
     # -- users ---------------------------------------------------------------------------------
 
     def list_users(self) -> JSON:
@@ -478,6 +529,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", ("users", ID), Call.get_user),
     Route("GET", ("users", ID, "conversation"), Call.get_user_conversation),
     Route("GET", ("groups", ID, "conversation"), Call.get_group_conversation),
+    Route("GET", ("users", ID, "messages"), Call.list_user_messages, lists=True),
+    Route("GET", ("groups", ID, "messages"), Call.list_group_messages, lists=True),
     Route("POST", ("users", ID, "conversation", "read"), Call.mark_user_read),
     Route("POST", ("groups", ID, "conversation", "read"), Call.mark_group_read),
 )

@@ -139,6 +139,14 @@ def message_json(state: State, message: MessageRecord, *, receipts: bool = False
         "sentAt": message.sent_at,
         "updatedAt": message.sent_at,
     }
+    if message.data is not None:
+        data["data"] = dict(message.data)
+    if message.fields:
+        data.update(message.fields)
+        if "deletedAt" in message.fields:  # a deleted message keeps no content (API.md silent)
+            body = data["data"] = dict(data["data"])
+            for key in ("text", "attachments", "url"):
+                body.pop(key, None)
     if receipts:
         data["receipts"] = {"data": [[]]}
     return data
@@ -264,7 +272,10 @@ class ConversationRenderer:
         if (
             row.type != "user"
             or not options.receipts
-            or (message is not None and message.receiver_type != "user")
+            or (
+                message is not None
+                and (message.receiver_type != "user" or message.fields or message.data)
+            )
         ):
             return dumps(conversation_json(self.state, row, owner, options))
         id_json = _string(row.conversation_id)

@@ -4,7 +4,8 @@
 unread counts every run, all before ``DEMO_NOW`` (a fixed moment in the past), so a demo run again
 against a fresh fake finds nothing changed and nothing is dated in the future.
 ``bulk_conversations`` inserts prebuilt records directly (no per-message rendering), so 50,000
-conversations take well under a second.
+conversations take well under a second. The demo also holds a message of every shape the
+message lists serve (:data:`SHAPED_MESSAGES`: an action, attachments, edited and deleted ones).
 
 Stdlib only; no Django.
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
+from .messages import add_message
 from .state import (
     AVATAR_URL,
     ConversationRecord,
@@ -144,6 +147,89 @@ DEMO_NOW = 1_748_779_200
 GROUP_LEAD_SECONDS = 4 * 3600
 
 
+_DAY = 86400
+_ENGINEERING = DEMO_NOW - 12 * _DAY
+_ALICE_BOB = DEMO_NOW - 13 * _DAY
+# Messages of every shape API.md §4.3 lists, in conversations the demo creates: an action, an
+# attachment, an edited and a deleted message in "engineering" and between alice and bob.
+# (sentAt, sender, to_user, to_group, the shape for messages.add_message)
+SHAPED_MESSAGES: tuple[tuple[int, str, str | None, str | None, dict[str, Any]], ...] = (
+    (
+        _ENGINEERING,
+        "alice",
+        None,
+        "engineering",
+        {"category": "action", "action": "added", "on": "dave", "text": None},
+    ),
+    (
+        _ENGINEERING + 60,
+        "bob",
+        None,
+        "engineering",
+        {
+            "text": "Spec for the sync rewrite attached.",
+            "type": "file",
+            "attachments": [
+                {
+                    "url": "https://files.fake-cometchat.invalid/demo/sync-spec.pdf",
+                    "name": "sync-spec.pdf",
+                    "extension": "pdf",
+                    "mimeType": "application/pdf",
+                    "size": 182_340,
+                }
+            ],
+        },
+    ),
+    (
+        _ENGINEERING + 120,
+        "carol",
+        None,
+        "engineering",
+        {"text": "Standup moves to 9:30 tomorrow.", "edited_at": _ENGINEERING + 300},
+    ),
+    (
+        _ENGINEERING + 240,
+        "dave",
+        None,
+        "engineering",
+        {"text": "wrong channel, sorry", "deleted_at": _ENGINEERING + 250},
+    ),
+    (
+        _ALICE_BOB,
+        "bob",
+        "alice",
+        None,
+        {
+            "text": None,
+            "type": "image",
+            "attachments": [
+                {
+                    "url": "https://files.fake-cometchat.invalid/demo/whiteboard.png",
+                    "name": "whiteboard.png",
+                    "extension": "png",
+                    "mimeType": "image/png",
+                    "size": 48_213,
+                }
+            ],
+        },
+    ),
+    (
+        _ALICE_BOB + 30,
+        "alice",
+        "bob",
+        None,
+        {"text": "Nice, I'll copy it into the doc.", "edited_at": _ALICE_BOB + 45},
+    ),
+    (
+        _ALICE_BOB + 90,
+        "alice",
+        "bob",
+        None,
+        {"text": "(sent to the wrong person)", "deleted_at": _ALICE_BOB + 95},
+    ),
+)
+
+
 def seed_demo(state: State) -> Seeded:
     """Users ``alice`` … ``heidi`` plus 80 more, four groups, ~270 conversations, some unread.
 
@@ -154,8 +240,18 @@ def seed_demo(state: State) -> Seeded:
     rng = random.Random(20240601)
     with state.lock:
         extras, seeded = _demo_people(state, rng)
-        for when, sender, to_user, to_group, text in _demo_events(rng, extras):
-            state.send_message(sender, to_user=to_user, to_group=to_group, text=text, sent_at=when)
+        plain = [(*event[:4], {"text": event[4]}) for event in _demo_events(rng, extras)]
+        for when, sender, to_user, to_group, shape in sorted(
+            [*plain, *SHAPED_MESSAGES], key=lambda event: event[0]
+        ):
+            if len(shape) == 1:
+                state.send_message(
+                    sender, to_user=to_user, to_group=to_group, text=shape["text"], sent_at=when
+                )
+            else:
+                add_message(
+                    state, sender, to_user=to_user, to_group=to_group, sent_at=when, **shape
+                )
         # About half of the unread conversations have been read since.
         for conversation_id in sorted(state.conversations):
             conversation = state.conversations[conversation_id]

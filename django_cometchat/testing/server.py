@@ -25,10 +25,11 @@ import math
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from . import seed
@@ -37,11 +38,15 @@ from .faults import (
     Fault,
     FaultQueue,
 )
-from .options import Compression, FakeOptions, PaginationMode
-from .ratelimit import HeaderStyle, RateLimiter, ResetHeader, header_names
+from .messages import add_message
+from .options import FakeOptions, OptionChanges
+from .ratelimit import RateLimiter, header_names
 from .render import group_json, message_json, user_json
 from .state import JSON, State, direct_conversation_id, group_conversation_id
 from .transport import Hangup, LoopbackServer, Reply
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 DEFAULT_API_KEY = "test-api-key-not-secret"
 DEFAULT_APP_ID = "testapp"
@@ -66,6 +71,44 @@ class RecordedRequest:
     at: float = 0.0
 
 
+def _changed(options: FakeOptions, changes: Mapping[str, Any]) -> FakeOptions:
+    """``options`` with ``changes``; TypeError names an option that does not exist."""
+    known = {f.name for f in fields(FakeOptions)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        names = ", ".join(sorted(known))
+        raise TypeError(f"unknown FakeCometChat option {unknown[0]!r}; the options are {names}")
+    return replace(options, **changes)
+
+
+def _deprecated(old: str, instead: str) -> None:
+    warnings.warn(
+        f"FakeCometChat.{old} is deprecated; use {instead}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+class _DeprecatedOption:
+    """``fake.<option>`` read or assigned: the old spelling of ``fake.options.<option>`` and
+    ``fake.configure(<option>=...)``, with a DeprecationWarning."""
+
+    name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, fake: FakeCometChat | None, owner: type | None = None) -> Any:
+        if fake is None:
+            return self
+        _deprecated(self.name, f"fake.options.{self.name}")
+        return getattr(fake.options, self.name)
+
+    def __set__(self, fake: FakeCometChat, value: Any) -> None:
+        _deprecated(f"{self.name} = ...", f"fake.configure({self.name}=...)")
+        fake.configure(**{self.name: value})
+
+
 class FakeCometChat:
     """A CometChat REST v3 look-alike on ``http://127.0.0.1:<port>/v3``.
 
@@ -81,16 +124,9 @@ class FakeCometChat:
         app_id: str = DEFAULT_APP_ID,
         host: str = "127.0.0.1",
         port: int = 0,
-        rate_limit_per_minute: int | None = None,
-        rate_limit_window: float = 60.0,
-        header_style: HeaderStyle = "hyphen",
-        reset_header: ResetHeader = "429",
-        single_as_list: bool = True,
-        not_accessible_status: int = 403,
-        pagination_mode: PaginationMode = "exact",
-        omit_pagination_keys: Iterable[str] = (),
-        compression: Compression = "gzip",
+        **options: Unpack[OptionChanges],
     ) -> None:
+        """``options`` are those of :meth:`configure`; :meth:`reset` goes back to them."""
         if not api_key:
             raise ValueError("api_key must not be empty")
         self.api_key = api_key
@@ -98,20 +134,12 @@ class FakeCometChat:
         self.host = host
         self.port = port
         # reset() goes back to these; each change swaps in a modified copy.
-        self._defaults = FakeOptions(
-            rate_limit_per_minute=rate_limit_per_minute,
-            rate_limit_window=rate_limit_window,
-            header_style=header_style,
-            reset_header=reset_header,
-            single_as_list=single_as_list,
-            not_accessible_status=not_accessible_status,
-            pagination_mode=pagination_mode,
-            omit_pagination_keys=frozenset(omit_pagination_keys),
-            compression=compression,
-        )
+        self._defaults = _changed(FakeOptions(), options)
         self._options = replace(self._defaults)
         self.state = State()
-        self._limiter = RateLimiter(rate_limit_per_minute, window=rate_limit_window)
+        self._limiter = RateLimiter(
+            self._defaults.rate_limit_per_minute, window=self._defaults.rate_limit_window
+        )
         self._faults = FaultQueue()
         self._responder = Responder(self.state, self._limiter, self._faults)
         self._log_lock = threading.Lock()
@@ -193,83 +221,50 @@ class FakeCometChat:
 
     # -- options -------------------------------------------------------------------------------
 
-    def _change(self, **changes: Any) -> None:
-        self._options = replace(self._options, **changes)
+    def configure(self, **options: Unpack[OptionChanges]) -> FakeOptions:
+        """Change some of the fake's options, validated together; returns the new options.
+
+        The options (defaults in brackets; see ``docs/testing.md``): ``rate_limit_per_minute``
+        [None: no budget] and ``rate_limit_window`` [60.0] (the budget is counted afresh when
+        either is given), ``header_style`` ["hyphen"|"compact"|"both"], ``reset_header``
+        ["429"|"always"], ``single_as_list`` [True], ``not_accessible_status`` [403],
+        ``pagination_mode`` ["exact"|"lookahead"], ``omit_pagination_keys`` [()],
+        ``compression`` ["gzip"|"deflate"|"off"], ``messages_meta`` ["next"|"cursor"],
+        ``messages_limit_above_max`` ["reject"|"clamp"]. An unknown name raises ``TypeError``,
+        a bad value ``ValueError``, and nothing changes. :meth:`reset` restores the
+        constructor's options.
+        """
+        current = self._options
+        updated = _changed(current, options)
+        if {"rate_limit_per_minute", "rate_limit_window"} & options.keys():
+            self._limiter.configure(updated.rate_limit_per_minute, window=updated.rate_limit_window)
+        self._options = updated
+        return updated
 
     @property
-    def header_style(self) -> HeaderStyle:
-        """Spelling of the rate-limit headers: "hyphen", "compact" or "both"."""
-        return self._options.header_style
+    def options(self) -> FakeOptions:
+        """The current options (frozen; change them with :meth:`configure`)."""
+        return self._options
 
-    @header_style.setter
-    def header_style(self, value: HeaderStyle) -> None:
-        self._change(header_style=value)
-
-    @property
-    def reset_header(self) -> ResetHeader:
-        """When ``X-Rate-Limit-Reset`` is sent: "429" (with the 429 only, as CometChat does) or
-        "always" (on every answer)."""
-        return self._options.reset_header
-
-    @reset_header.setter
-    def reset_header(self, value: ResetHeader) -> None:
-        self._change(reset_header=value)
-
-    @property
-    def single_as_list(self) -> bool:
-        """Single GETs answer ``data: [obj]`` (True, as the examples do) or ``data: obj``."""
-        return self._options.single_as_list
-
-    @single_as_list.setter
-    def single_as_list(self, value: bool) -> None:
-        self._change(single_as_list=value)
-
-    @property
-    def not_accessible_status(self) -> int:
-        """HTTP status of ``ERR_CONVERSATION_NOT_ACCESSIBLE`` (403 by default)."""
-        return self._options.not_accessible_status
-
-    @not_accessible_status.setter
-    def not_accessible_status(self, value: int) -> None:
-        self._change(not_accessible_status=value)
-
-    @property
-    def pagination_mode(self) -> PaginationMode:
-        """How list answers fill ``meta.pagination``: "exact" (true ``total`` and
-        ``total_pages``) or "lookahead" (``total`` 0, ``total_pages`` one past the current page
-        until the last page, as CometChat's older reference describes)."""
-        return self._options.pagination_mode
-
-    @pagination_mode.setter
-    def pagination_mode(self, value: PaginationMode) -> None:
-        self._change(pagination_mode=value)
-
-    @property
-    def omit_pagination_keys(self) -> frozenset[str]:
-        """Keys left out of list answers' ``meta.pagination``, e.g. ``{"total_pages"}``."""
-        return self._options.omit_pagination_keys
-
-    @omit_pagination_keys.setter
-    def omit_pagination_keys(self, keys: Iterable[str]) -> None:
-        self._change(omit_pagination_keys=frozenset(keys))
-
-    @property
-    def compression(self) -> Compression:
-        """How JSON answers are compressed when the request's ``Accept-Encoding`` admits it:
-        "gzip" (the default, as a real server does), "deflate" or "off"."""
-        return self._options.compression
-
-    @compression.setter
-    def compression(self, value: Compression) -> None:
-        self._change(compression=value)
+    # Deprecated spellings, kept because host projects' tests use them.
+    header_style = _DeprecatedOption()
+    reset_header = _DeprecatedOption()
+    single_as_list = _DeprecatedOption()
+    not_accessible_status = _DeprecatedOption()
+    pagination_mode = _DeprecatedOption()
+    omit_pagination_keys = _DeprecatedOption()
+    compression = _DeprecatedOption()
 
     def set_rate_limit(self, per_minute: int | None, *, window: float | None = None) -> None:
-        """Budget of requests per window across the app (None = unlimited), counted afresh.
-
-        Windows stay aligned to multiples of ``window`` seconds since the epoch (calendar
-        minutes for 60), so the current one may end at any moment."""
-        self._limiter.configure(per_minute, window=window)
-        self._change(rate_limit_per_minute=per_minute, rate_limit_window=self._limiter.window)
+        """Deprecated: ``configure(rate_limit_per_minute=..., rate_limit_window=...)``."""
+        _deprecated(
+            "set_rate_limit(n, window=w)",
+            "fake.configure(rate_limit_per_minute=n, rate_limit_window=w)",
+        )
+        changes: dict[str, Any] = {"rate_limit_per_minute": per_minute}
+        if window is not None:
+            changes["rate_limit_window"] = window
+        self.configure(**changes)
 
     # -- data ----------------------------------------------------------------------------------
 
@@ -328,6 +323,56 @@ class FakeCometChat:
                 sender_uid, to_user=to_user, to_group=to_group, text=text, sent_at=sent_at
             )
             return message_json(self.state, message)
+
+    def add_message(
+        self,
+        sender_uid: str,
+        *,
+        to_user: str | None = None,
+        to_group: str | None = None,
+        text: str | None = "hi",
+        **shape: Any,
+    ) -> JSON:
+        """Add one message of any shape API.md §4.3 lists; returns the message object as the
+        message lists render it. ``shape`` takes ``type``, ``category``, ``sent_at``,
+        ``attachments`` (dicts with ``url`` and optionally ``name``, ``extension``,
+        ``mimeType``, ``size``), ``metadata``, ``edited_at``, ``deleted_at`` (the message keeps
+        its place, without text or attachments), and for ``category="action"`` an ``action``
+        (``joined``, ``kicked``, ``edited``… ) with ``on`` (the UID acted on)."""
+        with self.state.lock:
+            record = add_message(
+                self.state, sender_uid, to_user=to_user, to_group=to_group, text=text, **shape
+            )
+            return message_json(self.state, record)
+
+    def add_messages(
+        self,
+        sender_uid: str,
+        count: int,
+        *,
+        to_user: str | None = None,
+        to_group: str | None = None,
+        text: str = "message {n}",
+    ) -> list[str]:
+        """``count`` text messages from ``sender_uid``, one second apart (``text`` is formatted
+        with ``n`` = 1…count); returns their ids, oldest first."""
+        with self.state.lock:
+            return [
+                str(
+                    self.state.send_message(
+                        sender_uid, to_user=to_user, to_group=to_group, text=text.format(n=n)
+                    ).id
+                )
+                for n in range(1, count + 1)
+            ]
+
+    def delete_message(self, message_id: str | int, *, by: str | None = None) -> None:
+        """Mark a message deleted (``deletedAt`` now, ``deletedBy`` ``by`` or its sender); the
+        message lists keep it without text, and a conversation whose last message it was loses
+        ``lastMessage``."""
+        with self.state.lock:
+            record = self.state.find_message(int(message_id))
+            self.state.delete_message(record, by=by or record.sender)
 
     def block_user(self, blocker_uid: str, blocked_uid: str) -> None:
         """``blocker_uid`` blocks ``blocked_uid`` (one-way; blocking twice is harmless).
@@ -402,7 +447,7 @@ class FakeCometChat:
         For a 429 with only one of those headers, or neither, use :meth:`fail_next`."""
         headers = {"Retry-After": str(retry_after)}
         reset_at = str(math.ceil(time.time()) + retry_after)
-        for _limit, remaining, reset in header_names(self.header_style):
+        for _limit, remaining, reset in header_names(self._options.header_style):
             headers.update({remaining: "0", reset: reset_at})
         return self.fail_next(n, status=429, path=path, headers=headers)
 

@@ -128,6 +128,10 @@ class MessageRecord:
     sent_at: int
     category: str = "message"
     type: str = "text"
+    # Set by :mod:`.messages` for anything but a plain text message: ``fields`` are top-level
+    # keys added to the message object (editedAt, deletedAt, ...), ``data`` replaces its "data".
+    fields: JSON | None = None
+    data: JSON | None = None
 
 
 @dataclass(slots=True)
@@ -162,6 +166,9 @@ class State:
         self._owner_cache: dict[str, list[ConversationRecord]] = {}
         self._app_cache: list[tuple[str, ConversationRecord]] | None = None
         self._next_message_id = 1
+        # Every message of each conversation, by conversation id, in the order they were sent
+        # (ascending ids): what GET /users/{uid}/messages and /groups/{guid}/messages page through.
+        self.history: dict[str, list[MessageRecord]] = {}
         # Bumped whenever a user or group changes, so cached JSON fragments are dropped.
         self.generation = 0
 
@@ -178,6 +185,7 @@ class State:
             self._owner_cache.clear()
             self._app_cache = None
             self._next_message_id = 1
+            self.history.clear()
             self.generation += 1
 
     def add_user(self, uid: str, name: str | None = None, **extra: Any) -> UserRecord:
@@ -300,6 +308,7 @@ class State:
             del self.groups[group.guid]
             conversation_id = group_conversation_id(group.guid)
             self.conversations.pop(conversation_id, None)
+            self.history.pop(conversation_id, None)
             for conversation_ids in self.by_owner.values():
                 conversation_ids.discard(conversation_id)
             self.changed()
@@ -356,6 +365,7 @@ class State:
             elif sent_at >= conversation.updated_at or conversation.last_message is None:
                 conversation.last_message = message
                 conversation.updated_at = max(conversation.updated_at, sent_at)
+            self.history.setdefault(conversation_id, []).append(message)
             for uid in recipients:
                 conversation.unread[uid] = conversation.unread.get(uid, 0) + 1
             for uid in owners:
@@ -401,6 +411,8 @@ class State:
                 self.users[user.uid] = user
             for conversation in conversations:
                 self.conversations[conversation.conversation_id] = conversation
+                if conversation.last_message is not None:
+                    self.history[conversation.conversation_id] = [conversation.last_message]
                 for uid in set(conversation.peer_ids):
                     self.by_owner.setdefault(uid, set()).add(conversation.conversation_id)
             self.changed()
@@ -426,8 +438,19 @@ class State:
     def delete_last_message(self, conversation_id: str) -> None:
         with self.lock:
             conversation = self.get_conversation(conversation_id)
+            message = conversation.last_message
+            if message is not None:  # still listed among the messages, marked deleted
+                self.mark_deleted(message, by=message.sender)
             conversation.last_message = None
             self._invalidate(self._owners_of(conversation))
+
+    def mark_deleted(self, message: MessageRecord, *, by: str, at: int | None = None) -> None:
+        """``message`` stays in the history with ``deletedAt``/``deletedBy``; rendering drops its
+        text and attachments (see :func:`.render.message_json`)."""
+        with self.lock:
+            when = self.clock.now() if at is None else at
+            message.fields = {**(message.fields or {}), "deletedAt": when, "deletedBy": by}
+            self.changed()
 
     def set_conversation_tags(
         self, owner_uid: str, conversation_id: str, tags: Iterable[str]
@@ -455,6 +478,23 @@ class State:
         if group is None:
             raise KeyError(f"no group {normalize_id(guid)!r}; add it with add_group() first")
         return group
+
+    def delete_message(self, message: MessageRecord, *, by: str, at: int | None = None) -> None:
+        """Mark ``message`` deleted; when it was its conversation's last message, the
+        conversation loses ``lastMessage`` (API.md §3) as with :meth:`delete_last_message`."""
+        with self.lock:
+            self.mark_deleted(message, by=by, at=at)
+            conversation = self.conversations.get(message.conversation_id)
+            if conversation is not None and conversation.last_message is message:
+                conversation.last_message = None
+                self._invalidate(self._owners_of(conversation))
+
+    def find_message(self, message_id: int) -> MessageRecord:
+        for messages in self.history.values():
+            for message in messages:
+                if message.id == message_id:
+                    return message
+        raise KeyError(f"no message {message_id}")
 
     def get_conversation(self, conversation_id: str) -> ConversationRecord:
         conversation = self.conversations.get(normalize_id(conversation_id))
