@@ -108,14 +108,17 @@ def refresh_conversation(
     """Fetch one conversation of one owner (by UID) and store it; ``peer_flag`` is a block
     event's ``[flag, value]`` for the peer (``Target.peer_flag``); ``expect_gone``: the event
     said the owner lost it, and CometChat's confirmation marks it missing
-    (``services.refresh_target``)."""
+    (``services.refresh_target``).
+
+    A refresh that fails (CometChat does not have the conversation, say) is logged with its
+    reason, then raised: the task ends failed, its result carrying the error."""
     services.release_refresh(uid, conversation_id)  # started: a later request queues anew
     flag = (str(peer_flag[0]), peer_flag[1]) if peer_flag else None
     target = Target(uid, conversation_id, flag, expect_gone=expect_gone)
     with services.background():
         outcome = _refresh(services.owner_by_uid(uid), target)
     if isinstance(outcome, CometChatError):
-        return {"status": "failed", "error": outcome.code or type(outcome).__name__}
+        raise outcome
     if outcome is None:
         return {"status": "missing", "conversation": conversation_id}
     return {"status": "succeeded", "conversation": outcome.pk}
@@ -153,7 +156,9 @@ def process_webhook_event(event_id: int) -> dict[str, Any]:
     retries) marks the event deferred instead, for ``cometchat_refresh_stale``.
 
     The event is claimed first, so a task delivered twice refreshes nothing twice. The whole
-    event, every refresh in it, runs within ``SYNC_DEADLINE``.
+    event, every refresh in it, runs within ``SYNC_DEADLINE``. An event that failed is recorded
+    failed first, then its (first) error is raised: the task ends failed too. A deferred event
+    is not a failure: it waits for ``cometchat_refresh_stale``.
     """
     with services.background():
         return _process(event_id)
@@ -167,9 +172,7 @@ def _process(event_id: int) -> dict[str, Any]:
         targets = services.webhook_targets(event)
     except Exception as exc:  # claimed events never stay half-done: say why on the event
         services.finish_webhook_event(event, error=exc)
-        if not isinstance(exc, CometChatError):
-            raise
-        return {"event": event_id, "status": "failed", "error": type(exc).__name__}
+        raise
     done: list[str] = []
     failures: list[CometChatError] = []
     try:
@@ -190,7 +193,9 @@ def _process(event_id: int) -> dict[str, Any]:
     limited = next((exc for exc in failures if isinstance(exc, CometChatRateLimited)), None)
     failed = limited or (failures[0] if failures else None)
     services.finish_webhook_event(event, owners=done, error=failed, deferred=limited is not None)
-    status = "deferred" if limited else "processed" if failed is None else "failed"
+    if failed is not None and limited is None:
+        raise failed
+    status = "deferred" if limited else "processed"
     return {"event": event_id, "status": status, "owners": sorted(set(done))}
 
 

@@ -473,3 +473,78 @@ def test_a_failed_sync_is_a_failed_task_for_the_worker(
         # needs the host's LOGGING (docs/operations.md), so its worker prints no state lines.
         assert logs.count("state=FAILED") == 1, logs[-4000:]
         assert logs.count("state=SUCCESSFUL") == 1, logs[-4000:]
+
+
+# -- a failed refresh and a failed event, as a worker reports them --------------------------------
+
+ENQUEUE_REFRESH_AND_EVENT = """
+import json
+from django.test import Client
+from django_cometchat import services, tasks
+from tests.surface import basic_authorization, published_webhook, webhook_path
+
+queued = tasks.request_refresh(services.owner_by_uid("alice"), "alice_user_dave")
+print("queued:", queued.task_id is not None)
+response = Client().post(
+    webhook_path(),
+    data=json.dumps(published_webhook("user_blocked")),
+    content_type="application/json",
+    HTTP_AUTHORIZATION=basic_authorization(),
+)
+print("answer:", response.status_code, response.content.decode())
+"""
+
+
+def test_failed_refreshes_are_failed_tasks_for_the_worker(
+    shared_services, cometchat_fake, start_workers
+):
+    """A queued refresh of a conversation CometChat does not have (alice and dave never wrote:
+    ERR_CONVERSATION_NOT_ACCESSIBLE, API.md §0 point 4) and the published ``user_blocked``
+    example (fixtures/webhook.user_blocked.json) naming bob, who was deactivated since
+    (ERR_UID_NOT_FOUND, API.md §2.10): each task ends FAILED with CometChat's reason, the
+    event is recorded failed first, and the worker logs each reason."""
+    from django_cometchat import services
+    from django_cometchat.models import WebhookEvent
+
+    fake = cometchat_fake
+    for uid in ("alice", "bob", "dave"):
+        fake.add_user(uid, f"{uid.title()} Example")
+    fake.send_message("bob", to_user="alice", text="hi")
+    for uid in ("alice", "bob"):
+        services.sync_conversations(services.owner_by_uid(uid))
+    fake.deactivate_user("bob")
+    env, workers = start_workers("db")
+    with connection.cursor() as cursor:  # an earlier test's tasks (not an app here: no flush)
+        cursor.execute(f"DELETE FROM {TASK_TABLE}")  # noqa: S608
+
+    out = run_django(env, "shell", "-c", ENQUEUE_REFRESH_AND_EVENT)
+    mine = [line for line in out.splitlines() if line.startswith(("queued: ", "answer: "))]
+    assert mine == ["queued: True", 'answer: 200 {"status": "accepted"}'], out
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while (
+        len([o for o in db_outcomes(shared_services) if o.status in ("SUCCESSFUL", "FAILED")]) < 2
+    ):
+        for worker in workers:
+            worker.check_alive()
+        if time.monotonic() > deadline:
+            pytest.fail(f"the tasks did not finish: {db_outcomes(shared_services)}")
+        time.sleep(0.2)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT task_path, status, exception_class_path, traceback FROM {TASK_TABLE}"  # noqa: S608
+        )
+        rows = {path.rsplit(".", 1)[-1]: rest for path, *rest in cursor.fetchall()}
+    assert set(rows) == {"refresh_conversation", "process_webhook_event"}
+    status, error, traceback = rows["refresh_conversation"]
+    assert (status, error) == ("FAILED", "django_cometchat.exceptions.CometChatNotFound")
+    assert "ERR_CONVERSATION_NOT_ACCESSIBLE" in traceback
+    status, error, traceback = rows["process_webhook_event"]
+    assert status == "FAILED"
+    assert "ERR_UID_NOT_FOUND" in traceback
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed"
+    assert "ERR_UID_NOT_FOUND" in event.error
+    logs = "\n".join(worker.output() for worker in workers)
+    assert logs.count("CometChat refresh of alice_user_dave for alice failed: ") == 1, logs[-4000:]
+    assert "ERR_CONVERSATION_NOT_ACCESSIBLE" in logs

@@ -94,10 +94,71 @@ def test_a_queued_refresh_answers_202_with_the_conversation_to_follow(fake, alic
     assert client.get(response["Location"]).status_code == 200
 
 
-def test_a_queued_refresh_that_fails_says_so_without_raising(fake, alice, queue):
-    tasks.request_refresh(services.owner_for(alice), "alice_user_nobody")
-    (outcome,) = run_queued(queue)
-    assert outcome == {"status": "failed", "error": "ERR_UID_NOT_FOUND"}
+def work(settings, queue) -> list[Any]:
+    """What a worker would do, with its verdict: run every enqueued task (arguments as JSON)
+    through an immediate backend, which records each as SUCCESSFUL or FAILED with its error."""
+    settings.TASKS = {
+        **settings.TASKS,
+        "worker": {"BACKEND": f"{BACKENDS}.immediate.ImmediateBackend"},
+    }
+    results = []
+    for queued in list(queue.results):
+        args, kwargs = json.loads(json.dumps([queued.args, queued.kwargs]))
+        results.append(queued.task.using(backend="worker").enqueue(*args, **kwargs))
+    queue.clear()
+    return results
+
+
+@pytest.mark.parametrize(
+    ("conversation_id", "error", "reason"),
+    [
+        # API.md §0 point 4 and §2 (13): a pair that never chatted is not accessible.
+        (
+            "alice_user_dave",
+            "CometChatNotFound",
+            "ERR_CONVERSATION_NOT_ACCESSIBLE (HTTP 403) on GET /users/dave/conversation: "
+            "The conversation alice_user_dave is not accessible for the UID alice.",
+        ),
+        # API.md §2.10: a UID that does not exist.
+        (
+            "alice_user_nobody",
+            "CometChatNotFound",
+            "ERR_UID_NOT_FOUND (HTTP 404) on GET /users/nobody/conversation: "
+            "The UID nobody does not exist",
+        ),
+    ],
+)
+def test_a_queued_refresh_of_a_conversation_cometchat_does_not_have_fails_its_task(
+    fake, alice, client, queue, *, settings, caplog, conversation_id, error, reason
+):
+    """Not stored here, and CometChat does not have it: 202, then the task ends FAILED with
+    CometChat's reason (never SUCCESSFUL), and the log says why; nothing is stored."""
+    fake.add_user("dave", "Dave Null")
+    client.force_login(alice)
+    response = client.post(f"/cometchat/conversations/{conversation_id}/refresh/")
+    assert response.status_code == 202
+    (result,) = work(settings, queue)
+    assert result.status == "FAILED"
+    (failure,) = result.errors
+    assert failure.exception_class_path == f"django_cometchat.exceptions.{error}"
+    assert reason in failure.traceback
+    warnings = [r.getMessage() for r in caplog.records if r.name == "django_cometchat.tasks"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"CometChat refresh of {conversation_id} for alice failed: ")
+    assert reason in warnings[0]
+    assert client.get(response["Location"]).status_code == 404
+    assert not Conversation.objects.filter(conversation_id=conversation_id).exists()
+    # The task started, so its claim is gone: asking again queues a new refresh.
+    again = client.post(f"/cometchat/conversations/{conversation_id}/refresh/")
+    assert again.json()["already_queued"] is False
+
+
+def test_a_queued_refresh_that_succeeds_is_a_successful_task(fake, alice, queue, settings):
+    tasks.request_refresh(services.owner_for(alice), "alice_user_bob")
+    (result,) = work(settings, queue)
+    assert (result.status, result.errors) == ("SUCCESSFUL", [])
+    stored = Conversation.objects.get(conversation_id="alice_user_bob")
+    assert result.return_value == {"status": "succeeded", "conversation": stored.pk}
 
 
 def test_admin_actions_enqueue_and_say_so(fake, alice, admin_client, queue):

@@ -843,11 +843,37 @@ def test_a_stored_payload_that_no_longer_parses_fails_the_event():
         dedupe_key="x" * 64,
         payload={"trigger": "message_sent", "data": {}},
     )
-    outcome = tasks.process_webhook_event.call(event.pk)
-    assert outcome["status"] == "failed"
+    result = tasks.process_webhook_event.enqueue(event.pk)  # the immediate backend: no TASKS
+    assert result.status == "FAILED"  # the task ends failed too, with the reason
+    assert "data.message must be a JSON object" in result.errors[0].traceback
     event.refresh_from_db()
     assert event.status == "failed"
     assert "data.message must be a JSON object" in event.error
+
+
+def test_an_event_whose_refresh_fails_fails_its_task_after_the_event(
+    client, known, queue, settings, monkeypatch
+):
+    """A worker's verdict on the event's task: FAILED with the refresh's error (never
+    SUCCESSFUL), once the event itself is recorded failed with the reason."""
+    monkeypatch.setattr(tasks, "INLINE_REFRESHES", 2)  # both refreshes in the event's task
+    settings.COMETCHAT = {**settings.COMETCHAT, "MAX_RETRIES": 0}
+    assert post(client, message_event(known.send_message("bob", to_user="alice"))).json() == {
+        "status": "accepted"
+    }
+    (queued,) = queue.results
+    known.fail_next(1, status=500)
+    settings.TASKS = {
+        **settings.TASKS,
+        "worker": {"BACKEND": f"{BACKENDS}.immediate.ImmediateBackend"},
+    }
+    result = queued.task.using(backend="worker").enqueue(*queued.args)
+    assert result.status == "FAILED"
+    assert result.errors[0].exception_class_path.endswith(".CometChatServerError")
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed"
+    assert "ERR_MISSION_FAILED" in event.error
+    assert "ERR_MISSION_FAILED" in result.errors[0].traceback
 
 
 def test_an_unexpected_failure_is_recorded_on_the_event_and_raised(client, known, monkeypatch):
