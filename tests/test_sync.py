@@ -268,7 +268,7 @@ def test_change_during_a_multi_page_walk_is_caught_up_and_missing_is_proven(
             moved.append(fake.send_message("peer-0", to_user="owner", text="late"))
         return outcome
 
-    monkeypatch.setattr("django_cometchat.services.store_page", store_then_move_oldest)
+    monkeypatch.setattr("django_cometchat.services.sync.store_page", store_then_move_oldest)
     fake.clear_requests()
     result = sync_conversations(owner_by_uid("owner"))
     rows = stored("owner")

@@ -1,0 +1,130 @@
+"""Use cases: the ONLY place the client and the models meet.
+
+One function per use case, keyword-only options, no request-bound assumptions: the API, the
+admin, the commands, tasks and webhooks all call these. Owners, client creation, transactions and
+signals live here, one module per job:
+
+* :mod:`.errors`: the operator's and the owner's text of a failure;
+* :mod:`.ownership`: owners, UID binding, owners chosen in bulk;
+* :mod:`.clients`: clients, and the limits of on-demand and background work;
+* :mod:`.runs`: sync-run bookkeeping, claims of syncs and refreshes, abandoned runs;
+* :mod:`.refresh`: one conversation fetched live;
+* :mod:`.sync`: the sync engine;
+* :mod:`.webhook_events`: a webhook event's life;
+* :mod:`.retention`: pruning history, runs and events.
+
+Every public name is importable from here (``from django_cometchat.services import X``).
+"""
+
+from __future__ import annotations
+
+from ..client import CometChatClient
+from ..exceptions import CometChatUserError
+from .clients import background, new_client, on_demand, rate_budget_usage, without_waiting
+from .errors import (
+    ABANDONED_MESSAGE,
+    FAILED_MESSAGE,
+    INTERRUPTED_MESSAGE,
+    MAX_ERROR_LENGTH,
+    describe,
+    public_message,
+)
+from .ownership import (
+    Owner,
+    OwnerSelection,
+    as_owner,
+    has_no_chat_user,
+    owner_by_uid,
+    owner_for,
+    owners,
+    owners_by_uid,
+    rebind_uid,
+    release_uid,
+    resolve_uid,
+    users_by_name,
+)
+from .refresh import GONE_CODES, fetch_conversation, proves_gone, request_refresh
+from .retention import DELETE_BATCH, prune_history, prune_sync_runs, prune_webhook_events
+from .runs import (
+    ACTIVE_STATUSES,
+    active_run,
+    claim_refresh,
+    claim_sync_run,
+    fail_queued_run,
+    mark_abandoned_runs,
+    queue_sync_run,
+    release_refresh,
+    stale_owners,
+)
+from .sync import CATCH_UP_MAX_PAGES, RECHECK_MAX, SyncResult, request_sync, sync_conversations
+from .webhook_events import (
+    TakenEvents,
+    claim_webhook_event,
+    finish_webhook_event,
+    record_refused_webhook,
+    record_webhook,
+    refresh_target,
+    take_waiting_webhook_events,
+    webhook_targets,
+)
+
+Client = CometChatClient  # for the adapters' annotations: they never import the client itself
+
+__all__ = [  # noqa: RUF022 - grouped by use case
+    "Client",
+    "CometChatUserError",  # re-exported: it lived here before exceptions.py
+    "Owner",
+    "OwnerSelection",
+    "SyncResult",
+    "as_owner",
+    "new_client",
+    "on_demand",
+    "without_waiting",
+    "rate_budget_usage",
+    "owner_by_uid",
+    "owner_for",
+    "owners",
+    "owners_by_uid",
+    "mark_abandoned_runs",
+    "fail_queued_run",
+    "queue_sync_run",
+    "claim_sync_run",
+    "active_run",
+    "claim_refresh",
+    "release_refresh",
+    "stale_owners",
+    "rebind_uid",
+    "users_by_name",
+    "release_uid",
+    "resolve_uid",
+    "has_no_chat_user",
+    "sync_conversations",
+    "fetch_conversation",
+    "request_sync",
+    "request_refresh",
+    "prune_history",
+    "prune_sync_runs",
+    "prune_webhook_events",
+    "record_webhook",
+    "record_refused_webhook",
+    "claim_webhook_event",
+    "take_waiting_webhook_events",
+    "webhook_targets",
+    "refresh_target",
+    "proves_gone",
+    "finish_webhook_event",
+    # public names of the modules, importable from here as before the split
+    "background",
+    "describe",
+    "public_message",
+    "MAX_ERROR_LENGTH",
+    "INTERRUPTED_MESSAGE",
+    "FAILED_MESSAGE",
+    "ABANDONED_MESSAGE",
+    "ACTIVE_STATUSES",
+    "GONE_CODES",
+    "RECHECK_MAX",
+    "CATCH_UP_MAX_PAGES",
+    "DELETE_BATCH",
+    "TakenEvents",
+]
