@@ -18,7 +18,9 @@ Every public name is importable from here (``from django_cometchat.services impo
 
 from __future__ import annotations
 
-from ..client import CometChatClient
+import warnings
+from typing import Any
+
 from ..exceptions import CometChatUserError
 from .clients import background, new_client, on_demand, rate_budget_usage, without_waiting
 from .errors import (
@@ -26,7 +28,7 @@ from .errors import (
     FAILED_MESSAGE,
     INTERRUPTED_MESSAGE,
     MAX_ERROR_LENGTH,
-    describe,
+    operator_message,
     public_message,
 )
 from .ownership import (
@@ -43,7 +45,15 @@ from .ownership import (
     resolve_uid,
     users_by_name,
 )
-from .refresh import GONE_CODES, fetch_conversation, proves_gone, request_refresh
+from .refresh import (
+    GONE_CODES,
+    RefreshOutcome,
+    fetch_conversation,
+    proves_gone,
+    refresh_in_background,
+    refresh_on_demand,
+    refresh_target,
+)
 from .retention import DELETE_BATCH, prune_history, prune_sync_runs, prune_webhook_events
 from .runs import (
     ACTIVE_STATUSES,
@@ -56,22 +66,28 @@ from .runs import (
     release_refresh,
     stale_owners,
 )
-from .sync import CATCH_UP_MAX_PAGES, RECHECK_MAX, SyncResult, request_sync, sync_conversations
+from .sync import (
+    CATCH_UP_MAX_PAGES,
+    RECHECK_MAX,
+    SyncResult,
+    sync_conversations,
+    sync_in_background,
+    sync_on_demand,
+)
 from .webhook_events import (
+    INLINE_REFRESHES,
+    EventOutcome,
     TakenEvents,
     claim_webhook_event,
     finish_webhook_event,
+    process_webhook_event_in_background,
     record_refused_webhook,
     record_webhook,
-    refresh_target,
     take_waiting_webhook_events,
     webhook_targets,
 )
 
-Client = CometChatClient  # for the adapters' annotations: they never import the client itself
-
 __all__ = [  # noqa: RUF022 - grouped by use case
-    "Client",
     "CometChatUserError",  # re-exported: it lived here before exceptions.py
     "Owner",
     "OwnerSelection",
@@ -100,8 +116,13 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "has_no_chat_user",
     "sync_conversations",
     "fetch_conversation",
-    "request_sync",
-    "request_refresh",
+    "sync_on_demand",
+    "refresh_on_demand",
+    "sync_in_background",
+    "refresh_in_background",
+    "process_webhook_event_in_background",
+    "RefreshOutcome",
+    "EventOutcome",
     "prune_history",
     "prune_sync_runs",
     "prune_webhook_events",
@@ -115,7 +136,7 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "finish_webhook_event",
     # public names of the modules, importable from here as before the split
     "background",
-    "describe",
+    "operator_message",
     "public_message",
     "MAX_ERROR_LENGTH",
     "INTERRUPTED_MESSAGE",
@@ -127,4 +148,24 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "CATCH_UP_MAX_PAGES",
     "DELETE_BATCH",
     "TakenEvents",
+    "INLINE_REFRESHES",
+    # deprecated (module __getattr__ below)
+    "request_sync",
+    "request_refresh",
 ]
+
+# Old names of the on-demand seams: ``tasks.request_sync`` / ``tasks.request_refresh`` (enqueue
+# or run) share them, so the services' ones (always run now) say so in their new names.
+_DEPRECATED = {"request_sync": sync_on_demand, "request_refresh": refresh_on_demand}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"django_cometchat.services.{name} is deprecated; use {new.__name__}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return new
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

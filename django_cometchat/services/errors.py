@@ -1,20 +1,18 @@
-"""Failure texts: the operator's (``describe``) and the owner's (``public_message``)."""
+"""What a failure says: the operator's text (``operator_message``) and the owner's
+(``public_message``), as runs and webhook events record them."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from ..exceptions import CometChatError
 from ..redaction import redact
 
-if TYPE_CHECKING:
-    pass
-
-
 MAX_ERROR_LENGTH = 2000  # of an operator's error text, on a SyncRun or a WebhookEvent
+INTERRUPTED_MESSAGE = "The sync was interrupted. Try again."
+FAILED_MESSAGE = "The sync failed. Try again later."
+ABANDONED_MESSAGE = "The sync did not finish. Try again."
 
 
-def describe(exc: BaseException) -> str:
+def operator_message(exc: BaseException) -> str:
     """The operator's text for any failure (``CometChatError.describe()``, else its repr)."""
     if isinstance(exc, CometChatError):
         return exc.describe()
@@ -30,8 +28,3 @@ def public_message(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED_MESSAGE
     return FAILED_MESSAGE
-
-
-INTERRUPTED_MESSAGE = "The sync was interrupted. Try again."
-FAILED_MESSAGE = "The sync failed. Try again later."
-ABANDONED_MESSAGE = "The sync did not finish. Try again."

@@ -279,7 +279,7 @@ def release_uid(uid: str) -> bool:
     return bool(deleted)
 
 
-def _explain(exc: BaseException, owner: Owner) -> None:
+def explain_unknown_owner(exc: BaseException, owner: Owner) -> None:
     """Say where an unknown owner's UID came from, for the operator reading the message."""
     if isinstance(exc, CometChatUnknownOwner) and owner.user is not None:
         exc.resolved_from = (
@@ -288,7 +288,7 @@ def _explain(exc: BaseException, owner: Owner) -> None:
         )
 
 
-def _unless_no_chat_user(owner: Owner) -> Owner:
+def unless_no_chat_user(owner: Owner) -> Owner:
     """The owner, flagged ``no_chat_user`` when its account's resolver now returns None."""
     if not has_no_chat_user(owner.user):
         return owner
@@ -299,7 +299,7 @@ def _unless_no_chat_user(owner: Owner) -> Owner:
     return Owner(owner.uid, owner.user, problem=problem)
 
 
-def _bound_to_no_chat_user(uids: Iterable[str]) -> set[str]:
+def bound_to_no_chat_user(uids: Iterable[str]) -> set[str]:
     """Those of ``uids`` bound to an account the resolver now says has no CometChat user."""
     bindings = UIDBinding.objects.filter(uid__in=set(uids)).select_related("user")
     return {binding.uid for binding in bindings if has_no_chat_user(binding.user)}

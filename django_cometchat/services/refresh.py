@@ -1,21 +1,26 @@
-"""One conversation fetched live and stored; which failures prove it gone."""
+"""One conversation fetched live and stored: on demand, for a webhook event, as a task; which
+failures prove it gone."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
 
 from ..client import CometChatClient
 from ..exceptions import CometChatAPIError, CometChatError, CometChatUnknownOwner
 from ..ids import validate_id
 from ..models import Conversation
-from ..storage import row_from, store_page, with_list_only_fields
-from .clients import new_client, on_demand
-from .ownership import _explain, as_owner
-from .runs import _announce_changes
+from ..storage import mark_gone, row_from, store_page, with_list_only_fields
+from ..webhook_types import Target
+from .clients import background, new_client, on_demand
+from .ownership import Owner, as_owner, explain_unknown_owner, owner_by_uid
+from .runs import announce_changes, release_refresh
 
-if TYPE_CHECKING:
-    pass
+logger = logging.getLogger(__name__)
 
 
 # What a single-conversation GET answers when the owner no longer has the conversation (API.md
@@ -68,7 +73,7 @@ def fetch_conversation(
         try:
             fetched = active.get_conversation_timed(conversation_id, on_behalf_of=owner.uid)
         except CometChatError as exc:
-            _explain(exc, owner)
+            explain_unknown_owner(exc, owner)
             raise
     remote = fetched.value
     payload = remote.raw
@@ -85,13 +90,77 @@ def fetch_conversation(
         rows=[row_from(remote, payload=payload)],
         fetched_at=fetched.sent_at,  # ordered by when the request left, not when it landed
     )
-    _announce_changes(owner.uid, outcome)
+    announce_changes(owner.uid, outcome)
     return Conversation.objects.owned_by(owner.uid).get(conversation_id=remote.conversation_id)
 
 
-def request_refresh(
+def refresh_on_demand(
     owner: Any, conversation_id: str, *, client: CometChatClient | None = None
 ) -> Conversation:
     """Fetch one conversation live, on demand, within ``WEB_DEADLINE``, and store it."""
     with on_demand(client) as active:
         return fetch_conversation(owner, conversation_id, client=active)
+
+
+def refresh_target(
+    owner: Any, target: Target, *, client: CometChatClient | None = None
+) -> Conversation | None:
+    """Refresh one conversation a webhook event names (``fetch_conversation``, with the
+    event's block flag); None when the event said the owner lost it (``expect_gone``) and
+    CometChat's answer proves it (``proves_gone``): the stored copy is then marked missing,
+    its history kept. Any other failure is raised, and marks nothing."""
+    owner = as_owner(owner)
+    asked_at = timezone.now()
+    try:
+        return fetch_conversation(
+            owner, target.conversation_id, client=client, peer_flag=target.peer_flag
+        )
+    except CometChatAPIError as exc:
+        if not (target.expect_gone and proves_gone(exc)):
+            raise
+        logger.info(
+            "CometChat confirms %s no longer holds %s (%s): marked missing",
+            owner.uid,
+            target.conversation_id,
+            exc.code,
+        )
+    mark_gone(owner.uid, [target.conversation_id], proven_at=asked_at)
+    return None
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """What one refresh of a target did: ``row`` stored, or (``row`` None, no ``error``)
+    confirmed gone and marked missing, or failed with ``error`` (logged)."""
+
+    target: Target
+    row: Conversation | None = None
+    error: CometChatError | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "failed"
+        return "missing" if self.row is None else "succeeded"
+
+
+def refresh_one(
+    owner: Owner, target: Target, *, client: CometChatClient | None = None
+) -> RefreshOutcome:
+    """``refresh_target``, with a CometChat failure logged and returned, not raised: one
+    refresh never fails a batch."""
+    try:
+        return RefreshOutcome(target, refresh_target(owner, target, client=client))
+    except CometChatError as exc:
+        logger.warning(
+            "CometChat refresh of %s for %s failed: %s", target.conversation_id, owner.uid, exc
+        )
+        return RefreshOutcome(target, error=exc)
+
+
+def refresh_in_background(target: Target) -> RefreshOutcome:
+    """A queued refresh carried out (the ``refresh_conversation`` task): its claim given back
+    first (a later request queues anew), then the refresh within ``SYNC_DEADLINE``."""
+    release_refresh(target.uid, target.conversation_id)
+    with background():
+        return refresh_one(owner_by_uid(target.uid), target)

@@ -15,8 +15,8 @@ from ..ids import validate_id
 from ..models import Conversation, QueuedRefresh, SyncRun, UIDBinding
 from ..signals import conversation_changed, conversations_synced, sync_run_finished
 from ..storage import PageOutcome
-from .errors import ABANDONED_MESSAGE, MAX_ERROR_LENGTH, describe, public_message
-from .ownership import Owner, OwnerSelection, _unless_no_chat_user, as_owner, owners_by_uid
+from .errors import ABANDONED_MESSAGE, MAX_ERROR_LENGTH, operator_message, public_message
+from .ownership import Owner, OwnerSelection, as_owner, owners_by_uid, unless_no_chat_user
 
 if TYPE_CHECKING:
     from .sync import SyncResult
@@ -24,8 +24,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+ACTIVE_STATUSES = (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING)
+# Tries of claim_sync_run to create or find the owner's one requested run against a race.
+CLAIM_ATTEMPTS = 3
 
-def _start_run(
+
+def start_run(
     owner: Owner, filters: ConversationFilters, trigger: str, run: SyncRun | None, *, dry_run: bool
 ) -> SyncRun:
     """The running ``SyncRun`` of this sync: the queued one it carries out, or a new one."""
@@ -45,7 +49,9 @@ def _start_run(
     return run
 
 
-def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_run: bool) -> None:
+def finish_run(
+    run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_run: bool
+) -> None:
     run.finished_at = timezone.now()
     run.created_count = result.created
     run.updated_count = result.updated
@@ -57,14 +63,14 @@ def _finish(run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_
     if exc is None:
         run.status = SyncRun.Status.SUCCEEDED
     else:
-        _record_failure(run, exc)
+        record_failure(run, exc)
     if not dry_run:
         run.save()
         transaction.on_commit(lambda: conversations_synced.send(sender=SyncRun, result=result))
-        _announce_run(run)
+        announce_run(run)
 
 
-def _announce_run(run: SyncRun, outcome: str | None = None) -> None:
+def announce_run(run: SyncRun, outcome: str | None = None) -> None:
     """``sync_run_finished`` for a run that ended (saved), once that is committed."""
     seconds = run.duration_seconds or 0.0
     transaction.on_commit(
@@ -78,18 +84,18 @@ def _announce_run(run: SyncRun, outcome: str | None = None) -> None:
     )
 
 
-def _record_failure(run: SyncRun, exc: BaseException) -> None:
+def record_failure(run: SyncRun, exc: BaseException) -> None:
     """Mark a run failed, with the reason for its operator and for its owner (not saved)."""
     run.status = SyncRun.Status.FAILED
     code = "ERR_INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "code", None)
     run.error_code = str(code or type(exc).__name__)[:100]
-    run.error_message = describe(exc)[:MAX_ERROR_LENGTH]
+    run.error_message = operator_message(exc)[:MAX_ERROR_LENGTH]
     public_length = SyncRun._meta.get_field("public_error_message").max_length
     run.public_error_message = public_message(exc)[:public_length]
     logger.warning("CometChat sync of %s failed: %s", run.owner_uid, run.error_message)
 
 
-def _announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
+def announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
     """``conversation_changed`` once per created or updated row, after the page commits."""
     if not conversation_changed.has_listeners(Conversation):
         return
@@ -108,15 +114,11 @@ def _announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
     transaction.on_commit(send)
 
 
-ACTIVE_STATUSES = (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING)
-CLAIM_ATTEMPTS = 3
-
-
 def active_run(owner_uid: str) -> SyncRun | None:
     """The owner's sync on its way: queued or running and not abandoned; a requested one
     (``exclusive``) before one a command or code started; the oldest first."""
     runs = SyncRun.objects.owned_by(owner_uid).filter(
-        status__in=ACTIVE_STATUSES, started_at__gte=_abandoned_before(timezone.now())
+        status__in=ACTIVE_STATUSES, started_at__gte=abandoned_before(timezone.now())
     )
     return runs.order_by("-exclusive", "started_at", "id").first()
 
@@ -175,7 +177,7 @@ def claim_refresh(owner_uid: str, conversation_id: str) -> bool:
     validate_id(conversation_id, "conversation id")
     now = timezone.now()
     claims = QueuedRefresh.objects.filter(owner_uid=owner_uid, conversation_id=conversation_id)
-    claims.filter(queued_at__lt=_abandoned_before(now)).delete()  # never taken by a worker
+    claims.filter(queued_at__lt=abandoned_before(now)).delete()  # never taken by a worker
     try:
         with transaction.atomic():
             QueuedRefresh.objects.create(
@@ -195,7 +197,7 @@ def fail_queued_run(run: SyncRun, exc: BaseException) -> None:
     """A claimed run that never started (the queue refused its task, no client could be
     built): failed at once, with the reason, so that it stops answering requests."""
     run.finished_at = timezone.now()
-    _record_failure(run, exc)
+    record_failure(run, exc)
     run.save(
         update_fields=[
             "status",
@@ -205,7 +207,7 @@ def fail_queued_run(run: SyncRun, exc: BaseException) -> None:
             "public_error_message",
         ]
     )
-    _announce_run(run)
+    announce_run(run)
 
 
 def mark_abandoned_runs(owner_uid: str | None = None) -> int:
@@ -215,7 +217,7 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
     now = timezone.now()
     runs = SyncRun.objects.filter(
         status__in=(SyncRun.Status.RUNNING, SyncRun.Status.QUEUED),
-        started_at__lt=_abandoned_before(now),
+        started_at__lt=abandoned_before(now),
     )
     if owner_uid is not None:
         runs = runs.owned_by(owner_uid)
@@ -232,11 +234,11 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
     if marked and sync_run_finished.has_listeners(SyncRun):
         # The rows just marked: this call's finished_at, to the microsecond.
         for run in SyncRun.objects.filter(finished_at=now, error_code="ERR_ABANDONED"):
-            _announce_run(run, "abandoned")
+            announce_run(run, "abandoned")
     return marked
 
 
-def _abandoned_before(now: datetime) -> datetime:
+def abandoned_before(now: datetime) -> datetime:
     """A queued or running run that started before this has been abandoned."""
     return now - timedelta(seconds=get_settings().sync_abandoned_after)
 
@@ -256,7 +258,7 @@ def stale_owners(older_than: timedelta) -> OwnerSelection:
     fresh |= set(
         SyncRun.objects.filter(
             status__in=(SyncRun.Status.QUEUED, SyncRun.Status.RUNNING),
-            started_at__gte=_abandoned_before(now),
+            started_at__gte=abandoned_before(now),
         )
         .values_list("owner_uid", flat=True)
         .distinct()
@@ -266,4 +268,4 @@ def stale_owners(older_than: timedelta) -> OwnerSelection:
     )
     uids = sorted(known - fresh)
     found = owners_by_uid(uids)
-    return OwnerSelection(len(uids), iter([_unless_no_chat_user(found[uid]) for uid in uids]))
+    return OwnerSelection(len(uids), iter([unless_no_chat_user(found[uid]) for uid in uids]))

@@ -34,10 +34,10 @@ from ..storage import (
 )
 from ..types import Conversation as RemoteConversation
 from ..types import PayloadShapeError, conversation_id_of, parse_conversation, updated_at_of
-from .clients import new_client, on_demand
-from .ownership import _explain, as_owner
+from .clients import background, new_client, on_demand
+from .ownership import as_owner, explain_unknown_owner, owner_by_uid
 from .refresh import proves_gone
-from .runs import _announce_changes, _finish, _start_run, claim_sync_run, fail_queued_run
+from .runs import announce_changes, claim_sync_run, fail_queued_run, finish_run, start_run
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -67,6 +67,7 @@ class SyncResult:
     pages: int = 0
     requests: int = 0
     error: CometChatError | None = None
+    skipped: str = ""  # why this sync did nothing (its queued run was no longer queued)
 
     @property
     def kept(self) -> int:
@@ -107,7 +108,7 @@ def sync_conversations(
     """
     owner = as_owner(owner)
     filters = filters or ConversationFilters()
-    run = _start_run(owner, filters, trigger, run, dry_run=dry_run)
+    run = start_run(owner, filters, trigger, run, dry_run=dry_run)
     result = SyncResult(run=run)
     try:
         # Inside the try: a missing setting is recorded on the run like any other failure.
@@ -124,15 +125,15 @@ def sync_conversations(
         # the interrupted request made of it (a timeout, an answer cut off).
         stopped = deadline.interruption()
         if stopped is not None:
-            _finish(run, result, stopped, dry_run=dry_run)
+            finish_run(run, result, stopped, dry_run=dry_run)
             raise stopped from exc
-        _explain(exc, owner)
-        _finish(run, result, exc, dry_run=dry_run)
+        explain_unknown_owner(exc, owner)
+        finish_run(run, result, exc, dry_run=dry_run)
         if raise_errors or not isinstance(exc, CometChatError):
             raise
         result.error = exc
         return result
-    _finish(run, result, None, dry_run=dry_run)
+    finish_run(run, result, None, dry_run=dry_run)
     return result
 
 
@@ -221,7 +222,7 @@ class _Walk:
             fetched_at=sent_at,
         )
         self.result.add(outcome)
-        _announce_changes(self.owner_uid, outcome)
+        announce_changes(self.owner_uid, outcome)
         return outcome
 
     def catch_up(self, top_at_start: int) -> None:
@@ -343,7 +344,7 @@ class _Walk:
         return row_from(remote, payload=payload)
 
 
-def request_sync(
+def sync_on_demand(
     owner: Any,
     *,
     trigger: str,
@@ -373,3 +374,25 @@ def request_sync(
         if run.finished_at is None:  # failed before the sync took it over (no client, say)
             fail_queued_run(run, exc)
         raise
+
+
+def sync_in_background(
+    uid: str,
+    *,
+    trigger: str = SyncRun.Trigger.TASK,
+    run_id: int | None = None,
+    filters: ConversationFilters | None = None,
+) -> SyncResult:
+    """A sync task carried out (``sync_owner``): the owner by UID, with the Django user bound to
+    it, synced within ``SYNC_DEADLINE``; ``run_id`` is the queued ``SyncRun`` it carries out.
+
+    A queued run that is no longer queued (a queue that delivered the task twice, a run marked
+    abandoned) is left alone: ``skipped`` says so. A CometChat failure is recorded on the run
+    and returned in ``error``, not raised."""
+    run = SyncRun.objects.filter(pk=run_id).first() if run_id is not None else None
+    if run is not None and run.status != SyncRun.Status.QUEUED:
+        return SyncResult(run=run, skipped="not queued any more")
+    with background():
+        return sync_conversations(
+            owner_by_uid(uid), filters=filters, trigger=trigger, raise_errors=False, run=run
+        )

@@ -3,35 +3,32 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ..client import CometChatClient
 from ..conf import get_settings
-from ..exceptions import CometChatAPIError, CometChatError
+from ..exceptions import CometChatError, CometChatRateLimited
 from ..models import Conversation, UIDBinding, WebhookEvent
 from ..redaction import redact
 from ..signals import webhook_event_finished, webhook_processed
-from ..storage import mark_gone
 from ..webhook_types import Delivery, Target, foreign_app, parse_webhook
-from .errors import MAX_ERROR_LENGTH, describe
-from .ownership import _bound_to_no_chat_user, as_owner
-from .refresh import fetch_conversation, proves_gone
-from .runs import _abandoned_before
-
-if TYPE_CHECKING:
-    pass
+from .clients import background, new_client
+from .errors import MAX_ERROR_LENGTH, operator_message
+from .ownership import bound_to_no_chat_user, owners_by_uid
+from .refresh import refresh_one
+from .runs import abandoned_before
 
 logger = logging.getLogger(__name__)
 
 
+# An event affecting at most this many owners refreshes them within its own task.
+INLINE_REFRESHES = 2
 # Attempts of record_webhook to settle one key against concurrent deliveries of it.
 RECORD_ATTEMPTS = 3
 
@@ -171,7 +168,7 @@ def take_waiting_webhook_events() -> TakenEvents:
     now), ready for ``process_webhook_event``; each is taken with one conditional UPDATE, so
     of two concurrent callers one takes it and the other skips it."""
     now = timezone.now()
-    before = _abandoned_before(now)
+    before = abandoned_before(now)
     deferred = Q(status=WebhookEvent.Status.DEFERRED)
     stuck = Q(
         status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.PROCESSING),
@@ -217,11 +214,11 @@ def webhook_targets(event: WebhookEvent) -> list[Target]:
         if delivery.gone:  # marked already: nothing left to confirm
             holders = holders.filter(missing_since__isnull=True)
         holding = list(holders.order_by("owner_uid").values_list("owner_uid", flat=True))
-        skip = _bound_to_no_chat_user(holding)
+        skip = bound_to_no_chat_user(holding)
         return [Target(uid, group, expect_gone=delivery.gone) for uid in holding if uid not in skip]
     uids = {target.uid for target in delivery.targets}
     bound = set(UIDBinding.objects.filter(uid__in=uids).values_list("uid", flat=True))
-    known = bound - _bound_to_no_chat_user(bound)
+    known = bound - bound_to_no_chat_user(bound)
     known.update(
         Conversation.objects.filter(owner_uid__in=uids - bound)
         .order_by()
@@ -229,32 +226,6 @@ def webhook_targets(event: WebhookEvent) -> list[Target]:
         .distinct()
     )
     return [target for target in delivery.targets if target.uid in known]
-
-
-def refresh_target(
-    owner: Any, target: Target, *, client: CometChatClient | None = None
-) -> Conversation | None:
-    """Refresh one conversation a webhook event names (``fetch_conversation``, with the
-    event's block flag); None when the event said the owner lost it (``expect_gone``) and
-    CometChat's answer proves it (``proves_gone``): the stored copy is then marked missing,
-    its history kept. Any other failure is raised, and marks nothing."""
-    owner = as_owner(owner)
-    asked_at = timezone.now()
-    try:
-        return fetch_conversation(
-            owner, target.conversation_id, client=client, peer_flag=target.peer_flag
-        )
-    except CometChatAPIError as exc:
-        if not (target.expect_gone and proves_gone(exc)):
-            raise
-        logger.info(
-            "CometChat confirms %s no longer holds %s (%s): marked missing",
-            owner.uid,
-            target.conversation_id,
-            exc.code,
-        )
-    mark_gone(owner.uid, [target.conversation_id], proven_at=asked_at)
-    return None
 
 
 def finish_webhook_event(
@@ -270,7 +241,7 @@ def finish_webhook_event(
     that is committed."""
     if deferred:  # not finished: no processing time, no signal; it is processed all again
         event.status = WebhookEvent.Status.DEFERRED
-        event.error = describe(error)[:MAX_ERROR_LENGTH] if error is not None else ""
+        event.error = operator_message(error)[:MAX_ERROR_LENGTH] if error is not None else ""
         event.save(update_fields=["status", "error"])
         logger.info("CometChat webhook event %s deferred: %s", event.pk, event.error)
         return
@@ -280,7 +251,7 @@ def finish_webhook_event(
         event.status = WebhookEvent.Status.PROCESSED
     else:
         event.status = WebhookEvent.Status.FAILED
-        event.error = describe(error)[:MAX_ERROR_LENGTH]
+        event.error = operator_message(error)[:MAX_ERROR_LENGTH]
         logger.warning("CometChat webhook event %s failed: %s", event.pk, event.error)
     event.save(update_fields=["status", "processed_at", "error", "owners"])
     refreshed = list(event.owners)
@@ -308,3 +279,86 @@ def _announce_event(event: WebhookEvent, occurred_at: float | None, ended: datet
             sender=WebhookEvent, event=event, trigger=trigger, status=status, lag=lag
         )
     )
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What processing a webhook event did. ``status``: "skipped" (not waiting to be processed:
+    ``reason``), "processed", "failed" (``error``) or "deferred" (the rate budget). ``owners``:
+    those refreshed (or handed to a refresh task); None when the event's targets could not be
+    read."""
+
+    event_id: int
+    status: str
+    owners: list[str] | None = None
+    error: BaseException | None = None
+    reason: str = ""
+
+
+def process_webhook_event_in_background(
+    event_id: int, *, fan_out: Callable[[Target], None] | None = None
+) -> EventOutcome:
+    """Process a recorded event, within ``SYNC_DEADLINE``: claim it (a task delivered twice
+    refreshes nothing twice), read its targets, refresh them, and finish it (processed,
+    failed, or deferred for ``cometchat_refresh_stale`` when the rate budget had no slot).
+
+    Up to ``INLINE_REFRESHES`` targets are refreshed here over one connection; more are each
+    handed to ``fan_out`` (which enqueues a refresh task) when it is given. A refresh that
+    CometChat answers with "gone", for an owner the event said lost the conversation, marks
+    the copy missing and counts as done, not failed."""
+    with background():
+        return _process(event_id, fan_out)
+
+
+def _process(event_id: int, fan_out: Callable[[Target], None] | None) -> EventOutcome:
+    event = claim_webhook_event(event_id)
+    if event is None:
+        return EventOutcome(event_id, "skipped", reason="not waiting to be processed")
+    try:
+        targets = webhook_targets(event)
+    except Exception as exc:  # claimed events never stay half-done: say why on the event
+        finish_webhook_event(event, error=exc)
+        if not isinstance(exc, CometChatError):
+            raise
+        return EventOutcome(event_id, "failed", error=exc)
+    done: list[str] = []
+    failures: list[CometChatError] = []
+    try:
+        # With no worker (the immediate backend) a fan-out would run inline anyway, each
+        # refresh on its own connection, its failures lost to the event.
+        if fan_out is None or len(targets) <= INLINE_REFRESHES:
+            failures = _refresh_here(targets, done)
+        else:
+            for target in targets:
+                fan_out(target)
+                done.append(target.uid)
+    except BaseException as exc:  # the queue refused, the database, a signal: say so, re-raise
+        finish_webhook_event(event, owners=done, error=exc)
+        raise
+    # The rate budget had no slot without waiting (an inline webhook), or CometChat's window
+    # was spent: the event waits for cometchat_refresh_stale, which processes it all again.
+    limited = next((exc for exc in failures if isinstance(exc, CometChatRateLimited)), None)
+    failed = limited or (failures[0] if failures else None)
+    finish_webhook_event(event, owners=done, error=failed, deferred=limited is not None)
+    status = "deferred" if limited else "processed" if failed is None else "failed"
+    return EventOutcome(event_id, status, owners=sorted(set(done)), error=failed)
+
+
+def _refresh_here(targets: list[Target], done: list[str]) -> list[CometChatError]:
+    """A webhook event's few refreshes (a direct message, a receipt, a block: two owners at
+    most), run in the event's own task over one connection: a trip through the queue costs a
+    worker more than the refresh itself, and adds its wait. A group's holders fan out as
+    refresh tasks instead when a worker runs tasks, so that a big group spreads over the
+    workers.
+
+    Adds to ``done`` the owners refreshed; returns the failures (each is logged)."""
+    owners = owners_by_uid(target.uid for target in targets)
+    failures: list[CometChatError] = []
+    with new_client() as client:
+        for target in targets:
+            outcome = refresh_one(owners[target.uid], target, client=client)
+            if outcome.error is not None:
+                failures.append(outcome.error)
+            else:
+                done.append(target.uid)
+    return failures
