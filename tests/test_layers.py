@@ -97,6 +97,8 @@ def imports(path: Path) -> list[Import]:
     type_only = _type_checking_lines(tree)
     found: list[Import] = []
     for node in ast.walk(tree):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
         names: list[str] = []
         if isinstance(node, ast.ImportFrom) and node.level == depth:  # from the package root
             names = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]

@@ -589,7 +589,8 @@ def test_an_event_for_two_owners_refreshes_them_within_its_own_task(
 
 
 def test_an_event_for_more_owners_fans_out_as_refresh_tasks(client, known, queue, monkeypatch):
-    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 1)  # a group of two holders is "more" here
+    # a group of two holders is "more" here
+    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 1)
     post(client, message_event(known.send_message("carol", to_group="book-club")))
     assert refreshes(queue) == [["alice", "group_book-club"], ["bob", "group_book-club"]]
     assert known.requests == []  # the refresh tasks fetch, not the event's

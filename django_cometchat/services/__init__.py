@@ -1,8 +1,9 @@
 """Use cases: the ONLY place the client and the models meet.
 
 One function per use case, keyword-only options, no request-bound assumptions: the API, the
-admin, the commands, tasks and webhooks all call these. Owners, client creation, transactions and
-signals live here, one module per job:
+admin, the commands, tasks and webhooks all call these, each task a single call
+(``sync_in_background``, ``refresh_in_background``, ``process_webhook_event_in_background``).
+Owners, client creation, transactions and signals live here, one module per job, lowest first:
 
 * :mod:`.errors`: the operator's and the owner's text of a failure;
 * :mod:`.ownership`: owners, UID binding, owners chosen in bulk;

@@ -1,4 +1,5 @@
-"""A webhook event's life: recorded (deduplicated), claimed, its targets, finished."""
+"""A webhook event's life: recorded (deduplicated), claimed, its targets refreshed, finished;
+``process_webhook_event_in_background`` is all of it after the recording, for the task."""
 
 from __future__ import annotations
 
