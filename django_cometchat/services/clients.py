@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING
 
 from .. import budget, deadline
 from ..budget import BudgetUsage, RateBudget
 from ..client import CometChatClient, retry_budget
 from ..conf import get_settings
 from ..exceptions import CometChatConfigurationError
-
-if TYPE_CHECKING:
-    pass
 
 
 def new_client(*, on_demand: bool = False) -> CometChatClient:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
@@ -21,9 +21,6 @@ from ..exceptions import (
 )
 from ..ids import validate_id
 from ..models import Conversation, SyncRun, UIDBinding
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from django.db.models import OuterRef, Subquery
 from django.db.models.expressions import Window
@@ -12,10 +11,6 @@ from django.utils import timezone
 
 from ..conf import get_settings
 from ..models import ConversationSnapshot, SyncRun, WebhookEvent
-
-if TYPE_CHECKING:
-    pass
-
 
 DELETE_BATCH = 5000  # rows per DELETE statement of the prune functions
 
