@@ -3,9 +3,10 @@
 Defined with ``django.tasks`` on Django 6.x and with the ``django-tasks`` backport on 5.2, so
 whichever backend the host configures in ``TASKS`` runs them (``django-tasks-db``'s database
 worker, ``django-tasks-rq`` on Redis, …). Arguments are plain JSON (UIDs, ids, strings), never
-model instances: real backends serialise them. Each task runs within ``SYNC_DEADLINE``
-(``services.background``), the whole of it: one sync, one refresh, one webhook event with all
-its refreshes (an inline webhook too).
+model instances: real backends serialise them. Each task turns its arguments into one call of
+a service (``sync_in_background``, ``refresh_in_background``,
+``process_webhook_event_in_background``), which runs the whole of it within ``SYNC_DEADLINE``:
+one sync, one refresh, one webhook event with all its refreshes (an inline webhook too).
 
 * :func:`sync_owner`: one owner's complete sync (or a queued ``SyncRun``'s);
 * :func:`refresh_conversation`: one conversation of one owner;
@@ -30,15 +31,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
 from . import services
-from .exceptions import CometChatError, CometChatQueueUnavailable, CometChatRateLimited
+from .exceptions import CometChatQueueUnavailable
 from .filters import ConversationFilters
 from .models import Conversation, SyncRun
 from .webhook_types import Target
+
+if TYPE_CHECKING:  # annotations only: the client is created and used in services
+    from .client import CometChatClient
 
 try:  # Django 6.x
     from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
@@ -56,9 +60,6 @@ except ImportError:  # Django 5.2: the django-tasks backport
     )
 
 logger = logging.getLogger(__name__)
-
-# An event affecting at most this many owners refreshes them within its own task.
-INLINE_REFRESHES = 2
 
 
 def backend() -> Any:
@@ -81,21 +82,19 @@ def sync_owner(
     run_id: int | None = None,
     filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Sync one owner by UID (with the Django user bound to it); carry out a queued run.
+    """Sync one owner by UID (with the Django user bound to it); carry out a queued run
+    (``services.sync_in_background``).
 
     A sync that fails is recorded on its run first, then raised: the task ends failed, so the
     worker and the task's result say so (never "SUCCESSFUL" for a failed sync)."""
-    run = SyncRun.objects.filter(pk=run_id).first() if run_id is not None else None
-    if run is not None and run.status != SyncRun.Status.QUEUED:
-        return {"run": run.pk, "status": run.status, "skipped": "not queued any more"}
-    with services.background():
-        result = services.sync_conversations(
-            services.owner_by_uid(uid),
-            filters=ConversationFilters.from_kwargs(**(filters or {})),
-            trigger=trigger,
-            raise_errors=False,
-            run=run,
-        )
+    result = services.sync_in_background(
+        uid,
+        trigger=trigger,
+        run_id=run_id,
+        filters=ConversationFilters.from_kwargs(**(filters or {})),
+    )
+    if result.skipped:
+        return {"run": result.run.pk, "status": result.run.status, "skipped": result.skipped}
     if result.error is not None:
         raise result.error
     return {"run": result.run.pk, "status": result.run.status, "error": result.run.error_code}
@@ -108,20 +107,19 @@ def refresh_conversation(
     """Fetch one conversation of one owner (by UID) and store it; ``peer_flag`` is a block
     event's ``[flag, value]`` for the peer (``Target.peer_flag``); ``expect_gone``: the event
     said the owner lost it, and CometChat's confirmation marks it missing
-    (``services.refresh_target``).
+    (``services.refresh_in_background``).
 
     A refresh that fails (CometChat does not have the conversation, say) is logged with its
     reason, then raised: the task ends failed, its result carrying the error."""
-    services.release_refresh(uid, conversation_id)  # started: a later request queues anew
     flag = (str(peer_flag[0]), peer_flag[1]) if peer_flag else None
-    target = Target(uid, conversation_id, flag, expect_gone=expect_gone)
-    with services.background():
-        outcome = _refresh(services.owner_by_uid(uid), target)
-    if isinstance(outcome, CometChatError):
-        raise outcome
-    if outcome is None:
+    outcome = services.refresh_in_background(
+        Target(uid, conversation_id, flag, expect_gone=expect_gone)
+    )
+    if outcome.error is not None:  # the one place a failed refresh ends the task
+        raise outcome.error
+    if outcome.row is None:
         return {"status": "missing", "conversation": conversation_id}
-    return {"status": "succeeded", "conversation": outcome.pk}
+    return {"status": "succeeded", "conversation": outcome.row.pk}
 
 
 def refresh_arguments(target: Target) -> tuple[list[Any], dict[str, Any]]:
@@ -132,91 +130,27 @@ def refresh_arguments(target: Target) -> tuple[list[Any], dict[str, Any]]:
     return [target.uid, target.conversation_id, *flag], keywords
 
 
-def _refresh(
-    owner: services.Owner, target: Target, client: services.Client | None = None
-) -> Conversation | CometChatError | None:
-    """The stored row, None when CometChat confirmed it gone as the event said (marked
-    missing), or the CometChat failure (logged): one refresh never fails a batch."""
-    try:
-        return services.refresh_target(owner, target, client=client)
-    except CometChatError as exc:
-        logger.warning(
-            "CometChat refresh of %s for %s failed: %s", target.conversation_id, owner.uid, exc
-        )
-        return exc
+def _enqueue_refresh(target: Target) -> None:
+    args, keywords = refresh_arguments(target)
+    refresh_conversation.enqueue(*args, **keywords)
 
 
 @task()
 def process_webhook_event(event_id: int) -> dict[str, Any]:
-    """One ``refresh_conversation`` per owner a webhook event affects, each on that owner's
-    behalf (run here for up to ``INLINE_REFRESHES`` owners, else enqueued); mark the event
-    processed (or failed) and send ``webhook_processed``. A refresh that CometChat answers
-    with "gone", for an owner the event said lost the conversation, marks the copy missing and
-    counts as done, not failed. A refresh refused for the rate budget (or a 429 past the
-    retries) marks the event deferred instead, for ``cometchat_refresh_stale``.
-
-    The event is claimed first, so a task delivered twice refreshes nothing twice. The whole
-    event, every refresh in it, runs within ``SYNC_DEADLINE``. An event that failed is recorded
-    failed first, then its (first) error is raised: the task ends failed too. A deferred event
-    is not a failure: it waits for ``cometchat_refresh_stale``.
-    """
-    with services.background():
-        return _process(event_id)
-
-
-def _process(event_id: int) -> dict[str, Any]:
-    event = services.claim_webhook_event(event_id)
-    if event is None:
-        return {"event": event_id, "status": "skipped", "reason": "not waiting to be processed"}
-    try:
-        targets = services.webhook_targets(event)
-    except Exception as exc:  # claimed events never stay half-done: say why on the event
-        services.finish_webhook_event(event, error=exc)
-        raise
-    done: list[str] = []
-    failures: list[CometChatError] = []
-    try:
-        # With no worker (the immediate backend) a fan-out would run inline anyway, each
-        # refresh on its own connection, its failures lost to the event.
-        if len(targets) <= INLINE_REFRESHES or not queues():
-            failures = _refresh_here(targets, done)
-        else:
-            for target in targets:
-                args, keywords = refresh_arguments(target)
-                refresh_conversation.enqueue(*args, **keywords)
-                done.append(target.uid)
-    except BaseException as exc:  # the queue refused, the database, a signal: say so, re-raise
-        services.finish_webhook_event(event, owners=done, error=exc)
-        raise
-    # The rate budget had no slot without waiting (an inline webhook), or CometChat's window
-    # was spent: the event waits for cometchat_refresh_stale, which processes it all again.
-    limited = next((exc for exc in failures if isinstance(exc, CometChatRateLimited)), None)
-    failed = limited or (failures[0] if failures else None)
-    services.finish_webhook_event(event, owners=done, error=failed, deferred=limited is not None)
-    if failed is not None and limited is None:
-        raise failed
-    status = "deferred" if limited else "processed"
-    return {"event": event_id, "status": status, "owners": sorted(set(done))}
-
-
-def _refresh_here(targets: list[Target], done: list[str]) -> list[CometChatError]:
-    """A webhook event's few refreshes (a direct message, a receipt, a block: two owners at
-    most), run in the event's own task over one connection: a trip through the queue costs a
-    worker more than the refresh itself, and adds its wait. A group's holders fan out as
-    ``refresh_conversation`` tasks instead when a worker runs tasks, so that a big group
-    spreads over the workers.
-
-    Adds to ``done`` the owners refreshed; returns the failures (each is logged)."""
-    owners = services.owners_by_uid(target.uid for target in targets)
-    failures: list[CometChatError] = []
-    with services.new_client() as client:
-        for target in targets:
-            outcome = _refresh(owners[target.uid], target, client)
-            if isinstance(outcome, CometChatError):
-                failures.append(outcome)
-            else:
-                done.append(target.uid)
-    return failures
+    """Process a recorded webhook event (``services.process_webhook_event_in_background``):
+    its owners' conversations refreshed here for up to ``INLINE_REFRESHES`` owners, else one
+    ``refresh_conversation`` task each when a worker runs tasks; the event marked processed,
+    failed or deferred, and ``webhook_processed`` sent. An event that failed is recorded failed
+    first, then its (first) error is raised: the task ends failed too. A deferred event is not a
+    failure: it waits for ``cometchat_refresh_stale``."""
+    outcome = services.process_webhook_event_in_background(
+        event_id, fan_out=_enqueue_refresh if queues() else None
+    )
+    if outcome.status == "skipped":
+        return {"event": event_id, "status": "skipped", "reason": outcome.reason}
+    if outcome.status == "failed" and outcome.error is not None:
+        raise outcome.error  # the one place a failed event ends the task
+    return {"event": event_id, "status": outcome.status, "owners": outcome.owners}
 
 
 # -- the seams of on-demand work --------------------------------------------------------------
@@ -240,7 +174,7 @@ def request_sync(
     *,
     trigger: str,
     filters: ConversationFilters | None = None,
-    client: services.Client | None = None,
+    client: CometChatClient | None = None,
 ) -> SyncRun | Queued:
     """Sync an owner on demand: enqueued when a worker runs tasks (a queued ``SyncRun`` to
     follow), else inline within ``WEB_DEADLINE`` (the finished ``SyncRun``). A sync of the owner
@@ -248,19 +182,19 @@ def request_sync(
     owner = services.as_owner(owner)
     if queues():
         return _enqueue_sync(owner, trigger=trigger, filters=filters)
-    run = services.request_sync(owner, trigger=trigger, filters=filters, client=client)
+    run = services.sync_on_demand(owner, trigger=trigger, filters=filters, client=client)
     if run.status in services.ACTIVE_STATUSES:  # another request's, still on its way
         return Queued(None, run, already_queued=True)
     return run
 
 
 def request_refresh(
-    owner: Any, conversation_id: str, *, client: services.Client | None = None
+    owner: Any, conversation_id: str, *, client: CometChatClient | None = None
 ) -> Conversation | Queued:
     """Refresh one conversation on demand: enqueued when a worker runs tasks, else inline. A
     refresh of it already queued for the owner is answered instead (``already_queued``)."""
     if not queues():
-        return services.request_refresh(owner, conversation_id, client=client)
+        return services.refresh_on_demand(owner, conversation_id, client=client)
     owner = services.as_owner(owner)
     if not services.claim_refresh(owner.uid, conversation_id):
         return Queued(None, already_queued=True)

@@ -719,7 +719,7 @@ WEBHOOK_EVENTS = "/admin/django_cometchat/webhookevent/"
 
 def test_webhook_event_list_shows_status_badges_and_the_code_of_a_failure(admin_client):
     # The operator's text of a failed refresh, as services.finish_webhook_event stores it.
-    unknown = services.describe(
+    unknown = services.operator_message(
         CometChatUnknownOwner(
             "The UID bob does not exist.",
             uid="bob",

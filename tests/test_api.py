@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from django_cometchat.api.errors import describe
+from django_cometchat.api.errors import api_error
 from django_cometchat.api.pagination import INVALID_CURSOR
 from django_cometchat.api.throttling import RefreshRateThrottle
 from django_cometchat.conf import DEFAULT_REFRESH_RATE, get_settings
@@ -905,7 +905,7 @@ def test_an_invalid_conversation_id_is_400_before_anything_is_sent(fake, api, ba
     ],
 )
 def test_error_mapping(exc, status, code, retry_after):
-    error = describe(exc)
+    error = api_error(exc)
     assert (error.status, error.code, error.retry_after) == (status, code, retry_after)
 
 
@@ -913,7 +913,7 @@ def test_upstream_words_never_reach_an_end_user(settings):
     settings.COMETCHAT = {**settings.COMETCHAT, "API_KEY": "s3cret-key"}
     get_settings()
     exc = CometChatNotFound("The GUID secret-group does not exist; key s3cret-key", status=404)
-    response = describe(exc).response()
+    response = api_error(exc).response()
     assert response.data["error"]["message"] == (
         "There is no such conversation in CometChat for your account."
     )

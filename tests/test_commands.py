@@ -503,7 +503,7 @@ def test_ctrl_c_stops_records_the_run_and_keeps_what_was_stored(fake, make_user,
             def pressed_ctrl_c(**_):
                 raise KeyboardInterrupt
 
-            monkeypatch.setattr(services, "store_page", pressed_ctrl_c)
+            monkeypatch.setattr(services.sync, "store_page", pressed_ctrl_c)
         return real_sync(*args, **kwargs)
 
     monkeypatch.setattr(services, "sync_conversations", interrupt_second_user)

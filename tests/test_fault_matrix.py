@@ -13,7 +13,7 @@ The next sync meets one fault on page N:
   hold upstream's content, page N and later are exactly as they were, nothing is marked missing,
   no (owner_uid, conversation_id) is doubled, and history grows only by the changes written.
 
-On demand (``services.request_sync`` under ``WEB_DEADLINE``) every fault, plus two slower than
+On demand (``services.sync_on_demand`` under ``WEB_DEADLINE``) every fault, plus two slower than
 the deadline, must end within the deadline and a small margin.
 
 The fake gzips every JSON answer (its default), so pages, retried error bodies and the faults
@@ -446,7 +446,7 @@ def run_sync(world: World, case: Case, page: int, *, on_demand: bool) -> Outcome
     error: CometChatError | None = None
     try:
         if on_demand:
-            services.request_sync(world.user, trigger=SyncRun.Trigger.API)
+            services.sync_on_demand(world.user, trigger=SyncRun.Trigger.API)
         else:
             services.sync_conversations(world.user, trigger=SyncRun.Trigger.TASK)
     except CometChatError as exc:

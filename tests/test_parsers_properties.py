@@ -62,7 +62,7 @@ from django_cometchat.ratelimit import (
     parse_rate_limit,
     seconds_to_wait,
 )
-from django_cometchat.services import describe
+from django_cometchat.services import operator_message
 from django_cometchat.testing.faults import Fault
 from django_cometchat.types import (
     MAX_COUNT,
@@ -910,7 +910,7 @@ def test_raise_for_error(client, content, answer, owner):
     assert clean_text(exc.body)
     assert len(exc.body) <= 2000
     assert clean_text(exc.api_message)
-    assert clean_text(describe(exc))
+    assert clean_text(operator_message(exc))
     assert exc.code is None or clean_text(exc.code)
 
 
@@ -1065,7 +1065,7 @@ def test_regression_error_code_is_not_cleaned(client, code):
     with pytest.raises(CometChatAPIError) as caught:
         raise_for_error("GET /x", response(400, "application/json"), content, "/x", None)
     assert clean_text(caught.value.code or "")
-    assert clean_text(describe(caught.value))
+    assert clean_text(operator_message(caught.value))
 
 
 @pytest.mark.parametrize(
@@ -1102,7 +1102,7 @@ def test_regression_reason_phrase_is_not_cleaned(client):
     with pytest.raises(CometChatBadRequest) as caught:
         raise_for_error("GET /x", made, b"", "/x", None)
     assert clean_text(caught.value.api_message)
-    assert clean_text(describe(caught.value))
+    assert clean_text(operator_message(caught.value))
 
 
 @pytest.mark.django_db

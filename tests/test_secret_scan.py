@@ -57,9 +57,9 @@ from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
 from django_cometchat.services import (
     fetch_conversation,
     owner_by_uid,
-    request_refresh,
-    request_sync,
+    refresh_on_demand,
     sync_conversations,
+    sync_on_demand,
 )
 from django_cometchat.testing import FakeCometChat, Fault
 
@@ -362,14 +362,14 @@ def test_a_sync_and_a_failure_of_every_class_never_show_the_key(chat, scan, alic
         Fault("status", status=403, path=path, body=echo("ERR_CONVERSATION_NOT_ACCESSIBLE"))
     )
     with pytest.raises(CometChatNotFound) as not_found:
-        request_refresh(alice, "alice_user_bob")
+        refresh_on_demand(alice, "alice_user_bob")
     scan.error(not_found.value)
     chat.inject(Fault("trickle", chunk_size=16, pause=0.1))
     with pytest.raises(CometChatDeadlineExceeded) as late:
-        request_sync(alice, trigger=SyncRun.Trigger.API)
+        sync_on_demand(alice, trigger=SyncRun.Trigger.API)
     scan.error(late.value)
     with pytest.raises(CometChatInvalidId) as invalid:
-        request_refresh(alice, f"alice_user_{KEY}/x")
+        refresh_on_demand(alice, f"alice_user_{KEY}/x")
     scan.error(invalid.value)
 
     assert SyncRun.objects.filter(status=SyncRun.Status.FAILED).count() == len(FAILURES) + 1

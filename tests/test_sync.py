@@ -24,10 +24,10 @@ from django_cometchat.services import (
     fetch_conversation,
     owner_by_uid,
     prune_history,
-    request_refresh,
-    request_sync,
+    refresh_on_demand,
     resolve_uid,
     sync_conversations,
+    sync_on_demand,
 )
 from django_cometchat.signals import conversation_changed, conversations_synced
 from django_cometchat.storage import Row, content_hash, store_page
@@ -268,7 +268,7 @@ def test_change_during_a_multi_page_walk_is_caught_up_and_missing_is_proven(
             moved.append(fake.send_message("peer-0", to_user="owner", text="late"))
         return outcome
 
-    monkeypatch.setattr("django_cometchat.services.store_page", store_then_move_oldest)
+    monkeypatch.setattr("django_cometchat.services.sync.store_page", store_then_move_oldest)
     fake.clear_requests()
     result = sync_conversations(owner_by_uid("owner"))
     rows = stored("owner")
@@ -561,7 +561,7 @@ def test_prune_does_nothing_without_retention():
 
 
 def test_request_sync_returns_the_run(fake, alice):
-    run = request_sync(alice, trigger=SyncRun.Trigger.API)
+    run = sync_on_demand(alice, trigger=SyncRun.Trigger.API)
     assert run.pk
     assert run.trigger == "api"
     assert run.status == SyncRun.Status.SUCCEEDED
@@ -573,14 +573,14 @@ def test_request_sync_fails_fast_within_the_web_budget(fake, alice, settings):
     fake.inject(Fault("status", status=429, headers={"Retry-After": "30"}, times=10))
     started = time.monotonic()
     with pytest.raises(CometChatRateLimited):
-        request_sync(alice, trigger=SyncRun.Trigger.API)
+        sync_on_demand(alice, trigger=SyncRun.Trigger.API)
     assert time.monotonic() - started < 2
     run = SyncRun.objects.get()
     assert (run.status, run.error_code) == (SyncRun.Status.FAILED, "ERR_TOO_MANY_REQUESTS")
 
 
 def test_request_refresh_fetches_one(fake, alice):
-    conversation = request_refresh(alice, "alice_user_bob")
+    conversation = refresh_on_demand(alice, "alice_user_bob")
     assert conversation.peer_uid == "bob"
     assert conversation.owner == alice
 
@@ -605,3 +605,14 @@ def test_a_conversation_with_a_blocked_user_survives_a_complete_sync(fake, alice
     alice.save()
     page = client.get(f"/admin/django_cometchat/conversation/{bob.pk}/change/").content.decode()
     assert "Bob Stone (UID bob); blocked by the owner" in page
+
+
+def test_the_old_names_of_the_on_demand_seams_still_work_and_warn(fake, alice):
+    """``services.request_sync`` / ``request_refresh`` were documented: kept, deprecated."""
+    from django_cometchat import services
+
+    with pytest.warns(DeprecationWarning, match="use sync_on_demand"):
+        assert services.request_sync is sync_on_demand
+    with pytest.warns(DeprecationWarning, match="use refresh_on_demand"):
+        from django_cometchat.services import request_refresh
+    assert request_refresh is refresh_on_demand

@@ -176,7 +176,7 @@ def test_on_demand_work_keeps_the_web_deadline(owner, settings):
     # SYNC_DEADLINE is for background work: an on-demand refresh stays under WEB_DEADLINE.
     settings.COMETCHAT = {**settings.COMETCHAT, "WEB_DEADLINE": 0.8, "SYNC_DEADLINE": 60}
     with pytest.raises(CometChatDeadlineExceeded):
-        services.request_sync(services.owner_by_uid(owner), trigger=SyncRun.Trigger.API)
+        services.sync_on_demand(services.owner_by_uid(owner), trigger=SyncRun.Trigger.API)
     run = SyncRun.objects.latest("pk")
     assert run.error_code == "ERR_DEADLINE"
     assert "WEB_DEADLINE (0.8 s) passed" in run.error_message

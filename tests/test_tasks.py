@@ -78,6 +78,21 @@ def test_a_queued_sync_answers_202_with_the_run_to_follow_and_fetches_nothing(
     assert client.get(response["Location"]).json()["status"] == "succeeded"
 
 
+def test_a_sync_task_delivered_twice_syncs_once(fake, alice, queue):
+    """Queues deliver at least once: the second delivery finds its run no longer queued."""
+    queued = tasks.request_sync(alice, trigger=SyncRun.Trigger.API)
+    assert isinstance(queued, tasks.Queued)
+    (result,) = queue.results
+    args, kwargs = json.loads(json.dumps([result.args, result.kwargs]))
+    first = tasks.sync_owner.call(*args, **kwargs)
+    requests = len(fake.requests)
+    again = tasks.sync_owner.call(*args, **kwargs)
+    run = SyncRun.objects.get()
+    assert first == {"run": run.pk, "status": "succeeded", "error": ""}
+    assert again == {"run": run.pk, "status": "succeeded", "skipped": "not queued any more"}
+    assert len(fake.requests) == requests  # nothing fetched the second time
+
+
 def test_a_queued_refresh_answers_202_with_the_conversation_to_follow(fake, alice, client, queue):
     client.force_login(alice)
     response = client.post("/cometchat/conversations/alice_user_bob/refresh/")

@@ -147,7 +147,7 @@ def queue(settings, monkeypatch):
     refresh is enqueued, even an event's first two (``INLINE_REFRESHES``), so that the owners an
     event affects show as tasks."""
     settings.TASKS = {"default": {"BACKEND": f"{BACKENDS}.dummy.DummyBackend"}}
-    monkeypatch.setattr(tasks, "INLINE_REFRESHES", 0)
+    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 0)
     backend: Any = tasks.backend()
     assert tasks.queues()
     yield backend
@@ -574,7 +574,7 @@ def test_message_sent_enqueues_one_refresh_per_owner(client, known, queue):
 def test_an_event_for_two_owners_refreshes_them_within_its_own_task(
     client, known, queue, monkeypatch
 ):
-    monkeypatch.setattr(tasks, "INLINE_REFRESHES", 2)  # the default
+    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 2)  # the default
     body = message_event(known.send_message("bob", to_user="alice", text="news"))
     assert post(client, body).json() == {"status": "accepted"}
     assert known.requests == []
@@ -589,7 +589,8 @@ def test_an_event_for_two_owners_refreshes_them_within_its_own_task(
 
 
 def test_an_event_for_more_owners_fans_out_as_refresh_tasks(client, known, queue, monkeypatch):
-    monkeypatch.setattr(tasks, "INLINE_REFRESHES", 1)  # a group of two holders is "more" here
+    # a group of two holders is "more" here
+    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 1)
     post(client, message_event(known.send_message("carol", to_group="book-club")))
     assert refreshes(queue) == [["alice", "group_book-club"], ["bob", "group_book-club"]]
     assert known.requests == []  # the refresh tasks fetch, not the event's
@@ -798,13 +799,13 @@ def test_a_refresh_that_fails_upstream_fails_the_event_not_the_webhook(client, k
 def test_an_event_is_processing_while_its_refreshes_run(client, known, monkeypatch):
     """Taken by a worker, not yet processed: a worker that dies here leaves it "processing"."""
     seen = []
-    run_here = tasks._refresh_here
+    run_here = services.webhook_events._refresh_here
 
     def watching(targets: Any, done: list[str]) -> Any:
         seen.append(WebhookEvent.objects.get().status)
         return run_here(targets, done)
 
-    monkeypatch.setattr(tasks, "_refresh_here", watching)
+    monkeypatch.setattr(services.webhook_events, "_refresh_here", watching)
     body = message_event(known.send_message("bob", to_user="alice"))
     assert post(client, body).json() == {"status": "accepted"}
     assert seen == ["processing"]
@@ -880,7 +881,7 @@ def test_an_unexpected_failure_is_recorded_on_the_event_and_raised(client, known
     def broken(event):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(services, "webhook_targets", broken)
+    monkeypatch.setattr(services.webhook_events, "webhook_targets", broken)
     event = services.record_webhook(
         parse_webhook(message_event(known.send_message("bob", to_user="alice")))
     )

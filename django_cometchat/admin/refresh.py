@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import services, tasks
 from ..exceptions import (
@@ -27,6 +27,9 @@ from ..exceptions import (
     CometChatQueueUnavailable,
 )
 from ..models import Conversation, SyncRun
+
+if TYPE_CHECKING:  # annotations only: services create and use the client
+    from ..client import CometChatClient
 
 T = TypeVar("T")
 
@@ -61,7 +64,7 @@ class BatchOutcome:
 
 
 def _run_batch(
-    items: Sequence[T], label: Callable[[T], str], act: Callable[[T, services.Client | None], str]
+    items: Sequence[T], label: Callable[[T], str], act: Callable[[T, CometChatClient | None], str]
 ) -> BatchOutcome:
     outcome = BatchOutcome(queued=tasks.queues())
     try:
@@ -90,7 +93,7 @@ def refresh_conversations(rows: Sequence[Conversation]) -> BatchOutcome:
     def label(row: Conversation) -> str:
         return f"{row.conversation_id} (owner {row.owner_uid})"
 
-    def act(row: Conversation, client: services.Client | None) -> str:
+    def act(row: Conversation, client: CometChatClient | None) -> str:
         outcome = tasks.request_refresh(owners[row.owner_uid], row.conversation_id, client=client)
         if isinstance(outcome, tasks.Queued) and outcome.already_queued:
             return f"{label(row)} (already queued)"
@@ -102,7 +105,7 @@ def refresh_conversations(rows: Sequence[Conversation]) -> BatchOutcome:
 def sync_owners(owners: Sequence[services.Owner]) -> BatchOutcome:
     """One complete sync per owner; each is a SyncRun, trigger admin."""
 
-    def act(owner: services.Owner, client: services.Client | None) -> str:
+    def act(owner: services.Owner, client: CometChatClient | None) -> str:
         run = tasks.request_sync(owner, trigger=SyncRun.Trigger.ADMIN, client=client)
         if isinstance(run, tasks.Queued):
             if run.already_queued and run.run is not None:  # nothing new: that run is the sync

@@ -101,7 +101,7 @@ def status_and_code(exc: CometChatError) -> tuple[int, str]:
     raise AssertionError("CometChatError is in the table")  # pragma: no cover
 
 
-def describe(exc: CometChatError) -> APIError:
+def api_error(exc: CometChatError) -> APIError:
     """Map one CometChat error onto the status, code and public message the API answers."""
     status, code = status_and_code(exc)
     retry_after = None
@@ -117,7 +117,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     the host configured. Anything else returns None, so Django answers 500 and logs it.
     """
     if isinstance(exc, CometChatError):
-        error = describe(exc)
+        error = api_error(exc)
         # No set_rollback(): what the service stored before failing (earlier pages, the failed
         # SyncRun) is meant to survive, even under ATOMIC_REQUESTS.
         level = logging.WARNING if error.status >= 500 else logging.INFO

@@ -24,6 +24,7 @@ import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import close_old_connections, connections
 
@@ -31,9 +32,12 @@ from .. import services
 from . import stopping
 from .reporting import Outcome
 
+if TYPE_CHECKING:  # annotations only: services create and use the client
+    from ..client import CometChatClient
+
 OUTAGE_LIMIT = 3
 
-Job = Callable[[services.Owner, services.Client], Outcome]
+Job = Callable[[services.Owner, "CometChatClient"], Outcome]
 
 
 @dataclass
@@ -64,7 +68,7 @@ class BatchRunner:
         self._outages = 0
 
     def run(self, owners: Iterable[services.Owner]) -> Stop:
-        clients: queue.SimpleQueue[services.Client] = queue.SimpleQueue()
+        clients: queue.SimpleQueue[CometChatClient] = queue.SimpleQueue()
         made = [services.new_client() for _ in range(self.concurrency)]
         for client in made:
             clients.put(client)
@@ -91,7 +95,7 @@ class BatchRunner:
             if self._outages >= OUTAGE_LIMIT and not self.stop.reason:
                 self.stop.reason = f"{OUTAGE_LIMIT} owners in a row failed: {outcome.reason}"
 
-    def _run_inline(self, owners: Iterable[services.Owner], client: services.Client) -> None:
+    def _run_inline(self, owners: Iterable[services.Owner], client: CometChatClient) -> None:
         try:
             for owner in owners:
                 self._handle(self.job(owner, client))
@@ -101,7 +105,7 @@ class BatchRunner:
             self.stop.interrupted = True
 
     def _run_threaded(
-        self, owners: Iterable[services.Owner], clients: queue.SimpleQueue[services.Client]
+        self, owners: Iterable[services.Owner], clients: queue.SimpleQueue[CometChatClient]
     ) -> None:
         # Workers hand each outcome over here exactly once, whatever Ctrl-C interrupts.
         outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
@@ -130,7 +134,7 @@ class BatchRunner:
         owners: Iterable[services.Owner],
         pool: ThreadPoolExecutor,
         in_flight: set[Future[None]],
-        clients: queue.SimpleQueue[services.Client],
+        clients: queue.SimpleQueue[CometChatClient],
         outcomes: queue.SimpleQueue[Outcome],
     ) -> None:
         """Start a job per owner, keeping at most two per thread in flight, until a stop."""
@@ -148,7 +152,7 @@ class BatchRunner:
     def _lend(
         self,
         owner: services.Owner,
-        clients: queue.SimpleQueue[services.Client],
+        clients: queue.SimpleQueue[CometChatClient],
         outcomes: queue.SimpleQueue[Outcome],
     ) -> None:
         """One job on a worker thread, with a client from the pool and fresh connections."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -25,6 +25,9 @@ from ..arguments import inline_note, int_at_least
 from ..batch import BatchRunner, Stop
 from ..reporting import Outcome, Reporter, Totals, plural, skipped_line
 from ..stopping import stopping
+
+if TYPE_CHECKING:  # annotations only: services create and use the client
+    from ...client import CometChatClient
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +182,7 @@ class Command(BaseCommand):
                 f"{outcome.skipped} owner(s) could not be enqueued:{''.join(refused)}"
             )
 
-    def sync_one(self, owner: services.Owner, client: services.Client) -> Outcome:
+    def sync_one(self, owner: services.Owner, client: CometChatClient) -> Outcome:
         started = time.monotonic()
         try:
             with services.background():  # SYNC_DEADLINE, per owner

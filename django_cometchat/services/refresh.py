@@ -1,0 +1,166 @@
+"""One conversation fetched live and stored: on demand, for a webhook event, as a task; which
+failures prove it gone."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
+
+from ..client import CometChatClient
+from ..exceptions import CometChatAPIError, CometChatError, CometChatUnknownOwner
+from ..ids import validate_id
+from ..models import Conversation
+from ..storage import mark_gone, row_from, store_page, with_list_only_fields
+from ..webhook_types import Target
+from .clients import background, new_client, on_demand
+from .ownership import Owner, as_owner, explain_unknown_owner, owner_by_uid
+from .runs import announce_changes, release_refresh
+
+logger = logging.getLogger(__name__)
+
+
+# What a single-conversation GET answers when the owner no longer has the conversation (API.md
+# §0.4, §2.2, §2.4, §2.10, §5.3, §8.12, §8.13): not accessible (not their one-to-one, not a
+# member, no messages), the deprecated endpoint's not found, the peer user (deleted, or
+# deactivated) or the group gone, the owner out of the group. Nothing else proves it.
+GONE_CODES = frozenset(
+    {
+        "ERR_CONVERSATION_NOT_ACCESSIBLE",
+        "ERR_CONVERSATION_NOT_FOUND",
+        "ERR_UID_NOT_FOUND",
+        "ERR_GUID_NOT_FOUND",
+        "ERR_NOT_A_MEMBER",
+        "ERR_GROUP_NOT_JOINED",
+        "ERR_BANNED_GROUPMEMBER",
+    }
+)
+
+
+def proves_gone(exc: CometChatError) -> bool:
+    """Whether a failed single-conversation GET proves the owner no longer has it.
+
+    An unknown *owner* is not about the conversation, nor is an unknown user asked about a
+    group's conversation (only its owner could be meant); a 5xx, a 429, a transport failure or a
+    broken body proves nothing either.
+    """
+    if not isinstance(exc, CometChatAPIError) or isinstance(exc, CometChatUnknownOwner):
+        return False
+    if exc.code == "ERR_UID_NOT_FOUND" and not exc.endpoint.startswith("GET /users/"):
+        return False
+    return exc.code in GONE_CODES and (exc.status is None or exc.status < 500)
+
+
+def fetch_conversation(
+    owner: Any,
+    conversation_id: str,
+    *,
+    client: CometChatClient | None = None,
+    peer_flag: tuple[str, bool] | None = None,
+) -> Conversation:
+    """Fetch one conversation live (through the supported endpoint its id maps to) and store it.
+
+    An invalid id raises ``CometChatInvalidId`` before anything is sent. Returns the stored row,
+    which stays the newer one if CometChat answered with an older payload. ``peer_flag`` is a
+    block event's news of a user peer (see ``with_list_only_fields``).
+    """
+    owner = as_owner(owner)
+    validate_id(conversation_id, "conversation id")
+    with nullcontext(client) if client is not None else new_client() as active:
+        try:
+            fetched = active.get_conversation_timed(conversation_id, on_behalf_of=owner.uid)
+        except CometChatError as exc:
+            explain_unknown_owner(exc, owner)
+            raise
+    remote = fetched.value
+    payload = remote.raw
+    if remote.conversation_type == "user":
+        stored = Conversation.objects.owned_by(owner.uid).filter(
+            conversation_id=remote.conversation_id
+        )
+        payload = with_list_only_fields(
+            payload, stored.values_list("payload", flat=True).first(), peer_flag=peer_flag
+        )
+    outcome = store_page(
+        owner_id=owner.user_id,
+        owner_uid=owner.uid,
+        rows=[row_from(remote, payload=payload)],
+        fetched_at=fetched.sent_at,  # ordered by when the request left, not when it landed
+    )
+    announce_changes(owner.uid, outcome)
+    return Conversation.objects.owned_by(owner.uid).get(conversation_id=remote.conversation_id)
+
+
+def refresh_on_demand(
+    owner: Any, conversation_id: str, *, client: CometChatClient | None = None
+) -> Conversation:
+    """Fetch one conversation live, on demand, within ``WEB_DEADLINE``, and store it."""
+    with on_demand(client) as active:
+        return fetch_conversation(owner, conversation_id, client=active)
+
+
+def refresh_target(
+    owner: Any, target: Target, *, client: CometChatClient | None = None
+) -> Conversation | None:
+    """Refresh one conversation a webhook event names (``fetch_conversation``, with the
+    event's block flag); None when the event said the owner lost it (``expect_gone``) and
+    CometChat's answer proves it (``proves_gone``): the stored copy is then marked missing,
+    its history kept. Any other failure is raised, and marks nothing."""
+    owner = as_owner(owner)
+    asked_at = timezone.now()
+    try:
+        return fetch_conversation(
+            owner, target.conversation_id, client=client, peer_flag=target.peer_flag
+        )
+    except CometChatAPIError as exc:
+        if not (target.expect_gone and proves_gone(exc)):
+            raise
+        logger.info(
+            "CometChat confirms %s no longer holds %s (%s): marked missing",
+            owner.uid,
+            target.conversation_id,
+            exc.code,
+        )
+    mark_gone(owner.uid, [target.conversation_id], proven_at=asked_at)
+    return None
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """What one refresh of a target did: ``row`` stored, or (``row`` None, no ``error``)
+    confirmed gone and marked missing, or failed with ``error`` (logged)."""
+
+    target: Target
+    row: Conversation | None = None
+    error: CometChatError | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "failed"
+        return "missing" if self.row is None else "succeeded"
+
+
+def refresh_one(
+    owner: Owner, target: Target, *, client: CometChatClient | None = None
+) -> RefreshOutcome:
+    """``refresh_target``, with a CometChat failure logged and returned, not raised: one
+    refresh never fails a batch."""
+    try:
+        return RefreshOutcome(target, refresh_target(owner, target, client=client))
+    except CometChatError as exc:
+        logger.warning(
+            "CometChat refresh of %s for %s failed: %s", target.conversation_id, owner.uid, exc
+        )
+        return RefreshOutcome(target, error=exc)
+
+
+def refresh_in_background(target: Target) -> RefreshOutcome:
+    """A queued refresh carried out (the ``refresh_conversation`` task): its claim given back
+    first (a later request queues anew), then the refresh within ``SYNC_DEADLINE``."""
+    release_refresh(target.uid, target.conversation_id)
+    with background():
+        return refresh_one(owner_by_uid(target.uid), target)

@@ -1,0 +1,271 @@
+"""Sync-run bookkeeping: start, finish, announce, claim, queue, abandon; refresh claims."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..conf import get_settings
+from ..filters import ConversationFilters
+from ..ids import validate_id
+from ..models import Conversation, QueuedRefresh, SyncRun, UIDBinding
+from ..signals import conversation_changed, conversations_synced, sync_run_finished
+from ..storage import PageOutcome
+from .errors import ABANDONED_MESSAGE, MAX_ERROR_LENGTH, operator_message, public_message
+from .ownership import Owner, OwnerSelection, as_owner, owners_by_uid, unless_no_chat_user
+
+if TYPE_CHECKING:
+    from .sync import SyncResult
+
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_STATUSES = (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING)
+# Tries of claim_sync_run to create or find the owner's one requested run against a race.
+CLAIM_ATTEMPTS = 3
+
+
+def start_run(
+    owner: Owner, filters: ConversationFilters, trigger: str, run: SyncRun | None, *, dry_run: bool
+) -> SyncRun:
+    """The running ``SyncRun`` of this sync: the queued one it carries out, or a new one."""
+    if not dry_run:
+        mark_abandoned_runs(owner.uid)
+    if run is None:
+        run = SyncRun(
+            owner_id=owner.user_id,
+            owner_uid=owner.uid,
+            trigger=trigger,
+            filters=filters.as_json(),
+        )
+    run.status = SyncRun.Status.RUNNING
+    run.started_at = timezone.now()
+    if not dry_run:
+        run.save()
+    return run
+
+
+def finish_run(
+    run: SyncRun, result: SyncResult, exc: BaseException | None, *, dry_run: bool
+) -> None:
+    run.finished_at = timezone.now()
+    run.created_count = result.created
+    run.updated_count = result.updated
+    run.unchanged_count = result.kept
+    run.missing_count = result.missing
+    run.rechecked_count = result.rechecked
+    run.pages = result.pages
+    run.requests = result.requests
+    if exc is None:
+        run.status = SyncRun.Status.SUCCEEDED
+    else:
+        record_failure(run, exc)
+    if not dry_run:
+        run.save()
+        transaction.on_commit(lambda: conversations_synced.send(sender=SyncRun, result=result))
+        announce_run(run)
+
+
+def announce_run(run: SyncRun, outcome: str | None = None) -> None:
+    """``sync_run_finished`` for a run that ended (saved), once that is committed."""
+    seconds = run.duration_seconds or 0.0
+    transaction.on_commit(
+        lambda: sync_run_finished.send_robust(
+            sender=SyncRun,
+            run=run,
+            outcome=outcome or run.status,
+            trigger=run.trigger,
+            seconds=seconds,
+        )
+    )
+
+
+def record_failure(run: SyncRun, exc: BaseException) -> None:
+    """Mark a run failed, with the reason for its operator and for its owner (not saved)."""
+    run.status = SyncRun.Status.FAILED
+    code = "ERR_INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "code", None)
+    run.error_code = str(code or type(exc).__name__)[:100]
+    run.error_message = operator_message(exc)[:MAX_ERROR_LENGTH]
+    public_length = SyncRun._meta.get_field("public_error_message").max_length
+    run.public_error_message = public_message(exc)[:public_length]
+    logger.warning("CometChat sync of %s failed: %s", run.owner_uid, run.error_message)
+
+
+def announce_changes(owner_uid: str, outcome: PageOutcome) -> None:
+    """``conversation_changed`` once per created or updated row, after the page commits."""
+    if not conversation_changed.has_listeners(Conversation):
+        return
+    changes = [(True, *c) for c in outcome.created] + [(False, *c) for c in outcome.updated]
+
+    def send() -> None:
+        for created, pk, conversation_id in changes:
+            conversation_changed.send(
+                sender=Conversation,
+                owner_uid=owner_uid,
+                conversation_id=conversation_id,
+                pk=pk,
+                created=created,
+            )
+
+    transaction.on_commit(send)
+
+
+def active_run(owner_uid: str) -> SyncRun | None:
+    """The owner's sync on its way: queued or running and not abandoned; a requested one
+    (``exclusive``) before one a command or code started; the oldest first."""
+    runs = SyncRun.objects.owned_by(owner_uid).filter(
+        status__in=ACTIVE_STATUSES, started_at__gte=abandoned_before(timezone.now())
+    )
+    return runs.order_by("-exclusive", "started_at", "id").first()
+
+
+def claim_sync_run(
+    owner: Any, *, trigger: str, filters: ConversationFilters | None = None, queued: bool = True
+) -> tuple[SyncRun, bool]:
+    """The owner's sync already on its way (``active_run``), or a new requested one: ``(run,
+    created)``. A new run is "queued" (for a task to carry out) or, with ``queued=False``,
+    "running" (for the caller to carry out now, as ``sync_conversations(..., run=run)``).
+
+    The database decides between concurrent requests: at most one requested run per owner is
+    queued or running (a partial unique constraint), so the losers of a race get the winner's
+    run. Runs abandoned past ``SYNC_ABANDONED_AFTER`` are marked failed first and never count.
+    """
+    owner = as_owner(owner)
+    mark_abandoned_runs(owner.uid)
+    status = SyncRun.Status.QUEUED if queued else SyncRun.Status.RUNNING
+    for attempt in range(CLAIM_ATTEMPTS):
+        active = active_run(owner.uid)
+        if active is not None:
+            return active, False
+        try:
+            with transaction.atomic():  # a savepoint: a lost race must not break the caller's
+                run = SyncRun.objects.create(
+                    owner_id=owner.user_id,
+                    owner_uid=owner.uid,
+                    trigger=trigger,
+                    status=status,
+                    filters=(filters or ConversationFilters()).as_json(),
+                    started_at=timezone.now(),
+                    exclusive=True,
+                )
+        except IntegrityError:
+            # Another request's run won. Read it; it may have finished since: then try again.
+            if attempt == CLAIM_ATTEMPTS - 1:
+                raise
+            continue
+        return run, True
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def queue_sync_run(
+    owner: Any, *, trigger: str, filters: ConversationFilters | None = None
+) -> SyncRun:
+    """A ``SyncRun`` in state "queued", for a background task to carry out, or the owner's sync
+    already on its way (see ``claim_sync_run``, which also says which): the caller can point a
+    person at it (``sync-runs/<id>/``) at once."""
+    return claim_sync_run(owner, trigger=trigger, filters=filters)[0]
+
+
+def claim_refresh(owner_uid: str, conversation_id: str) -> bool:
+    """Whether a refresh of this conversation may be queued now: False when one is already
+    queued for the owner (and not abandoned). The database decides between concurrent
+    requests (unique owner and conversation). ``release_refresh`` gives the claim back."""
+    validate_id(conversation_id, "conversation id")
+    now = timezone.now()
+    claims = QueuedRefresh.objects.filter(owner_uid=owner_uid, conversation_id=conversation_id)
+    claims.filter(queued_at__lt=abandoned_before(now)).delete()  # never taken by a worker
+    try:
+        with transaction.atomic():
+            QueuedRefresh.objects.create(
+                owner_uid=owner_uid, conversation_id=conversation_id, queued_at=now
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def release_refresh(owner_uid: str, conversation_id: str) -> None:
+    """The refresh's task started (or the queue refused it): the next request queues anew."""
+    QueuedRefresh.objects.filter(owner_uid=owner_uid, conversation_id=conversation_id).delete()
+
+
+def fail_queued_run(run: SyncRun, exc: BaseException) -> None:
+    """A claimed run that never started (the queue refused its task, no client could be
+    built): failed at once, with the reason, so that it stops answering requests."""
+    run.finished_at = timezone.now()
+    record_failure(run, exc)
+    run.save(
+        update_fields=[
+            "status",
+            "finished_at",
+            "error_code",
+            "error_message",
+            "public_error_message",
+        ]
+    )
+    announce_run(run)
+
+
+def mark_abandoned_runs(owner_uid: str | None = None) -> int:
+    """Runs "running" or "queued" for longer than ``SYNC_ABANDONED_AFTER``: their worker died
+    (or never came). They are marked failed, so they stop looking busy; the owner's next sync
+    proceeds either way. Returns how many were marked."""
+    now = timezone.now()
+    runs = SyncRun.objects.filter(
+        status__in=(SyncRun.Status.RUNNING, SyncRun.Status.QUEUED),
+        started_at__lt=abandoned_before(now),
+    )
+    if owner_uid is not None:
+        runs = runs.owned_by(owner_uid)
+    marked = int(
+        runs.update(
+            status=SyncRun.Status.FAILED,
+            finished_at=now,
+            error_code="ERR_ABANDONED",
+            error_message="Abandoned: no sync finished this run (its worker stopped, or no "
+            'worker took it) within COMETCHAT["SYNC_ABANDONED_AFTER"] seconds.',
+            public_error_message=ABANDONED_MESSAGE,
+        )
+    )
+    if marked and sync_run_finished.has_listeners(SyncRun):
+        # The rows just marked: this call's finished_at, to the microsecond.
+        for run in SyncRun.objects.filter(finished_at=now, error_code="ERR_ABANDONED"):
+            announce_run(run, "abandoned")
+    return marked
+
+
+def abandoned_before(now: datetime) -> datetime:
+    """A queued or running run that started before this has been abandoned."""
+    return now - timedelta(seconds=get_settings().sync_abandoned_after)
+
+
+def stale_owners(older_than: timedelta) -> OwnerSelection:
+    """Owners whose last successful sync finished before ``now - older_than``, or who never
+    had one, and who have no sync queued or running: every UID bound to an account or holding
+    stored conversations."""
+    now = timezone.now()
+    cutoff = now - older_than
+    fresh = set(
+        SyncRun.objects.filter(status=SyncRun.Status.SUCCEEDED, finished_at__gte=cutoff)
+        .values_list("owner_uid", flat=True)
+        .distinct()
+    )
+    # A sync still queued or running (and not abandoned) is on its way: not enqueued again.
+    fresh |= set(
+        SyncRun.objects.filter(
+            status__in=(SyncRun.Status.QUEUED, SyncRun.Status.RUNNING),
+            started_at__gte=abandoned_before(now),
+        )
+        .values_list("owner_uid", flat=True)
+        .distinct()
+    )
+    known = set(UIDBinding.objects.values_list("uid", flat=True)) | set(
+        Conversation.objects.order_by().values_list("owner_uid", flat=True).distinct()
+    )
+    uids = sorted(known - fresh)
+    found = owners_by_uid(uids)
+    return OwnerSelection(len(uids), iter([unless_no_chat_user(found[uid]) for uid in uids]))

@@ -1,0 +1,365 @@
+"""A webhook event's life: recorded (deduplicated), claimed, its targets refreshed, finished;
+``process_webhook_event_in_background`` is all of it after the recording, for the task."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from ..conf import get_settings
+from ..exceptions import CometChatError, CometChatRateLimited
+from ..models import Conversation, UIDBinding, WebhookEvent
+from ..redaction import redact
+from ..signals import webhook_event_finished, webhook_processed
+from ..webhook_types import Delivery, Target, foreign_app, parse_webhook
+from .clients import background, new_client
+from .errors import MAX_ERROR_LENGTH, operator_message
+from .ownership import bound_to_no_chat_user, owners_by_uid
+from .refresh import refresh_one
+from .runs import abandoned_before
+
+logger = logging.getLogger(__name__)
+
+
+# An event affecting at most this many owners refreshes them within its own task.
+INLINE_REFRESHES = 2
+# Attempts of record_webhook to settle one key against concurrent deliveries of it.
+RECORD_ATTEMPTS = 3
+
+
+def record_webhook(delivery: Delivery) -> WebhookEvent | None:
+    """Record a parsed webhook delivery, and return the event to act on; None when it is a
+    duplicate (CometChat retried it, or a second webhook delivered it too): the caller then
+    does nothing more.
+
+    * A delivery for another CometChat app (``webhook_types.foreign_app``) is recorded as
+      ignored, with the reason and without a dedupe key: its ids are not this app's.
+    * A trigger this app does not act on is recorded as ignored; any other waits, as received,
+      for ``process_webhook_event``.
+    * The key recorded already: a duplicate while that event is received, processing,
+      processed or ignored. A failed one is taken over, back to received, and returned: the
+      redelivery is processed again (one conditional UPDATE, so that of two concurrent
+      redeliveries one takes it). A key with a ``horizon`` holds only that long after its event
+      arrived, and only while no newer event of its ``topic`` arrived: past that, the old event
+      gives its key up (again one conditional UPDATE) and the delivery is a new event.
+    """
+    now = timezone.now()
+    settings = get_settings()
+    # The region says which app it is only when it picks CometChat's host (BASE_URL unset).
+    region = None if settings.base_url_override else settings.region
+    reason = foreign_app(delivery, app_id=settings.app_id, region=region)
+    if reason is not None:
+        logger.info("CometChat webhook %s ignored: %s", delivery.trigger, reason)
+        event = WebhookEvent.objects.create(
+            trigger=delivery.trigger,
+            received_at=now,
+            status=WebhookEvent.Status.IGNORED,
+            error=reason,
+            payload=dict(delivery.raw),
+        )
+        _announce_event(event, delivery.occurred_at, now)
+        return event
+    status = WebhookEvent.Status.RECEIVED if delivery.handled else WebhookEvent.Status.IGNORED
+    key = delivery.dedupe_key
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                event = WebhookEvent.objects.create(
+                    trigger=delivery.trigger,
+                    received_at=now,
+                    dedupe_key=key,
+                    status=status,
+                    payload=dict(delivery.raw),
+                    topic=delivery.topic or "",
+                )
+        except IntegrityError as exc:  # the unique key: a concurrent or earlier delivery has it
+            refused = exc
+        else:
+            if status == WebhookEvent.Status.IGNORED:  # it ends here
+                _announce_event(event, delivery.occurred_at, now)
+            return event
+        existing = WebhookEvent.objects.filter(dedupe_key=key).values("pk", "status").first()
+        if existing is None:  # it gave its key up (or was pruned) meanwhile: record anew
+            if attempt == RECORD_ATTEMPTS:
+                raise refused  # not the key after all
+            continue
+        pk = existing["pk"]
+        if _outlived(delivery, pk, now):
+            WebhookEvent.objects.filter(pk=pk, dedupe_key=key).update(dedupe_key=None)
+            continue
+        if existing["status"] != WebhookEvent.Status.FAILED:
+            return None
+        taken = WebhookEvent.objects.filter(
+            pk=pk, dedupe_key=key, status=WebhookEvent.Status.FAILED
+        ).update(
+            status=status,
+            received_at=now,
+            processed_at=None,
+            error="",
+            owners=[],
+            payload=dict(delivery.raw),
+        )
+        if taken:
+            logger.info("CometChat webhook event %s delivered again after failing: retried", pk)
+            return WebhookEvent.objects.get(pk=pk)
+    logger.warning(
+        "CometChat webhook %s: its key stayed contended; answered as a duplicate", delivery.trigger
+    )
+    return None
+
+
+def _outlived(delivery: Delivery, pk: int, now: datetime) -> bool:
+    """Whether the recorded event ``pk`` with the delivery's key can no longer have been what
+    CometChat retried: past the key's horizon, or followed by newer news of the same topic."""
+    if delivery.horizon is None:
+        return False
+    recorded = WebhookEvent.objects.filter(pk=pk)
+    if recorded.filter(received_at__lt=now - timedelta(seconds=delivery.horizon)).exists():
+        return True
+    return bool(
+        delivery.topic and WebhookEvent.objects.filter(topic=delivery.topic, pk__gt=pk).exists()
+    )
+
+
+def record_refused_webhook(*, trigger: str, error: str) -> WebhookEvent:
+    """Record a delivery refused as malformed (too large, not JSON, not the contract): failed,
+    with the reason, and without its payload (nothing of what was refused is stored)."""
+    event = WebhookEvent.objects.create(
+        trigger=trigger,
+        received_at=timezone.now(),
+        status=WebhookEvent.Status.FAILED,
+        error=redact(error)[:MAX_ERROR_LENGTH],
+    )
+    _announce_event(event, None, event.received_at)
+    return event
+
+
+def claim_webhook_event(event_id: int) -> WebhookEvent | None:
+    """Take a received event for processing, once: a task delivered twice (queues deliver at
+    least once) finds it taken and does nothing. None when it is not there to take."""
+    claimed = WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
+        status=WebhookEvent.Status.PROCESSING, attempted_at=timezone.now()
+    )
+    return WebhookEvent.objects.filter(pk=event_id).first() if claimed else None
+
+
+@dataclass(frozen=True)
+class TakenEvents:
+    """Webhook events ``take_waiting_webhook_events`` took, by why they were waiting."""
+
+    deferred: list[int] = field(default_factory=list)
+    stuck: list[int] = field(default_factory=list)  # received or processing, left by a worker
+
+    @property
+    def ids(self) -> list[int]:
+        return sorted([*self.deferred, *self.stuck])
+
+
+def take_waiting_webhook_events() -> TakenEvents:
+    """Take back, for processing again, the webhook events left waiting: those the rate budget
+    deferred, and those received or processing for longer than ``SYNC_ABANDONED_AFTER`` (the
+    worker died, or the queue lost the task). Each goes back to received (``attempted_at``
+    now), ready for ``process_webhook_event``; each is taken with one conditional UPDATE, so
+    of two concurrent callers one takes it and the other skips it."""
+    now = timezone.now()
+    before = abandoned_before(now)
+    deferred = Q(status=WebhookEvent.Status.DEFERRED)
+    stuck = Q(
+        status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.PROCESSING),
+        last_attempt__lt=before,
+    )
+    waiting = WebhookEvent.objects.alias(last_attempt=Coalesce("attempted_at", "received_at"))
+    taken = TakenEvents()
+    for pk, status in waiting.filter(deferred | stuck).order_by("pk").values_list("pk", "status"):
+        if status == WebhookEvent.Status.DEFERRED:
+            still = deferred
+        else:
+            still = Q(status=status, last_attempt__lt=before)
+        claimed = waiting.filter(still, pk=pk).update(
+            status=WebhookEvent.Status.RECEIVED, attempted_at=now, error=""
+        )
+        if claimed:
+            (taken.deferred if status == WebhookEvent.Status.DEFERRED else taken.stuck).append(pk)
+    if taken.stuck:
+        logger.warning(
+            "CometChat webhook events left waiting by a worker, taken up again: %s", taken.stuck
+        )
+    return taken
+
+
+def webhook_targets(event: WebhookEvent) -> list[Target]:
+    """The conversations an event asks to refresh, one per affected owner this site knows.
+
+    A group event: the owners holding a snapshot of that group's conversation, all of them (a
+    group message; ``group_deleted``, whose copies not yet marked missing) or those among its
+    members (a membership change). Otherwise the owners the event names (both parties of a
+    message, a receipt or a block), kept only when they are known here (a UID bound to an
+    account, or stored rows): webhook traffic never creates owners. Raises
+    ``WebhookPayloadError`` if the stored payload does not parse.
+    """
+    delivery = parse_webhook(event.payload)
+    group = delivery.group_conversation_id
+    if group is not None:
+        # One row per owner (unique on owner_uid, conversation_id), found by the conversation
+        # id index.
+        holders = Conversation.objects.filter(conversation_id=group)
+        if delivery.members is not None:
+            holders = holders.filter(owner_uid__in=delivery.members)
+        if delivery.gone:  # marked already: nothing left to confirm
+            holders = holders.filter(missing_since__isnull=True)
+        holding = list(holders.order_by("owner_uid").values_list("owner_uid", flat=True))
+        skip = bound_to_no_chat_user(holding)
+        return [Target(uid, group, expect_gone=delivery.gone) for uid in holding if uid not in skip]
+    uids = {target.uid for target in delivery.targets}
+    bound = set(UIDBinding.objects.filter(uid__in=uids).values_list("uid", flat=True))
+    known = bound - bound_to_no_chat_user(bound)
+    known.update(
+        Conversation.objects.filter(owner_uid__in=uids - bound)
+        .order_by()
+        .values_list("owner_uid", flat=True)
+        .distinct()
+    )
+    return [target for target in delivery.targets if target.uid in known]
+
+
+def finish_webhook_event(
+    event: WebhookEvent,
+    *,
+    owners: Iterable[str] = (),
+    error: BaseException | None = None,
+    deferred: bool = False,
+) -> None:
+    """Mark an event processed (its refreshes handed over), failed (with the reason), or
+    ``deferred`` (the rate budget had no slot for it now, ``error`` says so: it waits for
+    ``cometchat_refresh_stale``); a processed or failed one sends ``webhook_processed`` once
+    that is committed."""
+    if deferred:  # not finished: no processing time, no signal; it is processed all again
+        event.status = WebhookEvent.Status.DEFERRED
+        event.error = operator_message(error)[:MAX_ERROR_LENGTH] if error is not None else ""
+        event.save(update_fields=["status", "error"])
+        logger.info("CometChat webhook event %s deferred: %s", event.pk, event.error)
+        return
+    event.processed_at = ended = timezone.now()
+    event.owners = sorted(set(owners))
+    if error is None:
+        event.status = WebhookEvent.Status.PROCESSED
+    else:
+        event.status = WebhookEvent.Status.FAILED
+        event.error = operator_message(error)[:MAX_ERROR_LENGTH]
+        logger.warning("CometChat webhook event %s failed: %s", event.pk, event.error)
+    event.save(update_fields=["status", "processed_at", "error", "owners"])
+    refreshed = list(event.owners)
+    transaction.on_commit(
+        lambda: webhook_processed.send(sender=WebhookEvent, event=event, owners=refreshed)
+    )
+    if webhook_event_finished.has_listeners(WebhookEvent):  # else the payload is not re-read
+        _announce_event(event, _event_time(event), ended)
+
+
+def _event_time(event: WebhookEvent) -> float | None:
+    """CometChat's time of a recorded event (``Delivery.occurred_at``), if it has one."""
+    try:
+        return parse_webhook(event.payload).occurred_at
+    except CometChatError:  # a payload that no longer parses has no time to tell
+        return None
+
+
+def _announce_event(event: WebhookEvent, occurred_at: float | None, ended: datetime) -> None:
+    """``webhook_event_finished`` for an event that reached its end, once that is committed."""
+    lag = None if occurred_at is None else ended.timestamp() - occurred_at
+    status, trigger = str(event.status), event.trigger
+    transaction.on_commit(
+        lambda: webhook_event_finished.send_robust(
+            sender=WebhookEvent, event=event, trigger=trigger, status=status, lag=lag
+        )
+    )
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What processing a webhook event did. ``status``: "skipped" (not waiting to be processed:
+    ``reason``), "processed", "failed" (``error``) or "deferred" (the rate budget). ``owners``:
+    those refreshed (or handed to a refresh task); None when the event's targets could not be
+    read."""
+
+    event_id: int
+    status: str
+    owners: list[str] | None = None
+    error: BaseException | None = None
+    reason: str = ""
+
+
+def process_webhook_event_in_background(
+    event_id: int, *, fan_out: Callable[[Target], None] | None = None
+) -> EventOutcome:
+    """Process a recorded event, within ``SYNC_DEADLINE``: claim it (a task delivered twice
+    refreshes nothing twice), read its targets, refresh them, and finish it (processed,
+    failed, or deferred for ``cometchat_refresh_stale`` when the rate budget had no slot).
+
+    Up to ``INLINE_REFRESHES`` targets are refreshed here over one connection; more are each
+    handed to ``fan_out`` (which enqueues a refresh task) when it is given. A refresh that
+    CometChat answers with "gone", for an owner the event said lost the conversation, marks
+    the copy missing and counts as done, not failed."""
+    with background():
+        return _process(event_id, fan_out)
+
+
+def _process(event_id: int, fan_out: Callable[[Target], None] | None) -> EventOutcome:
+    event = claim_webhook_event(event_id)
+    if event is None:
+        return EventOutcome(event_id, "skipped", reason="not waiting to be processed")
+    try:
+        targets = webhook_targets(event)
+    except Exception as exc:  # claimed events never stay half-done: say why on the event
+        finish_webhook_event(event, error=exc)
+        if not isinstance(exc, CometChatError):
+            raise
+        return EventOutcome(event_id, "failed", error=exc)
+    done: list[str] = []
+    failures: list[CometChatError] = []
+    try:
+        # With no worker (the immediate backend) a fan-out would run inline anyway, each
+        # refresh on its own connection, its failures lost to the event.
+        if fan_out is None or len(targets) <= INLINE_REFRESHES:
+            failures = _refresh_here(targets, done)
+        else:
+            for target in targets:
+                fan_out(target)
+                done.append(target.uid)
+    except BaseException as exc:  # the queue refused, the database, a signal: say so, re-raise
+        finish_webhook_event(event, owners=done, error=exc)
+        raise
+    # The rate budget had no slot without waiting (an inline webhook), or CometChat's window
+    # was spent: the event waits for cometchat_refresh_stale, which processes it all again.
+    limited = next((exc for exc in failures if isinstance(exc, CometChatRateLimited)), None)
+    failed = limited or (failures[0] if failures else None)
+    finish_webhook_event(event, owners=done, error=failed, deferred=limited is not None)
+    status = "deferred" if limited else "processed" if failed is None else "failed"
+    return EventOutcome(event_id, status, owners=sorted(set(done)), error=failed)
+
+
+def _refresh_here(targets: list[Target], done: list[str]) -> list[CometChatError]:
+    """A webhook event's few refreshes (a direct message, a receipt, a block: two owners at
+    most), run in the event's own task over one connection: a trip through the queue costs a
+    worker more than the refresh itself, and adds its wait. A group's holders fan out as
+    refresh tasks instead when a worker runs tasks, so that a big group spreads over the
+    workers.
+
+    Adds to ``done`` the owners refreshed; returns the failures (each is logged)."""
+    owners = owners_by_uid(target.uid for target in targets)
+    failures: list[CometChatError] = []
+    with new_client() as client:
+        for target in targets:
+            outcome = refresh_one(owners[target.uid], target, client=client)
+            if outcome.error is not None:
+                failures.append(outcome.error)
+            else:
+                done.append(target.uid)
+    return failures
