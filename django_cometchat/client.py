@@ -37,7 +37,7 @@ import requests
 import urllib3
 
 from . import __version__, deadline
-from .budget import RateBudget, waits_allowed
+from .budget import RateBudget, first_sight, waits_allowed
 from .conf import MAX_PAGE_SIZE, CometChatSettings, get_settings
 from .exceptions import (
     CometChatAPIError,
@@ -265,7 +265,7 @@ class CometChatClient:
         with response:
             try:
                 self._record_rate_limit(response.headers)
-                if self.rate_budget is not None:
+                if self.rate_budget is not None and first_sight(response.raw):
                     self.rate_budget.observe(response.status_code, response.headers)
                 content = self._read_body(endpoint, response)
             finally:  # the whole answer read, or cut short (too large, too slow)

@@ -1098,6 +1098,9 @@ def _abandoned_before(now: datetime) -> datetime:
     return now - timedelta(seconds=get_settings().sync_abandoned_after)
 
 
+abandoned_before = _abandoned_before  # public: the admin's health page counts runs past it
+
+
 def stale_owners(older_than: timedelta) -> OwnerSelection:
     """Owners whose last successful sync finished before ``now - older_than``, or who never
     had one, and who have no sync queued or running: every UID bound to an account or holding
@@ -1256,6 +1259,7 @@ def record_webhook(delivery: Delivery) -> WebhookEvent | None:
             status=WebhookEvent.Status.IGNORED,
             error=reason,
             payload=dict(delivery.raw),
+            event_at=delivery.occurred_moment,
         )
         _announce_event(event, delivery.occurred_at, now)
         return event
@@ -1271,6 +1275,7 @@ def record_webhook(delivery: Delivery) -> WebhookEvent | None:
                     status=status,
                     payload=dict(delivery.raw),
                     topic=delivery.topic or "",
+                    event_at=delivery.occurred_moment,
                 )
         except IntegrityError as exc:  # the unique key: a concurrent or earlier delivery has it
             refused = exc
@@ -1298,6 +1303,7 @@ def record_webhook(delivery: Delivery) -> WebhookEvent | None:
             error="",
             owners=[],
             payload=dict(delivery.raw),
+            event_at=delivery.occurred_moment,
         )
         if taken:
             logger.info("CometChat webhook event %s delivered again after failing: retried", pk)
