@@ -56,8 +56,10 @@ def run(owner_uid: str, status: str, started: timedelta, *, took: float = 5, **f
 def event(status: str, received: timedelta, *, lag: float | None = None, timed: bool = True):
     """An event received ``received`` ago, processed ``lag`` seconds after its event time."""
     now = timezone.now()
-    processed = now - received + timedelta(seconds=1) if lag is not None else None
-    event_at = processed - timedelta(seconds=lag) if lag is not None and timed else None
+    processed = event_at = None
+    if lag is not None:
+        processed = now - received + timedelta(seconds=1)
+        event_at = processed - timedelta(seconds=lag) if timed else None
     return WebhookEvent.objects.create(
         trigger="message_sent",
         status=status,

@@ -28,6 +28,12 @@ FORBIDDEN = {
     "storage": {"client", "retry", "services"},
     "budget": {"client", "models", "services", "storage"},
     "signals": {"conf", "client", "models", "services", "storage", "budget", "retry"},
+    # The health page's figures: read beside services (models, the budget's cache through
+    # services), never the client, and below every adapter.
+    "health": {
+        *("client", "storage", "retry"),
+        *("api", "admin", "management", "webhooks", "tasks", "contrib"),
+    },
     # Optional integrations (metrics, health checks): adapters like the admin or the API.
     "contrib": {"client", "storage", "retry", "api", "admin", "management", "webhooks"},
 }

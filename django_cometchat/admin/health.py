@@ -1,4 +1,5 @@
-"""The admin's sync health page: ``admin/django_cometchat/health/`` (``admin:django_cometchat_health``).
+"""The admin's sync health page: ``admin/django_cometchat/health/``, named
+``admin:django_cometchat_health``.
 
 The figures come from :mod:`django_cometchat.health`; this module only links each one to the
 changelist filtered the same way, and decides who may see it: staff who may view sync runs.
@@ -92,7 +93,7 @@ def sync_figures(health: SyncHealth) -> list[Figure]:
     ]
 
 
-EVENT_TONES = {
+EVENT_TONES: dict[str, str] = {
     WebhookEvent.Status.FAILED: "error",
     WebhookEvent.Status.DEFERRED: "warning",
 }
