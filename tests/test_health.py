@@ -85,6 +85,7 @@ def world(django_user_model):
     run("frank", SyncRun.Status.RUNNING, 2 * 60 * m)  # past SYNC_ABANDONED_AFTER (1 h)
     run("grace", SyncRun.Status.QUEUED, 10 * m)  # queued, not for long
     run("heidi", FAILED, 3 * 60 * m, error_code=health.ABANDONED)  # abandoned, failing
+    run("judy", FAILED, 30 * 60 * m, error_code="ERR_STALE")  # failing, but not within a day
     run("ivan", FAILED, 26 * 60 * m, error_code=health.INTERRUPTED)  # yesterday's
     run("ivan", FAILED, 3 * m, error_code=health.INTERRUPTED)  # interrupted, failing
     # Events: a day's by status, one older; the last hour's lags 1..50 s, two without time.

@@ -67,7 +67,8 @@ def sync_figures(health: SyncHealth) -> list[Figure]:
         Figure(
             "Owners whose latest run failed",
             str(health.failing),
-            changelist(SyncRun, health="failing"),
+            changelist(SyncRun, health="failing", finished="24h"),
+            note="it failed in the last 24 hours",
             tone="error" if health.failing.count else "",
         ),
         Figure(
