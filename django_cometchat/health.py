@@ -109,7 +109,9 @@ def latest_failed_runs(runs: QuerySet[SyncRun] | None = None) -> QuerySet[SyncRu
     return runs.filter(status=SyncRun.Status.FAILED).filter(~Exists(later))
 
 
-def overdue_runs(runs: QuerySet[SyncRun] | None = None, *, now: datetime | None = None) -> Any:
+def overdue_runs(
+    runs: QuerySet[SyncRun] | None = None, *, now: datetime | None = None
+) -> QuerySet[SyncRun]:
     """Runs queued or running for longer than ``SYNC_ABANDONED_AFTER``: their worker died or
     never came; the owner's next sync marks them abandoned."""
     runs = SyncRun.objects.all() if runs is None else runs
@@ -206,7 +208,7 @@ def _budget() -> tuple[BudgetUsage | None, str]:
     message may name its host and password)."""
     try:
         return rate_budget_usage(), ""
-    except CometChatError as exc:  # the settings: COMETCHAT's check says what to fix
-        return None, type(exc).__name__
+    except CometChatError:  # the settings: manage.py check names the key to fix
+        return None, "the COMETCHAT settings are invalid (manage.py check names the key)"
     except Exception as exc:  # the cache failed: the page still shows the rest
         return None, f"the rate budget's cache failed ({type(exc).__name__})"

@@ -268,7 +268,7 @@ class SyncProgressFilter(admin.SimpleListFilter):
         if self.value() == "failing":
             return latest_failed_runs(queryset)
         if self.value() == "overdue":
-            return overdue_runs(queryset)  # type: ignore[no-any-return]
+            return overdue_runs(queryset)
         return queryset
 
 
