@@ -88,6 +88,25 @@ class BudgetUsage:
     on_demand_limit: int
     window_ends: float  # time.time() at which the window ends
     paused_until: float | None  # a 429's pause still running, else None
+    rejected_last_hour: int = 0  # 429s CometChat answered in the last hour (by the minute)
+    remaining: int | None = None  # the latest X-Rate-Limit-Remaining CometChat sent
+    remaining_at: float | None = None  # time.time() at which it was read
+
+
+REJECTIONS_KEPT = 60  # minutes of 429 counts kept, one key per minute
+READING_TIMEOUT = 3600  # seconds the latest X-Rate-Limit-Remaining is kept
+_OBSERVED = "_cometchat_budget_observed"
+
+
+def first_sight(answer: Any) -> bool:
+    """Whether the budget has not learnt from this answer (a urllib3 response) yet, marking it
+    seen: the retry policy observes each answer it retries, and the client the one it gets,
+    which is the retry policy's last when the retries ran out. A 429 counts once."""
+    if getattr(answer, _OBSERVED, False):
+        return False
+    with contextlib.suppress(AttributeError):  # an object that takes no attribute: not marked
+        setattr(answer, _OBSERVED, True)
+    return True
 
 
 class RateBudget:
@@ -209,8 +228,13 @@ class RateBudget:
         """The current window's counts (a cache failure is raised: a health page shows it)."""
         now = time.time()
         total, share, paused = self._key(now), self._share_key(now), f"{self.prefix}:paused"
-        found = self.cache.get_many([total, share, paused])
+        minute = math.floor(now / 60)
+        rejections = [self._rejection_key(minute - back) for back in range(REJECTIONS_KEPT)]
+        reading_key = f"{self.prefix}:remaining"
+        found = self.cache.get_many([total, share, paused, reading_key, *rejections])
         pause = found.get(paused)
+        reading = found.get(reading_key)
+        remaining, remaining_at = reading if isinstance(reading, tuple | list) else (None, None)
         return BudgetUsage(
             used=int(found.get(total) or 0),
             limit=self.per_window,
@@ -218,7 +242,14 @@ class RateBudget:
             on_demand_limit=self.on_demand_limit,
             window_ends=window_end(now, self.window),
             paused_until=float(pause) if _later(pause, now) else None,
+            rejected_last_hour=sum(int(found.get(key) or 0) for key in rejections),
+            remaining=remaining,
+            remaining_at=remaining_at,
         )
+
+    def _rejection_key(self, minute: int) -> str:
+        """The count of 429s answered in one minute (epoch minutes)."""
+        return f"{self.prefix}:429s:{minute}"
 
     def _give_back(self, keys: list[str]) -> None:
         # A key expired meanwhile, or a cache outage: nothing to give back.
@@ -226,14 +257,14 @@ class RateBudget:
             for key in keys:
                 self.cache.decr(key)
 
-    def _increment(self, key: str) -> int:
+    def _increment(self, key: str, timeout: int | None = None) -> int:
         # incr() first: the window's key exists for all but its first request, so the add()
         # that creates it (with its expiry) costs a round trip only then.
         cache = self.cache
         try:
             return int(cache.incr(key))
         except ValueError:  # the window's first request (or its key expired): start it
-            cache.add(key, 0, timeout=math.ceil(self.window * 2) + 1)
+            cache.add(key, 0, timeout=timeout or math.ceil(self.window * 2) + 1)
             return int(cache.incr(key))
 
     def _wait(self, seconds: float, endpoint: str, why: str, max_wait: float | None) -> float:
@@ -266,10 +297,18 @@ class RateBudget:
             logger.warning("The CometChat rate budget's cache failed", exc_info=True)
 
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
-        """Learn from an answer's rate-limit headers (and from a 429, pause everyone)."""
+        """Learn from an answer's rate-limit headers (and from a 429, pause everyone). Each
+        answer once (see :func:`first_sight`): a 429 is counted for the health page."""
         try:
             now = time.time()
+            info = parse_rate_limit(headers)
+            if info.remaining is not None:  # the health page's latest reading
+                self.cache.set(
+                    f"{self.prefix}:remaining", (info.remaining, now), timeout=READING_TIMEOUT
+                )
             if status == 429:
+                minute = math.floor(now / 60)
+                self._increment(self._rejection_key(minute), timeout=REJECTIONS_KEPT * 60 + 60)
                 wait = seconds_to_wait(headers, now=now)
                 until = now + (wait if wait is not None else window_end(now, self.window) - now)
                 until = now + min(clamp_wait(until - now), self.pause_max)
@@ -279,7 +318,6 @@ class RateBudget:
                         f"{self.prefix}:paused", until, timeout=math.ceil(until - now) + 1
                     )
                 return
-            info = parse_rate_limit(headers)
             if info.remaining is None:
                 return
             # What CometChat has left this window caps what we have left: behind our count

@@ -261,6 +261,8 @@ class SyncRun(models.Model):
             models.Index(fields=("owner_uid", "-started_at"), name="cometchat_run_owner_started"),
             models.Index(fields=("owner", "-started_at"), name="cometchat_run_ownerfk_started"),
             models.Index(fields=("status", "-started_at"), name="cometchat_run_status_started"),
+            # The health page: owners synced (or runs failed) within the last hour or day.
+            models.Index(fields=("status", "-finished_at"), name="cometchat_run_status_finished"),
             # The admin's sync run list, newest first.
             models.Index(fields=("-started_at", "-id"), name="cometchat_run_started"),
         )
@@ -326,6 +328,14 @@ class WebhookEvent(models.Model):
     dedupe_key = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
     processed_at = models.DateTimeField(null=True, blank=True)
+    event_at = models.DateTimeField(
+        "event time (CometChat)",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the event happened, by the time its body carries (none for some "
+        "triggers): the health page's lag is processed_at minus this.",
+    )
     # When processing last started, or cometchat_refresh_stale queued it again: an event
     # received or processing since longer than SYNC_ABANDONED_AFTER was left by a dead worker.
     attempted_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -353,6 +363,7 @@ class WebhookEvent(models.Model):
             models.Index(fields=("-received_at", "-id"), name="cometchat_hook_received"),
             models.Index(fields=("trigger", "-received_at"), name="cometchat_hook_trigger"),
             models.Index(fields=("status", "-received_at"), name="cometchat_hook_status"),
+            models.Index(fields=("-event_at",), name="cometchat_hook_event_at"),
             # "Anything newer about this topic?" (services.record_webhook); most rows have none.
             models.Index(
                 fields=("topic", "id"), name="cometchat_hook_topic", condition=~Q(topic="")
@@ -361,3 +372,25 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trigger or 'webhook'} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class NoRows(models.Manager["Health"]):
+    def get_queryset(self) -> models.QuerySet[Health]:
+        return super().get_queryset().none()  # no table to ask: never a query
+
+
+class Health(models.Model):
+    """No table: the admin's "Sync health" page (``admin/django_cometchat/health/``) listed in
+    the app's index. It has no rows (its manager never queries); ``django_cometchat.health``
+    gathers the figures."""
+
+    objects = NoRows()
+
+    class Meta:
+        managed = False
+        default_permissions = ()  # the page asks for view permission on sync runs
+        verbose_name = "sync health"
+        verbose_name_plural = "sync health"
+
+    def __str__(self) -> str:
+        return "sync health"

@@ -36,7 +36,7 @@ from urllib3.exceptions import HTTPError, MaxRetryError
 from urllib3.util.retry import Retry
 
 from . import deadline
-from .budget import waits_allowed
+from .budget import first_sight, waits_allowed
 from .ratelimit import seconds_to_wait
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ class CometChatRetry(Retry):
         _pool: ConnectionPool | None = None,
         _stacktrace: TracebackType | None = None,
     ) -> Self:
-        if response is not None and self.rate_budget is not None:
+        if response is not None and self.rate_budget is not None and first_sight(response):
             self.rate_budget.observe(response.status, response.headers)
         new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
         wait = new_retry._wait_for(response)

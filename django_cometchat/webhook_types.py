@@ -63,6 +63,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
 from .exceptions import CometChatInvalidId
@@ -234,6 +235,17 @@ class Delivery:
     @property
     def handled(self) -> bool:
         return self.trigger in HANDLED_TRIGGERS
+
+    @property
+    def occurred_moment(self) -> datetime | None:
+        """``occurred_at`` as an aware datetime, for a column; None when the body has no time
+        or one past what a datetime holds (a legacy millisecond time as large as an integer)."""
+        if self.occurred_at is None:
+            return None
+        try:
+            return datetime.fromtimestamp(self.occurred_at, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
 
     @property
     def group_conversation_id(self) -> str | None:

@@ -46,6 +46,10 @@ WEBHOOK_ROUTES: dict[str, str] = {"webhook": "post", "webhook-unslashed": "post"
 WEBHOOK_CREDENTIALS = ("cometchat", "tests-webhook-password")
 
 ADMIN_MODELS = ("conversation", "conversationsnapshot", "syncrun", "uidbinding", "webhookevent")
+# The sync health page: one page of the table-less "health" model, under two names (its own,
+# and the changelist's, which the admin's index links to).
+HEALTH_MODEL = "health"
+HEALTH_PAGES = (f"{APP}_health", f"{APP}_health_changelist")
 # Django's per-model pages, by url name suffix; "redirect" is the unnamed "<pk>/" pattern that
 # forwards to the change page (kept by Django for old links).
 MODEL_PAGES = ("changelist", "add", "change", "history", "delete", "redirect")
@@ -124,6 +128,7 @@ def unlisted() -> dict[str, set[str]]:
         for pattern in model_admin.get_urls():
             served_pages.add(pattern.name or f"{APP}_{model_admin.opts.model_name}_redirect")
     listed_pages = {f"{APP}_{model}_{page}" for model in ADMIN_MODELS for page in MODEL_PAGES}
+    listed_pages.update(HEALTH_PAGES)
     # The actions a superuser is offered: permission-filtered, so Django's delete_selected
     # (refused by the read-only admins) is not among them.
     request = RequestFactory().get("/")
@@ -134,7 +139,7 @@ def unlisted() -> dict[str, set[str]]:
     return {
         "api routes": served_routes - set(API_ROUTES),
         "app routes": app_routes - set(WEBHOOK_ROUTES),
-        "admin models": set(registered) - set(ADMIN_MODELS),
+        "admin models": set(registered) - {*ADMIN_MODELS, HEALTH_MODEL},
         "admin pages": served_pages - listed_pages,
         "admin actions": served_actions - set(ACTIONS),
     }

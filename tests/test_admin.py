@@ -1167,9 +1167,15 @@ def test_every_filter_and_period_the_page_offers_is_allowed(every_model, viewer,
             "trigger",
             "trigger__exact",
             "trigger__isnull",
+            "finished",
+            "error_code",
+            "health",
         },
         "uidbinding": set(),
-        "webhookevent": {"trigger", "status", "status__exact", "status__isnull"},
+        "webhookevent": {
+            *("trigger", "status", "status__exact", "status__isnull"),
+            *("received", "event_time"),
+        },
     }
     model_admin: Any = admin_site._registry[django_apps.get_model("django_cometchat", model)]
     assert model_admin.offered_lookups(page.wsgi_request) == offered[model]

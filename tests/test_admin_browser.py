@@ -309,6 +309,8 @@ def test_every_changelist_fits_1280_pixels_with_the_sidebar_open(
         "conversation-long-group": f"/conversation/{crowded['group']}/change/",
         "sync-run-long-code": f"/syncrun/{crowded['run']}/change/",
         "webhook-event-failed": f"/webhookevent/{crowded['event']}/change/",
+        # Not a changelist: the sync health page, its failing owners at CometChat's limits.
+        "health": "/health/",
     }
     overflowing = {}
     with browser_page(width=1280, height=800) as page:
@@ -400,3 +402,36 @@ def test_statuses_read_as_badges_with_the_error_code_in_light_and_dark_themes(
                 assert seen
                 weak = [item for item in seen if item["ratio"] < 4.5]  # WCAG AA, normal text
                 assert weak == [], (theme, url)
+
+
+def test_the_health_page_reads_at_a_glance_and_opens_what_it_counts(
+    crowded: dict[str, Any], live_server: Any
+) -> None:
+    """From the app's index to the health page, then from a figure to the runs it counts."""
+    admin = f"{live_server.url}/admin/django_cometchat"
+    with browser_page(width=1280, height=800) as page:
+        log_in(page, f"{admin}/")
+        page.locator("#content-main").get_by_role("link", name="Sync health").click()
+        page.wait_for_selector("#health-syncs")
+        shoot(page, "1280-health")
+        assert page.locator("h1").inner_text() == "Sync health"
+        # The ghost's only run failed; the long owner's failed one has runs on their way since.
+        failing = page.locator("#health-failing tbody tr")
+        assert failing.count() == 1
+        assert "ERR_UID_NOT_FOUND" in failing.inner_text()
+        assert f"{GHOST}-django"[:20] in failing.inner_text()
+        overdue = page.locator("#health-syncs tr", has_text="queued or running too long")
+        assert overdue.locator(".cometchat-figure").inner_text() == "0"
+        row = page.locator("#health-syncs tr", has_text="Owners whose latest run failed")
+        assert row.locator(".cometchat-badge").inner_text() == "1"
+        assert "cometchat-tone-error" in (
+            row.locator(".cometchat-badge").get_attribute("class") or ""
+        )
+        row.get_by_role("link").click()
+        page.wait_for_url("**health=failing**")
+        page.wait_for_selector("#result_list")
+        statuses = page.locator("#result_list .field-status_column").all_inner_texts()
+        assert [text.split() for text in statuses] == [["Failed", "ERR_UID_NOT_FOUND"]]
+        selected = page.locator("#changelist-filter li.selected", has_text="failed")
+        assert selected.count() == 1
+        shoot(page, "1280-health-failing-runs")

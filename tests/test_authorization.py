@@ -96,18 +96,19 @@ API_TABLE = {
     "superuser":      (200,  201,  404,   404,    404,    200,  404, 404),
 }
 # Pages of each of the four models (alice's object where one is needed), then the site's index
-# and the app's index, then the two actions of the conversation list. 302: to the login page,
-# except "redirect" for staff (to the change page, which then checks the permission).
+# and the app's index, then the two actions of the conversation list, then the sync health page
+# (view permission on sync runs). 302: to the login page, except "redirect" for staff (to the
+# change page, which then checks the permission).
 ADMIN_TABLE = {
-    #                 changelist change history redirect add  delete index app  refresh sync
-    "owner":          (302,      302,   302,    302,     302, 302,   302,  302, 302,    302),
-    "anonymous":      (302,      302,   302,    302,     302, 302,   302,  302, 302,    302),
-    "other user":     (302,      302,   302,    302,     302, 302,   302,  302, 302,    302),
-    "uid collision":  (302,      302,   302,    302,     302, 302,   302,  302, 302,    302),
-    "staff, no perm": (403,      403,   403,    302,     403, 403,   200,  404, 403,    403),
-    "staff, view":    (200,      200,   200,    302,     403, 403,   200,  200, 200,    200),
-    "staff, change":  (200,      200,   200,    302,     403, 403,   200,  200, 302,    302),
-    "superuser":      (200,      200,   200,    302,     403, 403,   200,  200, 302,    302),
+    #                 changelist change history redirect add  delete index app  refresh sync  health
+    "owner":          (302,      302,   302,    302,     302, 302,   302,  302, 302,    302, 302),
+    "anonymous":      (302,      302,   302,    302,     302, 302,   302,  302, 302,    302, 302),
+    "other user":     (302,      302,   302,    302,     302, 302,   302,  302, 302,    302, 302),
+    "uid collision":  (302,      302,   302,    302,     302, 302,   302,  302, 302,    302, 302),
+    "staff, no perm": (403,      403,   403,    302,     403, 403,   200,  404, 403,    403, 403),
+    "staff, view":    (200,      200,   200,    302,     403, 403,   200,  200, 200,    200, 200),
+    "staff, change":  (200,      200,   200,    302,     403, 403,   200,  200, 302,    302, 200),
+    "superuser":      (200,      200,   200,    302,     403, 403,   200,  200, 302,    302, 200),
 }
 # The webhook: every principal of the site is a stranger to it (401, nothing recorded, nothing
 # fetched) until its request carries CometChat's Basic credentials.
@@ -115,7 +116,7 @@ WEBHOOK_TABLE = dict.fromkeys(PRINCIPALS, 401)
 # fmt: on
 ADMIN_COLUMNS = (
     *("changelist", "change", "history", "redirect", "add", "delete"),
-    *("index", "app", "refresh_from_cometchat", "sync_owners"),
+    *("index", "app", "refresh_from_cometchat", "sync_owners", "health"),
 )
 STAFF = ("staff, no perm", "staff, view", "staff, change", "superuser")
 
@@ -131,7 +132,7 @@ def test_the_tables_cover_every_principal_route_page_and_action():
     assert set(API_TABLE) == set(ADMIN_TABLE) == set(WEBHOOK_TABLE) == set(PRINCIPALS)
     assert set(WEBHOOK_ROUTES) == {"webhook", "webhook-unslashed"}
     assert {len(row) for row in API_TABLE.values()} == {len(API_ROUTES)}
-    assert set(ADMIN_COLUMNS) == {*MODEL_PAGES, "index", "app", *ACTIONS}
+    assert set(ADMIN_COLUMNS) == {*MODEL_PAGES, "index", "app", *ACTIONS, "health"}
     assert {len(row) for row in ADMIN_TABLE.values()} == {len(ADMIN_COLUMNS)}
 
 
@@ -410,7 +411,7 @@ def test_a_session_without_the_csrf_token_cannot_refresh(world):
 def admin_cases():
     for principal, statuses in ADMIN_TABLE.items():
         expected = dict(zip(ADMIN_COLUMNS, statuses, strict=True))
-        for column in ("index", "app"):
+        for column in ("index", "app", "health"):
             yield pytest.param(
                 principal, None, column, expected[column], id=f"{principal}-{column}"
             )
@@ -447,6 +448,8 @@ def open_admin(client, world, model, page):
         return client.get("/admin/")
     if page == "app":
         return client.get("/admin/django_cometchat/")
+    if page == "health":
+        return client.get("/admin/django_cometchat/health/")
     return client.get(admin_path(model, page, target(world, model).pk))
 
 
@@ -469,6 +472,9 @@ def test_admin(world, principal, model, page, status):
         # The site index names the app's models to those who may see them, and no rows.
         assert ("/admin/django_cometchat/conversation/" in body) is (principal != "staff, no perm")
         assert_nothing_foreign(body, "anonymous", world)
+    elif page == "health":
+        # Operators see every owner's figures: alice's run is a successful one here.
+        assert "<h1>Sync health</h1>" in body
     elif page in MODEL_PAGES:
         # Operators see every owner's rows: here alice's object (its name on a history page).
         markers = {"syncrun": "ALICE-ONLY", "uidbinding": "alice", "webhookevent": "message_sent"}

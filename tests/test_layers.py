@@ -25,7 +25,7 @@ LAYERS: list[list[tuple[str, ...]]] = [
     [("conf", "checks", "apps")],
     [("deadline", "ratelimit", "budget", "retry", "socket_reads")],
     [("client",), ("models", "migrations", "storage")],
-    [("services",)],
+    [("services", "health")],  # health: the admin's health page figures, over services
     [("tasks",)],  # the queue's seams: the adapters enqueue through it
     [("webhooks",), ("management",), ("admin",), ("api",), ("contrib",)],
     [("urls",)],

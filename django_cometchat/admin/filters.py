@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin
 from django.contrib.admin.views.main import PAGE_VAR
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from ..exceptions import CometChatInvalidId
+from ..health import latest_failed_runs, overdue_runs
 from ..ids import validate_id
 from ..models import Conversation
 from ..webhook_types import KNOWN_TRIGGERS
@@ -194,3 +197,94 @@ class TriggerFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         return queryset if value is None else queryset.filter(trigger=value)
+
+
+class WithinFilter(admin.SimpleListFilter):
+    """Rows whose ``field`` falls within the last hour, day or week: a range on its index (the
+    health page links its figures here)."""
+
+    field = ""
+    periods: ClassVar[dict[str, tuple[str, timedelta]]] = {
+        "1h": ("Last hour", timedelta(hours=1)),
+        "24h": ("Last 24 hours", timedelta(days=1)),
+        "7d": ("Last 7 days", timedelta(days=7)),
+    }
+
+    def lookups(
+        self, request: HttpRequest, model_admin: ModelAdmin[Any]
+    ) -> Iterable[tuple[str, _StrOrPromise]]:
+        return [(key, label) for key, (label, _) in self.periods.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        period = self.periods.get(self.value() or "")
+        if period is None:
+            return queryset
+        return queryset.filter(**{f"{self.field}__gte": timezone.now() - period[1]})
+
+
+class FinishedWithinFilter(WithinFilter):
+    title = "finished"
+    parameter_name = "finished"
+    field = "finished_at"  # the (status, -finished_at) index
+
+
+class ReceivedWithinFilter(WithinFilter):
+    title = "received"
+    parameter_name = "received"
+    field = "received_at"  # the (-received_at, -id) index
+
+
+class ErrorCodeFilter(InputFilter):
+    """Runs that failed with one CometChat (or this app's) error code, typed exactly."""
+
+    title = "error code"
+    parameter_name = "error_code"
+    placeholder = "e.g. ERR_UID_NOT_FOUND"
+
+    def normalize(self, value: str) -> str:
+        return value.strip().upper()
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(error_code=self.normalize(value)) if value else queryset
+
+
+class SyncProgressFilter(admin.SimpleListFilter):
+    """Runs an operator should look at: each owner's latest run when it failed (the owners
+    failing now), and runs queued or running past ``SYNC_ABANDONED_AFTER``."""
+
+    title = "needs a look"
+    parameter_name = "health"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: ModelAdmin[Any]
+    ) -> Iterable[tuple[str, _StrOrPromise]]:
+        return (
+            ("failing", "Latest run of its owner, failed"),
+            ("overdue", "Queued or running too long"),
+        )
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "failing":
+            return latest_failed_runs(queryset)
+        if self.value() == "overdue":
+            return overdue_runs(queryset)
+        return queryset
+
+
+class EventTimeFilter(admin.SimpleListFilter):
+    """Webhook events by whether their body carried CometChat's time of the event (the health
+    page's lag is measured on those that did)."""
+
+    title = "event time"
+    parameter_name = "event_time"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: ModelAdmin[Any]
+    ) -> Iterable[tuple[str, _StrOrPromise]]:
+        return (("yes", "Carried one"), ("no", "None in the body"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(event_at__isnull=self.value() == "no")
+        return queryset

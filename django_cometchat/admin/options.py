@@ -36,9 +36,14 @@ from ..models import Conversation, ConversationSnapshot, SyncRun, UIDBinding, We
 from ..types import database_datetime
 from .dates import IndexedDateHierarchy
 from .filters import (
+    ErrorCodeFilter,
+    EventTimeFilter,
+    FinishedWithinFilter,
     MissingFilter,
     OwnerUIDFilter,
+    ReceivedWithinFilter,
     SnapshotConversationFilter,
+    SyncProgressFilter,
     TriggerFilter,
     UnreadFilter,
 )
@@ -562,7 +567,14 @@ class SyncRunAdmin(ExactUIDSearch, ReadOnlyAdmin):
     # The Django user, each count and the error message are on the object page.
     list_display = ("started_at", "owner_column", "trigger", "status_column", "duration", "changes")
     list_select_related = ("owner",)
-    list_filter = ("status", "trigger")
+    # The health page links here with these (admin/health.py).
+    list_filter = (
+        "status",
+        "trigger",
+        FinishedWithinFilter,
+        ErrorCodeFilter,
+        SyncProgressFilter,
+    )
     search_fields = ("=owner_uid",)
     search_help_text = "Exact owner UID; several UIDs separated by spaces."
     ordering = ("-started_at", "-id")
@@ -657,12 +669,12 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     ``process_webhook_event`` processes them."""
 
     list_display = ("received_at", "trigger_column", "status_column", "error_summary")
-    list_filter = (TriggerFilter, "status")
+    list_filter = (TriggerFilter, "status", ReceivedWithinFilter, EventTimeFilter)
     ordering = ("-received_at", "-id")
     sortable_by = ("received_at",)
     fieldsets = (
         (None, {"fields": ("trigger", "status_column", "owners_list", "error")}),
-        ("Times", {"fields": ("received_at", "processed_at")}),
+        ("Times", {"fields": ("event_at", "received_at", "processed_at")}),
         ("Payload (as CometChat sent it)", {"fields": ("payload_pretty", "dedupe_key")}),
     )
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .. import deadline
-from ..budget import RateBudget, waits_allowed
+from ..budget import RateBudget, first_sight, waits_allowed
 from ..conf import MAX_PAGE_SIZE, CometChatSettings, get_settings
 from ..exceptions import CometChatInvalidFilter, CometChatRateLimited, RateLimitInfo
 from ..filters import ConversationFilters
@@ -164,7 +164,7 @@ class CometChatClient:
         with response:
             try:
                 self._record_rate_limit(response.headers)
-                if self.rate_budget is not None:
+                if self.rate_budget is not None and first_sight(response.raw):
                     self.rate_budget.observe(response.status_code, response.headers)
                 content = read_body(endpoint, self.host, response, self.settings.max_response_bytes)
             finally:  # the whole answer read, or cut short (too large, too slow)

@@ -58,6 +58,7 @@ from .refresh import (
 from .retention import DELETE_BATCH, prune_history, prune_sync_runs, prune_webhook_events
 from .runs import (
     ACTIVE_STATUSES,
+    abandoned_before,
     active_run,
     claim_refresh,
     claim_sync_run,
@@ -106,6 +107,7 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "fail_queued_run",
     "queue_sync_run",
     "claim_sync_run",
+    "abandoned_before",
     "active_run",
     "claim_refresh",
     "release_refresh",

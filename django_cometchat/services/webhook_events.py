@@ -63,6 +63,7 @@ def record_webhook(delivery: Delivery) -> WebhookEvent | None:
             status=WebhookEvent.Status.IGNORED,
             error=reason,
             payload=dict(delivery.raw),
+            event_at=delivery.occurred_moment,
         )
         _announce_event(event, delivery.occurred_at, now)
         return event
@@ -78,6 +79,7 @@ def record_webhook(delivery: Delivery) -> WebhookEvent | None:
                     status=status,
                     payload=dict(delivery.raw),
                     topic=delivery.topic or "",
+                    event_at=delivery.occurred_moment,
                 )
         except IntegrityError as exc:  # the unique key: a concurrent or earlier delivery has it
             refused = exc
@@ -105,6 +107,7 @@ def record_webhook(delivery: Delivery) -> WebhookEvent | None:
             error="",
             owners=[],
             payload=dict(delivery.raw),
+            event_at=delivery.occurred_moment,
         )
         if taken:
             logger.info("CometChat webhook event %s delivered again after failing: retried", pk)
