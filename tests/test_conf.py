@@ -196,11 +196,14 @@ def test_every_row_makes_a_default_a_typed_field_and_a_line_of_the_reference():
     table = markdown_table()
     with override_settings(COMETCHAT=BASE):
         built = get_settings()
+    assert validate({**DEFAULTS, **BASE})[1] == []  # every default is a valid value
     for row in SETTINGS:
-        assert row.doc and row.parse.accepts
-        assert f"| `{row.key}` |" in table
-        assert row.parse(row.default) is not None or row.default is None  # defaults are valid
-        assert hasattr(built, row.attribute)
+        assert row.doc
+        assert f"| `{row.key}` | " in table
+        assert f" | {row.parse.accepts} | {row.doc} |" in table
+        assert getattr(built, row.attribute) == row.parse(
+            DEFAULTS[row.key] if row.key not in BASE else BASE[row.key]
+        )
 
 
 def test_docs_settings_md_is_what_the_table_generates():
