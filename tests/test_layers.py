@@ -19,6 +19,9 @@ FORBIDDEN = {
     "filters": {"conf", "client", "models", "services", "storage"},
     "deadline": {"conf", "client", "models", "services", "storage"},
     "conf": {"client", "models", "services", "storage"},
+    "setting_values": {"conf", "client", "models", "services", "storage"},
+    # The stop rule and totals every batch shares: below every adapter that runs batches.
+    "batches": {"conf", "client", "models", "services", "storage", "tasks", "admin", "management"},
     "ratelimit": {"client", "models", "services", "storage"},
     "retry": {"client", "models", "services", "storage"},
     "socket_reads": {"conf", "client", "models", "services", "storage"},
