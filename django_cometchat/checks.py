@@ -49,6 +49,7 @@ from .conf import (
     DEFAULT_REFRESH_RATE,
     ENV_FALLBACKS,
     REFRESH_THROTTLE_SCOPE,
+    SETTINGS_DOC,
     CometChatSettings,
     build_settings,
     missing_key_message,
@@ -57,7 +58,6 @@ from .conf import (
 )
 from .exceptions import CometChatConfigurationError
 
-SETTINGS_DOC = "See the settings reference in docs/settings.md."
 CREDENTIALS = (("APP_ID", "E001", "W002"), ("API_KEY", "E002", "W003"))
 API_APPS = (("rest_framework", "djangorestframework"), ("django_filters", "django-filter"))
 

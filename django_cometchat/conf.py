@@ -36,24 +36,36 @@ from .setting_values import KNOWN_REGIONS, REGION_RE, base_url_error, clean_regi
 
 __all__ = [
     "DEFAULTS",
+    "DEFAULT_REFRESH_RATE",
     "ENV_FALLBACKS",
     "KNOWN_REGIONS",
+    "MAX_PAGE_SIZE",
+    "MAX_RETRY_AFTER_RELAYED",
+    "REFRESH_THROTTLE_SCOPE",
     "REGION_RE",
     "SETTINGS",
+    "SETTINGS_DOC",
+    "SETTING_NAME",
     "CometChatSettings",
     "Problem",
     "Setting",
     "base_url_error",
     "build_settings",
     "clean_region",
+    "default_uid_resolver",
     "get_settings",
+    "import_resolver",
     "markdown_table",
+    "missing_key_message",
     "raw_settings",
     "reload_settings",
+    "setting",
     "validate",
+    "with_table",
 ]
 
 SETTING_NAME = "COMETCHAT"
+SETTINGS_DOC = "See the settings reference in docs/settings.md."
 
 MAX_PAGE_SIZE = 1000  # CometChat's perPage maximum
 MAX_RETRY_AFTER_RELAYED = 3600  # the longest wait we ever pass on to a caller (seconds)
@@ -75,7 +87,7 @@ class Setting:
     secret: bool = False  # never shown: not in repr, not in an error
     unused_if: str | None = None  # another key whose value makes this one unused (not checked)
     check_id: str = "E006"  # the system check that reports a bad value
-    hint: str = "See the settings reference in docs/settings.md."
+    hint: str = SETTINGS_DOC
     # Run by ``manage.py check`` only (importing host code while settings load is too early).
     deep_check: Callable[[Any], object] | None = None
     attribute: str = ""  # the CometChatSettings field; filled in from the field's name
