@@ -98,7 +98,7 @@ class Totals:
     stop_reason: str = ""  # its reason, as the batch's failures list shows it
     interrupted: bool = False  # a signal stopped the batch
     outages_in_a_row: int = 0  # items that failed on an outage since the last other outcome
-    items: str = "items"  # what the batch's items are, for its stop reason ("owners")
+    noun: str = "items"  # what the batch's items are, in its stop reason ("owners")
 
     @property
     def failed(self) -> int:
@@ -136,5 +136,5 @@ class Totals:
             self.stopped_by = error
             self.stop_reason = reason
             if not shared_by_every_item(error):
-                self.stop_reason = f"{OUTAGE_LIMIT} {self.items} in a row failed: {reason}"
+                self.stop_reason = f"{OUTAGE_LIMIT} {self.noun} in a row failed: {reason}"
         return True

@@ -64,7 +64,7 @@ def outage(text: str = "down") -> CometChatServerError:
 
 
 def test_only_outages_in_a_row_add_up_and_the_stop_names_its_cause():
-    totals = Totals(items="owners")
+    totals = Totals(noun="owners")
     item = CometChatNotFound("no such user", status=404, code="ERR_UID_NOT_FOUND")
     assert not totals.fail("a", "503", outage())
     assert not totals.fail("b", "404", item)  # an item's own failure breaks the row

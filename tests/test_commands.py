@@ -395,7 +395,7 @@ def test_the_runner_stops_only_on_failures_every_owner_would_hit(scopes, tried, 
         return Outcome(owner, None, "down", 0.0, error)
 
     totals = BatchRunner(
-        job, concurrency=1, report=seen.append, note=print, totals=Totals(items="owners")
+        job, concurrency=1, report=seen.append, note=print, totals=Totals(noun="owners")
     ).run(owners)
     assert len(seen) == totals.tried == tried
     assert totals.stop_reason == stopped

@@ -69,7 +69,7 @@ class Reporter:
         self.tty = tty and verbosity > 0
         self.verbosity = verbosity
         self.dry_run = dry_run
-        self.totals = Totals(items="owners")
+        self.totals = Totals(noun="owners")
         self.started = time.monotonic()
         self._bar_length = 0
 
