@@ -203,7 +203,7 @@ def one_run(
         meter.start()
         started = time.time()
         with transaction.atomic():  # the workers see all the tasks at once
-            enqueued = tasks.enqueue_syncs(services.owners(uids=uids)).enqueued
+            enqueued = tasks.enqueue_syncs(services.owners(uids=uids)).succeeded
         assert enqueued == len(uids), enqueued
         timeout = max(900.0, 3 * 60 * len(uids) / config.budget)
         done = DBTaskResult.objects.filter(status__in=["SUCCESSFUL", "FAILED"])

@@ -49,20 +49,16 @@ from django.urls import reverse
 from .conf import (
     DEFAULT_REFRESH_RATE,
     ENV_FALLBACKS,
-    KNOWN_REGIONS,
     REFRESH_THROTTLE_SCOPE,
+    SETTINGS_DOC,
     CometChatSettings,
-    base_url_error,
     build_settings,
-    import_callable,
-    import_resolver,
     missing_key_message,
     raw_settings,
-    region_error,
+    validate,
 )
 from .exceptions import CometChatConfigurationError
 
-SETTINGS_DOC = "See the settings reference in docs/settings.md."
 CREDENTIALS = (("APP_ID", "E001", "W002"), ("API_KEY", "E002", "W003"))
 API_APPS = (("rest_framework", "djangorestframework"), ("django_filters", "django-filter"))
 
@@ -112,45 +108,25 @@ def check_credentials_for_deploy(app_configs: Any = None, **kwargs: Any) -> list
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every value the settings table refuses (``conf.validate``, the same validation
+    ``get_settings()`` runs, plus importing ``UID_RESOLVER``), each under its row's check id."""
     try:
         raw = raw_settings()
     except CometChatConfigurationError as exc:
         return [Error(str(exc), hint=SETTINGS_DOC, id="django_cometchat.E006")]
-
-    messages: list[CheckMessage] = []
-    if problem := region_error(raw["REGION"], base_url=raw["BASE_URL"]):
-        messages.append(
-            Error(
-                f'COMETCHAT["REGION"]: {problem}',
-                hint=f"CometChat regions today: {', '.join(KNOWN_REGIONS)}.",
-                id="django_cometchat.E003",
-            )
-        )
-    messages.extend(_check_base_url(raw["BASE_URL"]))
-    if raw["UID_RESOLVER"] not in (None, ""):
-        messages.extend(_check_resolver(raw["UID_RESOLVER"]))
-    if raw["SESSION_FACTORY"] not in (None, ""):
-        messages.extend(_check_session_factory(raw["SESSION_FACTORY"]))
-    if not any(m.is_serious() for m in messages):
-        # Everything above passed: let the full validation catch what remains (types, ranges).
-        try:
-            build_settings(raw)
-        except CometChatConfigurationError as exc:
-            messages.append(Error(str(exc), hint=SETTINGS_DOC, id="django_cometchat.E006"))
+    _, problems = validate(raw, deep=True)
+    messages: list[CheckMessage] = [
+        Error(p.message, hint=p.setting.hint, id=f"django_cometchat.{p.setting.check_id}")
+        for p in problems
+    ]
+    if not any(p.setting.key == "BASE_URL" for p in problems):
+        messages.extend(_check_plain_http(raw["BASE_URL"]))
     return messages
 
 
-def _check_base_url(base_url: Any) -> list[CheckMessage]:
+def _check_plain_http(base_url: Any) -> list[CheckMessage]:
     if base_url in (None, ""):
         return []
-    if problem := base_url_error(base_url):
-        return [
-            Error(
-                f'COMETCHAT["BASE_URL"]: {problem}',
-                hint="Leave BASE_URL unset to use https://{APP_ID}.api-{REGION}.cometchat.io/v3.",
-                id="django_cometchat.E004",
-            )
-        ]
     parts = urlsplit(base_url)
     if parts.scheme == "http" and not settings.DEBUG and not _loopback(parts.hostname or ""):
         return [
@@ -173,41 +149,6 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _check_resolver(path: Any) -> list[CheckMessage]:
-    hint = 'UID_RESOLVER is a dotted path to a callable user -> uid, e.g. "myapp.chat.uid_for".'
-    if not isinstance(path, str):
-        return [
-            Error(
-                'COMETCHAT["UID_RESOLVER"] must be a string', hint=hint, id="django_cometchat.E005"
-            )
-        ]
-    try:
-        import_resolver(path)
-    except CometChatConfigurationError as exc:
-        return [Error(str(exc), hint=hint, id="django_cometchat.E005")]
-    return []
-
-
-def _check_session_factory(path: Any) -> list[CheckMessage]:
-    hint = (
-        "SESSION_FACTORY is a dotted path to a callable (settings, *, retry) -> requests.Session, "
-        'e.g. "myapp.chat.cometchat_session"; see docs/client.md.'
-    )
-    if not isinstance(path, str):
-        return [
-            Error(
-                'COMETCHAT["SESSION_FACTORY"] must be a string',
-                hint=hint,
-                id="django_cometchat.E009",
-            )
-        ]
-    try:
-        import_callable("SESSION_FACTORY", path)
-    except CometChatConfigurationError as exc:
-        return [Error(str(exc), hint=hint, id="django_cometchat.E009")]
-    return []
 
 
 def _mounted(url_name: str) -> str | None:

@@ -1,4 +1,12 @@
-"""``settings.COMETCHAT``: defaults, environment fallbacks and a typed, frozen settings object.
+"""``settings.COMETCHAT``: one table of settings, and the typed, frozen object it makes.
+
+Each setting is one field of :class:`CometChatSettings`, declared with :func:`setting`: its key,
+its default, its parser (:mod:`.setting_values`, which also says what it accepts), its
+environment fallback and one line of documentation. From that table come the defaults
+(``DEFAULTS``), the environment fallbacks (``ENV_FALLBACKS``), the validation (``validate``, used
+both by ``get_settings()`` and by the system checks), and the settings reference in
+``docs/settings.md`` (``python -m django_cometchat.conf --write docs/settings.md``). Adding a
+setting is adding one field.
 
 Only this module and ``checks`` read ``django.conf.settings``, and never at import time.
 ``get_settings()`` is cached and the cache is cleared on ``setting_changed`` (so
@@ -7,25 +15,58 @@ Only this module and ``checks`` read ``django.conf.settings``, and never at impo
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 import os
-import re
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from django.utils.module_loading import import_string
 
+from . import setting_values as values
 from .exceptions import CometChatConfigurationError
 from .redaction import Secret
+from .setting_values import KNOWN_REGIONS, REGION_RE, base_url_error, clean_region
+
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_REFRESH_RATE",
+    "ENV_FALLBACKS",
+    "KNOWN_REGIONS",
+    "MAX_PAGE_SIZE",
+    "MAX_RETRY_AFTER_RELAYED",
+    "REFRESH_THROTTLE_SCOPE",
+    "REGION_RE",
+    "SETTINGS",
+    "SETTINGS_DOC",
+    "SETTING_NAME",
+    "CometChatSettings",
+    "Problem",
+    "Setting",
+    "base_url_error",
+    "build_settings",
+    "clean_region",
+    "default_uid_resolver",
+    "get_settings",
+    "import_resolver",
+    "markdown_table",
+    "missing_key_message",
+    "raw_settings",
+    "reload_settings",
+    "setting",
+    "validate",
+    "with_table",
+]
 
 SETTING_NAME = "COMETCHAT"
+SETTINGS_DOC = "See the settings reference in docs/settings.md."
 
-KNOWN_REGIONS = ("us", "eu", "in")
-# Loose on purpose: a region CometChat adds tomorrow must work without a release.
-REGION_RE = re.compile(r"^[a-z]{2,12}(?:-[a-z0-9]{1,12})*$")
 MAX_PAGE_SIZE = 1000  # CometChat's perPage maximum
 MAX_RETRY_AFTER_RELAYED = 3600  # the longest wait we ever pass on to a caller (seconds)
 # The API's refresh throttle: its DRF scope and the rate used when DEFAULT_THROTTLE_RATES has
@@ -33,153 +74,243 @@ MAX_RETRY_AFTER_RELAYED = 3600  # the longest wait we ever pass on to a caller (
 REFRESH_THROTTLE_SCOPE = "cometchat_refresh"
 DEFAULT_REFRESH_RATE = "10/min"
 
-# Keys that fall back to an environment variable when absent (or empty) in the dict.
-ENV_FALLBACKS: Mapping[str, str] = {
-    "APP_ID": "COMETCHAT_APP_ID",
-    "REGION": "COMETCHAT_REGION",
-    "API_KEY": "COMETCHAT_API_KEY",
-    "BASE_URL": "COMETCHAT_BASE_URL",
-}
 
-DEFAULTS: Mapping[str, Any] = {
-    "APP_ID": None,
-    "REGION": "us",
-    "API_KEY": None,
-    "BASE_URL": None,
-    # (connect, read) seconds; a single number is used for both.
-    "TIMEOUT": (3.05, 15.0),
-    # Retries of GETs on connection errors, 429 and 5xx.
-    "MAX_RETRIES": 4,
-    "BACKOFF_FACTOR": 0.5,  # seconds; doubles each retry, with full jitter
-    "BACKOFF_MAX": 30.0,  # cap of one computed backoff sleep
-    "RETRY_AFTER_MAX": 60.0,  # cap of one server-requested (Retry-After / reset) sleep
-    # Total seconds one call may spend sleeping between retries. Web requests pass a small
-    # budget to the client so they fail fast; background syncs use this default and wait.
-    "RETRY_BUDGET": 120.0,
-    # The budget of on-demand refreshes from the API and the admin: a person is waiting.
-    "WEB_RETRY_BUDGET": 3.0,
-    # One overall deadline for on-demand work (API, admin): connects, reads, retries, every page.
-    "WEB_DEADLINE": 8.0,
-    # When X-Rate-Limit-Remaining drops to this or below, pause until the current rate window
-    # ends before the next request (0 disables the slow-down).
-    "RATE_LIMIT_MIN_REMAINING": 0,
-    # CometChat counts requests per calendar minute; tests shorten the window.
-    "RATE_LIMIT_WINDOW": 60.0,
-    # The most bytes one response body may have; a larger one is refused while it is read.
-    "MAX_RESPONSE_BYTES": 32 * 1024 * 1024,
-    # requests-style proxies ({"https": "http://proxy:3128"}); None: HTTPS_PROXY/NO_PROXY apply.
-    "PROXIES": None,
-    # One budget of requests per rate window for every process of the site, counted in a
-    # cache shared by them all (None: no budget). Below even the smallest plan's limit (500 a
-    # minute); raise it to about 90% of your plan's (API.md §5.4).
-    "REQUESTS_PER_MINUTE": 450,
-    "RATE_LIMIT_CACHE": "default",  # a CACHES alias: Redis in production, locmem on one box
-    # The share of each window's REQUESTS_PER_MINUTE that on-demand work (the API, the admin)
-    # may take, so that background syncs and webhook refreshes always keep the rest.
-    "ON_DEMAND_SHARE": 0.5,
-    # A sync still "running" (or "queued") after this many seconds is marked failed as
-    # abandoned (its worker was killed), and the owner's next sync proceeds.
-    "SYNC_ABANDONED_AFTER": 3600,
-    # The most pages one walk over an owner's conversations may take; a sync that reaches it
-    # while CometChat still claims another page fails (an upstream that never ends).
-    "SYNC_MAX_PAGES": 10_000,
-    # One overall deadline for each unit of background work (a sync, a refresh, a webhook
-    # event) run by a command or a task: connects, reads, retries, every page. None: no limit.
-    "SYNC_DEADLINE": 900.0,
-    # Webhook credentials: "user:password" strings (several, for rotation). Empty: the webhook
-    # endpoint refuses every delivery.
-    "WEBHOOK_BASIC_AUTH": (),
-    "PAGE_SIZE": 1000,
-    "UID_RESOLVER": None,  # dotted path to a callable user -> uid; default str(user.pk)
-    "POOL_MAXSIZE": 10,
-    # Dotted path to a callable building each client's requests.Session (a proxy, a custom
-    # adapter); None: django_cometchat.client.create_session. See docs/client.md.
-    "SESSION_FACTORY": None,
-    # History retention for cometchat_prune (None keeps everything). The latest snapshot of each
-    # conversation is always kept.
-    "HISTORY_MAX_AGE_DAYS": None,
-    "HISTORY_KEEP_PER_CONVERSATION": None,
-    # Webhook events older than this are deleted by cometchat_prune (None keeps them all); an
-    # event still waiting for a worker is kept whatever its age.
-    "WEBHOOK_EVENTS_MAX_AGE_DAYS": 30,
-    # Finished sync runs started longer ago are deleted by cometchat_prune (None keeps them
-    # all); each owner's latest finished run and every queued or running one are kept.
-    "SYNC_RUNS_MAX_AGE_DAYS": 30,
-    # contrib.healthcheck fails when no sync succeeded for this many seconds while owners exist
-    # (None: not checked), and when a webhook event waits to be processed longer than this.
-    "HEALTH_MAX_SYNC_AGE": 3600,
-    "HEALTH_MAX_EVENT_WAIT": 300,
-}
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table."""
+
+    key: str
+    default: Any  # as a host would write it in COMETCHAT
+    parse: values.Parser[Any]
+    doc: str  # one line of the settings reference (Markdown; links relative to docs/)
+    env: str | None = None  # an environment variable used when the dict leaves the key empty
+    secret: bool = False  # never shown: not in repr, not in an error
+    unused_if: str | None = None  # another key whose value makes this one unused (not checked)
+    check_id: str = "E006"  # the system check that reports a bad value
+    hint: str = SETTINGS_DOC
+    # Run by ``manage.py check`` only (importing host code while settings load is too early).
+    deep_check: Callable[[Any], object] | None = None
+    attribute: str = ""  # the CometChatSettings field; filled in from the field's name
+
+
+def setting(key: str, default: Any, parse: values.Parser[Any], doc: str, **options: Any) -> Any:
+    """A field of :class:`CometChatSettings` that is also a row of the settings table."""
+    row = Setting(key, default, parse, doc, **options)
+    return field(repr=not row.secret, metadata={"setting": row})
 
 
 def default_uid_resolver(user: Any) -> str:
     return str(user.pk)
 
 
-def clean_region(region: Any) -> Any:
-    """``REGION`` as CometChat's host names it: "EU" and " eu " are "eu"."""
-    return region.strip().lower() if isinstance(region, str) else region
+def import_resolver(path: str) -> Callable[[Any], str]:
+    """The callable ``UID_RESOLVER`` names; a configuration error saying why it cannot be had."""
+    return import_callable("UID_RESOLVER", path)
 
 
-def region_error(region: Any, *, base_url: Any = None) -> str | None:
-    """Why ``region`` is not acceptable, or None. With ``BASE_URL`` set the region names no
-    host (nor the app of a webhook), so it is not checked."""
-    if base_url not in (None, ""):
-        return None
-    region = clean_region(region)
-    if not isinstance(region, str) or not REGION_RE.match(region):
-        return f"REGION must be a region code such as {', '.join(KNOWN_REGIONS)}; got {region!r}"
-    return None
+def import_session_factory(path: str) -> Callable[..., Any]:
+    return import_callable("SESSION_FACTORY", path)
 
 
-def base_url_error(base_url: Any) -> str | None:
-    """Why ``base_url`` is not acceptable, or None."""
-    if not isinstance(base_url, str):
-        return f"BASE_URL must be a string URL, got {type(base_url).__name__}"
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"BASE_URL must be an absolute http(s) URL such as https://host/v3; got {base_url!r}"
-    if parts.query or parts.fragment:
-        return "BASE_URL must not carry a query string or fragment"
-    return None
+@cache
+def import_callable(key: str, path: str) -> Callable[..., Any]:
+    """The callable the dotted ``path`` of setting ``key`` names (``UID_RESOLVER``,
+    ``SESSION_FACTORY``); a configuration error saying why it cannot be had."""
+    try:
+        found = import_string(path)
+    except ImportError as exc:
+        raise CometChatConfigurationError(
+            f'COMETCHAT["{key}"] = {path!r} cannot be imported: {exc}'
+        ) from exc
+    if not callable(found):
+        raise CometChatConfigurationError(f'COMETCHAT["{key}"] = {path!r} is not callable')
+    return found  # type: ignore[no-any-return]
+
+
+SESSION_FACTORY_HINT = (
+    "SESSION_FACTORY is a dotted path to a callable (settings, *, retry) -> requests.Session, "
+    'e.g. "myapp.chat.cometchat_session"; see docs/client.md.'
+)
+
+RESOLVER_HINT = (
+    'UID_RESOLVER is a dotted path to a callable user -> uid, e.g. "myapp.chat.uid_for".'
+)
 
 
 @dataclass(frozen=True)
 class CometChatSettings:
-    app_id: str | None
-    region: str
-    api_key: Secret | None = field(repr=False)  # never printed (a Secret masks itself too)
-    base_url_override: str | None
-    connect_timeout: float
-    read_timeout: float
-    max_retries: int
-    backoff_factor: float
-    backoff_max: float
-    retry_after_max: float
-    retry_budget: float
-    web_retry_budget: float
-    web_deadline: float
-    rate_limit_min_remaining: int
-    rate_limit_window: float
-    max_response_bytes: int
-    proxies: Mapping[str, str] | None
-    requests_per_minute: int | None
-    rate_limit_cache: str
-    on_demand_share: float
-    sync_abandoned_after: float
-    sync_max_pages: int
-    sync_deadline: float | None
-    webhook_credentials: tuple[tuple[str, Secret], ...] = field(repr=False)
-    page_size: int
-    uid_resolver_path: str | None
-    pool_maxsize: int
-    history_max_age_days: int | None = None
-    history_keep_per_conversation: int | None = None
-    webhook_events_max_age_days: int | None = None
-    sync_runs_max_age_days: int | None = None
-    health_max_sync_age: float | None = 3600.0
-    health_max_event_wait: float | None = 300.0
-    session_factory_path: str | None = None
+    """The validated ``COMETCHAT`` settings; each field is a row of the settings table."""
+
+    app_id: str | None = setting(
+        "APP_ID", None, values.optional_text(), "your CometChat app id (required)",
+        env="COMETCHAT_APP_ID",
+    )  # fmt: skip
+    region: str = setting(
+        "REGION", "us", values.region(),
+        "CometChat's region of the app: `us`, `eu`, `in` or any newer code such as `ap-south` "
+        "(`EU` is `eu`); not read, nor checked, when `BASE_URL` is set",
+        env="COMETCHAT_REGION", unused_if="BASE_URL", check_id="E003",
+        hint=f"CometChat regions today: {', '.join(KNOWN_REGIONS)}.",
+    )  # fmt: skip
+    api_key: Secret | None = setting(
+        "API_KEY", None, values.secret(),
+        "the REST API key with `fullAccess` scope (required); held as a `Secret`, never logged",
+        env="COMETCHAT_API_KEY", secret=True,
+    )  # fmt: skip
+    base_url_override: str | None = setting(
+        "BASE_URL", None, values.base_url(),
+        "another REST root than `https://{APP_ID}.api-{REGION}.cometchat.io/v3`, such as the "
+        "fake server's",
+        env="COMETCHAT_BASE_URL", check_id="E004",
+        hint="Leave BASE_URL unset to use https://{APP_ID}.api-{REGION}.cometchat.io/v3.",
+    )  # fmt: skip
+    timeout: tuple[float, float] = setting(
+        "TIMEOUT", (3.05, 15.0), values.timeout(),
+        "connect and read seconds (a number sets both)",
+    )  # fmt: skip
+    max_retries: int = setting(
+        "MAX_RETRIES", 4, values.integer(minimum=0),
+        "retries of a GET on connection errors, read timeouts, 429 and 5xx",
+    )  # fmt: skip
+    backoff_factor: float = setting(
+        "BACKOFF_FACTOR", 0.5, values.number(),
+        "exponential backoff base in seconds, plus up to as much jitter",
+    )  # fmt: skip
+    backoff_max: float = setting(
+        "BACKOFF_MAX", 30.0, values.number(), "seconds: the cap of one backoff sleep"
+    )
+    retry_after_max: float = setting(
+        "RETRY_AFTER_MAX", 60.0, values.number(),
+        "seconds: the cap of one server-requested wait (`Retry-After`, reset time), and of the "
+        "pause a 429 imposes on every process",
+    )  # fmt: skip
+    retry_budget: float = setting(
+        "RETRY_BUDGET", 120.0, values.number(),
+        "total seconds one call may sleep between retries (`retry_budget(2)` lowers it for a "
+        "block)",
+    )  # fmt: skip
+    web_retry_budget: float = setting(
+        "WEB_RETRY_BUDGET", 3.0, values.number(),
+        "the retry budget of on-demand work (the API, the admin), where a person waits",
+    )  # fmt: skip
+    web_deadline: float = setting(
+        "WEB_DEADLINE", 8.0, values.number(minimum=0.1),
+        "seconds on-demand work may take in all: connects, reads, retries and every page",
+    )  # fmt: skip
+    rate_limit_min_remaining: int = setting(
+        "RATE_LIMIT_MIN_REMAINING", 0, values.integer(minimum=0),
+        "when `X-Rate-Limit-Remaining` falls to this, wait for the rate window to end (0 = off)",
+    )  # fmt: skip
+    rate_limit_window: float = setting(
+        "RATE_LIMIT_WINDOW", 60.0, values.number(minimum=0.1),
+        "seconds of CometChat's rate window (the calendar minute); tests shorten it",
+    )  # fmt: skip
+    max_response_bytes: int = setting(
+        "MAX_RESPONSE_BYTES", 32 * 1024 * 1024, values.integer(minimum=1024),
+        "the largest response body read (32 MiB), counted after decompression; a larger one is "
+        "refused",
+    )  # fmt: skip
+    proxies: Mapping[str, str] | None = setting(
+        "PROXIES", None, values.proxies(),
+        'requests-style proxies, `{"https": "http://proxy:3128"}`; `None`: the environment\'s '
+        "`HTTPS_PROXY`/`NO_PROXY` apply",
+    )  # fmt: skip
+    requests_per_minute: int | None = setting(
+        "REQUESTS_PER_MINUTE", 450,
+        values.optional(values.integer(minimum=1), none_means="no budget"),
+        "requests per rate window for every process of the site together (below the smallest "
+        "plan's 500 a minute; raise it to about 90% of your plan's)",
+    )  # fmt: skip
+    rate_limit_cache: str = setting(
+        "RATE_LIMIT_CACHE", "default", values.text(),
+        "the `CACHES` alias that counts the budget; shared by all processes (Redis) to count "
+        "them all",
+    )  # fmt: skip
+    on_demand_share: float = setting(
+        "ON_DEMAND_SHARE", 0.5, values.share(),
+        "the share of each window's `REQUESTS_PER_MINUTE` that on-demand work (the API, the "
+        "admin) may take (at least one request); past it on-demand work is refused at once "
+        "(503, `Retry-After`) and background syncs and webhook refreshes keep the rest. See "
+        "[api.md](api.md) and [tasks.md](tasks.md#one-rate-budget-for-every-process)",
+    )  # fmt: skip
+    sync_abandoned_after: float = setting(
+        "SYNC_ABANDONED_AFTER", 3600, values.number(minimum=1),
+        "seconds after which a run still running or queued is marked failed as abandoned (its "
+        "worker was killed), and the owner's next sync proceeds",
+    )  # fmt: skip
+    sync_max_pages: int = setting(
+        "SYNC_MAX_PAGES", 10_000, values.integer(minimum=1),
+        "the most pages one walk over an owner's conversations takes; a sync still told "
+        '"another page" after that fails (`ERR_TOO_MANY_PAGES`) and marks nothing missing',
+    )  # fmt: skip
+    sync_deadline: float | None = setting(
+        "SYNC_DEADLINE", 900.0,
+        values.optional(values.number(minimum=0.1), none_means="no limit"),
+        "seconds one sync, refresh or webhook event run by a command or a task may take in "
+        "all: connects, every socket read, retries and pages. Passing it fails the run or event "
+        '(`ERR_DEADLINE`, "SYNC_DEADLINE (900 s) passed") and marks nothing missing',
+    )  # fmt: skip
+    page_size: int = setting(
+        "PAGE_SIZE", 1000, values.integer(minimum=1, maximum=MAX_PAGE_SIZE),
+        "conversations per request",
+    )  # fmt: skip
+    uid_resolver_path: str | None = setting(
+        "UID_RESOLVER", None, values.optional_text(),
+        "dotted path to `callable(user) -> uid`; unset: `str(user.pk)`. Returning `None` says "
+        "the account has no CometChat user: batch syncs and webhooks skip it "
+        "([sync.md](sync.md))",
+        check_id="E005", hint=RESOLVER_HINT, deep_check=import_resolver,
+    )  # fmt: skip
+    pool_maxsize: int = setting(
+        "POOL_MAXSIZE", 10, values.integer(minimum=1), "pooled connections per client"
+    )
+    session_factory_path: str | None = setting(
+        "SESSION_FACTORY", None, values.optional_text(),
+        "dotted path to `callable(settings, *, retry) -> requests.Session` building each "
+        "client's session (a proxy, a custom adapter); unset: "
+        "`django_cometchat.client.create_session` ([client.md](client.md))",
+        check_id="E009", hint=SESSION_FACTORY_HINT, deep_check=import_session_factory,
+    )  # fmt: skip
+    history_max_age_days: int | None = setting(
+        "HISTORY_MAX_AGE_DAYS", None,
+        values.optional(values.integer(minimum=0), none_means="keep them all"),
+        "`cometchat_prune` deletes snapshots older than this many days (never a "
+        "conversation's latest)",
+    )  # fmt: skip
+    history_keep_per_conversation: int | None = setting(
+        "HISTORY_KEEP_PER_CONVERSATION", None,
+        values.optional(values.integer(minimum=1), none_means="keep them all"),
+        "`cometchat_prune` keeps at most this many snapshots per conversation",
+    )  # fmt: skip
+    webhook_events_max_age_days: int | None = setting(
+        "WEBHOOK_EVENTS_MAX_AGE_DAYS", 30,
+        values.optional(values.integer(minimum=0), none_means="keep them all"),
+        "`cometchat_prune` deletes webhook events received more days ago (never one still "
+        "waiting for a worker)",
+    )  # fmt: skip
+    sync_runs_max_age_days: int | None = setting(
+        "SYNC_RUNS_MAX_AGE_DAYS", 30,
+        values.optional(values.integer(minimum=0), none_means="keep them all"),
+        "`cometchat_prune` deletes finished sync runs started more days ago (never an owner's "
+        "latest finished run, never one queued or running)",
+    )  # fmt: skip
+    health_max_sync_age: float | None = setting(
+        "HEALTH_MAX_SYNC_AGE", 3600, values.optional(values.number(minimum=1), none_means="off"),
+        "seconds: the [health check](operations.md#health-check) fails when no sync succeeded "
+        "for this long while owners exist (runs or stored conversations)",
+    )  # fmt: skip
+    health_max_event_wait: float | None = setting(
+        "HEALTH_MAX_EVENT_WAIT", 300, values.optional(values.number(minimum=1), none_means="off"),
+        "seconds: the health check fails when a webhook event has waited this long to be "
+        "processed (status received)",
+    )  # fmt: skip
+    webhook_credentials: tuple[tuple[str, Secret], ...] = setting(
+        "WEBHOOK_BASIC_AUTH", (), values.basic_auth_credentials(),
+        "`\"user:password\"` entries CometChat's webhook may use (several, for rotation); "
+        "passwords are held as `Secret`s; empty refuses every delivery. See "
+        "[webhooks.md](webhooks.md)",
+        secret=True,
+    )  # fmt: skip
 
     @property
     def base_url(self) -> str:
@@ -189,8 +320,12 @@ class CometChatSettings:
         return f"https://{self.app_id}.api-{self.region}.cometchat.io/v3"
 
     @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout, self.read_timeout)
+    def connect_timeout(self) -> float:
+        return self.timeout[0]
+
+    @property
+    def read_timeout(self) -> float:
+        return self.timeout[1]
 
     def require_credentials(self) -> None:
         """Raise a configuration error naming the key to add, before anything is sent."""
@@ -211,31 +346,20 @@ class CometChatSettings:
         return 'COMETCHAT["UID_RESOLVER"] (unset: the default, str(user.pk))'
 
 
+# The table, in the order of the reference; derived from the fields so it cannot drift.
+SETTINGS: tuple[Setting, ...] = tuple(
+    dataclasses.replace(f.metadata["setting"], attribute=f.name)
+    for f in dataclasses.fields(CometChatSettings)
+)
+DEFAULTS: Mapping[str, Any] = {row.key: row.default for row in SETTINGS}
+ENV_FALLBACKS: Mapping[str, str] = {row.key: row.env for row in SETTINGS if row.env}
+
+
 def missing_key_message(key: str) -> str:
     return (
         f'COMETCHAT["{key}"] is not set. Add it to the COMETCHAT dict in your settings '
         f"or set the {ENV_FALLBACKS[key]} environment variable."
     )
-
-
-def import_resolver(path: str) -> Callable[[Any], str]:
-    """The callable ``UID_RESOLVER`` names; a configuration error saying why it cannot be had."""
-    return import_callable("UID_RESOLVER", path)
-
-
-@cache
-def import_callable(key: str, path: str) -> Callable[..., Any]:
-    """The callable the dotted ``path`` of setting ``key`` names (``UID_RESOLVER``,
-    ``SESSION_FACTORY``); a configuration error saying why it cannot be had."""
-    try:
-        found = import_string(path)
-    except ImportError as exc:
-        raise CometChatConfigurationError(
-            f'COMETCHAT["{key}"] = {path!r} cannot be imported: {exc}'
-        ) from exc
-    if not callable(found):
-        raise CometChatConfigurationError(f'COMETCHAT["{key}"] = {path!r} is not callable')
-    return found  # type: ignore[no-any-return]
 
 
 def raw_settings() -> dict[str, Any]:
@@ -262,172 +386,49 @@ def raw_settings() -> dict[str, Any]:
     return merged
 
 
-def _number(raw: Mapping[str, Any], key: str, *, minimum: float = 0.0) -> float:
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise CometChatConfigurationError(
-            f'COMETCHAT["{key}"] must be a number >= {minimum:g}; got {value!r}'
-        )
-    return float(value)
+@dataclass(frozen=True)
+class Problem:
+    """A value the table refuses: its row (for the check id and hint) and the message."""
+
+    setting: Setting
+    message: str
 
 
-def _share(raw: Mapping[str, Any], key: str) -> float:
-    """A fraction in (0, 1]."""
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise CometChatConfigurationError(
-            f'COMETCHAT["{key}"] must be a number above 0 and at most 1 (a share of '
-            f"REQUESTS_PER_MINUTE, such as 0.5); got {value!r}"
-        )
-    return float(value)
+def _message(row: Setting, value: Any, exc: values.Invalid) -> str:
+    text = str(exc) or f"must be {row.parse.accepts}"
+    if not str(exc) and not row.secret:
+        text += f"; got {value!r}"
+    return f'COMETCHAT["{row.key}"]{"" if text.startswith("[") else " "}{text}'
 
 
-def _integer(raw: Mapping[str, Any], key: str, *, minimum: int, maximum: int | None = None) -> int:
-    value = raw[key]
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise CometChatConfigurationError(
-            f'COMETCHAT["{key}"] must be an integer {bounds}; got {value!r}'
-        )
-    return value
-
-
-def _optional_number(raw: Mapping[str, Any], key: str, *, minimum: float) -> float | None:
-    if raw[key] is None:
-        return None
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise CometChatConfigurationError(
-            f'COMETCHAT["{key}"] must be a number of seconds >= {minimum:g}, or None to turn '
-            f"the check off; got {value!r}"
-        )
-    return float(value)
-
-
-def _optional_integer(raw: Mapping[str, Any], key: str, *, minimum: int) -> int | None:
-    return None if raw[key] is None else _integer(raw, key, minimum=minimum)
-
-
-def _timeouts(value: Any) -> tuple[float, float]:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return (float(value), float(value))
-    if (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        return (float(value[0]), float(value[1]))
-    raise CometChatConfigurationError(
-        'COMETCHAT["TIMEOUT"] must be a positive number of seconds or a (connect, read) pair; '
-        f"got {value!r}"
-    )
-
-
-def _proxies(value: Any) -> Mapping[str, str] | None:
-    if value is None:
-        return None
-    if isinstance(value, Mapping) and all(
-        isinstance(k, str) and isinstance(v, str) and not base_url_error(v)
-        for k, v in value.items()
-    ):
-        return dict(value)
-    raise CometChatConfigurationError(
-        'COMETCHAT["PROXIES"] must map a scheme ("https", "http" or "all") to a proxy URL such '
-        'as "http://proxy.internal:3128"'
-    )
-
-
-def _string(raw: Mapping[str, Any], key: str) -> str:
-    value = raw[key]
-    if not isinstance(value, str) or not value:
-        raise CometChatConfigurationError(f'COMETCHAT["{key}"] must be a non-empty string')
-    return value
-
-
-def _webhook_credentials(value: Any) -> tuple[tuple[str, Secret], ...]:
-    """``["user:password", ...]`` as (user, Secret(password)) pairs; a bad entry is named by
-    its position, never by its content."""
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise CometChatConfigurationError(
-            'COMETCHAT["WEBHOOK_BASIC_AUTH"] must be a list of "user:password" strings'
-        )
-    pairs = []
-    for index, entry in enumerate(value):
-        user, _, password = entry.partition(":") if isinstance(entry, str) else ("", "", "")
-        if not user or not password:
-            raise CometChatConfigurationError(
-                f'COMETCHAT["WEBHOOK_BASIC_AUTH"][{index}] must be a "user:password" string'
-            )
-        pairs.append((user, Secret(password)))
-    return tuple(pairs)
-
-
-def _optional_str(raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw[key]
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise CometChatConfigurationError(
-            f'COMETCHAT["{key}"] must be a string; got {type(value).__name__}'
-        )
-    return value
+def validate(raw: Mapping[str, Any], *, deep: bool = False) -> tuple[dict[str, Any], list[Problem]]:
+    """Parse every row of a merged settings dict: the typed values by attribute, and each
+    refused value's problem (naming its key). ``deep`` (the system checks) also runs the
+    rows' ``deep_check`` (importing ``UID_RESOLVER``)."""
+    parsed: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for row in SETTINGS:
+        value = raw[row.key]
+        try:
+            parsed[row.attribute] = row.parse(value)
+            if deep and row.deep_check is not None and parsed[row.attribute] is not None:
+                row.deep_check(parsed[row.attribute])
+        except values.Invalid as exc:
+            if row.unused_if is not None and raw.get(row.unused_if) not in (None, ""):
+                parsed[row.attribute] = row.parse(row.default)  # unused: never read
+            else:
+                problems.append(Problem(row, _message(row, value, exc)))
+        except CometChatConfigurationError as exc:  # a deep check's
+            problems.append(Problem(row, str(exc)))
+    return parsed, problems
 
 
 def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
-    """Validate a merged settings dict; every error names the offending key."""
-    region = clean_region(raw["REGION"])
-    if problem := region_error(region, base_url=raw["BASE_URL"]):
-        raise CometChatConfigurationError(f'COMETCHAT["REGION"]: {problem}')
-    base_url = _optional_str(raw, "BASE_URL")
-    if base_url is not None and (problem := base_url_error(base_url)):
-        raise CometChatConfigurationError(f'COMETCHAT["BASE_URL"]: {problem}')
-    connect_timeout, read_timeout = _timeouts(raw["TIMEOUT"])
-    api_key = _optional_str(raw, "API_KEY")
-    return CometChatSettings(
-        app_id=_optional_str(raw, "APP_ID"),
-        region=str(region),  # unchecked, and unused, when BASE_URL is set
-        api_key=Secret(api_key) if api_key else None,
-        base_url_override=base_url,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        max_retries=_integer(raw, "MAX_RETRIES", minimum=0),
-        backoff_factor=_number(raw, "BACKOFF_FACTOR"),
-        backoff_max=_number(raw, "BACKOFF_MAX"),
-        retry_after_max=_number(raw, "RETRY_AFTER_MAX"),
-        retry_budget=_number(raw, "RETRY_BUDGET"),
-        web_retry_budget=_number(raw, "WEB_RETRY_BUDGET"),
-        web_deadline=_number(raw, "WEB_DEADLINE", minimum=0.1),
-        rate_limit_min_remaining=_integer(raw, "RATE_LIMIT_MIN_REMAINING", minimum=0),
-        rate_limit_window=_number(raw, "RATE_LIMIT_WINDOW", minimum=0.1),
-        max_response_bytes=_integer(raw, "MAX_RESPONSE_BYTES", minimum=1024),
-        proxies=_proxies(raw["PROXIES"]),
-        requests_per_minute=_optional_integer(raw, "REQUESTS_PER_MINUTE", minimum=1),
-        rate_limit_cache=_string(raw, "RATE_LIMIT_CACHE"),
-        on_demand_share=_share(raw, "ON_DEMAND_SHARE"),
-        sync_abandoned_after=_number(raw, "SYNC_ABANDONED_AFTER", minimum=1),
-        sync_max_pages=_integer(raw, "SYNC_MAX_PAGES", minimum=1),
-        sync_deadline=_optional_number(raw, "SYNC_DEADLINE", minimum=0.1),
-        webhook_credentials=_webhook_credentials(raw["WEBHOOK_BASIC_AUTH"]),
-        page_size=_integer(raw, "PAGE_SIZE", minimum=1, maximum=MAX_PAGE_SIZE),
-        uid_resolver_path=_optional_str(raw, "UID_RESOLVER"),
-        pool_maxsize=_integer(raw, "POOL_MAXSIZE", minimum=1),
-        history_max_age_days=_optional_integer(raw, "HISTORY_MAX_AGE_DAYS", minimum=0),
-        history_keep_per_conversation=_optional_integer(
-            raw, "HISTORY_KEEP_PER_CONVERSATION", minimum=1
-        ),
-        webhook_events_max_age_days=_optional_integer(
-            raw, "WEBHOOK_EVENTS_MAX_AGE_DAYS", minimum=0
-        ),
-        sync_runs_max_age_days=_optional_integer(raw, "SYNC_RUNS_MAX_AGE_DAYS", minimum=0),
-        health_max_sync_age=_optional_number(raw, "HEALTH_MAX_SYNC_AGE", minimum=1),
-        health_max_event_wait=_optional_number(raw, "HEALTH_MAX_EVENT_WAIT", minimum=1),
-        session_factory_path=_optional_str(raw, "SESSION_FACTORY"),
-    )
+    """Validate a merged settings dict; the first refused value raises, naming its key."""
+    parsed, problems = validate(raw)
+    if problems:
+        raise CometChatConfigurationError(problems[0].message)
+    return CometChatSettings(**parsed)
 
 
 @cache
@@ -440,3 +441,64 @@ def reload_settings(*, setting: str, **kwargs: Any) -> None:
     """``setting_changed`` receiver: forget the cached settings when COMETCHAT changes."""
     if setting in (SETTING_NAME, "DEBUG"):
         get_settings.cache_clear()
+
+
+# -- the settings reference ---------------------------------------------------------------------
+
+BEGIN = "<!-- settings table: generated by `python -m django_cometchat.conf`; edit conf.py -->"
+END = "<!-- end of settings table -->"
+
+
+def _shown(default: Any) -> str:
+    text = json.dumps(default) if isinstance(default, str) else repr(default)
+    return f"`{text}`"
+
+
+def markdown_table() -> str:
+    """The reference table of every setting, as ``docs/settings.md`` holds it."""
+    lines = [
+        BEGIN,
+        "| key | default | env fallback | accepts | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for row in SETTINGS:
+        env = f"`{row.env}`" if row.env else ""
+        lines.append(
+            f"| `{row.key}` | {_shown(row.default)} | {env} | {row.parse.accepts} | {row.doc} |"
+        )
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def with_table(document: str) -> str:
+    """``document`` with the text between its table markers replaced by the table."""
+    head, begin, rest = document.partition(BEGIN)
+    _, end, tail = rest.partition(END)
+    if not begin or not end:
+        raise ValueError(f"the document has no {BEGIN!r} ... {END!r} block")
+    return head + markdown_table() + tail
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m django_cometchat.conf",
+        description="Print the settings reference table, or rewrite it in a Markdown file.",
+    )
+    parser.add_argument("--write", metavar="PATH", help="rewrite the table in PATH in place")
+    parser.add_argument("--check", metavar="PATH", help="exit 1 if PATH's table is out of date")
+    options = parser.parse_args(argv)
+    if options.write:
+        path = Path(options.write)
+        path.write_text(with_table(path.read_text()))
+    elif options.check:
+        text = Path(options.check).read_text()
+        if with_table(text) != text:
+            print(f"{options.check}: the settings table is out of date", file=sys.stderr)
+            return 1
+    else:
+        print(markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from . import services
-from .exceptions import CometChatQueueUnavailable
+from .batches import Totals
+from .exceptions import CometChatError, CometChatQueueUnavailable
 from .filters import ConversationFilters
 from .models import Conversation, SyncRun
 from .webhook_types import Target
@@ -206,14 +207,8 @@ def request_refresh(
     return Queued(str(result.id))
 
 
-@dataclass(frozen=True)
-class Enqueued:
-    """What ``enqueue_syncs`` did: syncs enqueued, owners whose sync was already on its way,
-    owners skipped because they cannot act."""
-
-    enqueued: int = 0
-    already_queued: int = 0
-    skipped: int = 0
+# What ``enqueue_syncs`` did; the name it had before it shared the batches' Totals.
+Enqueued = Totals
 
 
 def enqueue_syncs(
@@ -221,27 +216,35 @@ def enqueue_syncs(
     *,
     trigger: str = SyncRun.Trigger.TASK,
     skipped: Callable[[services.Owner, str], None] | None = None,
-) -> Enqueued:
+) -> Totals:
     """One ``sync_owner`` task per owner (an ``OwnerSelection`` or any iterable of ``Owner``),
     each with its queued ``SyncRun`` (so a waiting sync shows, is not enqueued twice, and is
-    marked abandoned if no worker ever takes it). An owner whose sync is already queued or
-    running gets no second one. Owners who cannot act (``problem``) are skipped: logged, and
-    passed to ``skipped(owner, reason)`` when given (a command prints the reasons). A queue that
-    refuses stops the batch with ``CometChatQueueUnavailable`` (that owner's run failed)."""
-    enqueued = already = cannot = 0
+    marked abandoned if no worker ever takes it). Returns the batch's ``Totals``: syncs
+    enqueued (``succeeded``), owners whose sync was already queued or running
+    (``already_queued``: they get no second one) and owners who cannot act (``skipped``:
+    logged, and passed to ``skipped(owner, reason)`` when given, for a command to print). A
+    failure that stops a batch (``batches.stops_batch``: a queue that refuses) is raised, with
+    that owner's run failed."""
+    totals = Totals()
     for owner in owners:
         if owner.problem is not None:
             reason = owner.problem.describe()
             logger.warning("Not enqueuing %s: %s", owner.label, reason)
             if skipped is not None:
                 skipped(owner, reason)
-            cannot += 1
+            totals.skipped += 1
             continue
-        if _enqueue_sync(owner, trigger=trigger).already_queued:
-            already += 1
+        try:
+            queued = _enqueue_sync(owner, trigger=trigger)
+        except CometChatError as exc:
+            if totals.fail(owner.label, exc.describe(), exc):
+                raise
+            continue
+        if queued.already_queued:
+            totals.already_queued += 1
         else:
-            enqueued += 1
-    return Enqueued(enqueued, already, cannot)
+            totals.succeed()
+    return totals
 
 
 def _enqueue_sync(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from html import unescape
@@ -523,17 +524,34 @@ def test_refresh_reports_a_row_that_fails_and_goes_on(admin_client, synced, sett
     assert api_key(settings) not in response.content.decode()
 
 
-def test_refresh_stops_when_cometchat_is_down(admin_client, synced, settings):
+def test_refresh_stops_at_once_when_cometchat_is_unreachable(admin_client, synced, settings):
     pks = list(Conversation.objects.filter(owner_uid="alice").values_list("pk", flat=True))
-    synced.inject(Fault("status", status=500, times=10))
+    with socket.socket() as closed:  # a port nothing listens on: connection refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings.COMETCHAT = {**settings.COMETCHAT, "BASE_URL": f"http://127.0.0.1:{port}/v3"}
     response = run_action(admin_client, "refresh_from_cometchat", pks)
     shown_messages = messages_of(response)
     assert len(shown_messages) == 2
-    assert "ERR_MISSION_FAILED (HTTP 500)" in shown_messages[0]
+    assert shown_messages[0].endswith(
+        "could not reach CometChat at 127.0.0.1: the connection was refused"
+    )
     assert shown_messages[1] == (
         "Stopped after that error: 2 more conversation(s) were not tried. Try again once "
         "CometChat answers."
     )
+    assert api_key(settings) not in response.content.decode()
+
+
+def test_refresh_goes_on_past_a_5xx_until_three_rows_in_a_row_fail(admin_client, synced, settings):
+    """A 500 may be about one row's data (batches.stops_batch): the others are still tried."""
+    pks = list(Conversation.objects.filter(owner_uid="alice").values_list("pk", flat=True))
+    assert len(pks) == 3
+    synced.inject(Fault("status", status=500, times=10))
+    response = run_action(admin_client, "refresh_from_cometchat", pks)
+    shown_messages = messages_of(response)
+    assert len(shown_messages) == 3  # each row tried; the third in a row would stop the rest
+    assert all("ERR_MISSION_FAILED (HTTP 500)" in message for message in shown_messages)
     assert api_key(settings) not in response.content.decode()
 
 

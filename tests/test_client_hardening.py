@@ -87,7 +87,7 @@ def test_connect_timeout_says_so():
     settings = dataclasses.replace(
         get_settings(),
         base_url_override=f"http://127.0.0.1:{port}/v3",
-        connect_timeout=0.3,
+        timeout=(0.3, get_settings().read_timeout),
         max_retries=0,
     )
     try:

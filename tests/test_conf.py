@@ -1,10 +1,26 @@
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from django_cometchat.conf import get_settings
+from django_cometchat import conf, setting_values
+from django_cometchat.conf import (
+    BEGIN,
+    DEFAULTS,
+    END,
+    SETTINGS,
+    CometChatSettings,
+    Setting,
+    get_settings,
+    main,
+    markdown_table,
+    validate,
+    with_table,
+)
 from django_cometchat.exceptions import CometChatConfigurationError
 
 BASE = {"APP_ID": "app1", "REGION": "eu", "API_KEY": "k-123"}
@@ -164,3 +180,90 @@ def test_health_thresholds_default_and_turn_off_with_none():
         )
     with override_settings(COMETCHAT={**BASE, "HEALTH_MAX_SYNC_AGE": 90}):
         assert get_settings().health_max_sync_age == 90.0
+
+
+# -- the settings table: every key is one row, and everything else comes from it --------------
+
+
+def test_every_row_makes_a_default_a_typed_field_and_a_line_of_the_reference():
+    """Adding a setting is one field in CometChatSettings: its default, its attribute, its
+    line in docs/settings.md and its validation all follow from that one row."""
+    keys = [row.key for row in SETTINGS]
+    assert len(keys) == len(set(keys))
+    assert list(DEFAULTS) == keys
+    attributes = {f.name for f in dataclasses.fields(CometChatSettings)}
+    assert {row.attribute for row in SETTINGS} == attributes
+    table = markdown_table()
+    with override_settings(COMETCHAT=BASE):
+        built = get_settings()
+    assert validate({**DEFAULTS, **BASE})[1] == []  # every default is a valid value
+    for row in SETTINGS:
+        assert row.doc
+        assert f"| `{row.key}` | " in table
+        assert f" | {row.parse.accepts} | {row.doc} |" in table
+        assert getattr(built, row.attribute) == row.parse(
+            DEFAULTS[row.key] if row.key not in BASE else BASE[row.key]
+        )
+
+
+def test_docs_settings_md_is_what_the_table_generates():
+    """Run `python -m django_cometchat.conf --write docs/settings.md` after changing the table."""
+    document = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
+    assert with_table(document) == document
+
+
+def test_the_reference_command_prints_and_checks_the_table(tmp_path, capsys):
+    assert main([]) == 0
+    assert capsys.readouterr().out.strip() == markdown_table()
+    stale = tmp_path / "settings.md"
+    stale.write_text(f"# Settings\n\n{BEGIN}\n| old |\n{END}\n\nAfter.\n")
+    assert main(["--check", str(stale)]) == 1
+    assert main(["--write", str(stale)]) == 0
+    assert stale.read_text() == f"# Settings\n\n{markdown_table()}\n\nAfter.\n"
+    assert main(["--check", str(stale)]) == 0
+
+
+def test_an_error_repeats_what_the_reference_says_the_key_accepts():
+    with override_settings(COMETCHAT={**BASE, "PAGE_SIZE": 5000}):
+        with pytest.raises(CometChatConfigurationError) as info:
+            get_settings()
+    assert str(info.value) == (
+        'COMETCHAT["PAGE_SIZE"] must be an integer between 1 and 1000; got 5000'
+    )
+    assert "| an integer between 1 and 1000 |" in markdown_table()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("API_KEY", 12345), ("WEBHOOK_BASIC_AUTH", "user:hunter2")]
+)
+def test_a_refused_secret_is_never_shown(key, value):
+    with override_settings(COMETCHAT={**BASE, key: value}):
+        with pytest.raises(CometChatConfigurationError, match=key) as info:
+            get_settings()
+    assert str(value) not in str(info.value)
+
+
+def test_validation_reports_every_bad_key_at_once():
+    raw = {**DEFAULTS, **BASE, "PAGE_SIZE": 0, "TIMEOUT": "slow", "WEBHOOK_BASIC_AUTH": ["x"]}
+    _, problems = validate(raw)
+    assert [p.setting.key for p in problems] == ["TIMEOUT", "PAGE_SIZE", "WEBHOOK_BASIC_AUTH"]
+    assert problems[2].message == (
+        'COMETCHAT["WEBHOOK_BASIC_AUTH"][0] must be a "user:password" string'
+    )
+
+
+def test_a_new_row_is_a_setting_everywhere(monkeypatch):
+    """A row added to the table is a valid key, takes its default, is validated with its key
+    named, and has its line in the reference."""
+    extra = Setting(
+        "EXTRA_LIMIT", 7, setting_values.integer(minimum=1), "a limit", attribute="page_size"
+    )
+    monkeypatch.setattr(conf, "SETTINGS", (*conf.SETTINGS, extra))
+    monkeypatch.setattr(conf, "DEFAULTS", {**conf.DEFAULTS, "EXTRA_LIMIT": 7})
+    assert "| `EXTRA_LIMIT` | `7` |  | an integer >= 1 | a limit |" in markdown_table()
+    with override_settings(COMETCHAT=BASE):
+        assert conf.raw_settings()["EXTRA_LIMIT"] == 7
+        assert get_settings().page_size == 7  # the extra row's value, on its attribute
+    with override_settings(COMETCHAT={**BASE, "EXTRA_LIMIT": 0}):
+        with pytest.raises(CometChatConfigurationError, match=r'COMETCHAT\["EXTRA_LIMIT"\]'):
+            get_settings()

@@ -157,7 +157,9 @@ def test_a_queued_refresh_of_a_conversation_cometchat_does_not_have_fails_its_ta
     (failure,) = result.errors
     assert failure.exception_class_path == f"django_cometchat.exceptions.{error}"
     assert reason in failure.traceback
-    warnings = [r.getMessage() for r in caplog.records if r.name == "django_cometchat.services.refresh"]
+    warnings = [
+        r.getMessage() for r in caplog.records if r.name == "django_cometchat.services.refresh"
+    ]
     assert len(warnings) == 1
     assert warnings[0].startswith(f"CometChat refresh of {conversation_id} for alice failed: ")
     assert reason in warnings[0]

@@ -857,7 +857,9 @@ def test_an_event_whose_refresh_fails_fails_its_task_after_the_event(
 ):
     """A worker's verdict on the event's task: FAILED with the refresh's error (never
     SUCCESSFUL), once the event itself is recorded failed with the reason."""
-    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 2)  # both refreshes in the event's task
+    monkeypatch.setattr(
+        services.webhook_events, "INLINE_REFRESHES", 2
+    )  # both refreshes in the event's task
     settings.COMETCHAT = {**settings.COMETCHAT, "MAX_RETRIES": 0}
     assert post(client, message_event(known.send_message("bob", to_user="alice"))).json() == {
         "status": "accepted"

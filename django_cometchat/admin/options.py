@@ -514,9 +514,9 @@ class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
     def _report_failures(
         self, request: HttpRequest, outcome: BatchOutcome, verb: str, noun: str
     ) -> None:
-        for item, reason in outcome.failed[:MAX_MESSAGES]:
+        for item, reason in outcome.failures[:MAX_MESSAGES]:
             self.message_user(request, f"{verb} {item}: {reason}", messages.ERROR)
-        hidden = len(outcome.failed) - MAX_MESSAGES
+        hidden = outcome.failed - MAX_MESSAGES
         if hidden > 0:
             self.message_user(
                 request, f"… and {hidden} more {noun} failures like these.", messages.ERROR

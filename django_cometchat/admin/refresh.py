@@ -8,8 +8,9 @@ block: a person is waiting, so one deadline covers every row.
 An error about one row (``scope == "item"``: not found, not accessible, an invalid id) is reported
 and the batch goes on; any other (CometChat unreachable, a bad key, rate limited, a 5xx, the
 deadline, a broken or missing setting, a task queue that refuses) stops the batch, so a person
-is not kept waiting for a hundred identical failures. Every failure becomes its ``describe()``
-text: the CometChat code and status, never the API key, never a traceback.
+is not kept waiting for a hundred identical failures (the stop rule of every batch:
+:func:`..batches.stops_batch`). Every failure becomes its ``describe()`` text: the CometChat
+code and status, never the API key, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from .. import services, tasks
+from ..batches import Totals
 from ..exceptions import (
     CometChatAuthError,
     CometChatConfigurationError,
@@ -35,15 +37,13 @@ T = TypeVar("T")
 
 
 @dataclass
-class BatchOutcome:
-    """What a batch did: ``done`` lines, ``failed`` (item, reason), items never tried, and
-    whether the work was handed to a task worker rather than done."""
+class BatchOutcome(Totals):
+    """A batch's :class:`Totals` (``failures``: (item, reason); ``not_attempted``: items never
+    tried; ``stopped_by``: the failure that left them untried), with a line per item ``done``
+    and whether the work was handed to a task worker rather than done."""
 
     done: list[str] = field(default_factory=list)
     queued: bool = False
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    not_attempted: int = 0
-    stopped_by: CometChatError | None = None  # the failure that left the rest untried
 
     @property
     def what_to_do(self) -> str:
@@ -58,7 +58,7 @@ class BatchOutcome:
             return "Fix that setting, then try again."
         if isinstance(exc, CometChatQueueUnavailable):
             return "Try again once the task queue takes work."
-        if exc is not None and exc.scope == "global":
+        if isinstance(exc, CometChatError) and exc.scope == "global":
             return "Every other one would fail the same way; fix that first."
         return "Try again once CometChat answers."
 
@@ -74,15 +74,14 @@ def _run_batch(
                 try:
                     outcome.done.append(act(item, client))
                 except CometChatError as exc:
-                    outcome.failed.append((label(item), exc.describe()))
-                    if exc.scope != "item":
+                    if outcome.fail(label(item), exc.describe(), exc):
                         outcome.not_attempted = len(items) - index - 1
-                        outcome.stopped_by = exc
                         break
+                else:
+                    outcome.succeed()
     except CometChatError as exc:  # no client at all: a missing or broken setting
-        outcome.failed.append(("CometChat", exc.describe()))
+        outcome.fail("CometChat", exc.describe(), exc)
         outcome.not_attempted = len(items)
-        outcome.stopped_by = exc
     return outcome
 
 

@@ -10,11 +10,11 @@ Stopping:
   cancelled, running ones are interrupted at their next request, socket read or wait, record
   their runs failed ("interrupted (SIGTERM)") and are reported (pages stored before are kept:
   each is its own transaction); a second signal does not abandon them.
-* a failure that no later owner can escape (``scope == "global"``: a refused key, a missing
-  setting, a plan restriction) stops the run at once;
-* ``OUTAGE_LIMIT`` owners in a row failing with ``scope == "outage"`` (CometChat unreachable,
-  failing or rate limiting past the retry budget) stop it too, instead of each waiting out its
-  own retries for hours.
+* a failure that every later owner would hit too stops the run at once: an outage (CometChat
+  unreachable, failing or rate limiting past the retry budget, a deadline) or a global failure
+  (a refused key, a missing setting, a plan restriction). The rule is the admin's and the
+  tasks' too: :func:`django_cometchat.batches.stops_batch`; the counts are a
+  :class:`~django_cometchat.batches.Totals`.
 """
 
 from __future__ import annotations
@@ -23,32 +23,19 @@ import queue
 import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import close_old_connections, connections
 
 from .. import services
+from ..batches import Totals
 from . import stopping
 from .reporting import Outcome
 
 if TYPE_CHECKING:  # annotations only: services create and use the client
     from ..client import CometChatClient
 
-OUTAGE_LIMIT = 3
-
 Job = Callable[[services.Owner, "CometChatClient"], Outcome]
-
-
-@dataclass
-class Stop:
-    """Why a run ended early."""
-
-    interrupted: bool = False
-    reason: str = ""  # the failure that stopped it, for the closing message
-
-    def __bool__(self) -> bool:
-        return self.interrupted or bool(self.reason)
 
 
 class BatchRunner:
@@ -59,15 +46,15 @@ class BatchRunner:
         concurrency: int,
         report: Callable[[Outcome], None],
         note: Callable[[str], None],
+        totals: Totals | None = None,
     ) -> None:
         self.job = job
         self.concurrency = concurrency
         self.report = report
         self.note = note
-        self.stop = Stop()
-        self._outages = 0
+        self.totals = totals if totals is not None else Totals()
 
-    def run(self, owners: Iterable[services.Owner]) -> Stop:
+    def run(self, owners: Iterable[services.Owner]) -> Totals:
         clients: queue.SimpleQueue[CometChatClient] = queue.SimpleQueue()
         made = [services.new_client() for _ in range(self.concurrency)]
         for client in made:
@@ -80,29 +67,25 @@ class BatchRunner:
         finally:
             for client in made:
                 client.close()
-        return self.stop
+        return self.totals
 
     def _handle(self, outcome: Outcome) -> None:
-        self.report(outcome)
-        if outcome.interrupted:
-            self.stop.interrupted = True
-        elif outcome.ok or outcome.scope == "item":
-            self._outages = 0
-        elif outcome.scope == "global":
-            self.stop.reason = self.stop.reason or outcome.reason
+        """Count the outcome (the stop rule decides whether the run goes on), then show it."""
+        if outcome.ok:
+            self.totals.succeed(outcome.result)
         else:
-            self._outages += 1
-            if self._outages >= OUTAGE_LIMIT and not self.stop.reason:
-                self.stop.reason = f"{OUTAGE_LIMIT} owners in a row failed: {outcome.reason}"
+            error = outcome.error or Exception(outcome.reason)
+            self.totals.fail(outcome.label, outcome.reason, error, outcome.result)
+        self.report(outcome)
 
     def _run_inline(self, owners: Iterable[services.Owner], client: CometChatClient) -> None:
         try:
             for owner in owners:
                 self._handle(self.job(owner, client))
-                if self.stop:
+                if self.totals.stopped:
                     return
         except KeyboardInterrupt:  # between two owners
-            self.stop.interrupted = True
+            self.totals.interrupted = True
 
     def _run_threaded(
         self, owners: Iterable[services.Owner], clients: queue.SimpleQueue[CometChatClient]
@@ -123,7 +106,7 @@ class BatchRunner:
             failed = False
         finally:
             try:  # nothing new starts; what has not started is cancelled on a stop
-                pool.shutdown(wait=True, cancel_futures=failed or bool(self.stop))
+                pool.shutdown(wait=True, cancel_futures=failed or self.totals.stopped)
             finally:
                 stopping.restore(previous)
             self._report_ready(outcomes)
@@ -139,12 +122,12 @@ class BatchRunner:
     ) -> None:
         """Start a job per owner, keeping at most two per thread in flight, until a stop."""
         for owner in owners:
-            while len(in_flight) >= 2 * self.concurrency and not self.stop:
+            while len(in_flight) >= 2 * self.concurrency and not self.totals.stopped:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 in_flight -= done
                 _raise_job_bug(done)
                 self._report_ready(outcomes)
-            if self.stop:
+            if self.totals.stopped:
                 return
             in_flight.add(pool.submit(self._lend, owner, clients, outcomes))
             self._report_ready(outcomes)
@@ -174,8 +157,8 @@ class BatchRunner:
 
     def _interrupted(self, signum: int) -> None:
         stopping.stop(signum)  # the workers' syncs stop and record their runs failed
-        if not self.stop.interrupted:
-            self.stop.interrupted = True
+        if not self.totals.interrupted:
+            self.totals.interrupted = True
             self.note(
                 f"Interrupted ({signal.Signals(signum).name}): stopping the users in progress "
                 "(their runs are recorded as failed); the rest are skipped."

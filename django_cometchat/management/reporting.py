@@ -8,62 +8,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.core.management.base import OutputWrapper
 
+from ..batches import Totals
 from ..services import Owner, SyncResult
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """How syncing one owner went. ``reason`` is empty when it succeeded."""
+    """How syncing one owner went. ``reason`` is empty when it succeeded; ``error`` is what
+    failed it (for the stop rule, :func:`~django_cometchat.batches.stops_batch`)."""
 
     owner: Owner
     result: SyncResult | None
     reason: str
     elapsed: float
-    interrupted: bool = False
-    scope: str = "item"  # of the failure: "item", "outage" or "global" (CometChatError.scope)
+    error: BaseException | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.reason and not self.interrupted
+        return not self.reason and self.error is None
+
+    @property
+    def interrupted(self) -> bool:
+        return isinstance(self.error, KeyboardInterrupt)
 
     @property
     def label(self) -> str:
         return self.owner.label
-
-
-@dataclass
-class Totals:
-    users: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    skipped: int = 0  # no CometChat user (UID_RESOLVER returned None): no run, no request
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    missing: int = 0
-    pages: int = 0
-    requests: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-
-    def add(self, outcome: Outcome) -> None:
-        self.users += 1
-        result = outcome.result
-        if result is not None:
-            self.created += result.created
-            self.updated += result.updated
-            self.unchanged += result.kept
-            self.missing += result.missing
-            self.pages += result.pages
-            self.requests += result.requests
-        if outcome.ok:
-            self.succeeded += 1
-        else:
-            self.failed += 1
-            self.failures.append((outcome.label, outcome.reason))
 
 
 def plural(n: int, word: str) -> str:
@@ -95,7 +69,7 @@ class Reporter:
         self.tty = tty and verbosity > 0
         self.verbosity = verbosity
         self.dry_run = dry_run
-        self.totals = Totals()
+        self.totals = Totals(noun="owners")
         self.started = time.monotonic()
         self._bar_length = 0
 
@@ -114,7 +88,7 @@ class Reporter:
                 self._draw_bar()
 
     def add(self, outcome: Outcome) -> None:
-        self.totals.add(outcome)
+        """Show one owner's outcome (the runner has counted it in ``totals``)."""
         if self.verbosity == 0:
             return
         if self.tty:
@@ -158,7 +132,7 @@ class Reporter:
             self.err.write(message)
 
     def _draw_bar(self) -> None:
-        done = self.totals.users + self.totals.skipped
+        done = self.totals.tried + self.totals.skipped
         filled = self.BAR_WIDTH * done // self.total if self.total else self.BAR_WIDTH
         bar = "#" * filled + "." * (self.BAR_WIDTH - filled)
         text = (
@@ -182,15 +156,15 @@ class Reporter:
             self._bar_length = 0
         t = self.totals
         columns = (
-            ("users", t.users),
+            ("users", t.tried),
             ("succeeded", t.succeeded),
             ("failed", t.failed),
-            ("created", t.created),
-            ("updated", t.updated),
-            ("unchanged", t.unchanged),
-            ("missing", t.missing),
-            ("pages", t.pages),
-            ("requests", t.requests),
+            ("created", t.synced.created),
+            ("updated", t.synced.updated),
+            ("unchanged", t.synced.kept),
+            ("missing", t.synced.missing),
+            ("pages", t.synced.pages),
+            ("requests", t.synced.requests),
             ("elapsed", f"{time.monotonic() - self.started:.2f}s"),
         )
         widths = [max(len(name), len(str(value))) for name, value in columns]

@@ -49,7 +49,7 @@ class Command(BaseCommand):
             for event_id in events.ids:
                 tasks.process_webhook_event.enqueue(event_id)
             stale = services.stale_owners(options["older_than"])
-            count = tasks.enqueue_syncs(stale.chat_users()).enqueued
+            count = tasks.enqueue_syncs(stale.chat_users()).succeeded
         except CometChatError as exc:  # a broken setting, or the queue refused (run failed)
             raise CommandError(exc.describe()) from exc
         if options["verbosity"] > 0:

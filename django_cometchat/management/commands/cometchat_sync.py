@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_cometchat import services, tasks
+from django_cometchat.batches import Totals
 from django_cometchat.exceptions import CometChatError
 from django_cometchat.filters import ConversationFilters
 from django_cometchat.models import SyncRun
 from django_cometchat.redaction import redact
 
 from ..arguments import inline_note, int_at_least
-from ..batch import BatchRunner, Stop
-from ..reporting import Outcome, Reporter, Totals, plural, skipped_line
+from ..batch import BatchRunner
+from ..reporting import Outcome, Reporter, plural, skipped_line
 from ..stopping import stopping
 
 if TYPE_CHECKING:  # annotations only: services create and use the client
@@ -122,37 +123,38 @@ class Command(BaseCommand):
             concurrency=options["concurrency"],
             report=reporter.add,
             note=reporter.note,
+            totals=reporter.totals,
         )
         try:
-            stop = runner.run(reporter.skipping(selection))
+            totals = runner.run(reporter.skipping(selection))
         except CometChatError as exc:  # no client at all: a missing or broken setting
             raise CommandError(f"Nothing was synced: {exc.describe()}") from exc
         reporter.summary()
-        self.conclude(stop, reporter.totals, selection.total)
+        self.conclude(totals, selection.total)
 
-    def conclude(self, stop: Stop, totals: Totals, total: int) -> None:
+    def conclude(self, totals: Totals, total: int) -> None:
         """Fail the command, naming why, unless every selected owner synced (or was skipped)."""
         failures = "".join(f"\n  {label}: {reason}" for label, reason in totals.failures)
         rest = (
             " Run the command again to sync the rest."
-            if totals.users + totals.skipped < total
+            if totals.tried + totals.skipped < total
             else ""
         )
-        if stop.interrupted:
+        if totals.interrupted:
             raise CommandError(
-                f"Interrupted after {totals.users} of {plural(total, 'user')} "
+                f"Interrupted after {totals.tried} of {plural(total, 'user')} "
                 f"({totals.failed} failed); pages already stored are kept.{rest}{failures}"
             )
-        if stop.reason:
+        if totals.stopped_by is not None:
             # One call to action: the rest are synced by the same rerun that follows the fix.
             raise CommandError(
-                f"Stopped after {totals.users} of {plural(total, 'user')}: "
-                f"{stop.reason}\nEvery other user would fail the same way; fix that and run "
+                f"Stopped after {totals.tried} of {plural(total, 'user')}: "
+                f"{totals.stop_reason}\nEvery other user would fail the same way; fix that and run "
                 "the command again."
             )
         if totals.failed:
             raise CommandError(
-                f"{totals.failed} of {plural(totals.users, 'user')} failed:{failures}"
+                f"{totals.failed} of {plural(totals.tried, 'user')} failed:{failures}"
             )
 
     def enqueue(self, selection: services.OwnerSelection, options: dict[str, Any]) -> None:
@@ -173,14 +175,13 @@ class Command(BaseCommand):
             if outcome.already_queued:
                 already = f" ({outcome.already_queued} already queued or running)"
             self.stdout.write(
-                f"Enqueued {plural(outcome.enqueued, 'sync')} of {selection.total}{already}{note}."
+                f"Enqueued {plural(outcome.succeeded, 'sync')} of {selection.total}{already}{note}."
             )
             if selection.skipped:
                 self.stdout.write(skipped_line(selection.skipped))
-        if outcome.skipped:
-            raise CommandError(
-                f"{outcome.skipped} owner(s) could not be enqueued:{''.join(refused)}"
-            )
+        refused += (f"\n  {label}: {reason}" for label, reason in outcome.failures)
+        if refused:
+            raise CommandError(f"{len(refused)} owner(s) could not be enqueued:{''.join(refused)}")
 
     def sync_one(self, owner: services.Owner, client: CometChatClient) -> Outcome:
         started = time.monotonic()
@@ -195,17 +196,17 @@ class Command(BaseCommand):
                     raise_errors=False,
                 )
         except CometChatError as exc:  # the owner cannot act: no valid or a taken UID
-            return Outcome(owner, None, _reason(exc), time.monotonic() - started, scope=exc.scope)
-        except KeyboardInterrupt:  # the service has recorded the run as failed
-            return Outcome(owner, None, "interrupted", time.monotonic() - started, True)
+            return Outcome(owner, None, _reason(exc), time.monotonic() - started, exc)
+        except KeyboardInterrupt as exc:  # the service has recorded the run as failed
+            return Outcome(owner, None, "interrupted", time.monotonic() - started, exc)
         except Exception as exc:  # one owner's surprise must not stop the others
             logger.exception("cometchat_sync: syncing %s failed", owner.label)
             reason = f"{type(exc).__name__} {redact(str(exc))}".strip()
-            return Outcome(owner, None, reason, time.monotonic() - started)
+            return Outcome(owner, None, reason, time.monotonic() - started, exc)
         elapsed = time.monotonic() - started
         if result.error is not None:
             error = result.error
-            return Outcome(owner, result, _reason(error), elapsed, scope=error.scope)
+            return Outcome(owner, result, _reason(error), elapsed, error)
         return Outcome(owner, result, "", elapsed)
 
 
