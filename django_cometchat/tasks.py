@@ -37,8 +37,8 @@ from django.db import transaction
 
 from . import services
 from .batches import Totals
+from .conversation_filters import ConversationFilters
 from .exceptions import CometChatError, CometChatQueueUnavailable
-from .filters import ConversationFilters
 from .models import Conversation, SyncRun
 from .webhook_types import Target
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 import time
 
 import pytest
 
 from django_cometchat.client import CometChatClient, retry_budget
+from django_cometchat.conversation_filters import ConversationFilters
 from django_cometchat.exceptions import (
     CometChatAPIError,
     CometChatAuthError,
@@ -21,7 +24,6 @@ from django_cometchat.exceptions import (
     CometChatTransportError,
     RateLimitInfo,
 )
-from django_cometchat.filters import ConversationFilters
 from django_cometchat.testing import FakeCometChat, Fault
 from django_cometchat.types import Group, User
 
@@ -138,6 +140,16 @@ def test_bad_filter_values_are_refused_before_sending(chat, client_for):
     with pytest.raises(CometChatBadRequest):
         next(client.list_conversations(on_behalf_of="alice\r\nX-Admin: 1"))
     assert api_requests(chat) == []
+
+
+def test_the_old_filters_module_still_gives_conversation_filters_and_warns(monkeypatch):
+    """docs/client.md named ``django_cometchat.filters`` before it was ``conversation_filters``
+    (apart from ``admin.filters`` and ``api.filters``)."""
+    monkeypatch.delitem(sys.modules, "django_cometchat.filters", raising=False)
+    with pytest.warns(DeprecationWarning, match=r"django_cometchat\.conversation_filters"):
+        old = importlib.import_module("django_cometchat.filters")
+    assert old.ConversationFilters is ConversationFilters
+    assert old.ConversationFilters(unread=True).as_params() == {"unread": "true"}
 
 
 def test_list_users(chat, client_for):

@@ -14,6 +14,7 @@ import pytest
 from django_cometchat import deadline
 from django_cometchat.client import CometChatClient, retry_budget
 from django_cometchat.conf import get_settings
+from django_cometchat.conversation_filters import ConversationFilters
 from django_cometchat.exceptions import (
     CometChatAuthError,
     CometChatBadRequest,
@@ -27,7 +28,6 @@ from django_cometchat.exceptions import (
     CometChatTransportError,
     CometChatUnknownOwner,
 )
-from django_cometchat.filters import ConversationFilters
 from django_cometchat.testing import FakeCometChat, Fault
 
 from .forward_proxy import ForwardProxy

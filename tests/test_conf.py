@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,19 +11,15 @@ from django.test import override_settings
 
 from django_cometchat import conf, setting_values
 from django_cometchat.conf import (
-    BEGIN,
     DEFAULTS,
-    END,
     SETTINGS,
     CometChatSettings,
     Setting,
     get_settings,
-    main,
-    markdown_table,
     validate,
-    with_table,
 )
 from django_cometchat.exceptions import CometChatConfigurationError
+from django_cometchat.settings_reference import BEGIN, END, main, markdown_table, with_table
 
 BASE = {"APP_ID": "app1", "REGION": "eu", "API_KEY": "k-123"}
 
@@ -207,7 +205,8 @@ def test_every_row_makes_a_default_a_typed_field_and_a_line_of_the_reference():
 
 
 def test_docs_settings_md_is_what_the_table_generates():
-    """Run `python -m django_cometchat.conf --write docs/settings.md` after changing the table."""
+    """Run `python -m django_cometchat.settings_reference --write docs/settings.md` after changing
+    the table."""
     document = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
     assert with_table(document) == document
 
@@ -221,6 +220,22 @@ def test_the_reference_command_prints_and_checks_the_table(tmp_path, capsys):
     assert main(["--write", str(stale)]) == 0
     assert stale.read_text() == f"# Settings\n\n{markdown_table()}\n\nAfter.\n"
     assert main(["--check", str(stale)]) == 0
+
+
+@pytest.mark.parametrize("module", ["django_cometchat.settings_reference", "django_cometchat.conf"])
+def test_the_reference_command_runs_under_its_old_name_too(module, tmp_path):
+    """`python -m django_cometchat.conf` was the command before the reference had its module."""
+    stale = tmp_path / "settings.md"
+    stale.write_text(f"{BEGIN}\n| old |\n{END}\n")
+    command = [sys.executable, "-m", module]
+    root = Path(__file__).resolve().parents[1]  # the package under test, not an installed one
+    checked = subprocess.run(
+        [*command, "--check", str(stale)], cwd=root, capture_output=True, check=False
+    )
+    assert checked.returncode == 1
+    assert b"the settings table is out of date" in checked.stderr
+    subprocess.run([*command, "--write", str(stale)], cwd=root, check=True)
+    assert stale.read_text() == f"{markdown_table()}\n"
 
 
 def test_an_error_repeats_what_the_reference_says_the_key_accepts():

@@ -21,8 +21,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "django_cometchat"
 LAYERS: list[list[tuple[str, ...]]] = [
     [("__init__",)],  # the version; imports nothing of the package
     [("redaction", "exceptions", "signals")],
-    [("ids", "types", "filters", "webhook_types", "messages_types", "batches")],
-    [("setting_values", "conf", "checks", "apps")],
+    [
+        (
+            "ids",
+            "types",
+            "conversation_filters",
+            "filters",  # the deprecated alias of conversation_filters
+            "webhook_types",
+            "messages_types",
+            "batches",
+        )
+    ],
+    [("setting_values", "conf", "settings_reference", "checks", "apps")],
     [("deadline", "ratelimit", "budget", "retry", "socket_reads")],
     [("client",), ("models", "migrations", "storage")],
     [("services", "health")],  # health: the admin's health page figures, over services

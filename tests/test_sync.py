@@ -11,13 +11,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_cometchat import storage
+from django_cometchat.conversation_filters import ConversationFilters
 from django_cometchat.exceptions import (
     CometChatBadRequest,
     CometChatRateLimited,
     CometChatResponseError,
     CometChatServerError,
 )
-from django_cometchat.filters import ConversationFilters
 from django_cometchat.models import Conversation, ConversationSnapshot, SyncRun
 from django_cometchat.services import (
     CometChatUserError,

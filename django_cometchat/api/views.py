@@ -25,7 +25,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from .. import services, tasks
-from ..filters import ConversationFilters
+from ..conversation_filters import ConversationFilters
 from ..ids import validate_id
 from ..models import Conversation, ConversationSnapshot, SyncRun
 from .errors import exception_handler

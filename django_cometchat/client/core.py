@@ -25,8 +25,8 @@ import requests
 from .. import deadline
 from ..budget import RateBudget, first_sight, waits_allowed
 from ..conf import MAX_PAGE_SIZE, CometChatSettings, get_settings
+from ..conversation_filters import ConversationFilters
 from ..exceptions import CometChatInvalidFilter, CometChatRateLimited, RateLimitInfo
-from ..filters import ConversationFilters
 from ..ids import path_segment, resolve_conversation_id, validate_id
 from ..ratelimit import parse_rate_limit, window_end
 from ..retry import CometChatRetry, attempt_clock, current_budget

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..conf import get_settings
-from ..filters import ConversationFilters
+from ..conversation_filters import ConversationFilters
 from ..ids import validate_id
 from ..models import Conversation, QueuedRefresh, SyncRun, UIDBinding
 from ..signals import conversation_changed, conversations_synced, sync_run_finished

@@ -12,13 +12,13 @@ from django.utils import timezone
 
 from .. import deadline
 from ..client import CometChatClient
+from ..conversation_filters import ConversationFilters
 from ..exceptions import (
     CometChatDeadlineExceeded,
     CometChatError,
     CometChatResponseError,
     CometChatUnknownOwner,
 )
-from ..filters import ConversationFilters
 from ..models import Conversation, SyncRun
 from ..storage import (
     PageOutcome,

@@ -15,10 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Literal, cast
-
-if TYPE_CHECKING:
-    from .server import FakeCometChat
+from typing import Any, Literal, Protocol, cast
 
 
 @dataclass
@@ -36,11 +33,30 @@ class Reply:
 Hangup = Literal["drop", "reset"]
 
 
+class Answerer(Protocol):
+    """What the server asks of the fake behind it (:class:`.server.FakeCometChat`): named here so
+    that the plumbing does not import the fake that imports it."""
+
+    def _connection_opened(self, sock: socket.socket) -> None: ...
+
+    def _connection_closed(self, sock: socket.socket) -> None: ...
+
+    def _answer(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        at: float | None = None,
+    ) -> Reply | Hangup: ...
+
+
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # never wait for idle keep-alive connections on close
 
-    def __init__(self, address: tuple[str, int], fake: FakeCometChat) -> None:
+    def __init__(self, address: tuple[str, int], fake: Answerer) -> None:
         self.fake = fake
         super().__init__(address, _Handler)
 
@@ -64,7 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     @property
-    def fake(self) -> FakeCometChat:
+    def fake(self) -> Answerer:
         return cast(LoopbackServer, self.server).fake
 
     def setup(self) -> None:

@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_cometchat import services, tasks
 from django_cometchat.batches import Totals
+from django_cometchat.conversation_filters import ConversationFilters
 from django_cometchat.exceptions import CometChatError
-from django_cometchat.filters import ConversationFilters
 from django_cometchat.models import SyncRun
 from django_cometchat.redaction import redact
 
