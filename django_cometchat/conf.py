@@ -299,6 +299,17 @@ class CometChatSettings:
         "seconds: the health check fails when a webhook event has waited this long to be "
         "processed (status received)",
     )  # fmt: skip
+    messages_cache_seconds: int = setting(
+        "MESSAGES_CACHE_SECONDS", 0, values.integer(minimum=0),
+        "seconds a page of a conversation's messages may be kept in Django's default cache "
+        "(0: never; messages are read live). See [messages.md](messages.md)",
+    )  # fmt: skip
+    message_access_max_age_days: int | None = setting(
+        "MESSAGE_ACCESS_MAX_AGE_DAYS", None,
+        values.optional(values.integer(minimum=0), none_means="keep them all"),
+        "`cometchat_prune` deletes staff message-read records (`MessageAccess`) older than "
+        "this many days; they are never deleted otherwise",
+    )  # fmt: skip
     webhook_credentials: tuple[tuple[str, Secret], ...] = setting(
         "WEBHOOK_BASIC_AUTH", (), values.basic_auth_credentials(),
         "`\"user:password\"` entries CometChat's webhook may use (several, for rotation); "

@@ -32,6 +32,7 @@ from .errors import (
     operator_message,
     public_message,
 )
+from .messages import page_cursors, prune_message_access, read_messages
 from .ownership import (
     Owner,
     OwnerSelection,
@@ -108,6 +109,9 @@ __all__ = [  # noqa: RUF022 - grouped by use case
     "queue_sync_run",
     "claim_sync_run",
     "abandoned_before",
+    "page_cursors",
+    "prune_message_access",
+    "read_messages",
     "active_run",
     "claim_refresh",
     "release_refresh",
