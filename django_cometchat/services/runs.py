@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..conf import get_settings
 from ..conversation_filters import ConversationFilters
+from ..exceptions import CometChatError
 from ..ids import validate_id
 from ..models import Conversation, QueuedRefresh, SyncRun, UIDBinding
 from ..signals import conversation_changed, conversations_synced, sync_run_finished
@@ -18,15 +20,43 @@ from ..storage import PageOutcome
 from .errors import ABANDONED_MESSAGE, MAX_ERROR_LENGTH, operator_message, public_message
 from .ownership import Owner, OwnerSelection, as_owner, owners_by_uid, unless_no_chat_user
 
-if TYPE_CHECKING:
-    from .sync import SyncResult
-
-
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING)
 # Tries of claim_sync_run to create or find the owner's one requested run against a race.
 CLAIM_ATTEMPTS = 3
+
+
+@dataclass
+class SyncResult:
+    """What one sync did. ``run`` is the saved SyncRun (unsaved on a dry run)."""
+
+    run: SyncRun
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    missing: int = 0
+    rechecked: int = 0  # candidates for a missing mark asked for one by one
+    pages: int = 0
+    requests: int = 0
+    error: CometChatError | None = None
+    skipped: str = ""  # why this sync did nothing (its queued run was no longer queued)
+
+    @property
+    def kept(self) -> int:
+        """Rows left as stored: unchanged, or older than what is stored."""
+        return self.unchanged + self.stale
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.run.status != SyncRun.Status.FAILED
+
+    def add(self, page: PageOutcome) -> None:
+        self.created += len(page.created)
+        self.updated += len(page.updated)
+        self.unchanged += page.unchanged
+        self.stale += page.stale
 
 
 def start_run(

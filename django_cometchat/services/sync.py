@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import closing, nullcontext
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,14 @@ from ..types import PayloadShapeError, conversation_id_of, parse_conversation, u
 from .clients import background, new_client, on_demand
 from .ownership import as_owner, explain_unknown_owner, owner_by_uid
 from .refresh import proves_gone
-from .runs import announce_changes, claim_sync_run, fail_queued_run, finish_run, start_run
+from .runs import (
+    SyncResult,
+    announce_changes,
+    claim_sync_run,
+    fail_queued_run,
+    finish_run,
+    start_run,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -51,38 +57,6 @@ CATCH_UP_MAX_PAGES = 10
 # Up to this many candidates (or as many as the walk had pages, if more) are re-checked one GET
 # each before a missing mark; more than that take a second walk over the pages first.
 RECHECK_MAX = 25
-
-
-@dataclass
-class SyncResult:
-    """What one sync did. ``run`` is the saved SyncRun (unsaved on a dry run)."""
-
-    run: SyncRun
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    stale: int = 0
-    missing: int = 0
-    rechecked: int = 0  # candidates for a missing mark asked for one by one
-    pages: int = 0
-    requests: int = 0
-    error: CometChatError | None = None
-    skipped: str = ""  # why this sync did nothing (its queued run was no longer queued)
-
-    @property
-    def kept(self) -> int:
-        """Rows left as stored: unchanged, or older than what is stored."""
-        return self.unchanged + self.stale
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.run.status != SyncRun.Status.FAILED
-
-    def add(self, page: PageOutcome) -> None:
-        self.created += len(page.created)
-        self.updated += len(page.updated)
-        self.unchanged += page.unchanged
-        self.stale += page.stale
 
 
 def sync_conversations(
