@@ -20,6 +20,12 @@ from .rows import ROW_COLUMNS, Row, StoredHash
 
 class PortableDialect:
     vendor = ""
+    # "conversation_id is not in this list", the list one parameter (``id_list``); None where
+    # the seen set must use its temporary table from the first page on.
+    not_in_ids: str | None = None
+
+    def id_list(self, conversation_ids: Sequence[str]) -> Any:
+        return json.dumps(list(conversation_ids))
 
     def lock_owner(self, owner_uid: str) -> None:
         """Serialise one owner's page writes (the ORM upsert locks its rows instead)."""
