@@ -111,17 +111,7 @@ def store_page(
         return outcome
     sql = dialect()
     if isinstance(sql, PostgreSQLDialect):
-        with transaction.atomic():
-            sql.lock_owner(owner_uid)
-            verdicts = sql.store(owner_id, owner_uid, rows, fetched_at)
-        for cid, verdict, existed, pk in verdicts:
-            if verdict == "unchanged":
-                outcome.unchanged += 1
-            elif verdict == "stale" or pk is None:  # refused by the guard: a writer got there first
-                outcome.stale += 1
-            else:
-                (outcome.updated if existed else outcome.created).append((pk, cid))
-        return outcome
+        return _store_in_one_statement(sql, owner_id, owner_uid, rows, fetched_at)
     with transaction.atomic():
         sql.lock_owner(owner_uid)
         stored = {
@@ -160,6 +150,28 @@ def store_page(
             sql.insert_history([pk for pk, _ in written])
         if back:
             clear_missing(owner_uid, back, before=fetched_at)
+    return outcome
+
+
+def _store_in_one_statement(
+    sql: PostgreSQLDialect,
+    owner_id: int | None,
+    owner_uid: str,
+    rows: Sequence[Row],
+    fetched_at: datetime,
+) -> PageOutcome:
+    """``store_page`` on PostgreSQL: the lock, then one statement that decides and writes."""
+    outcome = PageOutcome()
+    with transaction.atomic():
+        sql.lock_owner(owner_uid)
+        verdicts = sql.store(owner_id, owner_uid, rows, fetched_at)
+    for cid, verdict, existed, pk in verdicts:
+        if verdict == "unchanged":
+            outcome.unchanged += 1
+        elif verdict == "stale" or pk is None:  # refused by the guard: a writer got there first
+            outcome.stale += 1
+        else:
+            (outcome.updated if existed else outcome.created).append((pk, cid))
     return outcome
 
 
