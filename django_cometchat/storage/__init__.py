@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 
@@ -265,7 +266,7 @@ class SeenSet:
             self.first = None
         return self.sql.remember_seen(self.table, conversation_ids)
 
-    def _unseen(self) -> tuple[str, list[object]]:
+    def _unseen(self) -> tuple[str, list[Any]]:
         """The rows of an owner (the first parameter) not seen, not marked missing yet, and not
         fetched by a request that left after the second parameter (the sync's start: such a
         row was live after the walk began); and the parameters that follow those two."""
