@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,6 +61,7 @@ __all__ = [
     "dialect",
     "mark_gone",
     "newest_per_id",
+    "page_transaction",
     "row_from",
     "store_page",
     "stored_hashes",
@@ -99,12 +101,30 @@ class _Stored:
         return (row.updated_at, fetched_at) < (self.updated_at, self.fetched_at)
 
 
+@contextmanager
+def page_transaction(
+    owner_uid: str, conversation_ids: Sequence[str]
+) -> Iterator[dict[str, StoredHash]]:
+    """A page's transaction, holding the owner's lock, and the stored hashes of these ids: a
+    sync decides what to parse from them, then calls ``store_page(..., locked=True)`` inside.
+    On PostgreSQL the lock and the read are one statement."""
+    sql = dialect()
+    with transaction.atomic():
+        yield sql.lock_and_read_hashes(owner_uid, conversation_ids)
+
+
 def store_page(
-    *, owner_id: int | None, owner_uid: str, rows: Sequence[Row], fetched_at: datetime
+    *,
+    owner_id: int | None,
+    owner_uid: str,
+    rows: Sequence[Row],
+    fetched_at: datetime,
+    locked: bool = False,
 ) -> PageOutcome:
     """Write one page atomically; decide created / updated / unchanged / stale per row.
 
     ``fetched_at`` is when the request that fetched these rows left (see the module docstring).
+    ``locked``: the caller is inside ``page_transaction`` (the transaction and the lock held).
     """
     rows = newest_per_id(rows)
     outcome = PageOutcome()
@@ -112,9 +132,10 @@ def store_page(
         return outcome
     sql = dialect()
     if isinstance(sql, PostgreSQLDialect):
-        return _store_in_one_statement(sql, owner_id, owner_uid, rows, fetched_at)
+        return _store_in_one_statement(sql, owner_id, owner_uid, rows, fetched_at, locked=locked)
     with transaction.atomic():
-        sql.lock_owner(owner_uid)
+        if not locked:
+            sql.lock_owner(owner_uid)
         stored = {
             cid: _Stored(digest, updated_at, seen_at, missing is not None)
             for cid, digest, updated_at, seen_at, missing in Conversation.objects.owned_by(
@@ -160,11 +181,14 @@ def _store_in_one_statement(
     owner_uid: str,
     rows: Sequence[Row],
     fetched_at: datetime,
+    *,
+    locked: bool,
 ) -> PageOutcome:
     """``store_page`` on PostgreSQL: the lock, then one statement that decides and writes."""
     outcome = PageOutcome()
-    with transaction.atomic():
-        sql.lock_owner(owner_uid)
+    with transaction.atomic() if not locked else nullcontext():
+        if not locked:
+            sql.lock_owner(owner_uid)
         verdicts = sql.store(owner_id, owner_uid, rows, fetched_at)
     for cid, verdict, existed, pk in verdicts:
         if verdict == "unchanged":

@@ -34,6 +34,13 @@ class PortableDialect:
         """A datetime as this backend stores it, for hand-written SQL."""
         return connection.ops.adapt_datetimefield_value(value)
 
+    def lock_and_read_hashes(
+        self, owner_uid: str, conversation_ids: Sequence[str]
+    ) -> dict[str, StoredHash]:
+        """Inside a page's transaction: take the owner's lock, read the stored hashes."""
+        self.lock_owner(owner_uid)
+        return self.stored_hashes(owner_uid, conversation_ids)
+
     def stored_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]
     ) -> dict[str, StoredHash]:

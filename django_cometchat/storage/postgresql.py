@@ -99,6 +99,11 @@ ORDER BY d.conversation_id
 """
 
 
+def _lock_key(owner_uid: str) -> int:
+    key = int.from_bytes(hashlib.blake2b(owner_uid.encode(), digest_size=8).digest(), "big")
+    return key - 2**63
+
+
 class PostgreSQLDialect(PortableDialect):
     vendor = "postgresql"
     not_in_ids = "NOT (conversation_id = ANY(%s))"
@@ -109,9 +114,29 @@ class PostgreSQLDialect(PortableDialect):
     def lock_owner(self, owner_uid: str) -> None:
         """A transaction-scoped advisory lock: two syncs of one owner write pages one at a time,
         so counts and history are exact and no deadlock is possible between them."""
-        key = int.from_bytes(hashlib.blake2b(owner_uid.encode(), digest_size=8).digest(), "big")
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key - 2**63])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(owner_uid)])
+
+    def lock_and_read_hashes(
+        self, owner_uid: str, conversation_ids: Sequence[str]
+    ) -> dict[str, StoredHash]:
+        """One statement: the lock (a FROM-less SELECT always evaluates its whole target list)
+        and the stored hashes. The read's snapshot may precede the lock; it is a hint only, as
+        ``STORE_PAGE``, a later statement, decides again with a snapshot taken under the lock."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s), (SELECT json_agg(json_build_array("
+                "conversation_id, content_hash, missing_since IS NOT NULL)) "
+                f"FROM {CONVERSATION} WHERE owner_uid = %s AND conversation_id = ANY(%s))",
+                [_lock_key(owner_uid), owner_uid, list(conversation_ids)],
+            )
+            row = cursor.fetchone()
+        found = row[1] if row is not None else None
+        if isinstance(found, str):
+            found = json.loads(found)
+        return {
+            str(cid): StoredHash(str(digest), bool(missing)) for cid, digest, missing in found or []
+        }
 
     def stored_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]
