@@ -14,6 +14,7 @@ malformed is ever stored.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -128,8 +129,36 @@ def check_storable(value: Any, what: str = "payload") -> None:
 
     PostgreSQL's jsonb refuses NUL characters and lone surrogates cannot be encoded at all;
     ``NaN``/``Infinity`` are not JSON; very deep nesting exhausts recursion when it is encoded
-    again; a huge integer overflows other parsers. Iterative, so depth itself cannot crash it.
+    again; a huge integer overflows other parsers.
+
+    Fast path: one pass of the C JSON encoder proves most of it (no NaN, only JSON types, UTF-8
+    encodable), and its text bounds the rest (no ``\\u0000`` escape, fewer brackets than
+    ``MAX_DEPTH``, no run of 19 digits). Anything it cannot clear, an error or only a suspicion
+    (a backslash-u in a string, many brackets), goes to the exact walk, which names the fault.
     """
+    if _clearly_storable(value):
+        return
+    _walk_storable(value, what)
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{19}")  # 2**63 has 19 digits; shorter runs fit in 64 bits
+
+
+def _clearly_storable(value: Any) -> bool:
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return False
+    return (
+        "\\u0000" not in text
+        and text.count("{") + text.count("[") < MAX_DEPTH
+        and not _LONG_DIGITS.search(text)
+    )
+
+
+def _walk_storable(value: Any, what: str) -> None:
+    """The exact check, iterative, so depth itself cannot crash it."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()

@@ -23,9 +23,11 @@ from ..storage import (
     PageOutcome,
     Row,
     SeenSet,
+    StoredHash,
     clear_missing,
     content_hash,
     mark_gone,
+    page_transaction,
     row_from,
     store_page,
     stored_hashes,
@@ -157,7 +159,22 @@ class _Walk:
         self.result.pages += 1
         digests = [(conversation_id_of(raw), content_hash(raw), raw) for raw in page.items]
         ids = [cid for cid, _, _ in digests]
-        known = stored_hashes(self.owner_uid, ids)
+        if self.dry_run:
+            self.store_known(page, digests, stored_hashes(self.owner_uid, ids), count_unchanged)
+            return
+        # One transaction per page, the owner's lock taken with the read of the stored hashes.
+        with page_transaction(self.owner_uid, ids) as known:
+            self.store_known(page, digests, known, count_unchanged)
+
+    def store_known(
+        self,
+        page: Page[Mapping[str, Any]],
+        digests: list[tuple[str, str, Mapping[str, Any]]],
+        known: dict[str, StoredHash],
+        count_unchanged: bool,
+    ) -> None:
+        """``store`` once the stored hashes of the page's ids are known."""
+        ids = [cid for cid, _, _ in digests]
         changed = [
             (cid, d, raw)
             for cid, d, raw in digests
@@ -184,16 +201,17 @@ class _Walk:
             self.repeats += self.seen.add(ids)
         if rows:
             # Ordered by when the page's request left, not by when it is stored.
-            self.write(rows, page.sent_at)
+            self.write(rows, page.sent_at, locked=True)
         if back:
             clear_missing(self.owner_uid, back, before=page.sent_at)
 
-    def write(self, rows: list[Row], sent_at: datetime) -> PageOutcome:
+    def write(self, rows: list[Row], sent_at: datetime, *, locked: bool = False) -> PageOutcome:
         outcome = store_page(
             owner_id=self.run_record.owner_id,
             owner_uid=self.owner_uid,
             rows=rows,
             fetched_at=sent_at,
+            locked=locked,
         )
         self.result.add(outcome)
         announce_changes(self.owner_uid, outcome)

@@ -20,6 +20,12 @@ from .rows import ROW_COLUMNS, Row, StoredHash
 
 class PortableDialect:
     vendor = ""
+    # "conversation_id is not in this list", the list one parameter (``id_list``); None where
+    # the seen set must use its temporary table from the first page on.
+    not_in_ids: str | None = None
+
+    def id_list(self, conversation_ids: Sequence[str]) -> Any:
+        return json.dumps(list(conversation_ids))
 
     def lock_owner(self, owner_uid: str) -> None:
         """Serialise one owner's page writes (the ORM upsert locks its rows instead)."""
@@ -27,6 +33,13 @@ class PortableDialect:
     def param(self, value: datetime) -> Any:
         """A datetime as this backend stores it, for hand-written SQL."""
         return connection.ops.adapt_datetimefield_value(value)
+
+    def lock_and_read_hashes(
+        self, owner_uid: str, conversation_ids: Sequence[str]
+    ) -> dict[str, StoredHash]:
+        """Inside a page's transaction: take the owner's lock, read the stored hashes."""
+        self.lock_owner(owner_uid)
+        return self.stored_hashes(owner_uid, conversation_ids)
 
     def stored_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]

@@ -1,4 +1,4 @@
-"""PostgreSQL: one statement per page, an advisory lock per owner.
+"""PostgreSQL: one statement per page (read, decide, upsert, history), an advisory lock per owner.
 
 The page travels as one ``jsonb`` parameter (``jsonb_to_recordset``); ``ON CONFLICT ... DO UPDATE
 ... WHERE`` is the stale-write guard; id lists travel as one array parameter instead of an IN list
@@ -11,11 +11,12 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
 from .portable import PortableDialect
-from .rows import CONVERSATION, COPY_TO_HISTORY, ROW_COLUMNS, Row, StoredHash
+from .rows import CONVERSATION, COPY_TO_HISTORY, ROW_COLUMNS, SNAPSHOT, Row, StoredHash
 
 UPSERT = f"""
 INSERT INTO {CONVERSATION} AS t (
@@ -38,16 +39,104 @@ WHERE (EXCLUDED.updated_at, EXCLUDED.fetched_at) >= (t.updated_at, t.fetched_at)
 RETURNING t.id, t.conversation_id
 """
 
+# One page in one statement, under the owner's lock (taken by the statement before, so this
+# statement's snapshot sees every earlier writer of the owner): read what is stored, decide per
+# row (new, stale, unchanged or changed: the same rules as ``storage.store_page``), upsert what
+# changed behind the stale-write guard, copy what was written into the history (inside the
+# database: payloads are never sent back), clear the missing mark of rows CometChat returns
+# unchanged, and answer one verdict per row.
+STORE_PAGE = f"""
+WITH page AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+        conversation_id varchar, conversation_type varchar, unread integer,
+        created_at timestamptz, updated_at timestamptz, peer_uid varchar, peer_guid varchar,
+        peer_name varchar, payload jsonb, content_hash varchar)
+),
+decided AS (
+    SELECT p.*, o.id IS NOT NULL AS existed, o.missing_since IS NOT NULL AS was_missing,
+        CASE
+            WHEN o.id IS NULL THEN 'write'
+            WHEN (p.updated_at, %(fetched_at)s::timestamptz) < (o.updated_at, o.fetched_at)
+                THEN 'stale'
+            WHEN p.content_hash = o.content_hash THEN 'unchanged'
+            ELSE 'write'
+        END AS verdict
+    FROM page p
+    LEFT JOIN {CONVERSATION} o
+        ON o.owner_uid = %(owner_uid)s AND o.conversation_id = p.conversation_id
+),
+written AS (
+    INSERT INTO {CONVERSATION} AS t (
+        owner_id, owner_uid, conversation_id, conversation_type, unread_message_count,
+        created_at, updated_at, peer_uid, peer_guid, peer_name, payload, content_hash,
+        fetched_at, missing_since)
+    SELECT %(owner_id)s, %(owner_uid)s, d.conversation_id, d.conversation_type, d.unread,
+           d.created_at, d.updated_at, d.peer_uid, d.peer_guid, d.peer_name, d.payload,
+           d.content_hash, %(fetched_at)s, NULL
+    FROM decided d WHERE d.verdict = 'write' ORDER BY d.conversation_id
+    ON CONFLICT (owner_uid, conversation_id) DO UPDATE SET
+        {", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS)},
+        fetched_at = EXCLUDED.fetched_at,
+        owner_id = COALESCE(t.owner_id, EXCLUDED.owner_id),
+        -- a mark proven by a request sent after this page stays (NULL > x is NULL: cleared)
+        missing_since = CASE WHEN t.missing_since > EXCLUDED.fetched_at THEN t.missing_since END
+    WHERE (EXCLUDED.updated_at, EXCLUDED.fetched_at) >= (t.updated_at, t.fetched_at)
+    RETURNING t.id, t.conversation_id, t.payload, t.content_hash, t.fetched_at
+),
+history AS (
+    INSERT INTO {SNAPSHOT} (conversation_id, payload, content_hash, fetched_at)
+    SELECT id, payload, content_hash, fetched_at FROM written
+),
+cleared AS (
+    UPDATE {CONVERSATION} c SET missing_since = NULL
+    FROM decided d
+    WHERE d.verdict <> 'write' AND d.was_missing AND c.owner_uid = %(owner_uid)s
+        AND c.conversation_id = d.conversation_id AND c.missing_since < %(fetched_at)s
+)
+SELECT d.conversation_id, d.verdict, d.existed, w.id
+FROM decided d LEFT JOIN written w ON w.conversation_id = d.conversation_id
+ORDER BY d.conversation_id
+"""
+
+
+def _lock_key(owner_uid: str) -> int:
+    key = int.from_bytes(hashlib.blake2b(owner_uid.encode(), digest_size=8).digest(), "big")
+    return key - 2**63
+
 
 class PostgreSQLDialect(PortableDialect):
     vendor = "postgresql"
+    not_in_ids = "NOT (conversation_id = ANY(%s))"
+
+    def id_list(self, conversation_ids: Sequence[str]) -> Any:
+        return list(conversation_ids)
 
     def lock_owner(self, owner_uid: str) -> None:
         """A transaction-scoped advisory lock: two syncs of one owner write pages one at a time,
         so counts and history are exact and no deadlock is possible between them."""
-        key = int.from_bytes(hashlib.blake2b(owner_uid.encode(), digest_size=8).digest(), "big")
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key - 2**63])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(owner_uid)])
+
+    def lock_and_read_hashes(
+        self, owner_uid: str, conversation_ids: Sequence[str]
+    ) -> dict[str, StoredHash]:
+        """One statement: the lock (a FROM-less SELECT always evaluates its whole target list)
+        and the stored hashes. The read's snapshot may precede the lock; it is a hint only, as
+        ``STORE_PAGE``, a later statement, decides again with a snapshot taken under the lock."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s), (SELECT json_agg(json_build_array("
+                "conversation_id, content_hash, missing_since IS NOT NULL)) "
+                f"FROM {CONVERSATION} WHERE owner_uid = %s AND conversation_id = ANY(%s))",
+                [_lock_key(owner_uid), owner_uid, list(conversation_ids)],
+            )
+            row = cursor.fetchone()
+        found = row[1] if row is not None else None
+        if isinstance(found, str):
+            found = json.loads(found)
+        return {
+            str(cid): StoredHash(str(digest), bool(missing)) for cid, digest, missing in found or []
+        }
 
     def stored_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]
@@ -68,6 +157,26 @@ class PostgreSQLDialect(PortableDialect):
         with connection.cursor() as cursor:
             cursor.execute(UPSERT, [owner_id, owner_uid, fetched_at, self.records(rows)])
             return [(int(pk), str(cid)) for pk, cid in cursor.fetchall()]
+
+    def store(
+        self, owner_id: int | None, owner_uid: str, rows: Sequence[Row], fetched_at: datetime
+    ) -> list[tuple[str, str, bool, int | None]]:
+        """``storage.store_page``'s decisions and writes in one statement (see ``STORE_PAGE``):
+        ``(conversation_id, verdict, existed, pk if written)`` per row, by id."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                STORE_PAGE,
+                {
+                    "rows": self.records(rows),
+                    "owner_id": owner_id,
+                    "owner_uid": owner_uid,
+                    "fetched_at": fetched_at,
+                },
+            )
+            return [
+                (str(cid), str(verdict), bool(existed), None if pk is None else int(pk))
+                for cid, verdict, existed, pk in cursor.fetchall()
+            ]
 
     def insert_history(self, pks: list[int]) -> None:
         """One statement; the payloads are copied inside the database, never re-sent."""

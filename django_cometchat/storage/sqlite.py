@@ -43,6 +43,7 @@ RETURNING id, conversation_id
 
 class SQLiteDialect(PortableDialect):
     vendor = "sqlite"
+    not_in_ids = "conversation_id NOT IN (SELECT value FROM json_each(%s))"
 
     def json_datetime(self, value: datetime | None) -> str | None:
         return None if value is None else str(self.param(value))
