@@ -105,6 +105,12 @@ DEFAULTS: Mapping[str, Any] = {
     # Finished sync runs started longer ago are deleted by cometchat_prune (None keeps them
     # all); each owner's latest finished run and every queued or running one are kept.
     "SYNC_RUNS_MAX_AGE_DAYS": 30,
+    # Staff reads of messages (MessageAccess) older than this are deleted by cometchat_prune;
+    # None (the default) keeps the audit record for good.
+    "MESSAGE_ACCESS_MAX_AGE_DAYS": None,
+    # Seconds a page of messages read from CometChat stays in Django's default cache (0: never
+    # cached; messages are read live and stored nowhere).
+    "MESSAGES_CACHE_SECONDS": 0,
     # contrib.healthcheck fails when no sync succeeded for this many seconds while owners exist
     # (None: not checked), and when a webhook event waits to be processed longer than this.
     "HEALTH_MAX_SYNC_AGE": 3600,
@@ -177,6 +183,8 @@ class CometChatSettings:
     history_keep_per_conversation: int | None = None
     webhook_events_max_age_days: int | None = None
     sync_runs_max_age_days: int | None = None
+    message_access_max_age_days: int | None = None
+    messages_cache_seconds: int = 0
     health_max_sync_age: float | None = 3600.0
     health_max_event_wait: float | None = 300.0
     session_factory_path: str | None = None
@@ -424,6 +432,10 @@ def build_settings(raw: Mapping[str, Any]) -> CometChatSettings:
             raw, "WEBHOOK_EVENTS_MAX_AGE_DAYS", minimum=0
         ),
         sync_runs_max_age_days=_optional_integer(raw, "SYNC_RUNS_MAX_AGE_DAYS", minimum=0),
+        message_access_max_age_days=_optional_integer(
+            raw, "MESSAGE_ACCESS_MAX_AGE_DAYS", minimum=0
+        ),
+        messages_cache_seconds=_integer(raw, "MESSAGES_CACHE_SECONDS", minimum=0),
         health_max_sync_age=_optional_number(raw, "HEALTH_MAX_SYNC_AGE", minimum=1),
         health_max_event_wait=_optional_number(raw, "HEALTH_MAX_EVENT_WAIT", minimum=1),
         session_factory_path=_optional_str(raw, "SESSION_FACTORY"),

@@ -123,6 +123,9 @@ class Conversation(PayloadParts, models.Model):
     class Meta:
         verbose_name = "conversation"
         ordering = ("-updated_at", "-id")
+        # Beyond view_conversation: reading what was said is the most sensitive thing the package
+        # does, so it is a right of its own (the admin's Messages view asks for it).
+        permissions = (("view_conversation_messages", "Can read conversation messages"),)
         constraints = (
             models.UniqueConstraint(
                 fields=("owner_uid", "conversation_id"),
@@ -361,3 +364,52 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trigger or 'webhook'} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MessageAccess(models.Model):
+    """One page of a conversation's messages read by someone other than its owner (staff).
+
+    The audit record of who read what and when: written for each page read with a ``reader``
+    (``services.read_messages``), never for the owner reading their own messages. Rows keep the
+    reader's username when the account is deleted; they hold no message body. Pruned only by
+    ``cometchat_prune --message-access-days`` (``MESSAGE_ACCESS_MAX_AGE_DAYS``).
+    """
+
+    class Direction(models.TextChoices):
+        OLDER = "older", "Older"
+        NEWER = "newer", "Newer"
+
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="cometchat_message_accesses",
+    )
+    staff_username = models.CharField("staff username", max_length=150)
+    owner_uid = models.CharField("owner UID", max_length=100)
+    conversation_id = models.CharField("conversation id", max_length=210)
+    accessed_at = models.DateTimeField("read at", db_index=True)
+    message_count = models.PositiveIntegerField("messages")
+    cursor = models.TextField(
+        blank=True,
+        default="",
+        help_text="The page's cursor (empty: the newest page).",
+    )
+    direction = models.CharField(max_length=5, choices=Direction.choices, default=Direction.OLDER)
+
+    class Meta:
+        verbose_name = "message access"
+        verbose_name_plural = "message accesses"
+        ordering = ("-accessed_at", "-id")
+        indexes = (
+            # The admin's changelist filters: by staff user, by owner.
+            models.Index(fields=("staff_user", "-accessed_at"), name="cometchat_access_staff_read"),
+            models.Index(fields=("owner_uid", "-accessed_at"), name="cometchat_access_owner_read"),
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"{self.staff_username} read {self.conversation_id} of {self.owner_uid}"
+            f" @ {self.accessed_at:%Y-%m-%d %H:%M:%S}"
+        )

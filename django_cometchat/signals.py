@@ -11,6 +11,10 @@ Sent after each write commits:
   ``process_webhook_event`` task handled (or the webhook could not queue), processed or failed
   (``event.status`` tells which); ``owners`` are the UIDs whose conversations it refreshed
   (sorted).
+* ``conversation_messages_read(sender=MessageAccess, access)``: once per page of a
+  conversation's messages read by someone other than its owner (staff), after its
+  ``MessageAccess`` row commits: for hosts that ship audit events elsewhere. ``access`` is the
+  row (reader, owner UID, conversation id, time, message count, cursor).
 
 For metrics and tracing (``contrib.prometheus`` feeds on them; OpenTelemetry or StatsD receivers
 can hook the same). Their arguments are low-cardinality values, never a UID; each is sent with
@@ -41,6 +45,7 @@ from django.dispatch import Signal
 conversations_synced = Signal()
 conversation_changed = Signal()
 webhook_processed = Signal()
+conversation_messages_read = Signal()
 upstream_request_answered = Signal()
 sync_run_finished = Signal()
 webhook_event_finished = Signal()

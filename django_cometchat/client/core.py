@@ -28,6 +28,7 @@ from ..conf import MAX_PAGE_SIZE, CometChatSettings, get_settings
 from ..exceptions import CometChatInvalidFilter, CometChatRateLimited, RateLimitInfo
 from ..filters import ConversationFilters
 from ..ids import path_segment, resolve_conversation_id, validate_id
+from ..messages_types import Affix, MessagePage, ReceiverType, parse_message_page
 from ..ratelimit import parse_rate_limit, window_end
 from ..retry import CometChatRetry, attempt_clock, current_budget
 from ..signals import upstream_request_answered
@@ -53,6 +54,7 @@ T = TypeVar("T")
 # Every conversation list asks for conversations with blocked users too (CometChat leaves them
 # out by default, and a complete sync would mark them missing) and for the block status.
 CONVERSATION_LIST_PARAMS = {"includeBlockedUsers": "true", "withBlockedInfo": "true"}
+MAX_MESSAGE_LIMIT = 1000  # a message list's `limit` maximum (API.md §4.3)
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,51 @@ class CometChatClient:
         with closing(iter_pages(self._get, "/users", params, parse_user)) as pages:
             for page in pages:
                 yield from page.items
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def get_message_page(
+        self,
+        *,
+        receiver_type: ReceiverType,
+        receiver: str,
+        on_behalf_of: str,
+        limit: int,
+        affix: Affix = "prepend",
+        message_id: str | None = None,
+    ) -> Fetched[MessagePage]:
+        """One page of a conversation's messages, one request: ``GET /users/{uid}/messages``
+        (``receiver`` is the owner's peer) or ``GET /groups/{guid}/messages`` (API.md §4.3).
+
+        ``affix="prepend"`` reads older messages (from the newest without ``message_id``),
+        ``"append"`` newer ones; ``message_id`` is CometChat's ``id`` cursor, sent as given.
+        Messages are parsed and checked, in the order CometChat listed them; ``next`` is the
+        answer's cursor in either published meta shape.
+        """
+        if not 1 <= limit <= MAX_MESSAGE_LIMIT:
+            raise CometChatInvalidFilter(
+                f"limit must be between 1 and {MAX_MESSAGE_LIMIT}, got {limit}"
+            )
+        if affix not in ("append", "prepend"):
+            raise CometChatInvalidFilter(f"affix must be 'append' or 'prepend', got {affix!r}")
+        if receiver_type == "user":
+            where = _Path(
+                f"/users/{path_segment(receiver, 'UID')}/messages", "/users/{uid}/messages"
+            )
+        else:
+            where = _Path(
+                f"/groups/{path_segment(receiver, 'GUID')}/messages", "/groups/{guid}/messages"
+            )
+        params: dict[str, Any] = {"limit": limit, "affix": affix}
+        if message_id is not None:
+            if not message_id.isascii() or not message_id.isdigit():
+                raise CometChatInvalidFilter("a message id is decimal digits")
+            params["id"] = message_id
+        _, body, sent_at = self._get(
+            where.path, params=params, on_behalf_of=on_behalf_of, template=where.template
+        )
+        page = parse_payload(f"GET {where.path}", parse_message_page, body)
+        return Fetched(page, sent_at)
 
     # -- single objects --------------------------------------------------------------------------
 
