@@ -10,6 +10,7 @@ server's thread, so both see the same rows.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from django.utils import timezone
 
-from django_cometchat.models import Conversation, SyncRun, WebhookEvent
+from django_cometchat.models import Conversation, MessageAccess, SyncRun, WebhookEvent
 from django_cometchat.services import owner_by_uid, sync_conversations
 
 if TYPE_CHECKING:
@@ -177,6 +178,111 @@ def test_staff_filter_read_and_refresh_a_conversation(world: Any, live_server: A
     shoot(page, "6-detail-after-refresh")
 
 
+# -- the inbox and the Messages view ------------------------------------------------------------
+
+# A 1x1 GIF: what the avatar host answers here (the fake's avatar URLs name a host that does not
+# exist, API.md §3's conversationWith.avatar being a plain URL).
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+HOSTILE = '<img src=x onerror="window.pwned=1"> & <b>bold</b>'
+
+
+@pytest.fixture
+def chatty(world: Any) -> Any:
+    """``world``, with 60 more messages from bob to alice, one hostile, one edited, one deleted,
+    one with an attachment (API.md §4.3 shapes), read live by the Messages view."""
+    world.add_messages("bob", 57, to_user="alice", text="note {n}")
+    world.send_message("bob", to_user="alice", text=HOSTILE)
+    world.add_message("alice", to_user="bob", text="fixed", edited_at=1_700_000_000)
+    gone = world.send_message("bob", to_user="alice", text="oops")
+    world.delete_message(gone["id"])
+    world.add_message(
+        "bob",
+        to_user="alice",
+        text="the report",
+        type="file",
+        attachments=[{"url": "https://files.example/report.pdf", "name": "report.pdf"}],
+    )
+    return world
+
+
+def test_staff_scan_the_inbox_and_read_a_conversation_page_by_page(
+    chatty: Any, live_server: Any, page: Page
+) -> None:
+    base = live_server.url
+    avatars: list[str] = []
+
+    def serve_avatar(route: Any) -> None:
+        avatars.append(route.request.url)
+        route.fulfill(status=200, content_type="image/gif", body=PIXEL)
+
+    page.route("https://assets.fake-cometchat.invalid/**", serve_avatar)
+    log_in(page, f"{base}/admin/django_cometchat/conversation/")
+
+    # The inbox: the peer's avatar and name, the last message, how long ago, the unread count.
+    row = page.locator("#result_list tbody tr").filter(
+        has=page.get_by_role("link", name="Bob Stone", exact=True)
+    )
+    avatar = row.locator("img.cometchat-avatar")
+    avatar.wait_for()
+    assert avatar.get_attribute("loading") == "lazy"
+    page.wait_for_function("document.querySelector('img.cometchat-avatar').complete")
+    size = avatar.bounding_box()
+    assert size is not None
+    assert (round(size["width"]), round(size["height"])) == (32, 32)  # fixed, whatever the image
+    assert "https://assets.fake-cometchat.invalid/avatars/bob.png" in avatars
+    preview = row.locator(".field-inbox_last_message")
+    assert "hi alice" in preview.inner_text()
+    assert "Bob Stone" in preview.inner_text()
+    assert "ago" in preview.inner_text() or "just now" in preview.inner_text()
+    assert row.locator(".cometchat-unread").inner_text() == "1"
+    shoot(page, "7-inbox")
+
+    # The conversation's page links to its messages.
+    page.get_by_role("link", name="Bob Stone", exact=True).click()
+    page.get_by_role("link", name="Read the messages").click()
+    page.wait_for_selector(".cometchat-message-list")
+    messages = page.locator(".cometchat-message")
+    assert messages.count() == 50
+    first = messages.first
+    assert "the report" in first.inner_text()
+    assert first.get_by_role("link", name="report.pdf").get_attribute("href") == (
+        "https://files.example/report.pdf"
+    )
+    deleted = page.locator(".cometchat-message-deleted")
+    assert "This message was deleted." in deleted.inner_text()
+    assert "oops" not in deleted.inner_text()
+    edited = page.locator(".cometchat-message", has_text="fixed")
+    assert "edited" in edited.locator(".cometchat-message-head").inner_text()
+    assert "owner" in edited.locator(".cometchat-message-head").inner_text()  # alice wrote it
+    # Hostile text reads as text: no element made of it, no script run.
+    hostile = page.locator(".cometchat-text", has_text="onerror")
+    assert hostile.inner_text() == HOSTILE
+    assert hostile.locator("img, b").count() == 0
+    assert page.evaluate("window.pwned") is None
+    shoot(page, "8-messages-newest")
+
+    # Older: the rest, down to the first message; then newer, back to the same 50.
+    page.locator(".cometchat-older").first.click()
+    page.wait_for_url("**cursor=**")
+    older = page.locator(".cometchat-text").all_inner_texts()
+    assert older[-1] == "hi alice"
+    assert page.locator(".cometchat-older").count() == 0
+    shoot(page, "9-messages-older")
+    page.locator(".cometchat-newer").first.click()
+    page.wait_for_selector(".cometchat-message-list")
+    assert page.locator(".cometchat-message").count() == 50
+    assert "the report" in page.locator(".cometchat-message").first.inner_text()
+
+    # Each page read is on the record.
+    page.goto(f"{base}/admin/django_cometchat/messageaccess/")
+    page.wait_for_selector("#result_list")
+    records = page.locator("#result_list tbody tr")
+    assert records.count() == 3
+    assert records.first.locator(".field-staff_column").inner_text() == "staff"
+    assert page.locator("select[name=action]").count() == 0  # nothing to delete with
+    shoot(page, "10-message-accesses")
+
+
 # -- layout: every changelist reads in a 1280 x 800 window with the navigation sidebar open ------
 
 # At CometChat's limits (API.md "Limits": UIDs and GUIDs up to 100 characters of a-z, 0-9, - and _,
@@ -256,6 +362,16 @@ def crowded(cometchat_fake: Any, settings: Any, django_user_model: Any) -> dict[
     )
     django_user_model.objects.create_superuser("staff", "staff@example.com", PASSWORD)
     group = Conversation.objects.get(owner_uid=LONG_OWNER, conversation_type="group")
+    for cursor in ("", "9" * 19):  # the newest page, and one past a message id of 19 digits
+        MessageAccess.objects.create(
+            staff_user=owner,
+            staff_username=owner.get_username(),
+            owner_uid=LONG_OWNER,
+            conversation_id=group.conversation_id,
+            accessed_at=now,
+            message_count=50,
+            cursor=cursor,
+        )
     return {
         "group": group.pk,
         "run": SyncRun.objects.filter(error_code=LONG_CODE).get().pk,
@@ -306,12 +422,14 @@ def test_every_changelist_fits_1280_pixels_with_the_sidebar_open(
         "sync-runs-failed": "/syncrun/?status__exact=failed",
         "uid-bindings": "/uidbinding/",
         "webhook-events": "/webhookevent/",
+        "message-accesses": "/messageaccess/",
     }
     # Where the columns left out went: the object pages must not scroll sideways either.
     object_pages = {
         "conversation-long-group": f"/conversation/{crowded['group']}/change/",
         "sync-run-long-code": f"/syncrun/{crowded['run']}/change/",
         "webhook-event-failed": f"/webhookevent/{crowded['event']}/change/",
+        "messages-of-long-group": f"/conversation/{crowded['group']}/messages/",
     }
     overflowing = {}
     with browser_page(width=1280, height=800) as page:

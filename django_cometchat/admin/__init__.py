@@ -1,7 +1,7 @@
-"""The django-cometchat admin: read-only conversations, snapshots, sync runs, UID bindings and
-webhook events.
+"""The django-cometchat admin: read-only conversations (with a Messages view of each), snapshots,
+sync runs, UID bindings, webhook events and the record of staff reads of messages.
 
-Importing this package (Django's admin autodiscovery does) registers the five ModelAdmins on
+Importing this package (Django's admin autodiscovery does) registers the six ModelAdmins on
 ``django.contrib.admin.site``. A project that wants its own site can register them there too::
 
     from django_cometchat.admin import ConversationAdmin
@@ -12,6 +12,7 @@ See docs/admin.md.
 
 from __future__ import annotations
 
+from .access import MessageAccessAdmin
 from .options import (
     ConversationAdmin,
     ConversationSnapshotAdmin,
@@ -28,6 +29,7 @@ __all__ = [
     "ConversationAdmin",
     "ConversationSnapshotAdmin",
     "LargeTablePaginator",
+    "MessageAccessAdmin",
     "ReadOnlyAdmin",
     "SnapshotInline",
     "SyncRunAdmin",

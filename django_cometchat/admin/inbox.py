@@ -173,15 +173,16 @@ class InboxColumns:
         sent = epoch_datetime(message["sentAt"]) or obj.updated_at
         preview = one_line(describe_message(message))
         return format_html(
+            # How long ago first: a long sender name is what gets cut, never the time.
             '<span class="cometchat-preview" title="{}">{}</span>'
-            '<span class="cometchat-preview cometchat-muted"><span class="cometchat-sender">{}'
-            '</span> · <time datetime="{}" title="{}">{}</time></span>',
+            '<span class="cometchat-preview cometchat-muted"><time datetime="{}" title="{}">{}'
+            '</time> · <span class="cometchat-sender">{}</span></span>',
             preview,
             preview,
-            one_line(sender, 60),
             sent.isoformat(),
             format_moment(sent),
             how_long_ago(sent),
+            one_line(sender, 60),
         )
 
     @admin.display(description="unread")

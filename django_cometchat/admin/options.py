@@ -34,6 +34,7 @@ from django.utils.translation import ngettext
 from .. import services
 from ..models import Conversation, ConversationSnapshot, SyncRun, UIDBinding, WebhookEvent
 from ..types import database_datetime
+from .conversation_messages import ConversationMessagesView
 from .dates import IndexedDateHierarchy
 from .filters import (
     MissingFilter,
@@ -285,7 +286,7 @@ class SnapshotInline(ReadOnly, PayloadColumns, admin.TabularInline):  # type: ig
 
 
 @admin.register(Conversation)
-class ConversationAdmin(InboxColumns, PayloadColumns, ReadOnlyAdmin):
+class ConversationAdmin(ConversationMessagesView, InboxColumns, PayloadColumns, ReadOnlyAdmin):
     # An inbox: who, whose, the last message and the unread count fit a 1280-pixel window beside
     # the navigation and filter sidebars; the conversation id, the type, the owner's Django user
     # and the times are on the object page (see .inbox).
