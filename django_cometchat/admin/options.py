@@ -43,7 +43,7 @@ from .filters import (
     TriggerFilter,
     UnreadFilter,
 )
-from .inbox import InboxColumns, with_inbox_fields
+from .inbox import InboxColumns, add_inbox_fields
 from .pagination import DEFAULT_COUNT_LIMIT, LargeTablePaginator
 from .refresh import BatchOutcome, refresh_conversations, sync_owners
 from .rendering import (
@@ -248,12 +248,12 @@ class PayloadDeferredChangeList(LargeTableChangeList):
 
 
 class InboxChangeList(PayloadDeferredChangeList):
-    """The payload stays unread; the few keys the inbox shows come as columns (see .inbox)."""
+    """The payload stays unread; the few keys the inbox shows come for the page's rows in one
+    more query (see .inbox)."""
 
-    def get_queryset(
-        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
-    ) -> QuerySet[Any]:
-        return with_inbox_fields(super().get_queryset(request, exclude_parameters))
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        add_inbox_fields(self.result_list)  # evaluates the page once; the template reuses it
 
 
 class PayloadColumns:
