@@ -13,6 +13,9 @@ commands ``log`` (one JSON line: ``[[at, status], …]`` of every request since 
 ``clear``), ``clear`` (forget the request log; prints 0) and ``cpu`` (seconds of CPU this
 process has used) report what it saw.
 
+For the messages benchmark: ``--messages 250`` seeds users ``alice`` and ``bob``, the group
+``crew`` of both, and that many messages in their one-to-one conversation and in the group.
+
 For the freshness benchmark: ``send SENDER RECEIVER`` makes a real upstream change (SENDER sends
 RECEIVER a text message, which becomes both users' conversation's last message) and prints the
 body of the ``message_sent`` webhook CometChat would deliver for it (``API.md`` §7), one line.
@@ -50,6 +53,15 @@ def message_sent(fake: FakeCometChat, sender: str, receiver: str) -> dict[str, o
     }
 
 
+def seed_messages(fake: FakeCometChat, count: int) -> None:
+    """alice and bob, the group "crew" of both, ``count`` messages in each conversation."""
+    for uid in ("alice", "bob"):
+        fake.add_user(uid)
+    fake.add_group("crew", members=["alice", "bob"])
+    fake.add_messages("bob", count, to_user="alice")
+    fake.add_messages("alice", count, to_group="crew")
+
+
 def _bulk_spec(value: str) -> tuple[str, int]:
     owner, _, count = value.partition("=")
     if not owner or not count.isdigit():
@@ -73,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--conversations", type=int, default=50, help="conversations of each --owners owner"
     )
+    parser.add_argument(
+        "--messages", type=int, default=0, help="messages of alice_user_bob and group_crew"
+    )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
     args = parser.parse_args(argv)
@@ -84,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fake.bulk_conversations(owner, count, prefix=f"peer{index}")
     for uid in owner_uids(args.owners):
         fake.bulk_conversations(uid, args.conversations, prefix=f"{uid}-peer")
+    if args.messages:
+        seed_messages(fake, args.messages)
     if args.delay > 0:
         fake.inject(Fault("delay", delay=args.delay, times=FOREVER))
     with fake:

@@ -133,12 +133,18 @@ def check_storable(value: Any, what: str = "payload") -> None:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, Mapping | list | tuple):
+        # Exact types first (what JSON decodes to): a page of messages holds thousands of
+        # values, and isinstance() against the Mapping ABC costs more than the check itself.
+        kind = type(item)
+        if kind is str:
+            if "\x00" in item or not item.isascii():
+                _check_text(item, what)
+        elif kind is dict or kind is list or isinstance(item, Mapping | list | tuple):
             if depth >= MAX_DEPTH:
                 raise PayloadShapeError(f"{what} is nested more than {MAX_DEPTH} levels deep")
-            children = item.items() if isinstance(item, Mapping) else enumerate(item)
-            for key, child in children:
-                if isinstance(key, str):
+            mapping = kind is dict or isinstance(item, Mapping)
+            for key, child in item.items() if mapping else enumerate(item):
+                if isinstance(key, str) and ("\x00" in key or not key.isascii()):
                     _check_text(key, what)
                 stack.append((child, depth + 1))
         else:

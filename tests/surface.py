@@ -29,6 +29,7 @@ API_ROUTES: dict[str, str] = {
     "conversation-sync": "post",
     "conversation-detail": "get",
     "conversation-history": "get",
+    "conversation-messages": "get",
     "conversation-refresh": "post",
     "syncrun-list": "get",
     "syncrun-detail": "get",

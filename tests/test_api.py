@@ -589,6 +589,7 @@ EVERY_ENDPOINT = [
     ("get", "conversations/"),
     ("get", "conversations/alice_user_bob/"),
     ("get", "conversations/alice_user_bob/history/"),
+    ("get", "conversations/alice_user_bob/messages/"),
     ("post", "conversations/refresh/"),
     ("post", "conversations/alice_user_bob/refresh/"),
     ("get", "sync-runs/"),

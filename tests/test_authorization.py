@@ -83,17 +83,18 @@ PRINCIPALS = (
 
 # fmt: off
 # One row per principal; columns in the order of surface.API_ROUTES. The detail, history,
-# refresh and run columns target alice's conversation "alice_user_carol" and alice's sync run.
+# messages, refresh and run columns target alice's conversation "alice_user_carol" and alice's
+# sync run. Staff read no one's messages through the API, whatever their admin permissions.
 API_TABLE = {
-    #                  list  sync  detail history refresh runs  run  other path
-    "owner":          (200,  201,  200,   200,    200,    200,  200, 404),
-    "anonymous":      (403,  403,  403,   403,    403,    403,  403, 404),
-    "other user":     (200,  201,  404,   404,    404,    200,  404, 404),
-    "uid collision":  (409,  409,  409,   409,    409,    409,  409, 404),
-    "staff, no perm": (200,  201,  404,   404,    404,    200,  404, 404),
-    "staff, view":    (200,  201,  404,   404,    404,    200,  404, 404),
-    "staff, change":  (200,  201,  404,   404,    404,    200,  404, 404),
-    "superuser":      (200,  201,  404,   404,    404,    200,  404, 404),
+    #                  list  sync  detail history messages refresh runs  run  other path
+    "owner":          (200,  201,  200,   200,    200,     200,    200,  200, 404),
+    "anonymous":      (403,  403,  403,   403,    403,     403,    403,  403, 404),
+    "other user":     (200,  201,  404,   404,    404,     404,    200,  404, 404),
+    "uid collision":  (409,  409,  409,   409,    409,     409,    409,  409, 404),
+    "staff, no perm": (200,  201,  404,   404,    404,     404,    200,  404, 404),
+    "staff, view":    (200,  201,  404,   404,    404,     404,    200,  404, 404),
+    "staff, change":  (200,  201,  404,   404,    404,     404,    200,  404, 404),
+    "superuser":      (200,  201,  404,   404,    404,     404,    200,  404, 404),
 }
 # Pages of each of the four models (alice's object where one is needed), then the site's index
 # and the app's index, then the two actions of the conversation list. 302: to the login page,
@@ -324,9 +325,14 @@ def test_api(world, principal, route, status):
     if principal == "owner" and route not in (
         "conversation-sync",
         "conversation-refresh",
+        "conversation-messages",  # read live from CometChat: what carol wrote there
         "not-found",
     ):
         assert "ALICE-ONLY" in body  # the markers are there to be found by their owner
+    if principal == "owner" and route == "conversation-messages":
+        assert [m["text"] for m in response.json()["results"]] == ["hello"]
+    if route == "conversation-messages" and principal != "owner":
+        assert not [r for r in world.fake.requests if r.path.endswith("/messages")]
     if principal in ("anonymous", "uid collision"):
         # Refused before anything happened: no upstream call, no sync run, no binding moved.
         assert world.fake.requests == []

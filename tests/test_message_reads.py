@@ -8,10 +8,14 @@ meant to page exactly under an exclusive ``id`` too, which a "transform" fault s
 
 from __future__ import annotations
 
+from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from django_cometchat import services
 from django_cometchat.exceptions import (
@@ -19,7 +23,12 @@ from django_cometchat.exceptions import (
     CometChatNotFound,
     CometChatResponseError,
 )
-from django_cometchat.message_reads import MAX_PAGE_SIZE, page_cursors, read_messages
+from django_cometchat.message_reads import (
+    MAX_PAGE_SIZE,
+    page_cursors,
+    prune_message_access,
+    read_messages,
+)
 from django_cometchat.messages_types import MessageCursor
 from django_cometchat.models import Conversation, MessageAccess
 from django_cometchat.signals import conversation_messages_read
@@ -298,3 +307,64 @@ def test_the_client_keeps_limit_within_cometchat_s_bounds(client_for, cometchat_
             receiver_type="user", receiver="bob", on_behalf_of="alice", limit=limit
         )
     assert not cometchat_fake.requests
+
+
+# -- cometchat_prune --message-access-days ---------------------------------------------------
+
+
+@pytest.fixture
+def accesses(django_user_model) -> dict[int, int]:
+    """Staff reads made 400, 100, 31 and 1 days ago: {age in days: pk}."""
+    staff = django_user_model.objects.create_user(username="support-1", is_staff=True)
+    now = timezone.now()
+    return {
+        days: MessageAccess.objects.create(
+            staff_user=staff,
+            staff_username="support-1",
+            owner_uid="alice",
+            conversation_id="alice_user_bob",
+            accessed_at=now - timedelta(days=days),
+            message_count=50,
+        ).pk
+        for days in (400, 100, 31, 1)
+    }
+
+
+def ages_left(accesses: dict[int, int]) -> list[int]:
+    left = set(MessageAccess.objects.values_list("pk", flat=True))
+    return [days for days, pk in accesses.items() if pk in left]
+
+
+def prune(*args: str) -> str:
+    out = StringIO()
+    call_command("cometchat_prune", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_access_records_are_kept_by_default(accesses):
+    assert "Message access records are kept: MESSAGE_ACCESS_MAX_AGE_DAYS is None." in prune()
+    assert ages_left(accesses) == [400, 100, 31, 1]
+    assert prune_message_access() == 0
+
+
+def test_the_flag_prunes_older_records_and_dry_run_only_counts(accesses):
+    out = prune("--message-access-days", "90", "--dry-run")
+    assert "Would delete 2 message access records (staff message reads made more than 90" in out
+    assert ages_left(accesses) == [400, 100, 31, 1]
+    out = prune("--message-access-days", "90")
+    assert "Deleted 2 message access records (" in out
+    assert ages_left(accesses) == [31, 1]
+
+
+def test_the_setting_is_the_default_and_batches_hold(accesses, settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "MESSAGE_ACCESS_MAX_AGE_DAYS": 30}
+    assert "Deleted 3 message access records (" in prune()
+    assert ages_left(accesses) == [1]
+    assert prune_message_access(max_age_days=0, batch_size=1) == 1
+    assert not MessageAccess.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "x"])
+def test_the_flag_refuses_bad_numbers(value):
+    with pytest.raises(CommandError):
+        prune("--message-access-days", value)

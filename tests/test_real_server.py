@@ -264,6 +264,10 @@ def test_every_api_route_over_a_real_server(world, api, live_server):
     history = call("conversation-history", 200, conversation_id="alice_user_bob").json()
     assert len(history["results"]) == 2  # the refresh stored a new version
 
+    messages = call("conversation-messages", 200, conversation_id="alice_user_bob").json()
+    assert [m["text"] for m in messages["results"]] == ["see you at 5", "hi alice"]  # newest first
+    assert (messages["next"], messages["previous"]) == (None, None)
+
     runs = call("syncrun-list", 200).json()
     assert [r["id"] for r in runs["results"]] == [run["id"]]  # bob's run is not alice's
     assert call("syncrun-detail", 200, pk=run["id"]).json()["id"] == run["id"]

@@ -12,10 +12,12 @@ from openapi_spec_validator import validate
 
 READ = {"400", "401", "403", "404", "409"}
 REFRESH = READ | {"429", "502", "503", "504"}
+MESSAGES = READ | {"502", "503", "504"}  # read live from CometChat; no refresh throttle
 OPERATIONS = {
     ("/cometchat/conversations/", "get"): ("200", READ),
     ("/cometchat/conversations/{conversation_id}/", "get"): ("200", READ),
     ("/cometchat/conversations/{conversation_id}/history/", "get"): ("200", READ),
+    ("/cometchat/conversations/{conversation_id}/messages/", "get"): ("200", MESSAGES),
     ("/cometchat/conversations/refresh/", "post"): ({"201", "202"}, REFRESH),
     ("/cometchat/conversations/{conversation_id}/refresh/", "post"): ({"200", "202"}, REFRESH),
     ("/cometchat/sync-runs/", "get"): ("200", READ),
@@ -97,6 +99,7 @@ def test_list_parameters(schema):
     [
         "/cometchat/conversations/{conversation_id}/",
         "/cometchat/conversations/{conversation_id}/history/",
+        "/cometchat/conversations/{conversation_id}/messages/",
         "/cometchat/conversations/{conversation_id}/refresh/",
     ],
 )
@@ -130,6 +133,27 @@ def test_response_bodies(schema):
     assert body("/cometchat/conversations/refresh/", "post", "201") == {
         "$ref": "#/components/schemas/CometChatSyncRun"
     }
+    messages = body("/cometchat/conversations/{conversation_id}/messages/", "get", "200")
+    assert messages == {"$ref": "#/components/schemas/CometChatMessagePage"}
+    message_page = components["CometChatMessagePage"]["properties"]
+    assert set(message_page) == {"next", "previous", "results"}
+    assert message_page["results"]["items"] == {"$ref": "#/components/schemas/CometChatMessage"}
+    message = components["CometChatMessage"]["properties"]
+    assert set(message) == {
+        "id",
+        "sender",
+        "receiver",
+        "receiver_type",
+        "category",
+        "type",
+        "text",
+        "sent_at",
+        "edited_at",
+        "deleted_at",
+        "data",
+    }
+    assert message["data"]["type"] == "object"
+    assert message["deleted_at"]["nullable"] is True
     run = components["CometChatSyncRun"]["properties"]
     assert {"status", "trigger", "error_code", "error_message", "url"} <= set(run)
 

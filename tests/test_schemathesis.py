@@ -46,6 +46,7 @@ OPERATIONS = {
     "GET /cometchat/conversations/",
     "GET /cometchat/conversations/{conversation_id}/",
     "GET /cometchat/conversations/{conversation_id}/history/",
+    "GET /cometchat/conversations/{conversation_id}/messages/",
     "POST /cometchat/conversations/{conversation_id}/refresh/",
     "POST /cometchat/conversations/refresh/",
     "GET /cometchat/sync-runs/",
@@ -127,6 +128,9 @@ def test_stored_rows_conform_to_the_published_schema(token):
         ids = {"conversation_id": conversation_id}
         assert call(token, detail, path_parameters=ids).status_code == 200
         assert call(token, detail + "history/", path_parameters=ids).status_code == 200
+        messages = call(token, detail + "messages/", path_parameters=ids)
+        assert messages.status_code == 200
+        assert messages.json()["results"]
         refreshed = call(token, detail + "refresh/", "POST", path_parameters=ids)
         assert refreshed.status_code == 200
         assert refreshed.json()["conversation_id"] == conversation_id.lower()

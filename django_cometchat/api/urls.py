@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path, re_path
 
-from . import views
+from . import messages, views
 
 urlpatterns: list[URLPattern] = [
     path("conversations/", views.ConversationListView.as_view(), name="conversation-list"),
@@ -20,6 +20,11 @@ urlpatterns: list[URLPattern] = [
         "conversations/<path:conversation_id>/history/",
         views.ConversationHistoryView.as_view(),
         name="conversation-history",
+    ),
+    path(
+        "conversations/<path:conversation_id>/messages/",
+        messages.ConversationMessagesView.as_view(),
+        name="conversation-messages",
     ),
     path(
         "conversations/<path:conversation_id>/refresh/",

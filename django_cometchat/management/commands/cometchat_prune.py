@@ -1,8 +1,10 @@
-"""``manage.py cometchat_prune``: delete old conversation snapshots, sync runs and webhook events.
+"""``manage.py cometchat_prune``: delete old conversation snapshots, sync runs, webhook events and
+records of staff message reads.
 
 A thin adapter over :func:`django_cometchat.services.prune_history`,
-:func:`~django_cometchat.services.prune_sync_runs` and
-:func:`~django_cometchat.services.prune_webhook_events`. Each conversation's latest snapshot,
+:func:`~django_cometchat.services.prune_sync_runs`,
+:func:`~django_cometchat.services.prune_webhook_events` and
+:func:`django_cometchat.message_reads.prune_message_access`. Each conversation's latest snapshot,
 each owner's latest finished run, every run still queued or running and every webhook event
 still waiting for a worker are always kept, whatever the options say.
 """
@@ -17,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_cometchat import services
 from django_cometchat.conf import get_settings
 from django_cometchat.exceptions import CometChatConfigurationError
+from django_cometchat.message_reads import prune_message_access
 
 from ..arguments import int_at_least
 from ..reporting import plural
@@ -29,7 +32,9 @@ class Command(BaseCommand):
         "COMETCHAT['HISTORY_KEEP_PER_CONVERSATION']), finished sync runs started more than "
         "--sync-runs-days ago (default: COMETCHAT['SYNC_RUNS_MAX_AGE_DAYS'], 30), and webhook "
         "events received more than --webhook-events-days ago (default: "
-        "COMETCHAT['WEBHOOK_EVENTS_MAX_AGE_DAYS'], 30). Each conversation's latest snapshot, "
+        "COMETCHAT['WEBHOOK_EVENTS_MAX_AGE_DAYS'], 30), and records of staff message reads "
+        "older than --message-access-days (default: COMETCHAT['MESSAGE_ACCESS_MAX_AGE_DAYS'], "
+        "None: kept). Each conversation's latest snapshot, "
         "each owner's latest finished run, any run queued or running and any event still "
         "waiting for a worker is kept."
     )
@@ -64,6 +69,13 @@ class Command(BaseCommand):
             "(default: COMETCHAT['WEBHOOK_EVENTS_MAX_AGE_DAYS']).",
         )
         parser.add_argument(
+            "--message-access-days",
+            type=int_at_least(0),
+            metavar="N",
+            help="Delete records of staff message reads (MessageAccess) made more than N days "
+            "ago (default: COMETCHAT['MESSAGE_ACCESS_MAX_AGE_DAYS']; None keeps them).",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help="Count what would be deleted; delete nothing.",
@@ -78,6 +90,15 @@ class Command(BaseCommand):
         self._prune_history(conf, options["max_age_days"], options["keep"], dry_run)
         self._prune_sync_runs(conf, options["sync_runs_days"], dry_run)
         self._prune_webhook_events(conf, options["webhook_events_days"], dry_run)
+        days = options["message_access_days"]
+        self._prune_older(
+            days if days is not None else conf.message_access_max_age_days,
+            setting="MESSAGE_ACCESS_MAX_AGE_DAYS",
+            word="message access record",
+            prune=prune_message_access,
+            rule="staff message reads made more than {days} days ago",
+            dry_run=dry_run,
+        )
 
     def _prune_history(
         self, conf: Any, max_age_days: int | None, keep: int | None, dry_run: bool
