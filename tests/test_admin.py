@@ -206,7 +206,7 @@ def inbox_row(response, conversation_id: str) -> str:
     """The HTML of the changelist row of ``conversation_id`` (found by its change link's pk)."""
     pk = Conversation.objects.get(conversation_id=conversation_id).pk
     html = response.content.decode()
-    rows = re.findall(r"<tr>(.*?)</tr>", html, flags=re.S)
+    rows: list[str] = re.findall(r"<tr>(.*?)</tr>", html, flags=re.S)
     (row,) = [r for r in rows if f"/conversation/{pk}/change/" in r]
     return row
 

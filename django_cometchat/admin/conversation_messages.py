@@ -110,7 +110,8 @@ class ConversationMessagesView:
                 name=f"{self.opts.app_label}_{self.opts.model_name}_messages",
             )
         ]
-        return own + super().get_urls()  # type: ignore[misc]
+        theirs: list[URLPattern] = super().get_urls()  # type: ignore[misc]
+        return own + theirs
 
     def has_view_messages_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(
