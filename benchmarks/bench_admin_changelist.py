@@ -277,10 +277,12 @@ SELECT
         'conversationWith', CASE WHEN kind = 'user'
             THEN jsonb_build_object(
                 'uid', peer, 'name', name, 'status', 'offline', 'role', 'default',
+                'avatar', 'https://avatars.example.com/' || peer || '.png',
                 'conversationId', conversation_id
             )
             ELSE jsonb_build_object(
                 'guid', peer, 'name', name, 'type', 'public', 'scope', 'participant',
+                'icon', 'https://avatars.example.com/' || peer || '.png',
                 'membersCount', 3 + g % 40, 'conversationId', conversation_id
             )
         END
@@ -409,7 +411,7 @@ def cases() -> list[Case]:
     ) or "Zoe"
     changelist = f"{ADMIN}conversation/"
     return [
-        Case("changelist", changelist, newest.conversation_id),
+        Case("changelist", changelist, f'title="{newest.peer_name} ({newest.peer_id})"'),
         Case("changelist, page 50", f"{changelist}?p=50", "conversation"),
         Case("changelist, last linked page (100)", f"{changelist}?p=100", "conversation"),
         Case("filter: type = group", f"{changelist}?conversation_type__exact=group", "group_"),

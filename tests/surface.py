@@ -51,6 +51,10 @@ ADMIN_MODELS = ("conversation", "conversationsnapshot", "syncrun", "uidbinding",
 # and the changelist's, which the admin's index links to).
 HEALTH_MODEL = "health"
 HEALTH_PAGES = (f"{APP}_health", f"{APP}_health_changelist")
+# Staff reads of messages: a conversation's Messages view (its own permission,
+# view_conversation_messages) and the read-only record of those reads (MessageAccess).
+MESSAGES_PAGE = f"{APP}_conversation_messages"
+AUDIT_MODEL = "messageaccess"
 # Django's per-model pages, by url name suffix; "redirect" is the unnamed "<pk>/" pattern that
 # forwards to the change page (kept by Django for old links).
 MODEL_PAGES = ("changelist", "add", "change", "history", "delete", "redirect")
@@ -130,6 +134,8 @@ def unlisted() -> dict[str, set[str]]:
             served_pages.add(pattern.name or f"{APP}_{model_admin.opts.model_name}_redirect")
     listed_pages = {f"{APP}_{model}_{page}" for model in ADMIN_MODELS for page in MODEL_PAGES}
     listed_pages.update(HEALTH_PAGES)
+    listed_pages.add(MESSAGES_PAGE)
+    listed_pages.update(f"{APP}_{AUDIT_MODEL}_{page}" for page in MODEL_PAGES)
     # The actions a superuser is offered: permission-filtered, so Django's delete_selected
     # (refused by the read-only admins) is not among them.
     request = RequestFactory().get("/")
@@ -140,7 +146,7 @@ def unlisted() -> dict[str, set[str]]:
     return {
         "api routes": served_routes - set(API_ROUTES),
         "app routes": app_routes - set(WEBHOOK_ROUTES),
-        "admin models": set(registered) - {*ADMIN_MODELS, HEALTH_MODEL},
+        "admin models": set(registered) - {*ADMIN_MODELS, HEALTH_MODEL, AUDIT_MODEL},
         "admin pages": served_pages - listed_pages,
         "admin actions": served_actions - set(ACTIONS),
     }

@@ -26,6 +26,7 @@ from django_cometchat.admin import (
     WebhookEventAdmin,
 )
 from django_cometchat.admin.dates import periods_with_rows
+from django_cometchat.admin.inbox import avatar_html, how_long_ago
 from django_cometchat.admin.pagination import estimated_row_count
 from django_cometchat.admin.rendering import (
     TONES,
@@ -181,23 +182,15 @@ def test_changelist_shows_the_columns(admin_client, rows):
     html = response.content.decode()
     headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', html)
     assert 'class="action-checkbox-column"' in html
-    # Five columns, to fit a 1280-pixel window with both sidebars; the rest is on the object page.
-    assert headers == [
-        "conversation_column",
-        "owner_column",
-        "peer_column",
-        "unread_message_count",
-        "updated_at",
-    ]
-    for label in ("Conversation id", "Owner UID", "Peer", "Unread", "Updated (CometChat)"):
+    # An inbox: who, whose, the last message, the unread count; the rest is on the object page.
+    assert headers == ["inbox_peer", "owner_column", "inbox_last_message", "inbox_unread"]
+    for label in ("Conversation", "Owner UID", "Last message", "Unread"):
         assert f">{label}<" in html or f">{label}</a>" in html
     assert "alice-django" not in html  # the owner's Django user: on the object page
     assert "Carol Danvers" in html
-    # Long values keep to two lines; the whole value is in the title, and breaks after "_".
-    assert (
-        '<span class="cometchat-clip" title="alice_user_carol">alice_<wbr>user_<wbr>carol' in html
-    )
-    # bob's view of alice is missing: a badge beside its id, saying so in words.
+    # Long values keep to two lines; the whole value (and the peer id) is in the title.
+    assert '<span class="cometchat-clip" title="Carol Danvers (carol)">Carol Danvers</span>' in html
+    # bob's view of alice is missing: a badge beside its name, saying so in words.
     missing = re.findall(
         r'<span class="cometchat-badge cometchat-tone-warning" title="([^"]+)"', html
     )
@@ -208,6 +201,165 @@ def test_changelist_shows_the_columns(admin_client, rows):
     listed = [c.conversation_id for c in response.context["cl"].result_list]
     assert listed[-1] == "group_book-club"
     assert response.context["cl"].result_list[0].updated_at == T0
+
+
+def inbox_row(response, conversation_id: str) -> str:
+    """The HTML of the changelist row of ``conversation_id`` (found by its change link's pk)."""
+    pk = Conversation.objects.get(conversation_id=conversation_id).pk
+    html = response.content.decode()
+    rows: list[str] = re.findall(r"<tr>(.*?)</tr>", html, flags=re.S)
+    (row,) = [r for r in rows if f"/conversation/{pk}/change/" in r]
+    return row
+
+
+def test_the_list_reads_like_an_inbox(admin_client, alice, settings):
+    now = timezone.now().replace(microsecond=0)
+    payload = {
+        "conversationId": "alice_user_bob",
+        "conversationType": "user",
+        "unreadMessageCount": "3",
+        "updatedAt": int(now.timestamp()),
+        "lastMessage": {
+            "id": "7",
+            "sender": "bob",
+            "category": "message",
+            "type": "text",
+            "data": {
+                "text": "first line\n\nsecond   line " + "x" * 400,
+                "entities": {"sender": {"entity": {"uid": "bob", "name": "Bob Stone"}}},
+            },
+            "sentAt": int((now - timedelta(hours=3)).timestamp()),
+        },
+        # API.md §3: a user conversation's conversationWith carries the user's avatar URL.
+        "conversationWith": {
+            "uid": "bob",
+            "name": "Bob Stone",
+            "avatar": "https://cdn.example/b.png?a=1&b=2",
+        },
+    }
+    make(owner=alice, unread=3, payload=payload, updated_at=now)
+    group = {
+        "conversationId": "group_book-club",
+        "conversationType": "group",
+        "updatedAt": int(now.timestamp()),
+        # API.md §4.3: an action message (data.action, entities by/on); sent by the owner here.
+        "lastMessage": {
+            "id": "8",
+            "sender": "alice",
+            "category": "action",
+            "type": "groupMember",
+            "data": {
+                "action": "added",
+                "entities": {
+                    "by": {"entity": {"uid": "alice", "name": "Alice"}},
+                    "on": {"entity": {"uid": "carol", "name": "Carol"}},
+                },
+            },
+            "sentAt": int((now - timedelta(days=2)).timestamp()),
+        },
+        # A group's picture is its icon (API.md §3); one that is no web URL is never shown.
+        "conversationWith": {
+            "guid": "book-club",
+            "name": "Book Club",
+            "icon": "javascript:alert(1)",
+        },
+    }
+    make(
+        conversation_id="group_book-club",
+        owner=alice,
+        kind="group",
+        peer_name="Book Club",
+        payload=group,
+        updated_at=now - timedelta(days=2),
+    )
+    response = admin_client.get(CHANGELIST)
+    bob = inbox_row(response, "alice_user_bob")
+    assert (
+        '<img class="cometchat-avatar" src="https://cdn.example/b.png?a=1&amp;b=2" alt="" '
+        'width="32" height="32" loading="lazy" decoding="async" referrerpolicy="no-referrer">'
+    ) in bob
+    assert '">first line second line xxx' in bob
+    assert '</time> · <span class="cometchat-sender">Bob Stone</span>' in bob
+    preview = re.search(r'<span class="cometchat-preview" title="([^"]*)"', bob)
+    assert preview is not None
+    assert len(unescape(preview.group(1))) == 120  # one line, cut
+    assert ">3\xa0hours ago</time>" in bob  # timesince joins with a no-break space
+    assert '<span class="cometchat-unread" title="3 unread">3</span>' in bob
+    club = inbox_row(response, "group_book-club")
+    assert "javascript" not in club
+    assert 'class="cometchat-avatar cometchat-avatar-initial" aria-hidden="true">B</span>' in club
+    assert '">[action] Alice added Carol</span>' in club
+    assert '<span class="cometchat-sender">Owner</span>' in club
+    assert ">2\xa0days ago</time>" in club
+    assert '<span class="cometchat-muted">0</span>' in club
+    assert how_long_ago(T0, T0 + timedelta(seconds=59)) == "just now"
+    assert how_long_ago(T0, T0 + timedelta(seconds=61)) == "1\xa0minute ago"
+    assert how_long_ago(T0 + timedelta(days=1), T0) == "just now"  # a clock ahead of ours
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://cdn.example/a.png", True),
+        ("HTTPS://cdn.example/a.png", True),
+        ("javascript:alert(1)", False),
+        ("data:image/png;base64,AAAA", False),
+        ("//cdn.example/a.png", False),
+        ("/media/a.png", False),
+        ("https://cdn.example/a.png\n", False),
+        ("https:///nohost", False),
+        ("https://" + "a" * 3000, False),  # API.md §6: URLs are at most 3,000 characters
+        (None, False),
+    ],
+)
+def test_avatars_only_from_web_urls(url, shown):
+    html = str(avatar_html(url, "zed"))
+    if shown:
+        assert f'src="{url}"' in html
+    else:
+        assert "<img" not in html
+        assert ">Z</span>" in html
+
+
+def test_the_inbox_escapes_what_the_payload_says(admin_client, alice):
+    hostile = '"><script>alert(1)</script>'
+    payload = {
+        "conversationId": "alice_user_bob",
+        "conversationType": "user",
+        "lastMessage": {
+            "id": "1",
+            "sender": "bob",
+            "category": "message",
+            "type": "text",
+            "data": {
+                "text": hostile,
+                "entities": {"sender": {"entity": {"uid": "bob", "name": hostile}}},
+            },
+            "sentAt": int(T0.timestamp()),
+        },
+        "conversationWith": {
+            "uid": "bob",
+            "name": hostile,
+            "avatar": f"https://x.example/{hostile}",
+        },
+    }
+    make(owner=alice, payload=payload, peer_name=hostile)
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_inbox_reads_a_few_keys_never_the_payload(admin_client, rows):
+    with CaptureQueriesContext(connection) as captured:
+        admin_client.get(CHANGELIST)
+    # The page's rows: a few keys of the payload, read inside the database.
+    (listing,) = [q["sql"] for q in captured.captured_queries if '"inbox_text"' in q["sql"]]
+    assert "->" in listing or "#>>" in listing or "JSON_EXTRACT" in listing
+    column = re.compile(r'(?:SELECT |, )"django_cometchat_conversation"\."payload"(?:,| FROM)')
+    assert not column.search(listing)  # the payload column itself, never
+    # The count reads no key at all (nor does any other query).
+    others = [q["sql"] for q in captured.captured_queries if q["sql"] != listing]
+    assert not [sql for sql in others if '"payload"' in sql]
 
 
 def test_every_page_of_the_package_loads_its_stylesheet(admin_client, rows):
@@ -342,13 +494,13 @@ def test_date_probes_match_djangos_distinct_dates(zone, kind):
 def test_sorting_is_limited_to_indexed_columns(admin_client, rows):
     html = admin_client.get(CHANGELIST).content.decode()
     sortable = set(re.findall(r'class="sortable[^"]*column-(\w+)', html))
-    assert sortable == {"conversation_column", "peer_column", "updated_at"}
-    response = admin_client.get(CHANGELIST, {"o": "3"})  # peer, ascending
+    assert sortable == {"inbox_peer", "inbox_last_message"}
+    response = admin_client.get(CHANGELIST, {"o": "1"})  # peer, ascending
     names = [c.peer_name for c in response.context["cl"].result_list]
     assert names == sorted(names)
-    response = admin_client.get(CHANGELIST, {"o": "-1"})  # conversation id, descending
-    ids = [c.conversation_id for c in response.context["cl"].result_list]
-    assert ids == sorted(ids, reverse=True)
+    response = admin_client.get(CHANGELIST, {"o": "3"})  # last message (updated), ascending
+    times = [c.updated_at for c in response.context["cl"].result_list]
+    assert times == sorted(times)
 
 
 # -- the detail page ----------------------------------------------------------------------------
@@ -664,7 +816,7 @@ def test_view_only_staff_browse_but_cannot_refresh(client, django_user_model, sy
     response = client.get(CHANGELIST)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "alice_user_bob" in html
+    assert "Bob Stone" in html
     assert "refresh_from_cometchat" not in html
     assert "sync_owners" not in html
     synced.clear_requests()

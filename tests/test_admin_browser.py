@@ -10,6 +10,7 @@ server's thread, so both see the same rows.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from django.utils import timezone
 
-from django_cometchat.models import Conversation, SyncRun, WebhookEvent
+from django_cometchat.models import Conversation, MessageAccess, SyncRun, WebhookEvent
 from django_cometchat.services import owner_by_uid, sync_conversations
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ def world(cometchat_fake: Any, settings: Any, django_user_model: Any) -> Any:
 
 
 def rows(page: Page) -> list[str]:
-    return page.locator("#result_list tbody th.field-conversation_column").all_inner_texts()
+    """The peer names the conversation list shows (its first column)."""
+    return page.locator("#result_list tbody th.field-inbox_peer .cometchat-clip").all_inner_texts()
 
 
 # ``world`` comes before ``page``: the Django ORM refuses to run while Playwright's event loop is
@@ -138,12 +140,12 @@ def test_staff_filter_read_and_refresh_a_conversation(world: Any, live_server: A
     # Filter: only conversations with unread messages (alice's three).
     page.locator("#changelist-filter").get_by_role("link", name="Has unread messages").click()
     page.wait_for_url("**unread=yes**")
-    assert sorted(rows(page)) == ["alice_user_bob", "alice_user_carol", "group_book-club"]
+    assert sorted(rows(page)) == ["Bob Stone", "Book Club", "Carol Danvers"]
     assert page.locator("#changelist-filter li.selected", has_text="Has unread").count() == 1
     shoot(page, "3-filtered")
 
     # Open one: the payload, pretty-printed, and the last message as text.
-    page.get_by_role("link", name="alice_user_bob", exact=True).click()
+    page.get_by_role("link", name="Bob Stone", exact=True).click()
     payload = page.locator("pre.cometchat-json")
     payload.wait_for()
     assert '"conversationId": "alice_user_bob"' in payload.inner_text()
@@ -157,7 +159,9 @@ def test_staff_filter_read_and_refresh_a_conversation(world: Any, live_server: A
     page.go_back()
     page.wait_for_url("**unread=yes**")
     world.send_message("bob", to_user="alice", text="see you at 5")
-    row = page.locator("#result_list tbody tr", has_text="alice_user_bob")
+    row = page.locator("#result_list tbody tr").filter(
+        has=page.get_by_role("link", name="Bob Stone", exact=True)
+    )
     row.locator("input.action-select").check()
     page.select_option("select[name=action]", "refresh_from_cometchat")
     page.locator("#changelist-form button[name=index]").click()
@@ -167,11 +171,116 @@ def test_staff_filter_read_and_refresh_a_conversation(world: Any, live_server: A
     assert "unread=yes" in page.url  # the filters survive the action
     shoot(page, "5-refreshed")
 
-    page.get_by_role("link", name="alice_user_bob", exact=True).click()
+    page.get_by_role("link", name="Bob Stone", exact=True).click()
     assert "see you at 5" in page.locator(".cometchat-last-message").inner_text()
     assert page.get_by_text("2 stored, all listed below").is_visible()
     assert page.locator(".field-unread_message_count .readonly").inner_text() == "2"
     shoot(page, "6-detail-after-refresh")
+
+
+# -- the inbox and the Messages view ------------------------------------------------------------
+
+# A 1x1 GIF: what the avatar host answers here (the fake's avatar URLs name a host that does not
+# exist, API.md §3's conversationWith.avatar being a plain URL).
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+HOSTILE = '<img src=x onerror="window.pwned=1"> & <b>bold</b>'
+
+
+@pytest.fixture
+def chatty(world: Any) -> Any:
+    """``world``, with 60 more messages from bob to alice, one hostile, one edited, one deleted,
+    one with an attachment (API.md §4.3 shapes), read live by the Messages view."""
+    world.add_messages("bob", 57, to_user="alice", text="note {n}")
+    world.send_message("bob", to_user="alice", text=HOSTILE)
+    world.add_message("alice", to_user="bob", text="fixed", edited_at=1_700_000_000)
+    gone = world.send_message("bob", to_user="alice", text="oops")
+    world.delete_message(gone["id"])
+    world.add_message(
+        "bob",
+        to_user="alice",
+        text="the report",
+        type="file",
+        attachments=[{"url": "https://files.example/report.pdf", "name": "report.pdf"}],
+    )
+    return world
+
+
+def test_staff_scan_the_inbox_and_read_a_conversation_page_by_page(
+    chatty: Any, live_server: Any, page: Page
+) -> None:
+    base = live_server.url
+    avatars: list[str] = []
+
+    def serve_avatar(route: Any) -> None:
+        avatars.append(route.request.url)
+        route.fulfill(status=200, content_type="image/gif", body=PIXEL)
+
+    page.route("https://assets.fake-cometchat.invalid/**", serve_avatar)
+    log_in(page, f"{base}/admin/django_cometchat/conversation/")
+
+    # The inbox: the peer's avatar and name, the last message, how long ago, the unread count.
+    row = page.locator("#result_list tbody tr").filter(
+        has=page.get_by_role("link", name="Bob Stone", exact=True)
+    )
+    avatar = row.locator("img.cometchat-avatar")
+    avatar.wait_for()
+    assert avatar.get_attribute("loading") == "lazy"
+    page.wait_for_function("document.querySelector('img.cometchat-avatar').complete")
+    size = avatar.bounding_box()
+    assert size is not None
+    assert (round(size["width"]), round(size["height"])) == (32, 32)  # fixed, whatever the image
+    assert "https://assets.fake-cometchat.invalid/avatars/bob.png" in avatars
+    preview = row.locator(".field-inbox_last_message")
+    assert "hi alice" in preview.inner_text()
+    assert "Bob Stone" in preview.inner_text()
+    assert "ago" in preview.inner_text() or "just now" in preview.inner_text()
+    assert row.locator(".cometchat-unread").inner_text() == "1"
+    shoot(page, "7-inbox")
+
+    # The conversation's page links to its messages.
+    page.get_by_role("link", name="Bob Stone", exact=True).click()
+    page.get_by_role("link", name="Read the messages").click()
+    page.wait_for_selector(".cometchat-message-list")
+    messages = page.locator(".cometchat-message")
+    assert messages.count() == 50
+    first = messages.first
+    assert "the report" in first.inner_text()
+    assert first.get_by_role("link", name="report.pdf").get_attribute("href") == (
+        "https://files.example/report.pdf"
+    )
+    deleted = page.locator(".cometchat-message-deleted")
+    assert "This message was deleted." in deleted.inner_text()
+    assert "oops" not in deleted.inner_text()
+    edited = page.locator(".cometchat-message", has_text="fixed")
+    assert "edited" in edited.locator(".cometchat-message-head").inner_text()
+    assert "owner" in edited.locator(".cometchat-message-head").inner_text()  # alice wrote it
+    # Hostile text reads as text: no element made of it, no script run.
+    hostile = page.locator(".cometchat-text", has_text="onerror")
+    assert hostile.inner_text() == HOSTILE
+    assert hostile.locator("img, b").count() == 0
+    assert page.evaluate("window.pwned") is None
+    shoot(page, "8-messages-newest")
+
+    # Older: the rest, down to the first message; then newer, back to the same 50.
+    page.locator(".cometchat-older").first.click()
+    page.wait_for_url("**cursor=**")
+    older = page.locator(".cometchat-text").all_inner_texts()
+    assert older[-1] == "hi alice"
+    assert page.locator(".cometchat-older").count() == 0
+    shoot(page, "9-messages-older")
+    page.locator(".cometchat-newer").first.click()
+    page.wait_for_selector(".cometchat-message-list")
+    assert page.locator(".cometchat-message").count() == 50
+    assert "the report" in page.locator(".cometchat-message").first.inner_text()
+
+    # Each page read is on the record.
+    page.goto(f"{base}/admin/django_cometchat/messageaccess/")
+    page.wait_for_selector("#result_list")
+    records = page.locator("#result_list tbody tr")
+    assert records.count() == 3
+    assert records.first.locator(".field-staff_column").inner_text() == "staff"
+    assert page.locator("select[name=action]").count() == 0  # nothing to delete with
+    shoot(page, "10-message-accesses")
 
 
 # -- layout: every changelist reads in a 1280 x 800 window with the navigation sidebar open ------
@@ -253,6 +362,16 @@ def crowded(cometchat_fake: Any, settings: Any, django_user_model: Any) -> dict[
     )
     django_user_model.objects.create_superuser("staff", "staff@example.com", PASSWORD)
     group = Conversation.objects.get(owner_uid=LONG_OWNER, conversation_type="group")
+    for cursor in ("", "9" * 19):  # the newest page, and one past a message id of 19 digits
+        MessageAccess.objects.create(
+            staff_user=owner,
+            staff_username=owner.get_username(),
+            owner_uid=LONG_OWNER,
+            conversation_id=group.conversation_id,
+            accessed_at=now,
+            message_count=50,
+            cursor=cursor,
+        )
     return {
         "group": group.pk,
         "run": SyncRun.objects.filter(error_code=LONG_CODE).get().pk,
@@ -303,6 +422,7 @@ def test_every_changelist_fits_1280_pixels_with_the_sidebar_open(
         "sync-runs-failed": "/syncrun/?status__exact=failed",
         "uid-bindings": "/uidbinding/",
         "webhook-events": "/webhookevent/",
+        "message-accesses": "/messageaccess/",
     }
     # Where the columns left out went: the object pages must not scroll sideways either.
     object_pages = {
@@ -311,6 +431,7 @@ def test_every_changelist_fits_1280_pixels_with_the_sidebar_open(
         "webhook-event-failed": f"/webhookevent/{crowded['event']}/change/",
         # Not a changelist: the sync health page, its failing owners at CometChat's limits.
         "health": "/health/",
+        "messages-of-long-group": f"/conversation/{crowded['group']}/messages/",
     }
     overflowing = {}
     with browser_page(width=1280, height=800) as page:

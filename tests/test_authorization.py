@@ -23,12 +23,14 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.core.management import get_commands
 from django.test import Client
+from django.urls import reverse
 
 from django_cometchat import services
 from django_cometchat.exceptions import CometChatOwnerConflict
 from django_cometchat.models import (
     Conversation,
     ConversationSnapshot,
+    MessageAccess,
     SyncRun,
     UIDBinding,
     WebhookEvent,
@@ -40,6 +42,8 @@ from .surface import (
     ACTIONS,
     ADMIN_MODELS,
     API_ROUTES,
+    AUDIT_MODEL,
+    MESSAGES_PAGE,
     MODEL_PAGES,
     OWNED_ROUTES,
     WEBHOOK_CREDENTIALS,
@@ -483,12 +487,65 @@ def test_admin(world, principal, model, page, status):
         assert "<h1>Sync health</h1>" in body
     elif page in MODEL_PAGES:
         # Operators see every owner's rows: here alice's object (its name on a history page).
+        # The conversation list reads like an inbox: the last message, not the raw id.
         markers = {"syncrun": "ALICE-ONLY", "uidbinding": "alice", "webhookevent": "message_sent"}
+        if model == "conversation" and page == "changelist":
+            markers["conversation"] = "ALICE-ONLY"
         shown = markers.get(model, "alice_user_carol")
         assert (str(target(world, model)) if page == "history" else shown) in body
 
     if page in ACTIONS:
         check_action_effects(world, principal, page, response, before)
+
+
+# fmt: off
+# Staff reads of messages: alice's conversation's Messages view (needs view_conversation_messages,
+# which no staff principal here holds but the superuser), then the read-only MessageAccess list,
+# its add and its delete pages (refused to everyone). tests/test_admin_messages.py has the whole
+# permission matrix of the Messages view.
+MESSAGES_TABLE = {
+    #                 messages  accesses  add  delete
+    "owner":          (302,     302,      302, 302),
+    "anonymous":      (302,     302,      302, 302),
+    "other user":     (302,     302,      302, 302),
+    "uid collision":  (302,     302,      302, 302),
+    "staff, no perm": (403,     403,      403, 403),
+    "staff, view":    (403,     403,      403, 403),
+    "staff, change":  (403,     403,      403, 403),
+    "superuser":      (200,     200,      403, 403),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("principal", "statuses"), list(MESSAGES_TABLE.items()), ids=list(MESSAGES_TABLE)
+)
+def test_message_reads_in_the_admin(world, principal, statuses):
+    world.fake.send_message("carol", to_user="alice", text="MESSAGE-BODY for alice")
+    world.fake.clear_requests()
+    access = MessageAccess.objects.create(
+        staff_username="root",
+        owner_uid="alice",
+        conversation_id="alice_user_carol",
+        accessed_at=T0,
+        message_count=1,
+    )
+    client = client_for(world, principal)
+    pages = (
+        reverse(f"admin:{MESSAGES_PAGE}", args=(world.rows["alice"].pk,)),
+        admin_path(AUDIT_MODEL, "changelist"),
+        admin_path(AUDIT_MODEL, "add"),
+        admin_path(AUDIT_MODEL, "delete", access.pk),
+    )
+    for path, status in zip(pages, statuses, strict=True):
+        response = client.get(path)
+        assert response.status_code == status, (path, response.content.decode()[:300])
+        if status == 302:
+            assert response["Location"].startswith(LOGIN)
+    read = statuses[0] == 200
+    # Only a permitted read reaches CometChat, and only it is recorded (the row made above aside).
+    assert bool(world.fake.requests) is read
+    assert MessageAccess.objects.count() == 1 + read
 
 
 def check_action_effects(world, principal, action, response, before):

@@ -23,14 +23,14 @@ from django_cometchat.exceptions import (
     CometChatNotFound,
     CometChatResponseError,
 )
+from django_cometchat.messages_types import MessageCursor
+from django_cometchat.models import Conversation, MessageAccess
 from django_cometchat.services.messages import (
     MAX_PAGE_SIZE,
     page_cursors,
     prune_message_access,
     read_messages,
 )
-from django_cometchat.messages_types import MessageCursor
-from django_cometchat.models import Conversation, MessageAccess
 from django_cometchat.signals import conversation_messages_read
 from django_cometchat.testing import FakeCometChat, Fault
 

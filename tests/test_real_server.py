@@ -551,9 +551,9 @@ def test_every_admin_page_over_a_real_server(synced, root):
         assert set(listed(response, model)) == expected, (model, query)
     unfiltered = root.get(CHANGELIST).text
     assert "?updated_at__year=2020" in unfiltered  # the date hierarchy offers the old row's year
-    by_id = root.get(CHANGELIST, params={"o": "1"})  # sorted on the conversation id column
-    shown = [conversations.get(pk=pk).conversation_id for pk in listed(by_id, "conversation")]
-    assert shown == sorted(conversations.values_list("conversation_id", flat=True))
+    by_peer = root.get(CHANGELIST, params={"o": "1"})  # sorted on the inbox's peer column
+    shown = [conversations.get(pk=pk).peer_name for pk in listed(by_peer, "conversation")]
+    assert shown == sorted(conversations.values_list("peer_name", flat=True))
 
     objects = {
         "conversation": alice_bob.pk,

@@ -1,7 +1,8 @@
-"""The django-cometchat admin: read-only conversations, snapshots, sync runs, UID bindings and
-webhook events, and a sync health page.
+"""The django-cometchat admin: read-only conversations (with a Messages view of each), snapshots,
+sync runs, UID bindings, webhook events, the record of staff reads of messages, and a sync
+health page.
 
-Importing this package (Django's admin autodiscovery does) registers the five ModelAdmins and
+Importing this package (Django's admin autodiscovery does) registers the six ModelAdmins and
 the health page (``HealthAdmin``, for the table-less ``Health`` model) on
 ``django.contrib.admin.site``. A project that wants its own site can register them there too::
 
@@ -13,6 +14,7 @@ See docs/admin.md.
 
 from __future__ import annotations
 
+from .access import MessageAccessAdmin
 from .health import HealthAdmin
 from .options import (
     ConversationAdmin,
@@ -31,6 +33,7 @@ __all__ = [
     "ConversationSnapshotAdmin",
     "HealthAdmin",
     "LargeTablePaginator",
+    "MessageAccessAdmin",
     "ReadOnlyAdmin",
     "SnapshotInline",
     "SyncRunAdmin",

@@ -34,6 +34,7 @@ from django.utils.translation import ngettext
 from .. import services
 from ..models import Conversation, ConversationSnapshot, SyncRun, UIDBinding, WebhookEvent
 from ..types import database_datetime
+from .conversation_messages import ConversationMessagesView
 from .dates import IndexedDateHierarchy
 from .filters import (
     ErrorCodeFilter,
@@ -47,13 +48,12 @@ from .filters import (
     TriggerFilter,
     UnreadFilter,
 )
+from .inbox import InboxColumns, add_inbox_fields
 from .pagination import DEFAULT_COUNT_LIMIT, LargeTablePaginator
 from .refresh import BatchOutcome, refresh_conversations, sync_owners
 from .rendering import (
-    badge,
     clipped,
     error_code_in,
-    format_moment,
     last_message_html,
     pretty_json,
     short_summary,
@@ -252,6 +252,15 @@ class PayloadDeferredChangeList(LargeTableChangeList):
         return super().get_queryset(request, exclude_parameters).defer("payload")
 
 
+class InboxChangeList(PayloadDeferredChangeList):
+    """The payload stays unread; the few keys the inbox shows come for the page's rows in one
+    more query (see .inbox)."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        add_inbox_fields(self.result_list)  # evaluates the page once; the template reuses it
+
+
 class PayloadColumns:
     """Columns shown for a stored payload, by conversations and snapshots alike."""
 
@@ -282,16 +291,11 @@ class SnapshotInline(ReadOnly, PayloadColumns, admin.TabularInline):  # type: ig
 
 
 @admin.register(Conversation)
-class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
-    # Five narrow columns fit a 1280-pixel window beside the navigation and filter sidebars;
-    # the type, the owner's Django user and the fetch time are on the object page.
-    list_display = (
-        "conversation_column",
-        "owner_column",
-        "peer_column",
-        "unread_message_count",
-        "updated_at",
-    )
+class ConversationAdmin(ConversationMessagesView, InboxColumns, PayloadColumns, ReadOnlyAdmin):
+    # An inbox: who, whose, the last message and the unread count fit a 1280-pixel window beside
+    # the navigation and filter sidebars; the conversation id, the type, the owner's Django user
+    # and the times are on the object page (see .inbox).
+    list_display = ("inbox_peer", "owner_column", "inbox_last_message", "inbox_unread")
     list_select_related = ("owner",)
     list_filter = ("conversation_type", UnreadFilter, MissingFilter, OwnerUIDFilter)
     # Declared for the search box; get_search_results implements them with index-friendly
@@ -305,7 +309,7 @@ class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
     date_hierarchy = "updated_at"
     ordering = ("-updated_at", "-id")
     # Only orders an index serves; sorting 1,000,000 rows by an unindexed column takes seconds.
-    sortable_by = ("conversation_column", "peer_column", "updated_at")
+    sortable_by = ("inbox_peer", "inbox_last_message")
     actions = ("refresh_from_cometchat", "sync_owners")
     inlines = (SnapshotInline,)
     fieldsets = (
@@ -337,7 +341,7 @@ class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
         return super().get_queryset(request).select_related("owner")
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return PayloadDeferredChangeList
+        return InboxChangeList
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
@@ -372,23 +376,9 @@ class ConversationAdmin(PayloadColumns, ReadOnlyAdmin):
 
     # -- columns and fields -------------------------------------------------------------------
 
-    @admin.display(description="conversation id", ordering="conversation_id")
-    def conversation_column(self, obj: Conversation) -> SafeString:
-        """The id, and a "missing" badge when CometChat confirmed the owner lost it."""
-        if obj.missing_since is None:
-            return clipped(obj.conversation_id)
-        since = f"Missing from CometChat since {format_moment(obj.missing_since)}"
-        return format_html(
-            "{}{}", clipped(obj.conversation_id), badge("missing", "warning", title=since)
-        )
-
     @admin.display(description="owner UID")
     def owner_column(self, obj: Conversation) -> SafeString:
         return clipped(obj.owner_uid)
-
-    @admin.display(description="peer", ordering="peer_name")
-    def peer_column(self, obj: Conversation) -> SafeString:
-        return clipped(obj.peer_name or obj.peer_id)
 
     @admin.display(description="owner")
     def owner_detail(self, obj: Conversation) -> SafeString:

@@ -95,7 +95,9 @@ class LargeTablePaginator(Paginator):  # type: ignore[type-arg]
         estimate = estimated_row_count(object_list)
         if estimate is not None and estimate > self.count_limit:
             return ApproximateCount(estimate, estimated=True)
-        counted = object_list.order_by()[: self.count_limit + 1].count()
+        # Only the key in the counted subquery: a list's annotations (the conversation list's
+        # JSON keys) would otherwise be computed for every counted row.
+        counted = object_list.order_by().values("pk")[: self.count_limit + 1].count()
         if counted > self.count_limit:
             return ApproximateCount(self.count_limit, estimated=False)
         return counted
