@@ -1216,7 +1216,7 @@ def test_uid_bindings_are_listed_read_only_and_searchable(admin_client, synced, 
 def test_a_host_read_only_admin_without_fieldsets_shows_every_field_read_only(rf, admin_user):
     from django.contrib.admin import AdminSite
 
-    from django_cometchat.admin.options import ReadOnlyAdmin
+    from django_cometchat.admin.base import ReadOnlyAdmin
 
     class Bindings(ReadOnlyAdmin):  # a host's reuse: no fields, no fieldsets
         pass

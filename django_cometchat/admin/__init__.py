@@ -15,17 +15,13 @@ See docs/admin.md.
 from __future__ import annotations
 
 from .access import MessageAccessAdmin
+from .base import ReadOnlyAdmin
+from .conversations import ConversationAdmin, ConversationSnapshotAdmin, SnapshotInline
 from .health import HealthAdmin
-from .options import (
-    ConversationAdmin,
-    ConversationSnapshotAdmin,
-    ReadOnlyAdmin,
-    SnapshotInline,
-    SyncRunAdmin,
-    UIDBindingAdmin,
-    WebhookEventAdmin,
-)
 from .pagination import ApproximateCount, LargeTablePaginator
+from .sync_runs import SyncRunAdmin
+from .uid_bindings import UIDBindingAdmin
+from .webhook_events import WebhookEventAdmin
 
 __all__ = [
     "ApproximateCount",

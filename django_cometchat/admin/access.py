@@ -18,8 +18,8 @@ from django.utils.safestring import SafeString
 from ..exceptions import CometChatInvalidId
 from ..ids import validate_id
 from ..models import MessageAccess
+from .base import ReadOnlyAdmin
 from .filters import InputFilter
-from .options import ReadOnlyAdmin
 from .rendering import clipped
 
 

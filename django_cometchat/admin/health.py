@@ -22,7 +22,7 @@ from django.utils.http import urlencode
 
 from ..health import ABANDONED, INTERRUPTED, SyncHealth, gather
 from ..models import Health, SyncRun, WebhookEvent
-from .options import ADMIN_CSS
+from .base import ADMIN_CSS
 from .rendering import format_moment
 
 

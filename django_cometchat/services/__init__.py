@@ -59,6 +59,7 @@ from .refresh import (
 from .retention import DELETE_BATCH, prune_history, prune_sync_runs, prune_webhook_events
 from .runs import (
     ACTIVE_STATUSES,
+    SyncResult,
     abandoned_before,
     active_run,
     claim_refresh,
@@ -72,7 +73,6 @@ from .runs import (
 from .sync import (
     CATCH_UP_MAX_PAGES,
     RECHECK_MAX,
-    SyncResult,
     sync_conversations,
     sync_in_background,
     sync_on_demand,
