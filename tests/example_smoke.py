@@ -1,4 +1,4 @@
-"""Run by tests/test_example_project.py in a subprocess under example_project.settings."""
+"""Run by tests/project/test_example_project.py in a subprocess under example_project.settings."""
 
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_cometchat",
-    # The optional integrations, so that their tests run in every cell (tests/test_operations.py).
+    # The optional integrations, so that their tests run in every cell
+    # (tests/operations/test_operations.py).
     "django_cometchat.contrib.prometheus",
     "health_check",
 ]
@@ -84,7 +85,7 @@ COMETCHAT = {
     "REGION": "us",
     "API_KEY": "test-api-key-not-secret",
     "REQUESTS_PER_MINUTE": 1_000_000,
-    # CometChat's webhook (tests/test_webhooks.py); the tests of a missing one override it.
+    # CometChat's webhook (tests/webhooks/test_webhooks.py); the tests of a missing one override it.
     "WEBHOOK_BASIC_AUTH": ["cometchat:tests-webhook-password"],
 }
 

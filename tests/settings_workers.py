@@ -1,5 +1,5 @@
-"""Settings of the real task workers that tests/test_task_workers.py starts (and of the command
-that enqueues for them): the test settings on PostgreSQL, with a task backend that queues.
+"""Settings of the real task workers that tests/tasks/test_task_workers.py starts (and of the
+command that enqueues for them): the test settings on PostgreSQL, with a task backend that queues.
 
 The environment chooses:
 

@@ -1,7 +1,7 @@
 """django_cometchat's HTTP surface, listed once: every API route, the webhook, every admin page
 and admin action.
 
-``tests/test_real_server.py`` and ``tests/test_authorization.py`` walk these lists, and
+``tests/api/test_real_server.py`` and ``tests/api/test_authorization.py`` walk these lists, and
 ``unlisted()`` names whatever the app serves that is missing here: a route, page or action added
 to the app fails both suites until someone decides how it is smoke-tested and who may use it.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 from django.contrib import admin
@@ -20,6 +19,7 @@ from django.urls import URLPattern, URLResolver, reverse
 
 from django_cometchat import urls as app_urls
 from django_cometchat.api import urls as api_urls
+from tests import FIXTURES
 
 APP = "django_cometchat"
 
@@ -80,7 +80,6 @@ def basic_authorization(
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-FIXTURES = Path(__file__).parent / "fixtures" / "cometchat"
 # The published webhook examples' placeholders (API.md §7), and this site's values for them
 # (tests/settings.py: APP_ID "testapp", REGION "us").
 PLACEHOLDERS = {"<appId>": "testapp", "<region>": "us", "<webhookID>": "tests-webhook"}

@@ -9,6 +9,7 @@ from django_cometchat.contrib.healthcheck import CHECKS
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("cometchat/", include("django_cometchat.urls")),
-    # django-health-check's own view with the package's checks (tests/test_healthcheck.py).
+    # django-health-check's own view with the package's checks
+    # (tests/operations/test_healthcheck.py).
     path("health/", HealthCheckView.as_view(checks=CHECKS), name="health"),
 ]

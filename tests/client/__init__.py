@@ -1,0 +1,1 @@
+"""CometChatClient over real HTTP: requests, pages, errors, the session, the wire's failures."""

@@ -1,0 +1,1 @@
+"""The management commands (cometchat_sync, cometchat_prune, ...), signals included."""

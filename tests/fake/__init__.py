@@ -1,0 +1,1 @@
+"""The shipped fake CometChat server (django_cometchat.testing) against API.md."""

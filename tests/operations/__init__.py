@@ -1,0 +1,1 @@
+"""Running it: settings and checks, logs, metrics, health checks, secrets kept out."""

@@ -1,0 +1,38 @@
+"""docs/testing.md's first example, executed as written: its tests pass against the fake, and
+the "CometChat is down" one fails fast, since it turns retries off."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+
+from tests import ROOT
+
+pytestmark = pytest.mark.django_db
+
+DOC = ROOT / "docs" / "testing.md"
+
+
+def first_example() -> dict[str, Any]:
+    block = re.search(r"```python\n(import pytest\n[\s\S]*?)```", DOC.read_text())
+    assert block is not None
+    namespace: dict[str, Any] = {}
+    exec(block[1], namespace)  # noqa: S102 (our own documentation)
+    return namespace
+
+
+def test_the_cometchat_is_down_example_fails_in_well_under_a_second(
+    cometchat_fake, settings, django_user_model
+):
+    example = first_example()
+    started = time.monotonic()
+    example["test_cometchat_down"](cometchat_fake, settings, django_user_model)
+    assert time.monotonic() - started < 0.5
+    assert len(cometchat_fake.requests) == 1  # no retry
+
+
+def test_the_inbox_example_passes(cometchat_fake, client, django_user_model):
+    first_example()["test_inbox_shows_unread"](cometchat_fake, client, django_user_model)

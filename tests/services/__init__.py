@@ -1,0 +1,1 @@
+"""The services (sync, refresh, owners, runs, message reads) and the storage under them."""

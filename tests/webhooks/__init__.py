@@ -1,0 +1,1 @@
+"""CometChat's webhook: the view, the events it records and their processing."""

@@ -1,0 +1,1142 @@
+"""CometChat's webhook: ``POST /cometchat/webhook/``.
+
+Each answer (401, 400, 405, 413, 200 accepted / ignored / duplicate), the credentials (every entry
+compared, in constant time; rotation), CSRF (not required here, still required elsewhere), the
+fan-out of each trigger against the fake CometChat (one upstream request per affected owner:
+counted as enqueued refreshes with a queuing backend, and as requests with the immediate one), the
+signal, the admin pages and the system check. Through a real server: tests/api/test_real_server.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hmac
+import io
+import json
+import re
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import django
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.db import connection
+from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_cometchat import services, tasks, webhooks
+from django_cometchat.checks import check_webhook_credentials
+from django_cometchat.models import Conversation, WebhookEvent
+from django_cometchat.signals import webhook_processed
+from django_cometchat.webhook_types import (
+    KNOWN_TRIGGERS,
+    WebhookPayloadError,
+    parse_webhook,
+)
+from tests.surface import WEBHOOK_CREDENTIALS, basic_authorization, published_webhook
+
+pytestmark = pytest.mark.django_db
+
+BACKENDS = "django.tasks.backends" if django.VERSION >= (6, 0) else "django_tasks.backends"
+WEBHOOK = "/cometchat/webhook/"
+USER, PASSWORD = WEBHOOK_CREDENTIALS  # tests/settings.py
+JSON = "application/json"
+WEBHOOKS_ADMIN = "/admin/django_cometchat/webhookevent/"
+
+
+AUTH = basic_authorization()
+
+
+def post(client, body: Any, *, auth: str | None = AUTH, raw: bytes | None = None, **extra):
+    if auth is not None:
+        extra["HTTP_AUTHORIZATION"] = auth
+    data = raw if raw is not None else json.dumps(body)
+    return client.post(WEBHOOK, data=data, content_type=JSON, **extra)
+
+
+def envelope(trigger: str, data: Any) -> dict[str, Any]:
+    return {"trigger": trigger, "data": data, "appId": "testapp", "region": "us", "webhook": "w1"}
+
+
+def message_event(message: dict[str, Any], trigger: str = "message_sent") -> dict[str, Any]:
+    return envelope(trigger, {"message": message})
+
+
+def action_event(message: dict[str, Any], action: str) -> dict[str, Any]:
+    """message_edited / message_deleted: an action message about ``message`` (API.md §7)."""
+    acted_on = {**message, "updatedAt": message["updatedAt"] + 5}
+    if action == "deleted":
+        acted_on["deletedAt"] = acted_on["updatedAt"]
+    else:
+        acted_on["editedAt"] = acted_on["updatedAt"]
+    action_message = {
+        "id": str(int(message["id"]) + 1000),
+        "conversationId": message["conversationId"],
+        "sender": message["sender"],
+        "receiverType": message["receiverType"],
+        "receiver": message["receiver"],
+        "category": "action",
+        "type": "message",
+        "data": {
+            "action": action,
+            "entities": {
+                "by": {"entity": {"uid": message["sender"]}, "entityType": "user"},
+                "on": {"entity": acted_on, "entityType": "message"},
+            },
+        },
+        "sentAt": acted_on["updatedAt"],
+        "updatedAt": acted_on["updatedAt"],
+    }
+    return envelope(f"message_{action}", {"message": action_message})
+
+
+def receipt_event(
+    *, reader: str, message: dict[str, Any], kind: str = "read", at: int = 1_700_000_000
+) -> dict[str, Any]:
+    group = message["receiverType"] == "group"
+    return envelope(
+        f"message_{'read' if kind == 'read' else 'delivery'}_receipt",
+        {
+            "receiver": message["receiver"] if group else message["sender"],
+            "receiverType": message["receiverType"],
+            "type": "receipts",
+            "sender": {"uid": reader, "name": reader.title()},
+            "messageSender": message["sender"],
+            "body": {
+                "action": kind,
+                "messageId": message["id"],
+                "user": {"uid": reader, "name": reader.title()},
+                "timestamp": at,
+            },
+        },
+    )
+
+
+def block_event(blocker: str, blocked: str, trigger: str = "user_blocked") -> dict[str, Any]:
+    return envelope(
+        trigger,
+        {"user": {"uid": blocker}, "blockedUser": {"uid": blocked}, "blockedAt": 1_700_000_000},
+    )
+
+
+def error_of(response, status: int, code: str) -> Any:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == JSON
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["status"] == status
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    return body["error"]
+
+
+@pytest.fixture(autouse=True)
+def _uids(settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "UID_RESOLVER": "tests.resolvers.uid_from_username"}
+
+
+@pytest.fixture
+def queue(settings, monkeypatch):
+    """A backend that keeps what is enqueued and runs nothing (as in tests/tasks/test_tasks.py).
+    Every refresh is enqueued, even an event's first two (``INLINE_REFRESHES``), so that the owners
+    an event affects show as tasks."""
+    settings.TASKS = {"default": {"BACKEND": f"{BACKENDS}.dummy.DummyBackend"}}
+    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 0)
+    backend: Any = tasks.backend()
+    assert tasks.queues()
+    yield backend
+    backend.clear()
+
+
+@pytest.fixture
+def known(fake, alice):
+    """alice (a Django user, bound) and bob (rows only, synced by UID) are known here; carol is
+    not. Both hold alice_user_bob and group_book-club."""
+    services.sync_conversations(alice)
+    services.sync_conversations(services.owner_by_uid("bob"))
+    fake.clear_requests()
+    return fake
+
+
+def upstream(fake) -> list[tuple[str, str]]:
+    """(onBehalfOf, path) of each request the fake received, sorted."""
+    return sorted((r.headers.get("onbehalfof", ""), r.path) for r in fake.requests)
+
+
+def refreshes(queue) -> list[list[str]]:
+    """Run the enqueued process_webhook_event tasks, as a worker would (arguments through
+    JSON); the refreshes they enqueued, sorted. The queue is empty afterwards."""
+    processing = list(queue.results)
+    assert {r.task.name for r in processing} <= {"process_webhook_event"}
+    for result in processing:
+        args = json.loads(json.dumps(result.args))
+        result.task.call(*args)
+    enqueued = [r for r in queue.results if r not in processing]
+    assert {r.task.name for r in enqueued} <= {"refresh_conversation"}
+    queue.clear()
+    return sorted(list(r.args) for r in enqueued)
+
+
+# -- 401: credentials --------------------------------------------------------------------------
+
+
+def test_missing_credentials_are_refused_and_nothing_is_recorded(client, fake):
+    response = post(client, message_event(fake.send_message("bob", to_user="alice")), auth=None)
+    error_of(response, 401, "ERR_NOT_AUTHENTICATED")
+    assert response["WWW-Authenticate"] == 'Basic realm="cometchat-webhook"'
+    assert not WebhookEvent.objects.exists()
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        basic_authorization(USER, "wrong-password"),
+        basic_authorization("someone", PASSWORD),
+        basic_authorization(USER, PASSWORD + "x"),
+        basic_authorization(USER, PASSWORD[:-1]),
+        basic_authorization(USER.upper(), PASSWORD),
+        "Basic " + base64.b64encode(f"{USER}{PASSWORD}".encode()).decode(),  # no colon
+        "Basic not base64!",
+        "Basic ",
+        f"Bearer {PASSWORD}",
+        PASSWORD,
+        "",
+    ],
+)
+def test_wrong_credentials_are_refused(client, fake, auth):
+    response = post(client, envelope("message_sent", {}), auth=auth)
+    error_of(response, 401, "ERR_NOT_AUTHENTICATED")
+    assert response["WWW-Authenticate"] == 'Basic realm="cometchat-webhook"'
+    assert not WebhookEvent.objects.exists()
+    assert PASSWORD not in response.content.decode()
+
+
+def test_the_scheme_is_case_insensitive(client, fake):
+    assert post(client, envelope("group_created", {}), auth="basic " + AUTH[6:]).status_code == 200
+
+
+def test_without_configured_credentials_everything_is_refused(client, fake, settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "WEBHOOK_BASIC_AUTH": []}
+    for auth in (AUTH, basic_authorization("", ""), basic_authorization(":", ":"), None):
+        error_of(
+            post(client, envelope("group_created", {}), auth=auth), 401, "ERR_NOT_AUTHENTICATED"
+        )
+    assert not WebhookEvent.objects.exists()
+
+
+def test_broken_settings_refuse_rather_than_fail(client, settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "PAGE_SIZE": 0}
+    error_of(post(client, envelope("group_created", {})), 401, "ERR_NOT_AUTHENTICATED")
+
+
+def test_rotation_every_configured_entry_works(client, fake, settings):
+    settings.COMETCHAT = {
+        **settings.COMETCHAT,
+        "WEBHOOK_BASIC_AUTH": ["old-user:old-password", "new-user:new-password"],
+    }
+    for n, auth in enumerate(
+        (
+            basic_authorization("old-user", "old-password"),
+            basic_authorization("new-user", "new-password"),
+        )
+    ):
+        assert post(client, envelope("group_created", {"n": n}), auth=auth).status_code == 200
+    # A mix of two entries is no entry.
+    error_of(
+        post(
+            client,
+            envelope("group_created", {}),
+            auth=basic_authorization("old-user", "new-password"),
+        ),
+        401,
+        "ERR_NOT_AUTHENTICATED",
+    )
+    assert WebhookEvent.objects.count() == 2
+
+
+@pytest.mark.parametrize("given", ["first", "second", "third", "none"])
+def test_every_entry_is_compared_user_and_password_in_constant_time(
+    client, fake, settings, monkeypatch, given
+):
+    entries = {"first": ("u1", "password-1"), "second": ("u2", "password-2")}
+    entries["third"] = ("u3", "password-3")
+    settings.COMETCHAT = {
+        **settings.COMETCHAT,
+        "WEBHOOK_BASIC_AUTH": [f"{u}:{p}" for u, p in entries.values()],
+    }
+    compared: list[tuple[bytes, bytes]] = []
+    original = hmac.compare_digest
+
+    def compare_digest(a, b):
+        compared.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", compare_digest)
+    user, password = entries.get(given, ("u9", "password-9"))
+    response = post(client, envelope("group_created", {}), auth=basic_authorization(user, password))
+    assert response.status_code == (401 if given == "none" else 200)
+    # Two comparisons per entry whichever matched (or none): nothing stops at the first match,
+    # and every comparison went through compare_digest.
+    assert len(compared) == 2 * len(entries)
+    assert {b for _, b in compared} == {v.encode() for pair in entries.values() for v in pair}
+    assert all(a in (user.encode(), password.encode()) for a, _ in compared)
+
+
+def test_credentials_match_needs_both_halves_of_one_entry():
+    from django_cometchat.redaction import Secret
+
+    pairs = (("a-user", Secret("a-password")), ("b-user", Secret("b-password")))
+    assert webhooks.credentials_match(basic_authorization("a-user", "a-password"), pairs)
+    assert webhooks.credentials_match(basic_authorization("b-user", "b-password"), pairs)
+    assert not webhooks.credentials_match(basic_authorization("a-user", "b-password"), pairs)
+    assert not webhooks.credentials_match(basic_authorization("a-user", "a-password"), ())
+    assert not webhooks.credentials_match("Basic %%%", pairs)
+
+
+# -- 405, 413, 400 -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete", "head", "options"])
+def test_other_methods_are_405(client, fake, method):
+    response = getattr(client, method)(WEBHOOK, HTTP_AUTHORIZATION=AUTH)
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    if method != "head":
+        error_of(response, 405, "ERR_METHOD_NOT_ALLOWED")
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_body_over_one_mebibyte_is_413_and_recorded_without_it(client, fake):
+    big = envelope("message_sent", {"padding": "x" * webhooks.MAX_BODY_BYTES})
+    response = post(client, big)
+    error_of(response, 413, "ERR_PAYLOAD_TOO_LARGE")
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.trigger, event.payload, event.dedupe_key) == (
+        "failed",
+        "",
+        None,
+        None,
+    )
+    assert "larger than 1048576 bytes" in event.error
+    # Exactly at the limit is read (and parsed).
+    pad = webhooks.MAX_BODY_BYTES - len(json.dumps(envelope("group_created", {"padding": ""})))
+    exact = json.dumps(envelope("group_created", {"padding": "x" * pad}))
+    assert len(exact) == webhooks.MAX_BODY_BYTES
+    assert post(client, None, raw=exact.encode()).status_code == 200
+
+
+def test_a_body_without_a_length_is_cut_at_the_limit(fake):
+    # A server that streams a chunked body gives no CONTENT_LENGTH: the read itself is bounded.
+    request = RequestFactory().post(WEBHOOK, data=b"{}", content_type=JSON, HTTP_AUTHORIZATION=AUTH)
+    del request.META["CONTENT_LENGTH"]
+    request._stream = io.BytesIO(b" " * (webhooks.MAX_BODY_BYTES + 10) + b"{}")
+    response = webhooks.receive(request)
+    assert response.status_code == 413
+    assert json.loads(response.content)["error"]["code"] == "ERR_PAYLOAD_TOO_LARGE"
+    assert WebhookEvent.objects.get().status == "failed"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b'{"trigger": "message_sent",',
+        b"\xff\xfe\x00garbage",
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than the decoder recurses
+        b'{"n": ' + b"9" * 5000 + b"}",  # more digits than int() converts
+    ],
+    ids=["empty", "text", "truncated", "not-utf8", "deep", "huge-number"],
+)
+def test_malformed_json_is_400_and_recorded_without_the_body(client, fake, raw):
+    error_of(post(client, None, raw=raw), 400, "ERR_MALFORMED_JSON")
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.payload, event.dedupe_key) == ("failed", None, None)
+    assert event.error == "The body is not valid JSON."
+
+
+HOSTILE_UID = "../../users/admin"
+
+HOSTILE = {
+    "not an object": [1, 2],
+    "no trigger": {"data": {}},
+    "trigger not text": {"trigger": ["message_sent"], "data": {}},
+    "trigger shouting": {"trigger": "MESSAGE_SENT; DROP TABLE", "data": {}},
+    "no data": {"trigger": "message_sent"},
+    "no message": envelope("message_sent", {"text": "hi"}),
+    "no message id": envelope(
+        "message_sent", {"message": {"receiverType": "user", "sender": "a", "receiver": "b"}}
+    ),
+    "hostile sender": envelope(
+        "message_sent",
+        {"message": {"id": "1", "receiverType": "user", "sender": HOSTILE_UID, "receiver": "b"}},
+    ),
+    "hostile conversation id": envelope(
+        "message_sent",
+        {
+            "message": {
+                "id": "1",
+                "receiverType": "user",
+                "sender": "a",
+                "receiver": "b",
+                "conversationId": "a_user_b/../../x",
+            }
+        },
+    ),
+    "hostile group": envelope(
+        "message_sent", {"message": {"id": "1", "receiverType": "group", "receiver": HOSTILE_UID}}
+    ),
+    "unknown receiver type": envelope(
+        "message_sent", {"message": {"id": "1", "receiverType": "channel", "receiver": "x"}}
+    ),
+    "hostile message id": envelope(
+        "message_sent", {"message": {"id": "1; rm -rf", "receiverType": "group", "receiver": "g"}}
+    ),
+    "bad updatedAt": envelope(
+        "message_sent",
+        {"message": {"id": "1", "receiverType": "group", "receiver": "g", "updatedAt": "soon"}},
+    ),
+    "NUL in a text": envelope("group_created", {"name": "a\x00b"}),
+    "lone surrogate": envelope("group_created", {"name": "\ud800"}),
+    "nested too deep": envelope("group_created", json.loads("[" * 40 + "]" * 40)),
+    "receipt of nobody": envelope(
+        "message_read_receipt", {"receiverType": "user", "body": {"messageId": "1"}}
+    ),
+    "receipt by a hostile user": envelope(
+        "message_read_receipt",
+        {
+            "receiverType": "user",
+            "receiver": "bob",
+            "body": {"messageId": "1", "user": {"uid": HOSTILE_UID}},
+        },
+    ),
+    "block of nobody": envelope("user_blocked", {"user": "alice"}),
+    "block of a hostile user": envelope("user_blocked", {"user": "alice", "blocked": HOSTILE_UID}),
+    "block of oneself": envelope("user_blocked", {"user": "alice", "blocked": "alice"}),
+    "block of too many": envelope(
+        "user_blocked", {"user": "alice", "blockedUids": [f"u{n}" for n in range(26)]}
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_payloads_are_400_recorded_without_the_payload(client, fake, case):
+    body = HOSTILE[case]
+    raw = json.dumps(body).encode()  # json.dumps escapes NUL and the lone surrogate
+    response = post(client, None, raw=raw)
+    error = error_of(response, 400, "ERR_INVALID_PAYLOAD")
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.payload, event.dedupe_key) == ("failed", None, None)
+    assert event.error.startswith("The body is not a CometChat webhook: ")
+    assert error["message"] == event.error
+    for hostile in (HOSTILE_UID, "../", "DROP TABLE", "\x00", "\ud800", "rm -rf"):
+        assert hostile not in event.error
+        assert hostile not in event.trigger
+    if isinstance(body, dict) and body.get("trigger") in KNOWN_TRIGGERS:
+        assert event.trigger == body["trigger"]  # what it was, for the operator
+    else:
+        assert event.trigger == ""
+    assert fake.requests == []
+
+
+def test_nan_is_not_json_a_database_stores(client, fake):
+    response = post(client, None, raw=b'{"trigger": "group_created", "data": {"n": NaN}}')
+    error_of(response, 400, "ERR_INVALID_PAYLOAD")
+    assert WebhookEvent.objects.get().payload is None
+
+
+# -- 200: ignored, duplicate -------------------------------------------------------------------
+
+
+def test_an_unknown_trigger_is_recorded_and_ignored(client, fake, queue):
+    body = envelope("campaign_sent_to_the_moon", {"anything": [1, {"x": None}]})
+    response = post(client, body)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ignored"}
+    event = WebhookEvent.objects.get()
+    assert (event.trigger, event.status, event.processed_at) == (
+        "campaign_sent_to_the_moon",
+        "ignored",
+        None,
+    )
+    assert event.payload == body
+    assert event.dedupe_key is not None
+    assert len(event.dedupe_key) == 64
+    assert queue.results == []
+    assert fake.requests == []
+    # And its retry is a duplicate.
+    assert post(client, body).json() == {"status": "duplicate"}
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_a_known_trigger_this_app_does_not_act_on_is_ignored_too(client, fake, queue):
+    # API.md §7 "Reactions": data.reaction.
+    reaction = {"id": "1", "messageId": "57", "reaction": "+1", "uid": "bob", "reactedAt": 1}
+    body = envelope("message_reaction_added", {"reaction": {**reaction, "reactedBy": "bob"}})
+    assert post(client, body).json() == {"status": "ignored"}
+    assert WebhookEvent.objects.get().status == "ignored"
+    assert queue.results == []
+
+
+def test_a_retried_delivery_is_a_duplicate_and_enqueues_nothing(client, known, queue):
+    body = message_event(known.send_message("bob", to_user="alice", text="once"))
+    assert post(client, body).json() == {"status": "accepted"}
+    assert len(queue.results) == 1
+    for _retry in ("after 10 s", "after 30 s"):
+        response = post(client, copy.deepcopy(body))
+        assert response.status_code == 200
+        assert response.json() == {"status": "duplicate"}
+    assert len(queue.results) == 1  # nothing more enqueued
+    assert WebhookEvent.objects.count() == 1
+    # A second webhook pointed at the same URL delivers the same event: a duplicate too.
+    assert post(client, {**body, "webhook": "w2"}).json() == {"status": "duplicate"}
+    assert known.requests == []
+
+
+def test_a_retried_delivery_fetches_nothing_again(client, known):
+    body = message_event(known.send_message("bob", to_user="alice", text="once"))
+    assert post(client, body).json() == {"status": "accepted"}
+    fetched = upstream(known)
+    assert len(fetched) == 2
+    assert post(client, body).json() == {"status": "duplicate"}
+    assert upstream(known) == fetched
+
+
+def test_the_same_message_updated_later_is_a_new_event(client, known, queue):
+    message = known.send_message("bob", to_user="alice", text="v1")
+    assert post(client, message_event(message)).json() == {"status": "accepted"}
+    later = {**message, "updatedAt": message["updatedAt"] + 1}
+    assert post(client, message_event(later)).json() == {"status": "accepted"}
+    assert WebhookEvent.objects.count() == 2
+
+
+def test_concurrent_deliveries_of_one_event_record_it_once(known):
+    delivery = parse_webhook(message_event(known.send_message("bob", to_user="alice")))
+    first = services.record_webhook(delivery)
+    assert first is not None
+    assert services.record_webhook(delivery) is None  # the unique key refused the second
+    assert WebhookEvent.objects.count() == 1
+
+
+# -- CSRF ---------------------------------------------------------------------------------------
+
+
+def test_csrf_does_not_apply_to_the_webhook_but_still_does_elsewhere(fake, alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)  # a session cookie, and no CSRF token
+    assert post(client, envelope("group_created", {})).status_code == 200
+    refused = client.post("/cometchat/conversations/refresh/")
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["error"]["message"]
+    assert client.post("/admin/logout/").status_code == 403
+    assert fake.requests == []
+
+
+# -- fan-out, per trigger ----------------------------------------------------------------------
+
+ALICE_BOB = [
+    ("alice", "/v3/users/bob/conversation"),
+    ("bob", "/v3/users/alice/conversation"),
+]
+
+
+def test_message_sent_refreshes_both_parties_once_each(client, known):
+    body = message_event(known.send_message("bob", to_user="alice", text="news"))
+    assert post(client, body).json() == {"status": "accepted"}
+    assert upstream(known) == ALICE_BOB
+    for owner in ("alice", "bob"):
+        row = Conversation.objects.get(owner_uid=owner, conversation_id="alice_user_bob")
+        assert row.last_message is not None
+        assert row.last_message["data"]["text"] == "news"
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.owners, event.error) == ("processed", ["alice", "bob"], "")
+    assert event.processed_at is not None
+    assert event.processed_at >= event.received_at
+
+
+def test_message_sent_enqueues_one_refresh_per_owner(client, known, queue):
+    body = message_event(known.send_message("bob", to_user="alice", text="news"))
+    assert post(client, body).json() == {"status": "accepted"}
+    assert WebhookEvent.objects.get().status == "received"
+    assert refreshes(queue) == [["alice", "alice_user_bob"], ["bob", "alice_user_bob"]]
+    assert known.requests == []  # the workers fetch, not the webhook
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.owners) == ("processed", ["alice", "bob"])
+
+
+def test_an_event_for_two_owners_refreshes_them_within_its_own_task(
+    client, known, queue, monkeypatch
+):
+    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 2)  # the default
+    body = message_event(known.send_message("bob", to_user="alice", text="news"))
+    assert post(client, body).json() == {"status": "accepted"}
+    assert known.requests == []
+    assert refreshes(queue) == []  # no refresh task: the event's task fetched both
+    assert upstream(known) == ALICE_BOB
+    for owner in ("alice", "bob"):
+        row = Conversation.objects.get(owner_uid=owner, conversation_id="alice_user_bob")
+        assert row.last_message is not None
+        assert row.last_message["data"]["text"] == "news"
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.owners) == ("processed", ["alice", "bob"])
+
+
+def test_an_event_for_more_owners_fans_out_as_refresh_tasks(client, known, queue, monkeypatch):
+    # a group of two holders is "more" here
+    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 1)
+    post(client, message_event(known.send_message("carol", to_group="book-club")))
+    assert refreshes(queue) == [["alice", "group_book-club"], ["bob", "group_book-club"]]
+    assert known.requests == []  # the refresh tasks fetch, not the event's
+
+
+def test_the_fixture_body_is_accepted(client, known, queue):
+    """fixtures/webhook.message_sent.json (API.md §7 "Messages"); the published shapes of the
+    other triggers: test_webhooks_published.py."""
+    fixture = published_webhook("message_sent")
+    assert post(client, fixture).json() == {"status": "accepted"}
+    # Neither cometchat-uid-1 nor cometchat-uid-2 is known here: nothing to refresh.
+    assert refreshes(queue) == []
+    assert WebhookEvent.objects.get().owners == []
+
+
+def test_only_owners_known_here_are_refreshed(client, known, queue):
+    # carol has neither a binding nor rows: her copy is not created from webhook traffic.
+    body = message_event(known.send_message("carol", to_user="alice", text="hey"))
+    post(client, body)
+    assert refreshes(queue) == [["alice", "alice_user_carol"]]
+    body = message_event(known.send_message("carol", to_user="bob", text="hey bob"))
+    post(client, body)
+    assert refreshes(queue) == [["bob", "bob_user_carol"]]
+    assert not Conversation.objects.filter(owner_uid="carol").exists()
+
+
+def test_a_conversation_id_is_built_when_the_message_has_none(client, known, queue):
+    message = known.send_message("bob", to_user="alice")
+    del message["conversationId"]
+    post(client, message_event(message))
+    assert refreshes(queue) == [["alice", "alice_user_bob"], ["bob", "alice_user_bob"]]
+
+
+def test_a_group_message_refreshes_each_holder_of_the_group_once(client, known):
+    # alice and bob hold group_book-club; carol, a member, does not.
+    body = message_event(known.send_message("carol", to_group="book-club", text="ch. 4"))
+    assert post(client, body).json() == {"status": "accepted"}
+    assert upstream(known) == [
+        ("alice", "/v3/groups/book-club/conversation"),
+        ("bob", "/v3/groups/book-club/conversation"),
+    ]
+    row = Conversation.objects.get(owner_uid="alice", conversation_id="group_book-club")
+    assert row.last_message is not None
+    assert row.last_message["data"]["text"] == "ch. 4"
+    assert WebhookEvent.objects.get().owners == ["alice", "bob"]
+
+
+def test_a_group_message_enqueues_one_refresh_per_holder(client, known, queue):
+    post(client, message_event(known.send_message("carol", to_group="book-club")))
+    assert refreshes(queue) == [["alice", "group_book-club"], ["bob", "group_book-club"]]
+
+
+@pytest.mark.parametrize("action", ["edited", "deleted"])
+def test_edits_and_deletions_refresh_both_parties(client, known, action):
+    message = known.send_message("bob", to_user="alice", text="typo")
+    assert post(client, action_event(message, action)).json() == {"status": "accepted"}
+    assert upstream(known) == ALICE_BOB
+    assert WebhookEvent.objects.get().trigger == f"message_{action}"
+
+
+@pytest.mark.parametrize("action", ["edited", "deleted"])
+def test_edits_and_deletions_in_a_group_fan_out(client, known, queue, action):
+    message = known.send_message("bob", to_group="book-club", text="typo")
+    post(client, action_event(message, action))
+    assert refreshes(queue) == [["alice", "group_book-club"], ["bob", "group_book-club"]]
+
+
+def test_two_edits_of_one_message_are_two_events(client, known, queue):
+    message = known.send_message("bob", to_user="alice", text="typo")
+    first = action_event(message, "edited")
+    second = copy.deepcopy(first)
+    second["data"]["message"]["id"] = "99999"
+    on = second["data"]["message"]["data"]["entities"]["on"]["entity"]
+    on["updatedAt"] += 1
+    assert post(client, first).json() == {"status": "accepted"}
+    assert post(client, second).json() == {"status": "accepted"}
+    assert post(client, second).json() == {"status": "duplicate"}
+
+
+@pytest.mark.parametrize("kind", ["read", "delivered"])
+def test_a_user_receipt_refreshes_both_parties(client, known, kind):
+    message = known.send_message("bob", to_user="alice", text="read me")
+    body = receipt_event(reader="alice", message=message, kind=kind)
+    assert post(client, body).json() == {"status": "accepted"}
+    assert upstream(known) == ALICE_BOB
+
+
+def test_a_group_receipt_refreshes_the_readers_group_conversation(client, known, queue):
+    message = known.send_message("bob", to_group="book-club")
+    post(client, receipt_event(reader="alice", message=message))
+    assert refreshes(queue) == [["alice", "group_book-club"]]
+    # carol is not known here: her receipt refreshes nothing.
+    post(client, receipt_event(reader="carol", message=message))
+    assert refreshes(queue) == []
+
+
+def test_receipts_dedupe_on_message_user_and_time(client, known, queue):
+    message = known.send_message("bob", to_user="alice")
+    body = receipt_event(reader="alice", message=message, at=1_700_000_000)
+    assert post(client, body).json() == {"status": "accepted"}
+    assert post(client, body).json() == {"status": "duplicate"}
+    later = receipt_event(reader="alice", message=message, at=1_700_000_001)
+    assert post(client, later).json() == {"status": "accepted"}
+    delivered = receipt_event(reader="alice", message=message, kind="delivered")
+    assert post(client, delivered).json() == {"status": "accepted"}
+    assert len(queue.results) == 3
+
+
+def test_a_legacy_receipt_with_its_fields_in_data(client, known, queue):
+    body = envelope(
+        "message_read_receipt",
+        {
+            "messageId": "7",
+            "receiptType": "read",
+            "readAt": 1673017183,
+            "receiverType": "user",
+            "receiver": "bob",
+            "sender": "alice",
+        },
+    )
+    assert post(client, body).json() == {"status": "accepted"}
+    assert refreshes(queue) == [["alice", "alice_user_bob"], ["bob", "alice_user_bob"]]
+
+
+def block_flags() -> tuple[Any, Any]:
+    """alice's blockedByMe (of bob, in her copy) and bob's hasBlockedMe (of alice, in his)."""
+    peers = {
+        uid: Conversation.objects.owned_by(uid)
+        .get(conversation_id="alice_user_bob")
+        .payload["conversationWith"]
+        for uid in ("alice", "bob")
+    }
+    return peers["alice"].get("blockedByMe"), peers["bob"].get("hasBlockedMe")
+
+
+@pytest.mark.parametrize("trigger", ["user_blocked", "user_unblocked"])
+def test_a_block_refreshes_the_pair_with_the_flags_it_sets(client, known, alice, trigger):
+    """No single-conversation fetch says who blocked whom (API.md §2.4): the event does, and both
+    copies keep it until the next sync, which agrees."""
+    blocking = trigger == "user_blocked"
+    known.block_user("alice", "bob")
+    if not blocking:  # stored while blocked, then unblocked upstream
+        services.sync_conversations(alice)
+        services.sync_conversations(services.owner_by_uid("bob"))
+        assert block_flags() == (True, True)
+        known.unblock_user("alice", "bob")
+        known.clear_requests()
+    assert post(client, block_event("alice", "bob", trigger)).json() == {"status": "accepted"}
+    assert upstream(known) == ALICE_BOB
+    assert block_flags() == (blocking, blocking)
+    services.sync_conversations(alice)
+    services.sync_conversations(services.owner_by_uid("bob"))
+    assert block_flags() == (blocking, blocking)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"blockedBy": "alice", "blocked": "bob"},
+        {
+            "by": {"entity": {"uid": "alice"}, "entityType": "user"},
+            "on": {"entity": {"uid": "bob"}},
+        },
+        {"blocker": {"uid": "alice"}, "blockee": {"uid": "bob"}},
+        {"uid": "alice", "blockedUids": ["bob"]},
+        {"user": "ALICE", "blockedUser": "Bob"},  # CometChat lowercases UIDs
+    ],
+)
+def test_block_events_in_other_plausible_shapes(client, known, queue, data):
+    assert post(client, envelope("user_blocked", data)).json() == {"status": "accepted"}
+    assert refreshes(queue) == [
+        ["alice", "alice_user_bob", ["blockedByMe", True]],
+        ["bob", "alice_user_bob", ["hasBlockedMe", True]],
+    ]
+
+
+def test_a_block_without_a_timestamp_dedupes_on_its_data(client, known, queue):
+    body = envelope("user_blocked", {"user": "alice", "blockedUser": "bob"})
+    assert post(client, body).json() == {"status": "accepted"}
+    assert post(client, body).json() == {"status": "duplicate"}
+    other = envelope("user_blocked", {"user": "alice", "blockedUser": "bob", "reason": "spam"})
+    assert post(client, other).json() == {"status": "accepted"}
+
+
+def test_the_legacy_after_message_carries_the_message_as_data(client, known, queue):
+    message = known.send_message("bob", to_user="alice")
+    assert post(client, envelope("after_message", message)).json() == {"status": "accepted"}
+    assert refreshes(queue) == [["alice", "alice_user_bob"], ["bob", "alice_user_bob"]]
+
+
+def test_a_refresh_that_fails_upstream_fails_the_event_not_the_webhook(client, known, settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "MAX_RETRIES": 0}
+    known.fail_next(1, status=500)  # the first of the two refreshes
+    body = message_event(known.send_message("bob", to_user="alice"))
+    assert post(client, body).json() == {"status": "accepted"}
+    assert len(known.requests) == 2  # one each, not retried into a storm
+    event = WebhookEvent.objects.get()
+    refreshed = {"alice", "bob"} - {known.requests[0].headers["onbehalfof"]}
+    assert (event.status, event.owners) == ("failed", sorted(refreshed))  # only who was refreshed
+    assert "ERR_MISSION_FAILED" in event.error
+
+
+# -- the task ------------------------------------------------------------------------------------
+
+
+def test_an_event_is_processing_while_its_refreshes_run(client, known, monkeypatch):
+    """Taken by a worker, not yet processed: a worker that dies here leaves it "processing"."""
+    seen = []
+    run_here = services.webhook_events._refresh_here
+
+    def watching(targets: Any, done: list[str]) -> Any:
+        seen.append(WebhookEvent.objects.get().status)
+        return run_here(targets, done)
+
+    monkeypatch.setattr(services.webhook_events, "_refresh_here", watching)
+    body = message_event(known.send_message("bob", to_user="alice"))
+    assert post(client, body).json() == {"status": "accepted"}
+    assert seen == ["processing"]
+    assert WebhookEvent.objects.get().status == "processed"
+
+
+def test_the_task_runs_once_per_event(client, known, queue):
+    post(client, message_event(known.send_message("bob", to_user="alice")))
+    (result,) = queue.results
+    event_id = result.args[0]
+    queue.clear()
+    first = tasks.process_webhook_event.call(event_id)
+    assert first == {"event": event_id, "status": "processed", "owners": ["alice", "bob"]}
+    again = tasks.process_webhook_event.call(event_id)  # a queue that delivered it twice
+    assert again["status"] == "skipped"
+    assert len(queue.results) == 2  # the first run's two refreshes only
+    assert tasks.process_webhook_event.call(999_999)["status"] == "skipped"
+
+
+def test_a_queue_that_refuses_the_task_leaves_a_failed_event(client, known, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks, "process_webhook_event", SimpleNamespace(enqueue=refuse))
+    response = post(client, message_event(known.send_message("bob", to_user="alice")))
+    error_of(response, 503, "ERR_QUEUE_UNAVAILABLE")
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed"
+    assert "broker down" in event.error
+
+
+def test_a_stored_payload_that_no_longer_parses_fails_the_event():
+    event = WebhookEvent.objects.create(
+        trigger="message_sent",
+        received_at=timezone.now(),
+        dedupe_key="x" * 64,
+        payload={"trigger": "message_sent", "data": {}},
+    )
+    result = tasks.process_webhook_event.enqueue(event.pk)  # the immediate backend: no TASKS
+    assert result.status == "FAILED"  # the task ends failed too, with the reason
+    assert "data.message must be a JSON object" in result.errors[0].traceback
+    event.refresh_from_db()
+    assert event.status == "failed"
+    assert "data.message must be a JSON object" in event.error
+
+
+def test_an_event_whose_refresh_fails_fails_its_task_after_the_event(
+    client, known, queue, settings, monkeypatch
+):
+    """A worker's verdict on the event's task: FAILED with the refresh's error (never
+    SUCCESSFUL), once the event itself is recorded failed with the reason."""
+    monkeypatch.setattr(
+        services.webhook_events, "INLINE_REFRESHES", 2
+    )  # both refreshes in the event's task
+    settings.COMETCHAT = {**settings.COMETCHAT, "MAX_RETRIES": 0}
+    assert post(client, message_event(known.send_message("bob", to_user="alice"))).json() == {
+        "status": "accepted"
+    }
+    (queued,) = queue.results
+    known.fail_next(1, status=500)
+    settings.TASKS = {
+        **settings.TASKS,
+        "worker": {"BACKEND": f"{BACKENDS}.immediate.ImmediateBackend"},
+    }
+    result = queued.task.using(backend="worker").enqueue(*queued.args)
+    assert result.status == "FAILED"
+    assert result.errors[0].exception_class_path.endswith(".CometChatServerError")
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed"
+    assert "ERR_MISSION_FAILED" in event.error
+    assert "ERR_MISSION_FAILED" in result.errors[0].traceback
+
+
+def test_an_unexpected_failure_is_recorded_on_the_event_and_raised(client, known, monkeypatch):
+    def broken(event):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(services.webhook_events, "webhook_targets", broken)
+    event = services.record_webhook(
+        parse_webhook(message_event(known.send_message("bob", to_user="alice")))
+    )
+    assert event is not None
+    with pytest.raises(RuntimeError):
+        tasks.process_webhook_event.call(event.pk)
+    event.refresh_from_db()
+    assert (event.status, event.error) == ("failed", "database gone")
+    assert event.processed_at is not None
+
+
+# -- the signal ----------------------------------------------------------------------------------
+
+
+def test_a_signal_for_every_processed_event(client, known, django_capture_on_commit_callbacks):
+    received = []
+
+    def listener(sender, event, owners, **kwargs):
+        received.append((sender, event.pk, event.status, owners))
+
+    webhook_processed.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            post(client, message_event(known.send_message("bob", to_user="alice")))
+            post(client, message_event(known.send_message("carol", to_group="book-club")))
+            post(client, envelope("group_created", {"guid": "new"}))  # ignored: no signal
+    finally:
+        webhook_processed.disconnect(listener)
+    events = list(WebhookEvent.objects.order_by("pk").values_list("pk", flat=True))
+    assert received == [
+        (WebhookEvent, events[0], "processed", ["alice", "bob"]),
+        (WebhookEvent, events[1], "processed", ["alice", "bob"]),
+    ]
+
+
+def test_no_signal_before_the_commit(client, known, django_capture_on_commit_callbacks):
+    received = []
+
+    def listener(**kwargs):
+        received.append(kwargs)
+
+    webhook_processed.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            post(client, message_event(known.send_message("bob", to_user="alice")))
+        assert received == []
+        assert callbacks
+        for callback in callbacks:
+            callback()
+        assert [kwargs["owners"] for kwargs in received] == [["alice", "bob"]]
+    finally:
+        webhook_processed.disconnect(listener)
+
+
+# -- the admin -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def events(client, known):
+    """A processed, an ignored and a refused delivery."""
+    post(client, message_event(known.send_message("bob", to_user="alice", text="hello <b>")))
+    post(client, envelope("group_created", {"guid": "new-group"}))
+    post(client, None, raw=b"{oops")
+    return {e.status: e for e in WebhookEvent.objects.all()}
+
+
+def listed(response) -> list[int]:
+    return [
+        int(pk)
+        for pk in re.findall(
+            r'<th class="field-[^"]*"><a href="/admin/django_cometchat/webhookevent/(\d+)/change/',
+            response.content.decode(),
+        )
+    ]
+
+
+def test_admin_lists_webhook_events_newest_first(admin_client, events):
+    response = admin_client.get(WEBHOOKS_ADMIN)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert listed(response) == sorted((e.pk for e in events.values()), reverse=True)
+    for text in ("message_sent", "group_created", "Processed", "Ignored", "Failed"):
+        assert text in html
+    assert "The body is not valid JSON." in html
+    assert "Add webhook event" not in html
+
+
+@pytest.mark.parametrize(
+    ("query", "statuses"),
+    [
+        ({"trigger": "message_sent"}, {"processed"}),
+        ({"trigger": "group_created"}, {"ignored"}),
+        ({"trigger": "user_blocked"}, set()),
+        ({"status__exact": "failed"}, {"failed"}),
+        ({"status__exact": "processed"}, {"processed"}),
+    ],
+)
+def test_admin_filters(admin_client, events, query, statuses):
+    response = admin_client.get(WEBHOOKS_ADMIN, query)
+    assert response.status_code == 200
+    assert set(listed(response)) == {events[s].pk for s in statuses}
+
+
+def test_the_trigger_filter_lists_known_triggers_without_querying_them(admin_client, events):
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(WEBHOOKS_ADMIN)
+    html = response.content.decode()
+    for trigger in ("message_sent", "user_blocked", "group_owner_transferred"):
+        assert f"?trigger={trigger}" in html
+    assert not [q for q in captured.captured_queries if "DISTINCT" in q["sql"].upper()]
+
+
+def test_admin_detail_shows_the_payload_pretty_printed_and_escaped(admin_client, events):
+    event = events["processed"]
+    response = admin_client.get(f"{WEBHOOKS_ADMIN}{event.pk}/change/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "&quot;trigger&quot;: &quot;message_sent&quot;" in html
+    assert "hello &lt;b&gt;" in html
+    assert "hello <b>" not in html
+    assert "alice, bob" in html
+    assert 'name="_save"' not in html
+    refused = admin_client.get(f"{WEBHOOKS_ADMIN}{events['failed'].pk}/change/")
+    assert "Not stored: the delivery was refused." in refused.content.decode()
+
+
+def test_admin_never_shows_a_credential(admin_client, events):
+    for url in (WEBHOOKS_ADMIN, *(f"{WEBHOOKS_ADMIN}{e.pk}/change/" for e in events.values())):
+        html = admin_client.get(url).content.decode()
+        assert PASSWORD not in html
+        assert AUTH[6:] not in html
+
+
+def test_admin_is_read_only(admin_client, events):
+    event = events["processed"]
+    assert admin_client.get(f"{WEBHOOKS_ADMIN}add/").status_code == 403
+    assert admin_client.get(f"{WEBHOOKS_ADMIN}{event.pk}/delete/").status_code == 403
+    response = admin_client.post(
+        WEBHOOKS_ADMIN, {"action": "delete_selected", "_selected_action": [event.pk]}
+    )
+    assert WebhookEvent.objects.filter(pk=event.pk).exists()
+    assert response.status_code in (200, 302)
+
+
+def populate(n: int) -> None:
+    now = timezone.now()
+    WebhookEvent.objects.bulk_create(
+        WebhookEvent(
+            trigger="message_sent",
+            received_at=now - timedelta(seconds=i),
+            dedupe_key=f"{i:064d}",
+            status="processed",
+            payload={"n": i},
+        )
+        for i in range(n)
+    )
+
+
+@pytest.mark.parametrize(
+    "query", ["", "?trigger=message_sent", "?status__exact=failed", "?trigger=x&status__exact=x"]
+)
+def test_admin_query_count_does_not_grow_with_rows(admin_client, query):
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(WEBHOOKS_ADMIN + query).status_code == 200
+        return len(captured.captured_queries)
+
+    populate(5)
+    few = count()
+    WebhookEvent.objects.all().delete()
+    populate(60)
+    assert count() == few
+
+
+def test_admin_list_reads_no_payload(admin_client):
+    populate(3)
+    with CaptureQueriesContext(connection) as captured:
+        admin_client.get(WEBHOOKS_ADMIN)
+    selects = [q["sql"] for q in captured.captured_queries if "webhookevent" in q["sql"]]
+    assert selects
+    assert not [sql for sql in selects if '"payload"' in sql]
+
+
+# -- the system check --------------------------------------------------------------------------
+
+
+def test_no_credentials_with_the_webhook_mounted_is_said_as_information(settings):
+    assert check_webhook_credentials() == []
+    settings.COMETCHAT = {**settings.COMETCHAT, "WEBHOOK_BASIC_AUTH": []}
+    (warning,) = check_webhook_credentials()
+    assert warning.id == "django_cometchat.I001"
+    assert not warning.is_serious()
+    assert warning.level == checks.INFO  # never fails `check --fail-level WARNING`
+    assert "/cometchat/webhook/" in warning.msg
+    assert 'COMETCHAT["WEBHOOK_BASIC_AUTH"]' in warning.msg
+    assert "SILENCED_SYSTEM_CHECKS" in (warning.hint or "")
+
+
+def test_the_information_is_for_deploy_checks_only(settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "WEBHOOK_BASIC_AUTH": []}
+    plain = checks.run_checks(include_deployment_checks=False)
+    deploy = checks.run_checks(include_deployment_checks=True)
+    assert "django_cometchat.I001" not in [message.id for message in plain]
+    assert "django_cometchat.I001" in [message.id for message in deploy]
+
+
+def test_no_warning_when_the_webhook_is_not_mounted(settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "WEBHOOK_BASIC_AUTH": []}
+    settings.ROOT_URLCONF = "tests.urls_admin_only"
+    assert check_webhook_credentials() == []
+
+
+def test_a_bad_credentials_setting_is_e006_not_w004(settings):
+    settings.COMETCHAT = {**settings.COMETCHAT, "WEBHOOK_BASIC_AUTH": ["no-colon"]}
+    assert check_webhook_credentials() == []
+    with pytest.raises(SystemCheckError) as info:
+        call_command("check")
+    assert "django_cometchat.E006" in str(info.value)
+    assert "WEBHOOK_BASIC_AUTH" in str(info.value)
+
+
+# -- the parser, by example (its properties: tests/parsing/test_webhook_properties.py) --------
+
+
+def test_parse_webhook_examples():
+    delivery = parse_webhook(envelope("user_blocked", {"user": "a", "blockedUids": ["b", "c"]}))
+    assert [(t.uid, t.conversation_id) for t in delivery.targets] == [
+        ("a", "a_user_b"),
+        ("b", "a_user_b"),
+        ("a", "a_user_c"),
+        ("c", "a_user_c"),
+    ]
+    assert delivery.handled
+    group = parse_webhook(
+        message_event({"id": 5, "receiverType": "group", "conversationId": "group_club"})
+    )
+    assert (group.group_guid, group.group_conversation_id, group.targets) == (
+        "club",
+        "group_club",
+        (),
+    )
+    with pytest.raises(WebhookPayloadError):
+        parse_webhook(message_event({"id": True, "receiverType": "group", "receiver": "g"}))
+
+
+def test_the_url_without_its_trailing_slash_is_accepted_too(client, known):
+    """CometChat POSTs (API.md §7); APPEND_SLASH cannot redirect a POST, so a URL typed without
+    the slash in CometChat's dashboard must work as it is."""
+    body = message_event(known.send_message("bob", to_user="alice", text="no slash"))
+    response = client.post(
+        WEBHOOK.rstrip("/"), data=json.dumps(body), content_type=JSON, HTTP_AUTHORIZATION=AUTH
+    )
+    assert response.status_code == 200
+    assert response.json() == {"status": "accepted"}
+    assert WebhookEvent.objects.get().status == "processed"
+    refused = client.post(WEBHOOK.rstrip("/"), data=json.dumps(body), content_type=JSON)
+    assert refused.status_code == 401  # the same view: the same credentials apply
