@@ -15,11 +15,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
-from ..exceptions import CometChatInvalidId
-from ..ids import validate_id
 from ..models import MessageAccess
 from .base import ReadOnlyAdmin
-from .filters import InputFilter
+from .filters import InputFilter, OwnerUIDFilter
 from .rendering import clipped
 
 
@@ -42,24 +40,10 @@ class StaffUserFilter(InputFilter):
         return queryset.filter(staff_user=user)
 
 
-class AccessOwnerFilter(InputFilter):
+class AccessOwnerFilter(OwnerUIDFilter):
     """The reads of one owner's conversations (exact UID, lowercased as stored)."""
 
-    title = "owner UID"
-    parameter_name = "owner_uid"
-    placeholder = "owner UID, e.g. alice"
-
-    def normalize(self, value: str) -> str:
-        return value.strip().lower()
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if not value:
-            return queryset
-        try:
-            uid = validate_id(value.strip(), "UID")
-        except CometChatInvalidId:  # no stored row can have it: an empty list, not an error
-            return queryset.none()
+    def matching(self, queryset: QuerySet[Any], uid: str) -> QuerySet[Any]:
         return queryset.filter(owner_uid=uid)
 
 

@@ -137,6 +137,10 @@ class OwnerUIDFilter(InputFilter):
             uid = validate_id(value.strip(), "UID")
         except CometChatInvalidId:  # no stored row can have it: an empty list, not an error
             return queryset.none()
+        return self.matching(queryset, uid)
+
+    def matching(self, queryset: QuerySet[Any], uid: str) -> QuerySet[Any]:
+        """The rows of owner ``uid`` (a valid UID)."""
         return queryset.owned_by(uid)  # type: ignore[attr-defined, no-any-return]
 
 
