@@ -24,6 +24,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core import signing
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -32,7 +33,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from ..exceptions import CometChatError
-from ..messages_types import AFFIXES, MessageCursor
+from ..messages_types import AFFIXES, MessageCursor, MessagePage
 from ..models import Conversation
 from ..services.messages import DIRECTIONS, Direction, page_cursors, read_messages
 from .message_rendering import shown_message
@@ -153,17 +154,30 @@ class ConversationMessagesView:
             context["error"] = f"This page link is not valid: {exc}. Start from the newest page."
             return TemplateResponse(request, TEMPLATE, context, status=400)
         try:
-            page = read_messages(
-                conversation,
-                page_size=self.messages_page_size,
-                cursor=position.cursor,
-                direction=position.direction,
-                reader=request.user,
-            )
+            # The read's record and the page it shows commit together: a page that fails to
+            # render records no read.
+            with transaction.atomic():
+                page = read_messages(
+                    conversation,
+                    page_size=self.messages_page_size,
+                    cursor=position.cursor,
+                    direction=position.direction,
+                    reader=request.user,
+                )
+                return self._messages_page(request, conversation, context, page, position)
         except CometChatError as exc:
             context["error"] = f"CometChat did not answer with the messages: {exc.describe()}"
             context["advice"] = what_to_do(exc)
             return TemplateResponse(request, TEMPLATE, context, status=502)
+
+    def _messages_page(
+        self,
+        request: HttpRequest,
+        conversation: Conversation,
+        context: dict[str, Any],
+        page: MessagePage,
+        position: Position,
+    ) -> HttpResponse:
         edges = page_cursors(page, cursor=position.cursor, direction=position.direction)
         links = {}
         for direction, cursor in (("older", edges.older), ("newer", edges.newer)):
@@ -176,7 +190,7 @@ class ConversationMessagesView:
             newer_url=links.get("newer"),
             newest_url=self.messages_url(conversation) if position.cursor is not None else None,
         )
-        return TemplateResponse(request, TEMPLATE, context)
+        return TemplateResponse(request, TEMPLATE, context).render()
 
     def _context(self, request: HttpRequest, conversation: Conversation) -> dict[str, Any]:
         return {

@@ -315,6 +315,19 @@ def test_an_owner_cometchat_does_not_know_is_a_page_too(admin_client, fake, dire
     assert "CometChat did not answer with the messages" in response.content.decode()
 
 
+def test_a_page_that_fails_to_render_records_no_read(admin_client, fake, direct, monkeypatch):
+    """The read's record commits with the page shown: a template that breaks (a 500) leaves no
+    MessageAccess row claiming staff saw the messages."""
+    from django_cometchat.admin import conversation_messages
+
+    monkeypatch.setattr(conversation_messages, "TEMPLATE", "admin/no-such-template.html")
+    admin_client.raise_request_exception = False
+    response = admin_client.get(messages_url(direct))
+    assert response.status_code == 500
+    assert len(message_requests(fake)) == 1  # it was read upstream
+    assert not MessageAccess.objects.exists()  # but not recorded as seen
+
+
 # -- the record of reads ------------------------------------------------------------------------
 
 
