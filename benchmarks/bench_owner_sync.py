@@ -13,6 +13,7 @@ the best of ``--repeat`` rounds is kept.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Sequence
 
@@ -86,7 +87,9 @@ def _run(args: argparse.Namespace, fake: FakeServer) -> int:
 
         profiler = cProfile.Profile(time.process_time)
         profiler.runcall(one_round, "first")
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(
+            int(os.environ.get("NSTATS", "30"))
+        )
         profiler = cProfile.Profile(time.process_time)
         profiler.runcall(one_round, "resync")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
