@@ -30,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--show-sql", action="store_true", help="print one sync's statements")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one round")
+    parser.add_argument(
+        "--sort", default="tottime", help="the profile's order: tottime, cumulative, …"
+    )
     args = parser.parse_args(argv)
 
     database = postgres_database(DB_NAME)
@@ -86,10 +89,10 @@ def _run(args: argparse.Namespace, fake: FakeServer) -> int:
 
         profiler = cProfile.Profile(time.process_time)
         profiler.runcall(one_round, "first")
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(40)
         profiler = cProfile.Profile(time.process_time)
         profiler.runcall(one_round, "resync")
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(40)
 
     rows = []
     best: dict[str, tuple[float, float, float, float]] = {}

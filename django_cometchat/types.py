@@ -14,7 +14,6 @@ malformed is ever stored.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from datetime import datetime, tzinfo
 from datetime import timezone as dt_timezone
 from typing import Any, Literal
 
+import orjson
 from django.utils.dateparse import parse_datetime
 
 from .exceptions import CometChatInvalidId, CometChatResponseError
@@ -46,6 +46,8 @@ def _as_int(
     value: Any, what: str, *, default: int | None = None, low: int = 0, high: int = MAX_COUNT
 ) -> int:
     """Coerce CometChat's integer-or-digit-string numbers (``"0"``, ``"100"``, ``12``), in range."""
+    if type(value) is int and low <= value <= high:  # the usual case, without the checks below
+        return value
     if value is None:
         if default is None:
             raise PayloadShapeError(f"{what} is missing")
@@ -131,30 +133,43 @@ def check_storable(value: Any, what: str = "payload") -> None:
     ``NaN``/``Infinity`` are not JSON; very deep nesting exhausts recursion when it is encoded
     again; a huge integer overflows other parsers.
 
-    Fast path: one pass of the C JSON encoder proves most of it (no NaN, only JSON types, UTF-8
-    encodable), and its text bounds the rest (no ``\\u0000`` escape, fewer brackets than
-    ``MAX_DEPTH``, no run of 19 digits). Anything it cannot clear, an error or only a suspicion
-    (a backslash-u in a string, many brackets), goes to the exact walk, which names the fault.
+    Fast path: one pass of orjson's encoder proves most of it: only JSON types (with the
+    pass-through options it refuses datetimes, dataclasses and subclasses), UTF-8 encodable (no
+    lone surrogate), integers within 53 bits (``OPT_STRICT_INTEGER``). Its bytes bound the rest:
+    no ``null`` value (NaN and Infinity are written as ``null``: without one there is neither),
+    no ``\\u0000`` escape, fewer brackets than ``MAX_DEPTH``. Anything it cannot clear, an error
+    or only a suspicion (a ``null``, a large integer, many brackets), goes to the exact walk,
+    which names the fault. ``value`` is decoded JSON: an ``Enum`` or a ``UUID``, which orjson
+    renders, is outside its domain.
     """
     if _clearly_storable(value):
         return
     _walk_storable(value, what)
 
 
-_LONG_DIGITS = re.compile(r"[0-9]{19}")  # 2**63 has 19 digits; shorter runs fit in 64 bits
+_FAST_CHECK = (
+    orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 def _clearly_storable(value: Any) -> bool:
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-        text.encode("utf-8")
-    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        data = orjson.dumps(value, option=_FAST_CHECK)
+    except TypeError:  # orjson.JSONEncodeError: not JSON, a surrogate, a big integer, too deep
         return False
     return (
-        "\\u0000" not in text
-        and text.count("{") + text.count("[") < MAX_DEPTH
-        and not _LONG_DIGITS.search(text)
+        not _holds_null(data)
+        and b"\\u0000" not in data
+        and data.count(b"{") + data.count(b"[") < MAX_DEPTH
     )
+
+
+def _holds_null(data: bytes) -> bool:
+    """A ``null`` value (not the word inside a string): where NaN or Infinity would be."""
+    return data == b"null" or b":null" in data or b",null" in data or b"[null" in data
 
 
 def _walk_storable(value: Any, what: str) -> None:
@@ -209,6 +224,8 @@ def _optional_str(value: Any) -> str | None:
 
 
 def _as_object(value: Any, what: str) -> Mapping[str, Any]:
+    if type(value) is dict:  # what a JSON decoder makes; isinstance() with an ABC costs more
+        return value
     if not isinstance(value, Mapping):
         raise PayloadShapeError(f"{what} must be a JSON object, got {type(value).__name__}")
     return value

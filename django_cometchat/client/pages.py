@@ -125,18 +125,23 @@ def walk_pages(
     leaving out empty pages. A page is dropped before the next is fetched, so at most one is
     held.
 
-    With ``prefetch``, page n+1 is fetched on a worker thread while the caller works on page n:
-    a sync spends about as long storing a page as fetching it, so overlapping the two nearly
-    halves its time, and at most two pages are held. See :class:`_Prefetcher`.
+    With ``prefetch``, page n+1 is fetched on a worker thread while the caller works on page n
+    (the first page on the caller's own thread): a sync spends about as long storing a page as
+    fetching it, so overlapping the two nearly halves its time, and at most two pages are held.
+    See :class:`_Prefetcher`.
     """
-    prefetcher = _Prefetcher() if prefetch else None
+    # The first page is fetched here, on the caller's thread: the caller would only wait for it,
+    # and an owner with one page (most of them) never starts the worker.
+    prefetcher: _Prefetcher | None = None
     try:
-        upcoming = prefetcher.submit(fetch, number) if prefetcher else partial(fetch, number)
+        upcoming: Callable[[], Page[T]] = partial(fetch, number)
         while True:
             page = upcoming()
             last = is_last(page)
             if not last:  # on the worker this starts now; without one, once the caller is back
                 following = number + 1
+                if prefetch and prefetcher is None:
+                    prefetcher = _Prefetcher()
                 upcoming = (
                     prefetcher.submit(fetch, following) if prefetcher else partial(fetch, following)
                 )
