@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .types import (
+from .conversation_types import (
     MAX_INTEGER,
     MAX_TIMESTAMP,
     PayloadShapeError,

@@ -19,7 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import smart_split, unescape_string_literal
 
-from ..types import database_datetime
+from ..conversation_types import database_datetime
 from .dates import IndexedDateHierarchy
 from .pagination import DEFAULT_COUNT_LIMIT, LargeTablePaginator
 

@@ -12,7 +12,7 @@ from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from ..types import database_datetime
+from ..conversation_types import database_datetime
 
 INVALID_CURSOR = "Invalid cursor: use the next and previous links as given."
 

@@ -26,13 +26,7 @@ from .. import deadline
 from ..budget import RateBudget, first_sight, waits_allowed
 from ..conf import MAX_PAGE_SIZE, CometChatSettings, get_settings
 from ..conversation_filters import ConversationFilters
-from ..exceptions import CometChatInvalidFilter, CometChatRateLimited, RateLimitInfo
-from ..ids import path_segment, resolve_conversation_id, validate_id
-from ..messages_types import Affix, MessagePage, ReceiverType, parse_message_page
-from ..ratelimit import parse_rate_limit, window_end
-from ..retry import CometChatRetry, attempt_clock, current_budget
-from ..signals import upstream_request_answered
-from ..types import (
+from ..conversation_types import (
     Conversation,
     User,
     conversation_id_of,
@@ -40,6 +34,12 @@ from ..types import (
     parse_user,
     unwrap_single,
 )
+from ..exceptions import CometChatInvalidFilter, CometChatRateLimited, RateLimitInfo
+from ..ids import path_segment, resolve_conversation_id, validate_id
+from ..messages_types import Affix, MessagePage, ReceiverType, parse_message_page
+from ..ratelimit import parse_rate_limit, window_end
+from ..retry import CometChatRetry, attempt_clock, current_budget
+from ..signals import upstream_request_answered
 from .errors import raise_for_error, transport_error
 from .pages import Pages, iter_pages
 from .responses import Answer, decode_success, parse_payload, read_body
@@ -245,7 +245,7 @@ class CometChatClient:
         """Lazily yield the owner's conversation pages, newest first; one page in memory (two
         with ``prefetch``, which fetches the next page while the caller works on this one).
 
-        Rows are parsed :class:`~django_cometchat.types.Conversation` values, or with
+        Rows are parsed :class:`~django_cometchat.conversation_types.Conversation` values, or with
         ``parsed=False`` CometChat's JSON objects whose ``conversationId`` alone is checked (the
         sync parses only rows whose content it does not hold yet).
 

@@ -18,8 +18,8 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+from ..conversation_types import Pagination, parse_pagination
 from ..exceptions import CometChatResponseError, CometChatTooManyPages
-from ..types import Pagination, parse_pagination
 from .responses import Answer, parse_payload
 
 __all__ = ["Page", "Pages", "iter_pages", "walk_pages"]

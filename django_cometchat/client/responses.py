@@ -16,8 +16,8 @@ import requests
 import urllib3
 
 from .. import deadline
+from ..conversation_types import PayloadShapeError
 from ..exceptions import CometChatResponseError, CometChatTimeout
-from ..types import PayloadShapeError
 from .session import ACCEPT_ENCODING
 
 __all__ = ["Answer", "decode_json", "decode_success", "parse_payload", "read_body"]

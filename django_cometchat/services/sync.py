@@ -12,6 +12,13 @@ from django.utils import timezone
 from .. import deadline
 from ..client import CometChatClient
 from ..conversation_filters import ConversationFilters
+from ..conversation_types import Conversation as RemoteConversation
+from ..conversation_types import (
+    PayloadShapeError,
+    conversation_id_of,
+    parse_conversation,
+    updated_at_of,
+)
 from ..exceptions import (
     CometChatDeadlineExceeded,
     CometChatError,
@@ -33,8 +40,6 @@ from ..storage import (
     stored_hashes,
     with_list_only_fields,
 )
-from ..types import Conversation as RemoteConversation
-from ..types import PayloadShapeError, conversation_id_of, parse_conversation, updated_at_of
 from .clients import background, new_client, on_demand
 from .ownership import as_owner, explain_unknown_owner, owner_by_uid
 from .refresh import proves_gone

@@ -11,9 +11,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ..conversation_types import Conversation as RemoteConversation
+from ..conversation_types import User
 from ..models import Conversation, ConversationSnapshot
-from ..types import Conversation as RemoteConversation
-from ..types import User
 
 CONVERSATION = Conversation._meta.db_table
 SNAPSHOT = ConversationSnapshot._meta.db_table

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..conversation_types import PayloadShapeError
 from ..ids import GROUP_PREFIX, USER_SEPARATOR, validate_id
-from ..types import PayloadShapeError
 from .triggers import HANDLED_TRIGGERS
 
 # CometChat retries a failed delivery after 10 s and again after 30 s (API.md §7): a body without

@@ -10,9 +10,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..conversation_types import MAX_INTEGER
 from ..exceptions import CometChatInvalidId
 from ..ids import GROUP_PREFIX, IdKind, validate_id
-from ..types import MAX_INTEGER
 from .delivery import WebhookPayloadError
 
 _INTEGER_TEXT = re.compile(r"[0-9]{1,19}")

@@ -51,8 +51,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from ..conversation_types import PayloadShapeError, check_storable
 from ..ids import GROUP_PREFIX
-from ..types import PayloadShapeError, check_storable
 from .delivery import (
     RETRY_HORIZON_SECONDS,
     Delivery,

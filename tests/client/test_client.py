@@ -11,6 +11,7 @@ import pytest
 
 from django_cometchat.client import CometChatClient, retry_budget
 from django_cometchat.conversation_filters import ConversationFilters
+from django_cometchat.conversation_types import Group, User
 from django_cometchat.exceptions import (
     CometChatAPIError,
     CometChatAuthError,
@@ -25,7 +26,6 @@ from django_cometchat.exceptions import (
     RateLimitInfo,
 )
 from django_cometchat.testing import FakeCometChat, Fault
-from django_cometchat.types import Group, User
 from tests.conftest import CLIENT_FAST
 
 
@@ -149,6 +149,17 @@ def test_the_old_filters_module_still_gives_conversation_filters_and_warns(monke
         old = importlib.import_module("django_cometchat.filters")
     assert old.ConversationFilters is ConversationFilters
     assert old.ConversationFilters(unread=True).as_params() == {"unread": "true"}
+
+
+def test_the_old_types_module_still_imports_with_a_warning(monkeypatch):
+    """docs/client.md named ``django_cometchat.types`` before it was ``conversation_types``."""
+    from django_cometchat import conversation_types
+
+    monkeypatch.delitem(sys.modules, "django_cometchat.types", raising=False)
+    with pytest.warns(DeprecationWarning, match=r"django_cometchat\.conversation_types"):
+        old = importlib.import_module("django_cometchat.types")
+    assert old.parse_conversation is conversation_types.parse_conversation
+    assert old.PayloadShapeError is conversation_types.PayloadShapeError
 
 
 def test_list_users(chat, client_for):

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from django_cometchat.testing import FakeCometChat
-from django_cometchat.types import (
+from django_cometchat.conversation_types import (
     Group,
     User,
     parse_conversation,
@@ -27,6 +26,7 @@ from django_cometchat.types import (
     parse_user,
     unwrap_single,
 )
+from django_cometchat.testing import FakeCometChat
 from tests import FIXTURES, ROOT
 
 FIXTURE_DIRS = (FIXTURES, ROOT.parent / "shared" / "cometchat" / "fixtures")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from django_cometchat.conversation_types import parse_conversation, parse_pagination
 from django_cometchat.testing import FakeCometChat, Fault
 from django_cometchat.testing.render import (
     ConversationRenderer,
@@ -21,7 +22,6 @@ from django_cometchat.testing.render import (
     conversation_json,
     dumps,
 )
-from django_cometchat.types import parse_conversation, parse_pagination
 
 TIMEOUT = 5
 

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from django_cometchat.conversation_types import PayloadShapeError
 from django_cometchat.messages_types import (
     MAX_TEXT,
     Attachment,
@@ -27,7 +28,6 @@ from django_cometchat.messages_types import (
     parse_message,
     parse_message_page,
 )
-from django_cometchat.types import PayloadShapeError
 from tests import FIXTURES
 
 

@@ -40,6 +40,27 @@ from django_cometchat.client import CometChatClient, Page
 from django_cometchat.client.errors import _error_envelope, raise_for_error
 from django_cometchat.client.responses import decode_success
 from django_cometchat.conf import DEFAULTS, build_settings
+from django_cometchat.conversation_types import (
+    MAX_COUNT,
+    MAX_DEPTH,
+    MAX_INTEGER,
+    MAX_TIMESTAMP,
+    Conversation,
+    Group,
+    Message,
+    Pagination,
+    PayloadShapeError,
+    User,
+    check_storable,
+    conversation_id_of,
+    parse_conversation,
+    parse_group,
+    parse_message,
+    parse_pagination,
+    parse_user,
+    unwrap_single,
+    updated_at_of,
+)
 from django_cometchat.exceptions import (
     CometChatAPIError,
     CometChatAuthError,
@@ -63,27 +84,6 @@ from django_cometchat.ratelimit import (
 )
 from django_cometchat.services import operator_message
 from django_cometchat.testing.faults import Fault
-from django_cometchat.types import (
-    MAX_COUNT,
-    MAX_DEPTH,
-    MAX_INTEGER,
-    MAX_TIMESTAMP,
-    Conversation,
-    Group,
-    Message,
-    Pagination,
-    PayloadShapeError,
-    User,
-    check_storable,
-    conversation_id_of,
-    parse_conversation,
-    parse_group,
-    parse_message,
-    parse_pagination,
-    parse_user,
-    unwrap_single,
-    updated_at_of,
-)
 from tests import FIXTURES
 
 # -- how many examples each property runs (quoted in reports; the file runs in well under a minute)

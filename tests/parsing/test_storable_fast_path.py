@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from django_cometchat.conversation_types import MAX_DEPTH, PayloadShapeError, check_storable
 from django_cometchat.storage.portable import PortableDialect
 from django_cometchat.storage.rows import Row
-from django_cometchat.types import MAX_DEPTH, PayloadShapeError, check_storable
 
 
 def conversation(**extra: Any) -> dict[str, Any]:

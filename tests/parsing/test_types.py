@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from django_cometchat.types import (
+from django_cometchat.conversation_types import (
     Group,
     PayloadShapeError,
     User,

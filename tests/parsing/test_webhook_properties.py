@@ -23,9 +23,9 @@ from django.test import Client
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from django_cometchat.conversation_types import check_storable
 from django_cometchat.exceptions import CometChatResponseError
 from django_cometchat.models import WebhookEvent
-from django_cometchat.types import check_storable
 from django_cometchat.webhook_types import (
     BLOCK_TRIGGERS,
     GROUP_TRIGGERS,

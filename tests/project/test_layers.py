@@ -26,7 +26,8 @@ LAYERS: list[list[tuple[str, ...]]] = [
     [
         (
             "ids",
-            "types",
+            "conversation_types",
+            "types",  # the deprecated alias of conversation_types
             "conversation_filters",
             "filters",  # the deprecated alias of conversation_filters
             "webhook_types",
