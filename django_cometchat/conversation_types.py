@@ -14,6 +14,7 @@ malformed is ever stored.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -160,11 +161,16 @@ def _clearly_storable(value: Any) -> bool:
         data = orjson.dumps(value, option=_FAST_CHECK)
     except TypeError:  # orjson.JSONEncodeError: not JSON, a surrogate, a big integer, too deep
         return False
-    return (
-        not _holds_null(data)
-        and b"\\u0000" not in data
-        and data.count(b"{") + data.count(b"[") < MAX_DEPTH
-    )
+    if b"\\u0000" in data or data.count(b"{") + data.count(b"[") >= MAX_DEPTH:
+        return False
+    if _holds_null(data):
+        # A null may stand for NaN or Infinity: the standard library's C encoder refuses those
+        # (most payloads hold a real null, and the exact walk would cost them far more).
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            return False
+    return True
 
 
 def _holds_null(data: bytes) -> bool:

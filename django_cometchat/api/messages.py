@@ -200,7 +200,10 @@ class _Moments:
     current time zone, ISO 8601)."""
 
     def __init__(self) -> None:
-        self.field = serializers.DateTimeField()
+        # The current time zone looked up once a page, not once a value (DRF asks for it each
+        # time: about a third of the page's rendering).
+        field = serializers.DateTimeField()
+        self.field = serializers.DateTimeField(default_timezone=field.default_timezone())
 
     def __call__(self, seconds: int | None) -> str | None:
         if seconds is None:
