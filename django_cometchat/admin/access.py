@@ -72,7 +72,9 @@ class MessageAccessAdmin(ReadOnlyAdmin):
         "cursor_column",
     )
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # action_location: Django 6.1 passes where the actions are shown (and warns about an
+        # override without it); 5.2 does not.
         return {}  # no bulk delete, whatever a subclass grants
 
     @admin.display(description="staff user")
