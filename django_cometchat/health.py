@@ -30,16 +30,12 @@ from .budget import BudgetUsage
 from .exceptions import CometChatError
 from .models import SyncRun, WebhookEvent
 from .services import abandoned_before, rate_budget_usage
+from .services.errors import ABANDONED_CODE, INTERRUPTED_CODE
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 COUNT_CAP = 1000  # a count that reaches it reads "1,000+": no walk past that many rows
 FAILING_SHOWN = 10  # failing owners listed by name; the count links to all of them
-# Error codes of runs that ended without a sync finishing them: marked abandoned past
-# SYNC_ABANDONED_AFTER (services.mark_abandoned_runs), or stopped by a signal (a command's
-# SIGTERM, management/stopping.py).
-ABANDONED = "ERR_ABANDONED"
-INTERRUPTED = "ERR_INTERRUPTED"
 ACTIVE = (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING)
 
 
@@ -132,8 +128,10 @@ def gather(*, now: datetime | None = None) -> SyncHealth:
             distinct=True,
             filter=Q(status=SyncRun.Status.SUCCEEDED, finished_at__gte=hour_ago),
         ),
-        abandoned=Count("pk", filter=Q(status=SyncRun.Status.FAILED, error_code=ABANDONED)),
-        interrupted=Count("pk", filter=Q(status=SyncRun.Status.FAILED, error_code=INTERRUPTED)),
+        abandoned=Count("pk", filter=Q(status=SyncRun.Status.FAILED, error_code=ABANDONED_CODE)),
+        interrupted=Count(
+            "pk", filter=Q(status=SyncRun.Status.FAILED, error_code=INTERRUPTED_CODE)
+        ),
     )
     # Failed in the last day: a bounded walk (every failed run of all time is one index probe
     # each, a second at a million runs). An owner still failing is retried by the stale-owner

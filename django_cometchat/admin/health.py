@@ -20,8 +20,9 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.http import urlencode
 
-from ..health import ABANDONED, INTERRUPTED, SyncHealth, gather
+from ..health import SyncHealth, gather
 from ..models import Health, SyncRun, WebhookEvent
+from ..services.errors import ABANDONED_CODE, INTERRUPTED_CODE
 from .base import ADMIN_CSS
 from .rendering import format_moment
 
@@ -81,13 +82,13 @@ def sync_figures(health: SyncHealth) -> list[Figure]:
         Figure(
             "Runs abandoned in the last 24 hours",
             f"{health.abandoned_last_day:,}",
-            changelist(SyncRun, status__exact=failed, error_code=ABANDONED, finished="24h"),
+            changelist(SyncRun, status__exact=failed, error_code=ABANDONED_CODE, finished="24h"),
             tone="warning" if health.abandoned_last_day else "",
         ),
         Figure(
             "Runs interrupted in the last 24 hours",
             f"{health.interrupted_last_day:,}",
-            changelist(SyncRun, status__exact=failed, error_code=INTERRUPTED, finished="24h"),
+            changelist(SyncRun, status__exact=failed, error_code=INTERRUPTED_CODE, finished="24h"),
             note="stopped by a signal (a deploy, SIGTERM)",
             tone="warning" if health.interrupted_last_day else "",
         ),

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from django.core.management.base import CommandError, OutputWrapper
 
 from .. import deadline
+from ..services.errors import INTERRUPTED_CODE
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -38,7 +39,7 @@ _caught = _Caught()
 class Interrupted(KeyboardInterrupt):
     """A signal stopped the command; what it interrupted records this as its failure."""
 
-    code = "ERR_INTERRUPTED"
+    code = INTERRUPTED_CODE
 
     def __init__(self, signum: int) -> None:
         self.signum = signum

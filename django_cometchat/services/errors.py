@@ -10,6 +10,10 @@ MAX_ERROR_LENGTH = 2000  # of an operator's error text, on a SyncRun or a Webhoo
 INTERRUPTED_MESSAGE = "The sync was interrupted. Try again."
 FAILED_MESSAGE = "The sync failed. Try again later."
 ABANDONED_MESSAGE = "The sync did not finish. Try again."
+# The codes of runs that ended without a sync finishing them: marked abandoned past
+# SYNC_ABANDONED_AFTER, or stopped by a KeyboardInterrupt (a command's SIGINT or SIGTERM).
+ABANDONED_CODE = "ERR_ABANDONED"
+INTERRUPTED_CODE = "ERR_INTERRUPTED"
 
 
 def operator_message(exc: BaseException) -> str:

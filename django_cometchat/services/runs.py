@@ -17,7 +17,14 @@ from ..ids import validate_id
 from ..models import Conversation, QueuedRefresh, SyncRun, UIDBinding
 from ..signals import conversation_changed, conversations_synced, sync_run_finished
 from ..storage import PageOutcome
-from .errors import ABANDONED_MESSAGE, MAX_ERROR_LENGTH, operator_message, public_message
+from .errors import (
+    ABANDONED_CODE,
+    ABANDONED_MESSAGE,
+    INTERRUPTED_CODE,
+    MAX_ERROR_LENGTH,
+    operator_message,
+    public_message,
+)
 from .ownership import Owner, OwnerSelection, as_owner, owners_by_uid, unless_no_chat_user
 
 logger = logging.getLogger(__name__)
@@ -117,7 +124,7 @@ def announce_run(run: SyncRun, outcome: str | None = None) -> None:
 def record_failure(run: SyncRun, exc: BaseException) -> None:
     """Mark a run failed, with the reason for its operator and for its owner (not saved)."""
     run.status = SyncRun.Status.FAILED
-    code = "ERR_INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else getattr(exc, "code", None)
+    code = INTERRUPTED_CODE if isinstance(exc, KeyboardInterrupt) else getattr(exc, "code", None)
     run.error_code = str(code or type(exc).__name__)[:100]
     run.error_message = operator_message(exc)[:MAX_ERROR_LENGTH]
     public_length = SyncRun._meta.get_field("public_error_message").max_length
@@ -255,7 +262,7 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
         runs.update(
             status=SyncRun.Status.FAILED,
             finished_at=now,
-            error_code="ERR_ABANDONED",
+            error_code=ABANDONED_CODE,
             error_message="Abandoned: no sync finished this run (its worker stopped, or no "
             'worker took it) within COMETCHAT["SYNC_ABANDONED_AFTER"] seconds.',
             public_error_message=ABANDONED_MESSAGE,
@@ -263,7 +270,7 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
     )
     if marked and sync_run_finished.has_listeners(SyncRun):
         # The rows just marked: this call's finished_at, to the microsecond.
-        for run in SyncRun.objects.filter(finished_at=now, error_code="ERR_ABANDONED"):
+        for run in SyncRun.objects.filter(finished_at=now, error_code=ABANDONED_CODE):
             announce_run(run, "abandoned")
     return marked
 

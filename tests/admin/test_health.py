@@ -29,6 +29,7 @@ from django_cometchat import health, services
 from django_cometchat.client import CometChatClient
 from django_cometchat.exceptions import CometChatRateLimited
 from django_cometchat.models import SyncRun, WebhookEvent
+from django_cometchat.services.errors import ABANDONED_CODE, INTERRUPTED_CODE
 from django_cometchat.testing.ratelimit import UNLIMITED_NOMINAL
 from django_cometchat.webhook_types import parse_webhook
 from tests.surface import published_webhook
@@ -83,10 +84,10 @@ def world(django_user_model):
     run("erin", SyncRun.Status.RUNNING, 5 * m)
     run("frank", SyncRun.Status.RUNNING, 2 * 60 * m)  # past SYNC_ABANDONED_AFTER (1 h)
     run("grace", SyncRun.Status.QUEUED, 10 * m)  # queued, not for long
-    run("heidi", FAILED, 3 * 60 * m, error_code=health.ABANDONED)  # abandoned, failing
+    run("heidi", FAILED, 3 * 60 * m, error_code=ABANDONED_CODE)  # abandoned, failing
     run("judy", FAILED, 30 * 60 * m, error_code="ERR_STALE")  # failing, but not within a day
-    run("ivan", FAILED, 26 * 60 * m, error_code=health.INTERRUPTED)  # yesterday's
-    run("ivan", FAILED, 3 * m, error_code=health.INTERRUPTED)  # interrupted, failing
+    run("ivan", FAILED, 26 * 60 * m, error_code=INTERRUPTED_CODE)  # yesterday's
+    run("ivan", FAILED, 3 * m, error_code=INTERRUPTED_CODE)  # interrupted, failing
     # Events: a day's by status, one older; the last hour's lags 1..50 s, two without time.
     for lag in range(1, 51):
         event(WebhookEvent.Status.PROCESSED, timedelta(minutes=30), lag=lag)
