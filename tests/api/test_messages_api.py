@@ -19,6 +19,7 @@ from django_cometchat import services
 from django_cometchat.api.messages import CURSOR_SALT, INVALID_CURSOR
 from django_cometchat.models import Conversation, MessageAccess
 from django_cometchat.testing import FakeCometChat, Fault
+from tests.message_history import seed_message_history
 
 pytestmark = pytest.mark.django_db
 
@@ -60,15 +61,7 @@ def chat(cometchat_fake: FakeCometChat, django_user_model) -> FakeCometChat:
     """alice's conversation with bob and her group "crew", 250 messages each (other
     conversations' messages in between), stored for alice and for bob by a sync."""
     fake = cometchat_fake
-    for uid in ("alice", "bob", "carol"):
-        fake.add_user(uid)
-    fake.add_group("crew", members=["alice", "bob"])
-    for n in range(TOTAL):
-        sender, peer = ("alice", "bob") if n % 2 else ("bob", "alice")
-        fake.send_message(sender, to_user=peer, text=f"direct {n}")
-        fake.send_message(sender, to_group="crew", text=f"group {n}")
-        if n % 7 == 0:
-            fake.send_message("carol", to_user="bob", text="elsewhere")
+    seed_message_history(fake, TOTAL, elsewhere_to="bob")
     for name in ("alice", "bob"):
         user = django_user_model.objects.create_user(username=f"{name}-django", password="pw")
         services.sync_conversations(user)

@@ -23,6 +23,7 @@ from django_cometchat.messages_types import MessagePage, parse_message_page
 from django_cometchat.testing import FakeCometChat
 from django_cometchat.testing.options import FakeOptions
 from tests import FIXTURES
+from tests.message_history import seed_message_history
 
 TOTAL = 250
 
@@ -49,15 +50,8 @@ def chat(cometchat_fake: FakeCometChat) -> FakeCometChat:
     """alice and bob with 250 messages, interleaved with messages of other conversations (so
     message ids have gaps), and the group "crew" (alice, bob) with 250 of its own."""
     fake = cometchat_fake
-    for uid in ("alice", "bob", "carol", "mallory"):
-        fake.add_user(uid)
-    fake.add_group("crew", members=["alice", "bob"])
-    for n in range(TOTAL):
-        sender, peer = ("alice", "bob") if n % 2 else ("bob", "alice")
-        fake.send_message(sender, to_user=peer, text=f"direct {n}")
-        fake.send_message(sender, to_group="crew", text=f"group {n}")
-        if n % 7 == 0:
-            fake.send_message("carol", to_user="alice", text="elsewhere")
+    seed_message_history(fake, TOTAL)
+    fake.add_user("mallory")
     return fake
 
 

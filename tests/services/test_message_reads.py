@@ -33,6 +33,7 @@ from django_cometchat.services.messages import (
 )
 from django_cometchat.signals import conversation_messages_read
 from django_cometchat.testing import FakeCometChat, Fault
+from tests.message_history import seed_message_history
 
 pytestmark = pytest.mark.django_db
 
@@ -59,15 +60,7 @@ def chat(cometchat_fake: FakeCometChat, django_user_model) -> dict[str, Conversa
     """alice's conversation with bob and her group "crew", 250 messages each (ids with gaps:
     other conversations' messages in between), stored by a sync; the request log cleared."""
     fake = cometchat_fake
-    for uid in ("alice", "bob", "carol"):
-        fake.add_user(uid)
-    fake.add_group("crew", members=["alice", "bob"])
-    for n in range(TOTAL):
-        sender, peer = ("alice", "bob") if n % 2 else ("bob", "alice")
-        fake.send_message(sender, to_user=peer, text=f"direct {n}")
-        fake.send_message(sender, to_group="crew", text=f"group {n}")
-        if n % 7 == 0:
-            fake.send_message("carol", to_user="alice", text="elsewhere")
+    seed_message_history(fake, TOTAL)
     alice = django_user_model.objects.create_user(username="alice-django")
     services.sync_conversations(alice)
     fake.clear_requests()
