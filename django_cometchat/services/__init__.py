@@ -32,7 +32,7 @@ from .errors import (
     operator_message,
     public_message,
 )
-from .messages import page_cursors, prune_message_access, read_messages
+from .messages import page_cursors, read_messages
 from .ownership import (
     Owner,
     OwnerSelection,
@@ -56,7 +56,13 @@ from .refresh import (
     refresh_on_demand,
     refresh_target,
 )
-from .retention import DELETE_BATCH, prune_history, prune_sync_runs, prune_webhook_events
+from .retention import (
+    DELETE_BATCH,
+    prune_history,
+    prune_message_access,
+    prune_sync_runs,
+    prune_webhook_events,
+)
 from .runs import (
     ACTIVE_STATUSES,
     SyncResult,

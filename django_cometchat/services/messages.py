@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
 from django.core.cache import cache
@@ -32,7 +31,6 @@ from ..messages_types import Affix, Message, MessageCursor, MessagePage, Receive
 from ..models import Conversation, MessageAccess
 from ..signals import conversation_messages_read
 from .clients import on_demand
-from .retention import DELETE_BATCH
 
 Direction = Literal["older", "newer"]
 DIRECTIONS: tuple[Direction, ...] = ("older", "newer")
@@ -47,7 +45,6 @@ __all__ = [
     "Direction",
     "PageCursors",
     "page_cursors",
-    "prune_message_access",
     "read_messages",
 ]
 
@@ -214,24 +211,3 @@ def _record_access(
     transaction.on_commit(
         lambda: conversation_messages_read.send(sender=MessageAccess, access=access)
     )
-
-
-def prune_message_access(
-    *, max_age_days: int | None = None, dry_run: bool = False, batch_size: int = DELETE_BATCH
-) -> int:
-    """Delete ``MessageAccess`` rows older than ``max_age_days`` (default
-    ``MESSAGE_ACCESS_MAX_AGE_DAYS``; None, its default, keeps the audit record for good), a
-    batch at a time. Returns how many were (or, on a dry run, would be) deleted."""
-    if max_age_days is None:
-        max_age_days = get_settings().message_access_max_age_days
-    if max_age_days is None:
-        return 0
-    old = MessageAccess.objects.filter(
-        accessed_at__lt=timezone.now() - timedelta(days=max_age_days)
-    )
-    if dry_run:
-        return old.count()
-    deleted = 0
-    while batch := list(old.order_by().values_list("pk", flat=True)[:batch_size]):
-        deleted += MessageAccess.objects.filter(pk__in=batch).delete()[0]
-    return deleted

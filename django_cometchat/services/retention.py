@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.expressions import Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from ..conf import get_settings
-from ..models import ConversationSnapshot, SyncRun, WebhookEvent
+from ..models import ConversationSnapshot, MessageAccess, SyncRun, WebhookEvent
 
 DELETE_BATCH = 5000  # rows per DELETE statement of the prune functions
 
@@ -84,13 +85,8 @@ def prune_sync_runs(
     old = SyncRun.objects.filter(
         status__in=finished, started_at__lt=timezone.now() - timedelta(days=max_age_days)
     ).exclude(id=Subquery(latest))
-    if dry_run:
-        return old.count()
-    deleted = 0
     # An owner's latest finished run is never in a batch, so deleting one never changes it.
-    while batch := list(old.order_by().values_list("pk", flat=True)[:batch_size]):
-        deleted += SyncRun.objects.filter(pk__in=batch).delete()[0]
-    return deleted
+    return delete_in_batches(old, dry_run=dry_run, batch_size=batch_size)
 
 
 def prune_webhook_events(
@@ -108,9 +104,30 @@ def prune_webhook_events(
     old = WebhookEvent.objects.filter(received_at__lt=cutoff).exclude(
         status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.DEFERRED)
     )
+    return delete_in_batches(old, dry_run=dry_run, batch_size=batch_size)
+
+
+def prune_message_access(
+    *, max_age_days: int | None = None, dry_run: bool = False, batch_size: int = DELETE_BATCH
+) -> int:
+    """Delete ``MessageAccess`` rows older than ``max_age_days`` (default
+    ``MESSAGE_ACCESS_MAX_AGE_DAYS``; None, its default, keeps the audit record for good), a
+    batch at a time. Returns how many were (or, on a dry run, would be) deleted."""
+    if max_age_days is None:
+        max_age_days = get_settings().message_access_max_age_days
+    if max_age_days is None:
+        return 0
+    cutoff = timezone.now() - timedelta(days=max_age_days)
+    old = MessageAccess.objects.filter(accessed_at__lt=cutoff)
+    return delete_in_batches(old, dry_run=dry_run, batch_size=batch_size)
+
+
+def delete_in_batches(rows: QuerySet[Any], *, dry_run: bool, batch_size: int) -> int:
+    """Delete ``rows`` ``batch_size`` at a time, so that no statement holds many rows; how many
+    were (or, on a dry run, would be) deleted."""
     if dry_run:
-        return old.count()
+        return rows.count()
     deleted = 0
-    while batch := list(old.order_by().values_list("pk", flat=True)[:batch_size]):
-        deleted += WebhookEvent.objects.filter(pk__in=batch).delete()[0]
+    while batch := list(rows.order_by().values_list("pk", flat=True)[:batch_size]):
+        deleted += rows.model.objects.filter(pk__in=batch).delete()[0]
     return deleted

@@ -28,9 +28,9 @@ from django_cometchat.models import Conversation, MessageAccess
 from django_cometchat.services.messages import (
     MAX_PAGE_SIZE,
     page_cursors,
-    prune_message_access,
     read_messages,
 )
+from django_cometchat.services.retention import prune_message_access
 from django_cometchat.signals import conversation_messages_read
 from django_cometchat.testing import FakeCometChat, Fault
 from tests.message_history import seed_message_history
