@@ -39,6 +39,7 @@ import io
 import math
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -426,6 +427,8 @@ def profile_worker(config: Config, fake: FakeServer, uids: list[str], logs: Path
     profiled = dataclasses.replace(config, profile_dir=str(logs))
     one_run("profile", profiled, fake, uids=uids, workers=1, logs=logs)
     out = io.StringIO()
+    if os.environ.get("BENCH_PROFILE_SAVE"):  # keep the raw profile for pstats/snakeviz
+        shutil.copy(logs / "fanout-1-1.prof", os.environ["BENCH_PROFILE_SAVE"])
     stats = pstats.Stats(str(logs / "fanout-1-1.prof"), stream=out)
     stats.sort_stats("tottime").print_stats(25)
     stats.sort_stats("cumulative").print_stats(40)

@@ -44,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -130,6 +130,7 @@ def run_web(port: int) -> int:
     import logging
 
     Config(**processes.config_from_env()).configure(migrate=False)
+    processes.warm_up()
     from django.core.servers.basehttp import run
     from django.core.wsgi import get_wsgi_application
 
@@ -450,6 +451,9 @@ def report(
         f"never fresh: {missing}; refused deliveries: {len(refused)}; failed events: "
         f"{failed_events}; failed tasks: {failed_tasks}"
     )
+    if refused:
+        statuses = Counter("no answer" if d.status is None else d.status for d in refused)
+        print("refused deliveries by status: " + ", ".join(f"{k}: {n}" for k, n in statuses.items()))
     if timed_lags:
         print("lag p50 / p99 by 10-second slice of the run: " + by_slice(timed_lags))
     print(queue_times())

@@ -177,6 +177,29 @@ class CpuMeter:
 # -- the worker's side ----------------------------------------------------------------------------
 
 
+def warm_up() -> None:
+    """What a worker otherwise does on its first task, done before it reports ready: import the
+    task modules (db_worker imports a task's module when it first runs one), load the URLconf,
+    open the database and cache connections. The figures are then a steady state, not the
+    first seconds of a process (with PYTHONDONTWRITEBYTECODE, as here, every import compiles
+    its source, 2-4 s of CPU for the package and its dependencies)."""
+    from django.conf import settings as django_settings
+    from django.core.cache import caches
+    from django.db import connection
+    from django.urls import get_resolver
+
+    import django_cometchat.tasks  # noqa: F401
+    import django_cometchat.webhooks  # noqa: F401
+    from django_cometchat.conf import get_settings
+
+    if getattr(django_settings, "ROOT_URLCONF", None):
+        get_resolver().url_patterns  # noqa: B018 (imports every view)
+    connection.ensure_connection()
+    settings = get_settings()
+    if settings.rate_limit_cache:
+        caches[settings.rate_limit_cache].get("django-cometchat-bench-warm-up")
+
+
 def run_db_worker(name: str, *, interval: float, profile_path: str | None = None) -> int:
     """django-tasks-db's ``db_worker`` in this (configured) process until SIGTERM, under
     cProfile when ``profile_path`` is given (written on the way out)."""
@@ -184,6 +207,7 @@ def run_db_worker(name: str, *, interval: float, profile_path: str | None = None
 
     from django.core.management import call_command
 
+    warm_up()
     profile = cProfile.Profile() if profile_path else None
     if profile is not None:
         profile.enable()
