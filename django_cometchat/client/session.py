@@ -3,7 +3,7 @@
 :func:`create_session` builds it: the retry policy of :mod:`..retry` mounted through a
 :class:`~django_cometchat.socket_reads.ClippedReadsAdapter` (every socket read clipped to the
 deadline), the ``apikey`` header added per request by an auth object (never in
-``session.headers`` nor in any ``repr``), the headers every request carries (compressed answers
+``session.headers`` nor in any ``repr``), no cookies kept, the headers every request carries (compressed answers
 asked for, see ``ACCEPT_ENCODING``), proxies and the CA bundle.
 
 Proxies: ``COMETCHAT["PROXIES"]`` when set, else the environment's ``HTTPS_PROXY`` /
@@ -17,6 +17,7 @@ replaces it for every client (usually calling it, then adding a proxy or mountin
 from __future__ import annotations
 
 import os
+from http.cookiejar import DefaultCookiePolicy
 from typing import Protocol
 
 import requests
@@ -62,6 +63,9 @@ def create_session(settings: CometChatSettings, *, retry: CometChatRetry) -> req
     if ca_bundle:
         session.verify = ca_bundle
     session.auth = _ApiKeyAuth(settings.api_key)
+    # A server-to-server API: no cookie is kept, so none an answer on one owner's behalf sets
+    # (a load balancer's, say) is sent on another's over a kept client.
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers.update(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -17,6 +19,43 @@ def new_client(*, on_demand: bool = False) -> CometChatClient:
     if on_demand:
         return CometChatClient(retry_budget=get_settings().web_retry_budget)
     return CometChatClient()
+
+
+_kept = threading.local()
+
+
+@contextmanager
+def kept_client() -> Iterator[CometChatClient]:
+    """The calling thread's background client, kept between calls so that its connections stay
+    open: a worker's next sync or refresh reuses them instead of opening a connection (and, to
+    CometChat, a TLS handshake) per task.
+
+    One per thread and process (a forked child makes its own; a connection never crosses a
+    fork or a thread's own use of it), rebuilt when the settings change. The session keeps no
+    cookies (see :func:`~django_cometchat.client.create_session`), so nothing one owner's answer
+    set is sent for another. A call that raises drops the client and closes its connections:
+    one cut off mid-answer is never reused."""
+    settings = get_settings()
+    client: CometChatClient | None = getattr(_kept, "client", None)
+    if client is None or client.settings is not settings or _kept.pid != os.getpid():
+        if client is not None and _kept.pid == os.getpid():
+            client.close()  # settings changed: its connections go to the old address
+        client = CometChatClient(settings=settings)
+        _kept.client, _kept.pid = client, os.getpid()
+    try:
+        yield client
+    except BaseException:
+        _kept.client = None
+        client.close()
+        raise
+
+
+def drop_kept_client() -> None:
+    """Close the calling thread's kept client, if any (tests; a worker shutting down)."""
+    client = getattr(_kept, "client", None)
+    _kept.client = None
+    if client is not None:
+        client.close()
 
 
 @contextmanager

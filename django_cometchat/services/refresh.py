@@ -16,7 +16,7 @@ from ..ids import validate_id
 from ..models import Conversation
 from ..storage import mark_gone, row_from, store_page, with_list_only_fields
 from ..webhook_types import Target
-from .clients import background, new_client, on_demand
+from .clients import background, kept_client, on_demand
 from .ownership import Owner, as_owner, explain_unknown_owner, owner_by_uid
 from .runs import announce_changes, release_refresh
 
@@ -69,7 +69,7 @@ def fetch_conversation(
     """
     owner = as_owner(owner)
     validate_id(conversation_id, "conversation id")
-    with nullcontext(client) if client is not None else new_client() as active:
+    with nullcontext(client) if client is not None else kept_client() as active:
         try:
             fetched = active.get_conversation_timed(conversation_id, on_behalf_of=owner.uid)
         except CometChatError as exc:

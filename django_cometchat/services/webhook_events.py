@@ -19,7 +19,7 @@ from ..models import Conversation, UIDBinding, WebhookEvent
 from ..redaction import redact
 from ..signals import webhook_event_finished, webhook_processed
 from ..webhook_types import Delivery, Target, foreign_app, parse_webhook
-from .clients import background, new_client
+from .clients import background, kept_client
 from .errors import MAX_ERROR_LENGTH, operator_message
 from .ownership import bound_to_no_chat_user, owners_by_uid
 from .refresh import refresh_one
@@ -358,7 +358,7 @@ def _refresh_here(targets: list[Target], done: list[str]) -> list[CometChatError
     Adds to ``done`` the owners refreshed; returns the failures (each is logged)."""
     owners = owners_by_uid(target.uid for target in targets)
     failures: list[CometChatError] = []
-    with new_client() as client:
+    with kept_client() as client:
         for target in targets:
             outcome = refresh_one(owners[target.uid], target, client=client)
             if outcome.error is not None:

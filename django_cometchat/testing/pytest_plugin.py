@@ -49,9 +49,18 @@ def cometchat_fake(
     try:
         yield fake
     finally:
+        _drop_kept_client()
         fake.reset()
         if settings is not None:
             _reset_rate_budget()
+
+
+def _drop_kept_client() -> None:
+    """The test's kept background client closes with the test (its connections are to this
+    test's settings)."""
+    from django_cometchat.services.clients import drop_kept_client
+
+    drop_kept_client()
 
 
 def _reset_rate_budget() -> None:
