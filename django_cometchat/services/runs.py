@@ -69,7 +69,20 @@ class SyncResult:
 def start_run(
     owner: Owner, filters: ConversationFilters, trigger: str, run: SyncRun | None, *, dry_run: bool
 ) -> SyncRun:
-    """The running ``SyncRun`` of this sync: the queued one it carries out, or a new one."""
+    """The running ``SyncRun`` of this sync: the queued one it carries out, or a new one.
+
+    A queued run is taken by one conditional update, so that of two deliveries of its task
+    (queues deliver at least once) one carries it out; the other gets ``RunNotQueued``."""
+    now = timezone.now()
+    if run is not None and run.status == SyncRun.Status.QUEUED and not dry_run:
+        taken = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(
+            status=SyncRun.Status.RUNNING, started_at=now
+        )
+        if not taken:
+            raise RunNotQueued(run.pk)
+        run.status, run.started_at = SyncRun.Status.RUNNING, now
+        mark_abandoned_runs(owner.uid)  # after the take: this run started now, so it is spared
+        return run
     if not dry_run:
         mark_abandoned_runs(owner.uid)
     if run is None:
@@ -80,10 +93,14 @@ def start_run(
             filters=filters.as_json(),
         )
     run.status = SyncRun.Status.RUNNING
-    run.started_at = timezone.now()
+    run.started_at = now
     if not dry_run:
         run.save()
     return run
+
+
+class RunNotQueued(Exception):
+    """A queued run another delivery of its task (or the abandoned-run sweep) took first."""
 
 
 def finish_run(

@@ -40,10 +40,11 @@ from ..storage import (
     stored_hashes,
     with_list_only_fields,
 )
-from .clients import background, new_client, on_demand
+from .clients import background, kept_client, on_demand
 from .ownership import as_owner, explain_unknown_owner, owner_by_uid
 from .refresh import proves_gone
 from .runs import (
+    RunNotQueued,
     SyncResult,
     announce_changes,
     claim_sync_run,
@@ -93,7 +94,7 @@ def sync_conversations(
     result = SyncResult(run=run)
     try:
         # Inside the try: a missing setting is recorded on the run like any other failure.
-        with nullcontext(client) if client is not None else new_client() as active:
+        with nullcontext(client) if client is not None else kept_client() as active:
             requests_before = active.request_count
             try:
                 complete = not filters.narrows and not dry_run
@@ -389,7 +390,12 @@ def sync_in_background(
     run = SyncRun.objects.filter(pk=run_id).first() if run_id is not None else None
     if run is not None and run.status != SyncRun.Status.QUEUED:
         return SyncResult(run=run, skipped="not queued any more")
-    with background():
-        return sync_conversations(
-            owner_by_uid(uid), filters=filters, trigger=trigger, raise_errors=False, run=run
-        )
+    try:
+        with background():
+            return sync_conversations(
+                owner_by_uid(uid), filters=filters, trigger=trigger, raise_errors=False, run=run
+            )
+    except RunNotQueued:  # another delivery of the task took it between the read and now
+        assert run is not None
+        run.refresh_from_db()
+        return SyncResult(run=run, skipped="not queued any more")

@@ -417,3 +417,33 @@ def test_a_refusing_queue_is_a_command_error_naming_the_reason(fake, alice, queu
     call_command("cometchat_sync", "--enqueue", "--uid", "alice", stdout=out)
     assert out.getvalue() == "Enqueued 1 sync of 1.\n"
     assert len(queue.enqueued) == 1
+
+
+# -- a queued run is carried out once, however often its task is delivered ----------------------
+
+
+def test_a_queued_run_is_taken_by_one_delivery_only(fake, alice, monkeypatch):
+    """Queues deliver at least once: two deliveries of one sync task may both read the run as
+    queued. The take is one conditional update, so the second finds it taken and does nothing
+    (here the second delivery takes the run between the first one's read and its take)."""
+    from django_cometchat.services import sync as sync_service
+
+    run = services.queue_sync_run(services.owner_by_uid("alice"), trigger="task")
+    real_owner_by_uid = sync_service.owner_by_uid
+    second: list[services.SyncResult] = []
+
+    def another_delivery_first(uid):
+        if not started:
+            started.append(uid)
+            second.append(services.sync_in_background(uid, run_id=run.pk))
+        return real_owner_by_uid(uid)
+
+    started: list[str] = []
+
+    monkeypatch.setattr(sync_service, "owner_by_uid", another_delivery_first)
+    first = services.sync_in_background("alice", run_id=run.pk)
+    assert second[0].run.status == "succeeded" and not second[0].skipped
+    assert first.skipped == "not queued any more"
+    assert first.run.status == "succeeded"  # read back: the other delivery's outcome
+    assert [r.path for r in fake.requests].count(WALK) == 1
+    assert SyncRun.objects.get(pk=run.pk).status == "succeeded"
