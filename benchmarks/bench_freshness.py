@@ -34,6 +34,7 @@ process failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
 import os
@@ -131,15 +132,23 @@ def run_web(port: int) -> int:
 
     Config(**processes.config_from_env()).configure(migrate=False)
     processes.warm_up()
-    from django.core.servers.basehttp import run
+    from django.core.servers.basehttp import ThreadedWSGIServer, run
     from django.core.wsgi import get_wsgi_application
 
     logging.getLogger("django.server").setLevel(logging.WARNING)  # a line per delivery is noise
+    # With DEBUG off Django logs a 500's traceback nowhere but to ADMINS: the web log shows it.
+    logging.basicConfig(level=logging.ERROR)
     run(
         "127.0.0.1",
         port,
         get_wsgi_application(),
-        threading=True,
+        threading=False,  # ThreadedWSGIServer is threaded already
+        # runserver's own server starts a thread per connection and never closes the database
+        # connection a thread opened: with CONN_MAX_AGE (the workers keep theirs) PostgreSQL
+        # ran out of connections ("too many clients") and deliveries got 500s. This one closes
+        # a thread's connections when its client connection ends (a keep-alive delivery
+        # connection keeps one), as a production server's threads do.
+        server_cls=ThreadedWSGIServer,
         on_bind=lambda _port: print(WEB_READY, flush=True),
     )
     return 0
@@ -343,6 +352,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds the fake adds")
     parser.add_argument("--budget", type=int, default=20_000, help="REQUESTS_PER_MINUTE")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7")
+    parser.add_argument(
+        "--logs", help="keep the site's and the workers' logs in this directory (else deleted)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--web", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -375,7 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     children: list[Child] = []
     status = 0
     try:
-        with FakeServer([], options=options) as fake, tempfile.TemporaryDirectory() as logs:
+        kept = contextlib.nullcontext(args.logs) if args.logs else tempfile.TemporaryDirectory()
+        with FakeServer([], options=options) as fake, kept as logs:
+            os.makedirs(logs, exist_ok=True)
             config = Config(
                 fake.base_url, database.settings, args.redis_url, args.budget, f"{user}:{password}"
             )
