@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +152,18 @@ def run_web(port: int) -> int:
         on_bind=lambda _port: print(WEB_READY, flush=True),
     )
     return 0
+
+
+@contextlib.contextmanager
+def logs_directory(keep: str | None) -> Iterator[str]:
+    """Where the children log: ``keep`` (made if missing, left behind), else a temporary
+    directory removed at the end."""
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory() as logs:
+        yield logs
 
 
 def free_port() -> int:
@@ -387,9 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     children: list[Child] = []
     status = 0
     try:
-        kept = contextlib.nullcontext(args.logs) if args.logs else tempfile.TemporaryDirectory()
-        with FakeServer([], options=options) as fake, kept as logs:
-            os.makedirs(logs, exist_ok=True)
+        with FakeServer([], options=options) as fake, logs_directory(args.logs) as logs:
             config = Config(
                 fake.base_url, database.settings, args.redis_url, args.budget, f"{user}:{password}"
             )
@@ -467,7 +477,9 @@ def report(
     )
     if refused:
         statuses = Counter("no answer" if d.status is None else d.status for d in refused)
-        print("refused deliveries by status: " + ", ".join(f"{k}: {n}" for k, n in statuses.items()))
+        print(
+            "refused deliveries by status: " + ", ".join(f"{k}: {n}" for k, n in statuses.items())
+        )
     if timed_lags:
         print("lag p50 / p99 by 10-second slice of the run: " + by_slice(timed_lags))
     print(queue_times())

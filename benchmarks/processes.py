@@ -188,7 +188,7 @@ def warm_up() -> None:
     from django.db import connection
     from django.urls import get_resolver
 
-    import django_cometchat.tasks  # noqa: F401
+    import django_cometchat.tasks
     import django_cometchat.webhooks  # noqa: F401
     from django_cometchat.conf import get_settings
 

@@ -3,8 +3,8 @@
 :func:`create_session` builds it: the retry policy of :mod:`..retry` mounted through a
 :class:`~django_cometchat.socket_reads.ClippedReadsAdapter` (every socket read clipped to the
 deadline), the ``apikey`` header added per request by an auth object (never in
-``session.headers`` nor in any ``repr``), no cookies kept, the headers every request carries (compressed answers
-asked for, see ``ACCEPT_ENCODING``), proxies and the CA bundle.
+``session.headers`` nor in any ``repr``), no cookies kept, the headers every request carries
+(compressed answers asked for, see ``ACCEPT_ENCODING``), proxies and the CA bundle.
 
 Proxies: ``COMETCHAT["PROXIES"]`` when set, else the environment's ``HTTPS_PROXY`` /
 ``HTTP_PROXY`` / ``NO_PROXY``; a CA bundle from ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``. The

@@ -66,7 +66,8 @@ def test_each_thread_keeps_its_own(fake):
     thread = threading.Thread(target=work)
     thread.start()
     thread.join()
-    assert theirs and theirs[0] is not mine
+    assert len(theirs) == 1
+    assert theirs[0] is not mine
 
 
 def test_a_cookie_one_owner_was_sent_never_goes_out_for_another(fake):
