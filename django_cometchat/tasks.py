@@ -95,10 +95,11 @@ def sync_owner(
         filters=ConversationFilters.from_kwargs(**(filters or {})),
     )
     if result.skipped:
-        return {"run": result.run.pk, "status": result.run.status, "skipped": result.skipped}
+        return {"run": result.run.pk, "status": str(result.run.status), "skipped": result.skipped}
     if result.error is not None:
         raise result.error
-    return {"run": result.run.pk, "status": result.run.status, "error": result.run.error_code}
+    # str(): the plain value either way (a run read back is a str, one just saved an enum member)
+    return {"run": result.run.pk, "status": str(result.run.status), "error": result.run.error_code}
 
 
 @task()

@@ -90,6 +90,7 @@ def test_a_sync_task_delivered_twice_syncs_once(fake, alice, queue):
     run = SyncRun.objects.get()
     assert first == {"run": run.pk, "status": "succeeded", "error": ""}
     assert again == {"run": run.pk, "status": "succeeded", "skipped": "not queued any more"}
+    assert type(first["status"]) is type(again["status"]) is str  # the plain value, both ways
     assert len(fake.requests) == requests  # nothing fetched the second time
 
 
