@@ -30,8 +30,8 @@ def kept_client() -> Iterator[CometChatClient]:
     open: a worker's next sync or refresh reuses them instead of opening a connection (and, to
     CometChat, a TLS handshake) per task.
 
-    One per thread and process (a forked child makes its own; a connection never crosses a
-    fork or a thread's own use of it), rebuilt when the settings change. The session keeps no
+    One per thread and process (a forked child makes its own: no connection is shared across a
+    fork or between threads), rebuilt when the settings change. The session keeps no
     cookies (see :func:`~django_cometchat.client.create_session`), so nothing one owner's answer
     set is sent for another. A call that raises drops the client and closes its connections:
     one cut off mid-answer is never reused."""
