@@ -273,15 +273,15 @@ def rq_outcomes(client: redis.Redis) -> list[Outcome]:
 OUTCOMES = {"db": db_outcomes, "rq": rq_outcomes}
 
 
-def drain(engine, client, workers: list[Worker]) -> list[Outcome]:
-    """Wait until all the tasks have finished (or a worker died, or the time is up)."""
+def drain(engine, client, workers: list[Worker], *, count: int = OWNERS) -> list[Outcome]:
+    """Wait until ``count`` tasks have finished (or a worker died, or the time is up)."""
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while True:
         for worker in workers:
             worker.check_alive()
         outcomes = OUTCOMES[engine](client)
         statuses = Counter(o.status for o in outcomes)
-        if statuses["SUCCESSFUL"] + statuses["FAILED"] >= OWNERS:
+        if statuses["SUCCESSFUL"] + statuses["FAILED"] >= count:
             return outcomes
         if time.monotonic() > deadline:
             logs = "\n".join(f"== {w.name}\n{w.output()[-3000:]}" for w in workers)
@@ -442,15 +442,7 @@ def test_a_failed_sync_is_a_failed_task_for_the_worker(
 
     out = run_django(env, "cometchat_sync", "--all", "--enqueue")
     assert out.strip() == "Enqueued 2 syncs of 2."
-    deadline = time.monotonic() + DRAIN_TIMEOUT
-    while (
-        len([o for o in db_outcomes(shared_services) if o.status in ("SUCCESSFUL", "FAILED")]) < 2
-    ):
-        for worker in workers:
-            worker.check_alive()
-        if time.monotonic() > deadline:
-            pytest.fail(f"the syncs did not finish: {db_outcomes(shared_services)}")
-        time.sleep(0.2)
+    drain("db", shared_services, workers, count=2)
 
     runs = dict(SyncRun.objects.values_list("owner_uid", "status"))
     assert runs == {"alice": "succeeded", "ghost": "failed"}
@@ -520,15 +512,7 @@ def test_failed_refreshes_are_failed_tasks_for_the_worker(
     out = run_django(env, "shell", "-c", ENQUEUE_REFRESH_AND_EVENT)
     mine = [line for line in out.splitlines() if line.startswith(("queued: ", "answer: "))]
     assert mine == ["queued: True", 'answer: 200 {"status": "accepted"}'], out
-    deadline = time.monotonic() + DRAIN_TIMEOUT
-    while (
-        len([o for o in db_outcomes(shared_services) if o.status in ("SUCCESSFUL", "FAILED")]) < 2
-    ):
-        for worker in workers:
-            worker.check_alive()
-        if time.monotonic() > deadline:
-            pytest.fail(f"the tasks did not finish: {db_outcomes(shared_services)}")
-        time.sleep(0.2)
+    drain("db", shared_services, workers, count=2)
 
     with connection.cursor() as cursor:
         cursor.execute(
