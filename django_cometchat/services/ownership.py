@@ -294,9 +294,3 @@ def unless_no_chat_user(owner: Owner) -> Owner:
         f"{owner.uid!r}: the account has no CometChat user"
     )
     return Owner(owner.uid, owner.user, problem=problem)
-
-
-def bound_to_no_chat_user(uids: Iterable[str]) -> set[str]:
-    """Those of ``uids`` bound to an account the resolver now says has no CometChat user."""
-    bindings = UIDBinding.objects.filter(uid__in=set(uids)).select_related("user")
-    return {binding.uid for binding in bindings if has_no_chat_user(binding.user)}

@@ -14,7 +14,7 @@ from ..client import CometChatClient
 from ..exceptions import CometChatAPIError, CometChatError, CometChatUnknownOwner
 from ..ids import validate_id
 from ..models import Conversation
-from ..storage import mark_gone, row_from, store_page, with_list_only_fields
+from ..storage import mark_gone, store_fetched
 from ..webhook_types import Target
 from .clients import background, kept_client, on_demand
 from .ownership import Owner, as_owner, explain_unknown_owner, owner_by_uid
@@ -68,6 +68,19 @@ def fetch_conversation(
     block event's news of a user peer (see ``with_list_only_fields``).
     """
     owner = as_owner(owner)
+    stored_as = fetch_and_store(owner, conversation_id, client=client, peer_flag=peer_flag)
+    return Conversation.objects.owned_by(owner.uid).get(conversation_id=stored_as)
+
+
+def fetch_and_store(
+    owner: Owner,
+    conversation_id: str,
+    *,
+    client: CometChatClient | None = None,
+    peer_flag: tuple[str, bool] | None = None,
+) -> str:
+    """``fetch_conversation`` without reading the stored row back (a webhook event's refreshes
+    need only to know it is stored): the id the conversation is stored under."""
     validate_id(conversation_id, "conversation id")
     with nullcontext(client) if client is not None else kept_client() as active:
         try:
@@ -76,22 +89,15 @@ def fetch_conversation(
             explain_unknown_owner(exc, owner)
             raise
     remote = fetched.value
-    payload = remote.raw
-    if remote.conversation_type == "user":
-        stored = Conversation.objects.owned_by(owner.uid).filter(
-            conversation_id=remote.conversation_id
-        )
-        payload = with_list_only_fields(
-            payload, stored.values_list("payload", flat=True).first(), peer_flag=peer_flag
-        )
-    outcome = store_page(
+    outcome = store_fetched(
         owner_id=owner.user_id,
         owner_uid=owner.uid,
-        rows=[row_from(remote, payload=payload)],
+        remote=remote,
         fetched_at=fetched.sent_at,  # ordered by when the request left, not when it landed
+        peer_flag=peer_flag,
     )
     announce_changes(owner.uid, outcome)
-    return Conversation.objects.owned_by(owner.uid).get(conversation_id=remote.conversation_id)
+    return remote.conversation_id
 
 
 def refresh_on_demand(
@@ -110,9 +116,21 @@ def refresh_target(
     CometChat's answer proves it (``proves_gone``): the stored copy is then marked missing,
     its history kept. Any other failure is raised, and marks nothing."""
     owner = as_owner(owner)
+    stored_as = _refresh_or_confirm_gone(owner, target, client=client)
+    if stored_as is None:
+        return None
+    return Conversation.objects.owned_by(owner.uid).get(conversation_id=stored_as)
+
+
+def _refresh_or_confirm_gone(
+    owner: Owner, target: Target, *, client: CometChatClient | None
+) -> str | None:
+    """``refresh_target`` without reading the row back: the id stored under, or None when
+    confirmed gone (and marked missing)."""
+    owner = as_owner(owner)
     asked_at = timezone.now()
     try:
-        return fetch_conversation(
+        return fetch_and_store(
             owner, target.conversation_id, client=client, peer_flag=target.peer_flag
         )
     except CometChatAPIError as exc:
@@ -130,27 +148,37 @@ def refresh_target(
 
 @dataclass(frozen=True)
 class RefreshOutcome:
-    """What one refresh of a target did: ``row`` stored, or (``row`` None, no ``error``)
-    confirmed gone and marked missing, or failed with ``error`` (logged)."""
+    """What one refresh of a target did: stored (``row``, when it was read back), confirmed
+    gone and marked missing (``gone``), or failed with ``error`` (logged)."""
 
     target: Target
     row: Conversation | None = None
     error: CometChatError | None = None
+    gone: bool = False
 
     @property
     def status(self) -> str:
         if self.error is not None:
             return "failed"
-        return "missing" if self.row is None else "succeeded"
+        return "missing" if self.gone else "succeeded"
 
 
 def refresh_one(
-    owner: Owner, target: Target, *, client: CometChatClient | None = None
+    owner: Owner,
+    target: Target,
+    *,
+    client: CometChatClient | None = None,
+    read_back: bool = True,
 ) -> RefreshOutcome:
     """``refresh_target``, with a CometChat failure logged and returned, not raised: one
-    refresh never fails a batch."""
+    refresh never fails a batch. ``read_back=False``: the stored row is not read back (the
+    outcome's ``row`` stays None), a statement saved where only the status matters."""
     try:
-        return RefreshOutcome(target, refresh_target(owner, target, client=client))
+        if not read_back:
+            stored_as = _refresh_or_confirm_gone(owner, target, client=client)
+            return RefreshOutcome(target, gone=stored_as is None)
+        row = refresh_target(owner, target, client=client)
+        return RefreshOutcome(target, row, gone=row is None)
     except CometChatError as exc:
         logger.warning(
             "CometChat refresh of %s for %s failed: %s", target.conversation_id, owner.uid, exc

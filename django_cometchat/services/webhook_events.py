@@ -7,21 +7,22 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..conf import get_settings
 from ..exceptions import CometChatError, CometChatRateLimited
-from ..models import Conversation, UIDBinding, WebhookEvent
+from ..models import Conversation, WebhookEvent
 from ..redaction import redact
 from ..signals import webhook_event_finished, webhook_processed
 from ..webhook_types import Delivery, Target, foreign_app, parse_webhook
 from .clients import background, kept_client
 from .errors import MAX_ERROR_LENGTH, operator_message
-from .ownership import bound_to_no_chat_user, owners_by_uid
+from .ownership import Owner, has_no_chat_user, owners_by_uid
 from .refresh import refresh_one
 from .runs import abandoned_before
 
@@ -147,10 +148,29 @@ def record_refused_webhook(*, trigger: str, error: str) -> WebhookEvent:
 def claim_webhook_event(event_id: int) -> WebhookEvent | None:
     """Take a received event for processing, once: a task delivered twice (queues deliver at
     least once) finds it taken and does nothing. None when it is not there to take."""
-    claimed = WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
-        status=WebhookEvent.Status.PROCESSING, attempted_at=timezone.now()
+    taking = {"status": WebhookEvent.Status.PROCESSING, "attempted_at": timezone.now()}
+    alias = router.db_for_write(WebhookEvent)
+    if connections[alias].vendor == "postgresql":  # the take and the read in one statement
+        return _take_returning(alias, event_id, taking)
+    waiting = WebhookEvent.objects.using(alias).filter(
+        pk=event_id, status=WebhookEvent.Status.RECEIVED
     )
-    return WebhookEvent.objects.filter(pk=event_id).first() if claimed else None
+    claimed = waiting.update(**taking)
+    return WebhookEvent.objects.using(alias).filter(pk=event_id).first() if claimed else None
+
+
+def _take_returning(alias: str, event_id: int, taking: dict[str, Any]) -> WebhookEvent | None:
+    """``claim_webhook_event`` as one ``UPDATE … RETURNING`` (PostgreSQL)."""
+    quote = connections[alias].ops.quote_name
+    meta = WebhookEvent._meta
+    columns = ", ".join(quote(f.column) for f in meta.concrete_fields if f.column)
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET status = %s, attempted_at = %s "  # noqa: S608
+        f"WHERE id = %s AND status = %s RETURNING {columns}"
+    )
+    params = [taking["status"], taking["attempted_at"], event_id, WebhookEvent.Status.RECEIVED]
+    taken = list(WebhookEvent.objects.raw(sql, params).using(alias))
+    return taken[0] if taken else None
 
 
 @dataclass(frozen=True)
@@ -204,9 +224,15 @@ def webhook_targets(event: WebhookEvent) -> list[Target]:
     group message; ``group_deleted``, whose copies not yet marked missing) or those among its
     members (a membership change). Otherwise the owners the event names (both parties of a
     message, a receipt or a block), kept only when they are known here (a UID bound to an
-    account, or stored rows): webhook traffic never creates owners. Raises
+    account, or stored rows): webhook traffic never creates owners. An owner bound to an
+    account ``UID_RESOLVER`` now says has no CometChat user is left out. Raises
     ``WebhookPayloadError`` if the stored payload does not parse.
     """
+    return _targets_and_owners(event)[0]
+
+
+def _targets_and_owners(event: WebhookEvent) -> tuple[list[Target], dict[str, Owner]]:
+    """``webhook_targets``, with the targets' owners read in the same query."""
     delivery = parse_webhook(event.payload)
     group = delivery.group_conversation_id
     if group is not None:
@@ -218,18 +244,26 @@ def webhook_targets(event: WebhookEvent) -> list[Target]:
         if delivery.gone:  # marked already: nothing left to confirm
             holders = holders.filter(missing_since__isnull=True)
         holding = list(holders.order_by("owner_uid").values_list("owner_uid", flat=True))
-        skip = bound_to_no_chat_user(holding)
-        return [Target(uid, group, expect_gone=delivery.gone) for uid in holding if uid not in skip]
-    uids = {target.uid for target in delivery.targets}
-    bound = set(UIDBinding.objects.filter(uid__in=uids).values_list("uid", flat=True))
-    known = bound - bound_to_no_chat_user(bound)
-    known.update(
-        Conversation.objects.filter(owner_uid__in=uids - bound)
+        owners = _chat_owners(holding)
+        targets = [Target(uid, group, expect_gone=delivery.gone) for uid in holding]
+        return [target for target in targets if target.uid in owners], owners
+    named = _chat_owners(target.uid for target in delivery.targets)
+    unbound = {uid for uid, owner in named.items() if owner.user is None}
+    with_rows = set(
+        Conversation.objects.filter(owner_uid__in=unbound)
         .order_by()
         .values_list("owner_uid", flat=True)
         .distinct()
     )
-    return [target for target in delivery.targets if target.uid in known]
+    owners = {uid: o for uid, o in named.items() if o.user is not None or uid in with_rows}
+    return [target for target in delivery.targets if target.uid in owners], owners
+
+
+def _chat_owners(uids: Iterable[str]) -> dict[str, Owner]:
+    """``owners_by_uid``, less the owners bound to an account with no CometChat user now."""
+    return {
+        uid: owner for uid, owner in owners_by_uid(uids).items() if not has_no_chat_user(owner.user)
+    }
 
 
 def finish_webhook_event(
@@ -319,7 +353,7 @@ def _process(event_id: int, fan_out: Callable[[Target], None] | None) -> EventOu
     if event is None:
         return EventOutcome(event_id, "skipped", reason="not waiting to be processed")
     try:
-        targets = webhook_targets(event)
+        targets, owners = _targets_and_owners(event)
     except Exception as exc:  # claimed events never stay half-done: say why on the event
         finish_webhook_event(event, error=exc)
         if not isinstance(exc, CometChatError):
@@ -331,7 +365,7 @@ def _process(event_id: int, fan_out: Callable[[Target], None] | None) -> EventOu
         # With no worker (the immediate backend) a fan-out would run inline anyway, each
         # refresh on its own connection, its failures lost to the event.
         if fan_out is None or len(targets) <= INLINE_REFRESHES:
-            failures = _refresh_here(targets, done)
+            failures = _refresh_here(targets, owners, done)
         else:
             for target in targets:
                 fan_out(target)
@@ -348,7 +382,9 @@ def _process(event_id: int, fan_out: Callable[[Target], None] | None) -> EventOu
     return EventOutcome(event_id, status, owners=sorted(set(done)), error=failed)
 
 
-def _refresh_here(targets: list[Target], done: list[str]) -> list[CometChatError]:
+def _refresh_here(
+    targets: list[Target], owners: dict[str, Owner], done: list[str]
+) -> list[CometChatError]:
     """A webhook event's few refreshes (a direct message, a receipt, a block: two owners at
     most), run in the event's own task over one connection: a trip through the queue costs a
     worker more than the refresh itself, and adds its wait. A group's holders fan out as
@@ -356,11 +392,10 @@ def _refresh_here(targets: list[Target], done: list[str]) -> list[CometChatError
     workers.
 
     Adds to ``done`` the owners refreshed; returns the failures (each is logged)."""
-    owners = owners_by_uid(target.uid for target in targets)
     failures: list[CometChatError] = []
     with kept_client() as client:
         for target in targets:
-            outcome = refresh_one(owners[target.uid], target, client=client)
+            outcome = refresh_one(owners[target.uid], target, client=client, read_back=False)
             if outcome.error is not None:
                 failures.append(outcome.error)
             else:

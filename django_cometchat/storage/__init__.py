@@ -37,6 +37,7 @@ from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 
+from ..conversation_types import Conversation as RemoteConversation
 from ..models import Conversation
 from .portable import PortableDialect
 from .postgresql import PostgreSQLDialect
@@ -63,6 +64,7 @@ __all__ = [
     "newest_per_id",
     "page_transaction",
     "row_from",
+    "store_fetched",
     "store_page",
     "stored_hashes",
     "with_list_only_fields",
@@ -113,6 +115,39 @@ def page_transaction(
         yield sql.lock_and_read_hashes(owner_uid, conversation_ids)
 
 
+def store_fetched(
+    *,
+    owner_id: int | None,
+    owner_uid: str,
+    remote: RemoteConversation,
+    fetched_at: datetime,
+    peer_flag: tuple[str, bool] | None = None,
+) -> PageOutcome:
+    """Store one conversation fetched through its own endpoint.
+
+    A one-to-one keeps the stored row's block flags the list alone carries
+    (``with_list_only_fields``), read in the page's transaction under the owner's lock (one
+    statement with the lock on PostgreSQL); ``peer_flag`` is a block event's newer news of
+    one."""
+    sql = dialect()
+    with transaction.atomic():
+        if remote.conversation_type == "user":
+            peer = sql.lock_and_read_peer(owner_uid, remote.conversation_id)
+            payload = with_list_only_fields(
+                remote.raw, {"conversationWith": peer}, peer_flag=peer_flag
+            )
+        else:
+            sql.lock_owner(owner_uid)
+            payload = remote.raw
+        return store_page(
+            owner_id=owner_id,
+            owner_uid=owner_uid,
+            rows=[row_from(remote, payload=payload)],
+            fetched_at=fetched_at,
+            locked=True,
+        )
+
+
 def store_page(
     *,
     owner_id: int | None,
@@ -133,7 +168,7 @@ def store_page(
     sql = dialect()
     if isinstance(sql, PostgreSQLDialect):
         return _store_in_one_statement(sql, owner_id, owner_uid, rows, fetched_at, locked=locked)
-    with transaction.atomic():
+    with transaction.atomic() if not locked else nullcontext():
         if not locked:
             sql.lock_owner(owner_uid)
         stored = {

@@ -42,6 +42,18 @@ class PortableDialect:
         self.lock_owner(owner_uid)
         return self.stored_hashes(owner_uid, conversation_ids)
 
+    def lock_and_read_peer(self, owner_uid: str, conversation_id: str) -> Any:
+        """Inside a refresh's transaction: take the owner's lock, read the stored row's
+        ``conversationWith`` (None without one)."""
+        self.lock_owner(owner_uid)
+        payload = (
+            Conversation.objects.owned_by(owner_uid)
+            .filter(conversation_id=conversation_id)
+            .values_list("payload", flat=True)
+            .first()
+        )
+        return payload.get("conversationWith") if isinstance(payload, dict) else None
+
     def stored_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]
     ) -> dict[str, StoredHash]:

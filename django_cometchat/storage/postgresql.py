@@ -117,6 +117,19 @@ class PostgreSQLDialect(PortableDialect):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(owner_uid)])
 
+    def lock_and_read_peer(self, owner_uid: str, conversation_id: str) -> Any:
+        """One statement: the lock and the stored row's ``conversationWith`` (as
+        ``lock_and_read_hashes``, the read's snapshot may precede the lock)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s), (SELECT payload -> 'conversationWith' "
+                f"FROM {CONVERSATION} WHERE owner_uid = %s AND conversation_id = %s)",
+                [_lock_key(owner_uid), owner_uid, conversation_id],
+            )
+            row = cursor.fetchone()
+        found = row[1] if row is not None else None
+        return json.loads(found) if isinstance(found, str) else found
+
     def lock_and_read_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]
     ) -> dict[str, StoredHash]:

@@ -800,9 +800,9 @@ def test_an_event_is_processing_while_its_refreshes_run(client, known, monkeypat
     seen = []
     run_here = services.webhook_events._refresh_here
 
-    def watching(targets: Any, done: list[str]) -> Any:
+    def watching(targets: Any, owners: Any, done: list[str]) -> Any:
         seen.append(WebhookEvent.objects.get().status)
-        return run_here(targets, done)
+        return run_here(targets, owners, done)
 
     monkeypatch.setattr(services.webhook_events, "_refresh_here", watching)
     body = message_event(known.send_message("bob", to_user="alice"))
@@ -822,6 +822,28 @@ def test_the_task_runs_once_per_event(client, known, queue):
     assert again["status"] == "skipped"
     assert len(queue.results) == 2  # the first run's two refreshes only
     assert tasks.process_webhook_event.call(999_999)["status"] == "skipped"
+
+
+def test_an_events_refreshes_read_no_row_back_and_its_owners_once(client, known):
+    """What a message event costs the database, both owners refreshed in the task: the claim,
+    the owners (bindings and users in one read, then the unbound ones' rows), per owner a
+    transaction holding the lock and writing, and the finish. No stored row is read back."""
+    event = services.record_webhook(
+        parse_webhook(message_event(known.send_message("bob", to_user="alice")))
+    )
+    assert event is not None
+    with CaptureQueriesContext(connection) as captured:
+        outcome = tasks.process_webhook_event.call(event.pk)
+    assert outcome["owners"] == ["alice", "bob"]
+    statements = [" ".join(q["sql"].split()) for q in captured.captured_queries]
+    bindings = [s for s in statements if s.startswith("SELECT") and "uidbinding" in s]
+    assert len(bindings) == 1, bindings
+    read_back = 'SELECT "django_cometchat_conversation"."id"'
+    assert [s for s in statements if s.startswith(read_back)] == []
+    if connection.vendor == "postgresql":
+        # Claim, bindings, unbound owners' rows, 2 x (BEGIN, lock and peer read in one
+        # statement, upsert with history, COMMIT), finish.
+        assert len(statements) == 12, "\n".join(statements)
 
 
 def test_a_queue_that_refuses_the_task_leaves_a_failed_event(client, known, monkeypatch):
@@ -882,7 +904,7 @@ def test_an_unexpected_failure_is_recorded_on_the_event_and_raised(client, known
     def broken(event):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(services.webhook_events, "webhook_targets", broken)
+    monkeypatch.setattr(services.webhook_events, "_targets_and_owners", broken)
     event = services.record_webhook(
         parse_webhook(message_event(known.send_message("bob", to_user="alice")))
     )
