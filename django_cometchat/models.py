@@ -342,6 +342,9 @@ class WebhookEvent(models.Model):
     # When processing last started, or cometchat_refresh_stale queued it again: an event
     # received or processing since longer than SYNC_ABANDONED_AFTER was left by a dead worker.
     attempted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The webhook queued a task for this event; events arriving while it still waits are left
+    # to that task (services.webhook_events.needs_task) instead of queueing one each.
+    task_queued = models.BooleanField(default=False, editable=False)
     error = models.TextField(blank=True, default="")
     owners = models.JSONField(
         "refreshed owners",

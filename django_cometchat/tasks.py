@@ -142,17 +142,36 @@ def process_webhook_event(event_id: int) -> dict[str, Any]:
     """Process a recorded webhook event (``services.process_webhook_event_in_background``):
     its owners' conversations refreshed here for up to ``INLINE_REFRESHES`` owners, else one
     ``refresh_conversation`` task each when a worker runs tasks; the event marked processed,
-    failed or deferred, and ``webhook_processed`` sent. An event that failed is recorded failed
-    first, then its (first) error is raised: the task ends failed too. A deferred event is not a
-    failure: it waits for ``cometchat_refresh_stale``."""
+    failed or deferred, and ``webhook_processed`` sent. When a worker runs tasks, the events
+    that arrived while this task waited (the webhook queued none for them) are processed next
+    (``followers``: how many, by status). An event that failed is recorded failed first, then
+    its (first) error is raised: the task ends failed too. A deferred event is not a failure:
+    it waits for ``cometchat_refresh_stale``."""
+    queued = queues()
     outcome = services.process_webhook_event_in_background(
-        event_id, fan_out=_enqueue_refresh if queues() else None
+        event_id,
+        fan_out=_enqueue_refresh if queued else None,
+        queue_next=_enqueue_event if queued else None,
     )
     if outcome.status == "skipped":
-        return {"event": event_id, "status": "skipped", "reason": outcome.reason}
+        return {
+            "event": event_id,
+            "status": "skipped",
+            "reason": outcome.reason,
+            "followers": outcome.followers,
+        }
     if outcome.status == "failed" and outcome.error is not None:
         raise outcome.error  # the one place a failed event ends the task
-    return {"event": event_id, "status": outcome.status, "owners": outcome.owners}
+    return {
+        "event": event_id,
+        "status": outcome.status,
+        "owners": outcome.owners,
+        "followers": outcome.followers,
+    }
+
+
+def _enqueue_event(event_id: int) -> None:
+    process_webhook_event.enqueue(event_id)
 
 
 # -- the seams of on-demand work --------------------------------------------------------------

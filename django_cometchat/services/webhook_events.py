@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,15 @@ logger = logging.getLogger(__name__)
 
 # An event affecting at most this many owners refreshes them within its own task.
 INLINE_REFRESHES = 2
+# An event arriving while an earlier one still waits for the task queued for it is left to
+# that task (which processes the events waiting behind its own): the queue's own work, a few
+# statements and a worker's wake-up, cost as much as an event's refreshes. Only a task queued
+# this recently counts; an older one may be lost (a worker killed, a queue flushed), and the
+# event then queues a task of its own.
+COALESCE_WITHIN = timedelta(seconds=5)
+# Waiting events one task processes after its own, at most; past that, it queues a task for
+# the oldest one still waiting, so no task runs without end under a steady stream.
+FOLLOWERS_PER_TASK = 100
 # Attempts of record_webhook to settle one key against concurrent deliveries of it.
 RECORD_ATTEMPTS = 3
 
@@ -109,6 +119,7 @@ def record_webhook(delivery: Delivery) -> WebhookEvent | None:
             owners=[],
             payload=dict(delivery.raw),
             event_at=delivery.occurred_moment,
+            task_queued=False,
         )
         if taken:
             logger.info("CometChat webhook event %s delivered again after failing: retried", pk)
@@ -148,29 +159,70 @@ def record_refused_webhook(*, trigger: str, error: str) -> WebhookEvent:
 def claim_webhook_event(event_id: int) -> WebhookEvent | None:
     """Take a received event for processing, once: a task delivered twice (queues deliver at
     least once) finds it taken and does nothing. None when it is not there to take."""
-    taking = {"status": WebhookEvent.Status.PROCESSING, "attempted_at": timezone.now()}
     alias = router.db_for_write(WebhookEvent)
     if connections[alias].vendor == "postgresql":  # the take and the read in one statement
-        return _take_returning(alias, event_id, taking)
+        return _take_returning(alias, "%s", [event_id])
     waiting = WebhookEvent.objects.using(alias).filter(
         pk=event_id, status=WebhookEvent.Status.RECEIVED
     )
-    claimed = waiting.update(**taking)
+    claimed = waiting.update(status=WebhookEvent.Status.PROCESSING, attempted_at=timezone.now())
     return WebhookEvent.objects.using(alias).filter(pk=event_id).first() if claimed else None
 
 
-def _take_returning(alias: str, event_id: int, taking: dict[str, Any]) -> WebhookEvent | None:
-    """``claim_webhook_event`` as one ``UPDATE … RETURNING`` (PostgreSQL)."""
+def _take_returning(alias: str, which: str, params: list[Any]) -> WebhookEvent | None:
+    """Take the received event ``which`` (SQL for its id, with ``params``) for processing and
+    read it, in one ``UPDATE … RETURNING`` (PostgreSQL)."""
     quote = connections[alias].ops.quote_name
     meta = WebhookEvent._meta
+    table = quote(meta.db_table)
     columns = ", ".join(quote(f.column) for f in meta.concrete_fields if f.column)
     sql = (
-        f"UPDATE {quote(meta.db_table)} SET status = %s, attempted_at = %s "  # noqa: S608
-        f"WHERE id = %s AND status = %s RETURNING {columns}"
+        f"UPDATE {table} SET status = %s, attempted_at = %s "  # noqa: S608
+        f"WHERE id = ({which}) AND status = %s RETURNING {columns}"
     )
-    params = [taking["status"], taking["attempted_at"], event_id, WebhookEvent.Status.RECEIVED]
-    taken = list(WebhookEvent.objects.raw(sql, params).using(alias))
+    received = WebhookEvent.Status.RECEIVED
+    values = [WebhookEvent.Status.PROCESSING, timezone.now(), *params, received]
+    taken = list(WebhookEvent.objects.raw(sql, values).using(alias))
     return taken[0] if taken else None
+
+
+def needs_task(event: WebhookEvent) -> bool:
+    """Whether the webhook must queue a task for an event it just recorded: not when an earlier
+    event still waits for a task queued for it within ``COALESCE_WITHIN``, as that task
+    processes this one after its own (``process_webhook_event_in_background``'s followers).
+    Otherwise the event is marked as the one a task is queued for (``task_queued``)."""
+    ahead = WebhookEvent.objects.filter(
+        status=WebhookEvent.Status.RECEIVED,
+        task_queued=True,
+        pk__lt=event.pk,
+        received_at__gte=timezone.now() - COALESCE_WITHIN,
+    )
+    if ahead.exists():
+        return False
+    WebhookEvent.objects.filter(pk=event.pk).update(task_queued=True)
+    return True
+
+
+def claim_next_webhook_event() -> WebhookEvent | None:
+    """Take the oldest received event for processing, as ``claim_webhook_event`` does; None
+    when none waits. Two concurrent callers never take the same one."""
+    alias = router.db_for_write(WebhookEvent)
+    if connections[alias].vendor == "postgresql":  # the pick, the take and the read in one
+        table = connections[alias].ops.quote_name(WebhookEvent._meta.db_table)
+        oldest = (
+            f"SELECT id FROM {table} WHERE status = %s "  # noqa: S608
+            "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+        return _take_returning(alias, oldest, [WebhookEvent.Status.RECEIVED])
+    waiting = WebhookEvent.objects.using(alias).filter(status=WebhookEvent.Status.RECEIVED)
+    for _ in range(RECORD_ATTEMPTS):  # another worker may take the one picked first
+        pk = waiting.order_by("pk").values_list("pk", flat=True).first()
+        if pk is None:
+            return None
+        event = claim_webhook_event(pk)
+        if event is not None:
+            return event
+    return None
 
 
 @dataclass(frozen=True)
@@ -324,17 +376,22 @@ class EventOutcome:
     """What processing a webhook event did. ``status``: "skipped" (not waiting to be processed:
     ``reason``), "processed", "failed" (``error``) or "deferred" (the rate budget). ``owners``:
     those refreshed (or handed to a refresh task); None when the event's targets could not be
-    read."""
+    read. ``followers``: how many of the events waiting behind it were processed after it, by
+    their status."""
 
     event_id: int
     status: str
     owners: list[str] | None = None
     error: BaseException | None = None
     reason: str = ""
+    followers: dict[str, int] = field(default_factory=dict)
 
 
 def process_webhook_event_in_background(
-    event_id: int, *, fan_out: Callable[[Target], None] | None = None
+    event_id: int,
+    *,
+    fan_out: Callable[[Target], None] | None = None,
+    queue_next: Callable[[int], None] | None = None,
 ) -> EventOutcome:
     """Process a recorded event, within ``SYNC_DEADLINE``: claim it (a task delivered twice
     refreshes nothing twice), read its targets, refresh them, and finish it (processed,
@@ -343,15 +400,68 @@ def process_webhook_event_in_background(
     Up to ``INLINE_REFRESHES`` targets are refreshed here over one connection; more are each
     handed to ``fan_out`` (which enqueues a refresh task) when it is given. A refresh that
     CometChat answers with "gone", for an owner the event said lost the conversation, marks
-    the copy missing and counts as done, not failed."""
-    with background():
-        return _process(event_id, fan_out)
+    the copy missing and counts as done, not failed.
+
+    With ``queue_next`` (given when a worker runs tasks), the events waiting behind this one
+    (those ``needs_task`` queued no task for) are processed next, oldest first, each within
+    its own deadline, up to ``FOLLOWERS_PER_TASK``, even when this one failed; if some still
+    wait after that, ``queue_next`` queues a task for the oldest."""
+    try:
+        with background():
+            outcome = _process(event_id, fan_out)
+    except Exception:
+        if queue_next is not None:  # the ones waiting behind it have no task of their own
+            _process_followers(fan_out, queue_next)
+        raise
+    if queue_next is None:
+        return outcome
+    return replace(outcome, followers=_process_followers(fan_out, queue_next))
+
+
+def _process_followers(
+    fan_out: Callable[[Target], None] | None, queue_next: Callable[[int], None]
+) -> dict[str, int]:
+    """Process waiting events, oldest first, until none waits or ``FOLLOWERS_PER_TASK`` are
+    done; then queue a task for the oldest still waiting, if any. Counts by status."""
+    counts: Counter[str] = Counter()
+    for _ in range(FOLLOWERS_PER_TASK):
+        with background():
+            event = claim_next_webhook_event()
+            if event is None:
+                return dict(counts)
+            try:
+                counts[_process_claimed(event, fan_out).status] += 1
+            except Exception:  # recorded on the event already; the others still run
+                logger.exception("CometChat webhook event %s failed", event.pk)
+                counts["failed"] += 1
+    oldest = _mark_oldest_waiting()
+    if oldest is not None:
+        queue_next(oldest)
+    return dict(counts)
+
+
+def _mark_oldest_waiting() -> int | None:
+    """The oldest received event, marked as one a task is queued for; None if none waits."""
+    pk = (
+        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if pk is not None:
+        WebhookEvent.objects.filter(pk=pk).update(task_queued=True)
+    return pk
 
 
 def _process(event_id: int, fan_out: Callable[[Target], None] | None) -> EventOutcome:
     event = claim_webhook_event(event_id)
     if event is None:
         return EventOutcome(event_id, "skipped", reason="not waiting to be processed")
+    return _process_claimed(event, fan_out)
+
+
+def _process_claimed(event: WebhookEvent, fan_out: Callable[[Target], None] | None) -> EventOutcome:
+    event_id = event.pk
     try:
         targets, owners = _targets_and_owners(event)
     except Exception as exc:  # claimed events never stay half-done: say why on the event

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from django_cometchat import services, tasks, webhooks
 from django_cometchat.checks import check_webhook_credentials
+from django_cometchat.exceptions import CometChatError
 from django_cometchat.models import Conversation, WebhookEvent
 from django_cometchat.signals import webhook_processed
 from django_cometchat.webhook_types import (
@@ -695,7 +696,9 @@ def test_receipts_dedupe_on_message_user_and_time(client, known, queue):
     assert post(client, later).json() == {"status": "accepted"}
     delivered = receipt_event(reader="alice", message=message, kind="delivered")
     assert post(client, delivered).json() == {"status": "accepted"}
-    assert len(queue.results) == 3
+    # Three events to process; one task, queued for the first, processes the burst.
+    assert WebhookEvent.objects.filter(status="received").count() == 3
+    assert len(queue.results) == 1
 
 
 def test_a_legacy_receipt_with_its_fields_in_data(client, known, queue):
@@ -817,7 +820,12 @@ def test_the_task_runs_once_per_event(client, known, queue):
     event_id = result.args[0]
     queue.clear()
     first = tasks.process_webhook_event.call(event_id)
-    assert first == {"event": event_id, "status": "processed", "owners": ["alice", "bob"]}
+    assert first == {
+        "event": event_id,
+        "status": "processed",
+        "owners": ["alice", "bob"],
+        "followers": {},
+    }
     again = tasks.process_webhook_event.call(event_id)  # a queue that delivered it twice
     assert again["status"] == "skipped"
     assert len(queue.results) == 2  # the first run's two refreshes only
@@ -914,6 +922,137 @@ def test_an_unexpected_failure_is_recorded_on_the_event_and_raised(client, known
     event.refresh_from_db()
     assert (event.status, event.error) == ("failed", "database gone")
     assert event.processed_at is not None
+
+
+# -- a burst: one task for the events waiting behind it ------------------------------------------
+
+
+@pytest.fixture
+def worker_queue(settings):
+    """A backend that queues (and runs nothing until the test calls a task, as a worker would);
+    an event's two refreshes run within its task, as in production."""
+    settings.TASKS = {"default": {"BACKEND": f"{BACKENDS}.dummy.DummyBackend"}}
+    backend: Any = tasks.backend()
+    yield backend
+    backend.clear()
+
+
+def burst(client, fake, count: int) -> list[int]:
+    """``count`` message events (bob to alice, API.md §7 message_sent) accepted; their ids."""
+    for n in range(count):
+        body = message_event(fake.send_message("bob", to_user="alice", text=f"m{n}"))
+        assert post(client, body).json() == {"status": "accepted"}
+    return list(WebhookEvent.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def run_queued(queue) -> list[dict[str, Any]]:
+    """Run the queued process_webhook_event tasks as a worker would (arguments through JSON),
+    those they queue too; their results."""
+    results = []
+    while queue.results:
+        result = queue.results.pop(0)
+        assert result.task.name == "process_webhook_event"
+        results.append(result.task.call(*json.loads(json.dumps(result.args))))
+    return results
+
+
+def test_a_burst_is_processed_by_the_task_queued_for_its_first_event(client, known, worker_queue):
+    ids = burst(client, known, 5)
+    (queued,) = worker_queue.results  # one task, for the first event
+    assert queued.args == [ids[0]]
+    assert list(WebhookEvent.objects.filter(task_queued=True).values_list("pk", flat=True)) == [
+        ids[0]
+    ]
+    (result,) = run_queued(worker_queue)
+    assert result == {
+        "event": ids[0],
+        "status": "processed",
+        "owners": ["alice", "bob"],
+        "followers": {"processed": 4},
+    }
+    events = WebhookEvent.objects.order_by("pk")
+    assert [(e.status, e.owners) for e in events] == [("processed", ["alice", "bob"])] * 5
+    # Both owners' copies show the last message: each event refreshed them, in order.
+    for owner in ("alice", "bob"):
+        row = Conversation.objects.get(owner_uid=owner, conversation_id="alice_user_bob")
+        assert row.payload["lastMessage"]["data"]["text"] == "m4"
+
+
+def test_an_event_after_the_task_took_its_own_queues_a_task(client, known, worker_queue):
+    (first,) = burst(client, known, 1)
+    assert run_queued(worker_queue)[0]["followers"] == {}
+    body = message_event(known.send_message("bob", to_user="alice"))
+    assert post(client, body).json() == {"status": "accepted"}
+    (queued,) = worker_queue.results
+    assert queued.args[0] > first
+
+
+def test_a_task_queued_too_long_ago_is_not_counted_on(client, known, worker_queue):
+    """The first event's task may be lost (a worker killed, a queue flushed): once it is older
+    than COALESCE_WITHIN, a new event queues a task of its own, which processes both."""
+    (first,) = burst(client, known, 1)
+    long_ago = timezone.now() - services.webhook_events.COALESCE_WITHIN - timedelta(seconds=1)
+    WebhookEvent.objects.filter(pk=first).update(received_at=long_ago)
+    body = message_event(known.send_message("bob", to_user="alice"))
+    assert post(client, body).json() == {"status": "accepted"}
+    assert len(worker_queue.results) == 2
+    lost = worker_queue.results.pop(0)  # never delivered
+    (result,) = run_queued(worker_queue)
+    assert result["followers"] == {"processed": 1}
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+    assert lost.task.call(first)["status"] == "skipped"  # delivered late after all
+
+
+def test_a_task_processes_at_most_so_many_followers_then_queues_the_rest(
+    client, known, worker_queue, monkeypatch
+):
+    monkeypatch.setattr(services.webhook_events, "FOLLOWERS_PER_TASK", 2)
+    ids = burst(client, known, 6)
+    first = worker_queue.results[0]
+    assert first.task.call(*first.args)["followers"] == {"processed": 2}
+    worker_queue.results.pop(0)
+    (successor,) = worker_queue.results
+    assert successor.args == [ids[3]]  # the oldest still waiting, marked as queued for
+    assert WebhookEvent.objects.get(pk=ids[3]).task_queued
+    results = run_queued(worker_queue)
+    assert [r["followers"] for r in results] == [{"processed": 2}]
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+
+
+def test_a_failing_event_fails_alone_in_a_burst(client, known, worker_queue, monkeypatch, settings):
+    """A follower whose processing raises is recorded failed; the ones after it still run. The
+    task's own event failing (CometChat refuses it) still lets the followers run before the
+    task fails."""
+    ids = burst(client, known, 4)
+    real = services.webhook_events._targets_and_owners
+
+    def broken_for_the_second(event: WebhookEvent) -> Any:
+        if event.pk == ids[1]:
+            raise RuntimeError("database hiccup")
+        return real(event)
+
+    monkeypatch.setattr(services.webhook_events, "_targets_and_owners", broken_for_the_second)
+    settings.COMETCHAT = {**settings.COMETCHAT, "MAX_RETRIES": 0}
+    known.fail_next(2, status=500)  # the first event's two refreshes
+    (queued,) = worker_queue.results
+    with pytest.raises(CometChatError):
+        queued.task.call(*queued.args)
+    statuses = dict(WebhookEvent.objects.values_list("pk", "status"))
+    assert statuses == {
+        ids[0]: "failed",
+        ids[1]: "failed",
+        ids[2]: "processed",
+        ids[3]: "processed",
+    }
+    assert WebhookEvent.objects.get(pk=ids[1]).error == "database hiccup"
+
+
+def test_the_immediate_backend_processes_each_event_in_its_request(client, known):
+    burst(client, known, 3)  # no TASKS: each request runs its own event's task inline
+    assert (
+        list(WebhookEvent.objects.values_list("status", "task_queued"))
+        == [("processed", False)] * 3
+    )
 
 
 # -- the signal ----------------------------------------------------------------------------------
