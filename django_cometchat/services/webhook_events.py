@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -204,17 +204,21 @@ def needs_task(event: WebhookEvent) -> bool:
 
 
 def claim_next_webhook_event() -> WebhookEvent | None:
-    """Take the oldest received event for processing, as ``claim_webhook_event`` does; None
-    when none waits. Two concurrent callers never take the same one."""
+    """Take the oldest event waiting behind a task for processing, as ``claim_webhook_event``
+    does; None when none waits. An event a task was queued for within ``COALESCE_WITHIN`` is
+    left to that task (it would run for nothing, at the queue's cost); an older one's task may
+    be lost, so it is taken too. Two concurrent callers never take the same one."""
     alias = router.db_for_write(WebhookEvent)
+    queued_since = timezone.now() - COALESCE_WITHIN
     if connections[alias].vendor == "postgresql":  # the pick, the take and the read in one
         table = connections[alias].ops.quote_name(WebhookEvent._meta.db_table)
         oldest = (
             f"SELECT id FROM {table} WHERE status = %s "  # noqa: S608
+            "AND (NOT task_queued OR received_at < %s) "
             "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
-        return _take_returning(alias, oldest, [WebhookEvent.Status.RECEIVED])
-    waiting = WebhookEvent.objects.using(alias).filter(status=WebhookEvent.Status.RECEIVED)
+        return _take_returning(alias, oldest, [WebhookEvent.Status.RECEIVED, queued_since])
+    waiting = _behind_a_task(queued_since).using(alias)
     for _ in range(RECORD_ATTEMPTS):  # another worker may take the one picked first
         pk = waiting.order_by("pk").values_list("pk", flat=True).first()
         if pk is None:
@@ -440,10 +444,19 @@ def _process_followers(
     return dict(counts)
 
 
+def _behind_a_task(queued_since: datetime) -> QuerySet[WebhookEvent]:
+    """Received events no task was queued for since ``queued_since``."""
+    return WebhookEvent.objects.filter(
+        Q(task_queued=False) | Q(received_at__lt=queued_since),
+        status=WebhookEvent.Status.RECEIVED,
+    )
+
+
 def _mark_oldest_waiting() -> int | None:
-    """The oldest received event, marked as one a task is queued for; None if none waits."""
+    """The oldest event waiting behind a task, marked as one a task is queued for; None if
+    none waits."""
     pk = (
-        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED)
+        _behind_a_task(timezone.now() - COALESCE_WITHIN)
         .order_by("pk")
         .values_list("pk", flat=True)
         .first()

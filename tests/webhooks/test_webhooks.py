@@ -987,6 +987,17 @@ def test_an_event_after_the_task_took_its_own_queues_a_task(client, known, worke
     assert queued.args[0] > first
 
 
+def test_a_task_leaves_an_event_with_a_task_of_its_own_to_that_task(client, known, worker_queue):
+    """Two events each with a task queued (two deliveries at once both found none ahead): the
+    first task does not take the second event, whose task would then run for nothing."""
+    first, second = burst(client, known, 2)
+    WebhookEvent.objects.filter(pk=second).update(task_queued=True)
+    (task,) = worker_queue.results
+    assert task.task.call(first)["followers"] == {}
+    assert WebhookEvent.objects.get(pk=second).status == "received"
+    assert task.task.call(second)["status"] == "processed"
+
+
 def test_a_task_queued_too_long_ago_is_not_counted_on(client, known, worker_queue):
     """The first event's task may be lost (a worker killed, a queue flushed): once it is older
     than COALESCE_WITHIN, a new event queues a task of its own, which processes both."""
