@@ -95,6 +95,10 @@ class BudgetUsage:
 
 REJECTIONS_KEPT = 60  # minutes of 429 counts kept, one key per minute
 READING_TIMEOUT = 3600  # seconds the latest X-Rate-Limit-Remaining is kept
+# A client writes its X-Rate-Limit-Remaining reading for the health page at most this often
+# (a 429's, and the first after one, always): a cache write per answer cost a third of the
+# budget's round trips.
+READING_EVERY = 1.0
 _OBSERVED = "_cometchat_budget_observed"
 
 
@@ -130,6 +134,8 @@ class RateBudget:
         # A request sent at the very end of a window may reach CometChat in the next one, so a
         # request taken in a window's last second (half a short test window) counts in both.
         self.edge = min(1.0, window / 2)
+        self._reading_written = -math.inf  # when this client last wrote its reading
+        self._reading_limited = False  # and whether that reading was a 429's
 
     @classmethod
     def for_settings(cls, settings: CometChatSettings) -> RateBudget | None:
@@ -302,8 +308,8 @@ class RateBudget:
         try:
             now = time.time()
             info = parse_rate_limit(headers)
-            if info.remaining is not None:  # the health page's latest reading
-                self.cache.set(
+            if info.remaining is not None and self._reading_due(status, now):
+                self.cache.set(  # the health page's latest reading
                     f"{self.prefix}:remaining", (info.remaining, now), timeout=READING_TIMEOUT
                 )
             if status == 429:
@@ -332,6 +338,16 @@ class RateBudget:
                 self._catch_up(key, floor, floor - ours)
         except Exception:
             logger.warning("The CometChat rate budget's cache failed", exc_info=True)
+
+    def _reading_due(self, status: int, now: float) -> bool:
+        """Whether this answer's remaining count is written for the health page: once per
+        ``READING_EVERY`` a client, and always for a 429 and the answer after one (so the page
+        never shows a pause's 0 once it is over)."""
+        limited = status == 429
+        if not (limited or self._reading_limited or now - self._reading_written >= READING_EVERY):
+            return False
+        self._reading_written, self._reading_limited = now, limited
+        return True
 
     def _catch_up(self, key: str, floor: int, missing: int) -> None:
         """Raise the window's count to ``floor`` without one atomic "max": add what was missing,

@@ -17,7 +17,7 @@ import requests
 from django.core.cache import cache, caches
 
 from django_cometchat import deadline
-from django_cometchat.budget import RateBudget
+from django_cometchat.budget import READING_EVERY, RateBudget
 from django_cometchat.client import CometChatClient
 from django_cometchat.exceptions import CometChatBudgetExhausted, CometChatRateLimited
 from tests import ROOT
@@ -150,6 +150,33 @@ def test_waiting_clients_do_not_spend_the_budget_they_wait_for(budget):
         assert client.rate_budget is not None
         assert cache.get(client.rate_budget._key(time.time())) == 2  # the refused gave theirs back
     assert len(fake.requests) == 2
+
+
+def test_a_client_writes_its_remaining_reading_once_a_second_and_a_429s_always(budget):
+    """The health page's X-Rate-Limit-Remaining (the fake's limiter, API.md §5.4) is written
+    by a client at most once per READING_EVERY; a 429's reading, and the next answer's, at
+    once."""
+    fake = budget(100, MAX_RETRIES=0)
+    fake.configure(rate_limit_per_minute=1000, rate_limit_window=60)
+    with CometChatClient() as client:
+        rate = client.rate_budget
+        assert rate is not None
+        key = f"{rate.prefix}:remaining"
+        client.get_user("bob")
+        first = cache.get(key)[0]
+        for _ in range(3):  # within the second: the first reading stands
+            client.get_user("bob")
+        assert cache.get(key)[0] == first
+        rate._reading_written -= READING_EVERY  # a second later
+        client.get_user("bob")
+        assert cache.get(key)[0] == first - 4
+        fake.fail_next(status=429, headers={"Retry-After": "0", "X-Rate-Limit-Remaining": "0"})
+        with pytest.raises(CometChatRateLimited):
+            client.get_user("bob")
+        assert cache.get(key)[0] == 0
+        time.sleep(0.05)  # the 429's pause (Retry-After 0, rounded up to a blink)
+        client.get_user("bob")
+        assert cache.get(key)[0] > 0  # the pause's 0 is not what the page shows after it
 
 
 def test_a_429_pauses_every_client_of_the_cache(budget):
