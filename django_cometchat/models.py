@@ -370,6 +370,17 @@ class WebhookEvent(models.Model):
             models.Index(fields=("trigger", "-received_at"), name="cometchat_hook_trigger"),
             models.Index(fields=("status", "-received_at"), name="cometchat_hook_status"),
             models.Index(fields=("-event_at",), name="cometchat_hook_event_at"),
+            # The events waiting for a worker, oldest first (services.claim_next_webhook_event),
+            # and those a task was queued for (services.needs_task): a few rows, even when the
+            # table holds millions.
+            models.Index(
+                fields=("id",), name="cometchat_hook_waiting", condition=Q(status="received")
+            ),
+            models.Index(
+                fields=("id",),
+                name="cometchat_hook_queued_for",
+                condition=Q(status="received", task_queued=True),
+            ),
             # "Anything newer about this topic?" (services.record_webhook); most rows have none.
             models.Index(
                 fields=("topic", "id"), name="cometchat_hook_topic", condition=~Q(topic="")

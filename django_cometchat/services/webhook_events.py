@@ -191,11 +191,11 @@ def needs_task(event: WebhookEvent) -> bool:
     event still waits for a task queued for it within ``COALESCE_WITHIN``, as that task
     processes this one after its own (``process_webhook_event_in_background``'s followers).
     Otherwise the event is marked as the one a task is queued for (``task_queued``)."""
-    ahead = WebhookEvent.objects.filter(
+    ahead = _queued_for().filter(
+        Q(queued_at__gte=timezone.now() - COALESCE_WITHIN),
         status=WebhookEvent.Status.RECEIVED,
         task_queued=True,
         pk__lt=event.pk,
-        received_at__gte=timezone.now() - COALESCE_WITHIN,
     )
     if ahead.exists():
         return False
@@ -214,7 +214,7 @@ def claim_next_webhook_event() -> WebhookEvent | None:
         table = connections[alias].ops.quote_name(WebhookEvent._meta.db_table)
         oldest = (
             f"SELECT id FROM {table} WHERE status = %s "  # noqa: S608
-            "AND (NOT task_queued OR received_at < %s) "
+            "AND (NOT task_queued OR COALESCE(attempted_at, received_at) < %s) "
             "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
         return _take_returning(alias, oldest, [WebhookEvent.Status.RECEIVED, queued_since])
@@ -262,7 +262,11 @@ def take_waiting_webhook_events() -> TakenEvents:
         else:
             still = Q(status=status, last_attempt__lt=before)
         claimed = waiting.filter(still, pk=pk).update(
-            status=WebhookEvent.Status.RECEIVED, attempted_at=now, error=""
+            # cometchat_refresh_stale queues a task for each: a burst's tasks leave it to that
+            status=WebhookEvent.Status.RECEIVED,
+            attempted_at=now,
+            error="",
+            task_queued=True,
         )
         if claimed:
             (taken.deferred if status == WebhookEvent.Status.DEFERRED else taken.stuck).append(pk)
@@ -426,30 +430,48 @@ def _process_followers(
     fan_out: Callable[[Target], None] | None, queue_next: Callable[[int], None]
 ) -> dict[str, int]:
     """Process waiting events, oldest first, until none waits or ``FOLLOWERS_PER_TASK`` are
-    done; then queue a task for the oldest still waiting, if any. Counts by status."""
+    done; then queue a task for the oldest still waiting, if any. Counts by status.
+
+    With its first follower taken, when yet another event waits, a task is queued for that one
+    too (``_queue_oldest_waiting``): a backlog then spreads over the free workers, each new
+    task asking for one more while events still wait, instead of running on this one alone."""
     counts: Counter[str] = Counter()
-    for _ in range(FOLLOWERS_PER_TASK):
+    for done in range(FOLLOWERS_PER_TASK):
         with background():
             event = claim_next_webhook_event()
             if event is None:
                 return dict(counts)
+            if done == 0:
+                _queue_oldest_waiting(queue_next)
             try:
                 counts[_process_claimed(event, fan_out).status] += 1
             except Exception:  # recorded on the event already; the others still run
                 logger.exception("CometChat webhook event %s failed", event.pk)
                 counts["failed"] += 1
+    _queue_oldest_waiting(queue_next)
+    return dict(counts)
+
+
+def _queue_oldest_waiting(queue_next: Callable[[int], None]) -> None:
+    """Queue a task for the oldest event waiting behind a task (marked as one a task is queued
+    for), if one waits."""
     oldest = _mark_oldest_waiting()
     if oldest is not None:
         queue_next(oldest)
-    return dict(counts)
 
 
 def _behind_a_task(queued_since: datetime) -> QuerySet[WebhookEvent]:
     """Received events no task was queued for since ``queued_since``."""
-    return WebhookEvent.objects.filter(
-        Q(task_queued=False) | Q(received_at__lt=queued_since),
+    return _queued_for().filter(
+        Q(task_queued=False) | Q(queued_at__lt=queued_since),
         status=WebhookEvent.Status.RECEIVED,
     )
+
+
+def _queued_for() -> QuerySet[WebhookEvent]:
+    """Events with ``queued_at``: when the task for a marked one was queued (it arrived then,
+    or was taken up again: ``attempted_at``)."""
+    return WebhookEvent.objects.alias(queued_at=Coalesce("attempted_at", "received_at"))
 
 
 def _mark_oldest_waiting() -> int | None:
@@ -462,7 +484,7 @@ def _mark_oldest_waiting() -> int | None:
         .first()
     )
     if pk is not None:
-        WebhookEvent.objects.filter(pk=pk).update(task_queued=True)
+        WebhookEvent.objects.filter(pk=pk).update(task_queued=True, attempted_at=timezone.now())
     return pk
 
 

@@ -963,13 +963,21 @@ def test_a_burst_is_processed_by_the_task_queued_for_its_first_event(client, kno
     assert list(WebhookEvent.objects.filter(task_queued=True).values_list("pk", flat=True)) == [
         ids[0]
     ]
-    (result,) = run_queued(worker_queue)
+    first = worker_queue.results.pop(0)
+    result = first.task.call(*first.args)
+    # Its first follower taken, a task was queued for the next waiting event (a second worker
+    # helps with a backlog); this task left that one to it and took the rest.
     assert result == {
         "event": ids[0],
         "status": "processed",
         "owners": ["alice", "bob"],
-        "followers": {"processed": 4},
+        "followers": {"processed": 3},
     }
+    (helper,) = worker_queue.results
+    assert helper.args == [ids[2]]
+    assert run_queued(worker_queue) == [
+        {"event": ids[2], "status": "processed", "owners": ["alice", "bob"], "followers": {}}
+    ]
     events = WebhookEvent.objects.order_by("pk")
     assert [(e.status, e.owners) for e in events] == [("processed", ["alice", "bob"])] * 5
     # Both owners' copies show the last message: each event refreshed them, in order.
@@ -998,6 +1006,22 @@ def test_a_task_leaves_an_event_with_a_task_of_its_own_to_that_task(client, know
     assert task.task.call(second)["status"] == "processed"
 
 
+def test_events_taken_up_again_are_each_left_to_the_task_queued_for_it(
+    client, known, worker_queue, settings
+):
+    """cometchat_refresh_stale queues a task for each event it takes up again: those tasks do
+    not take each other's events (each would then run for nothing)."""
+    ids = burst(client, known, 3)
+    worker_queue.clear()
+    settings.COMETCHAT = {**settings.COMETCHAT, "SYNC_ABANDONED_AFTER": 60}
+    WebhookEvent.objects.update(received_at=timezone.now() - timedelta(minutes=5))
+    taken = services.take_waiting_webhook_events()
+    assert taken.stuck == ids
+    assert list(WebhookEvent.objects.values_list("task_queued", flat=True)) == [True] * 3
+    results = [tasks.process_webhook_event.call(pk) for pk in ids]
+    assert [(r["status"], r["followers"]) for r in results] == [("processed", {})] * 3
+
+
 def test_a_task_queued_too_long_ago_is_not_counted_on(client, known, worker_queue):
     """The first event's task may be lost (a worker killed, a queue flushed): once it is older
     than COALESCE_WITHIN, a new event queues a task of its own, which processes both."""
@@ -1019,14 +1043,14 @@ def test_a_task_processes_at_most_so_many_followers_then_queues_the_rest(
 ):
     monkeypatch.setattr(services.webhook_events, "FOLLOWERS_PER_TASK", 2)
     ids = burst(client, known, 6)
-    first = worker_queue.results[0]
+    first = worker_queue.results.pop(0)
     assert first.task.call(*first.args)["followers"] == {"processed": 2}
-    worker_queue.results.pop(0)
-    (successor,) = worker_queue.results
-    assert successor.args == [ids[3]]  # the oldest still waiting, marked as queued for
-    assert WebhookEvent.objects.get(pk=ids[3]).task_queued
+    # A helper for the third event (with its first follower), a successor for the fifth (past
+    # the bound): the oldest then waiting, each marked as queued for.
+    assert [r.args[0] for r in worker_queue.results] == [ids[2], ids[4]]
+    assert WebhookEvent.objects.get(pk=ids[4]).task_queued
     results = run_queued(worker_queue)
-    assert [r["followers"] for r in results] == [{"processed": 2}]
+    assert sum(sum(r["followers"].values()) for r in results) == 1  # the sixth
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
 
 
@@ -1048,6 +1072,8 @@ def test_a_failing_event_fails_alone_in_a_burst(client, known, worker_queue, mon
     (queued,) = worker_queue.results
     with pytest.raises(CometChatError):
         queued.task.call(*queued.args)
+    worker_queue.results.pop(0)
+    run_queued(worker_queue)  # the helper queued for the third
     statuses = dict(WebhookEvent.objects.values_list("pk", "status"))
     assert statuses == {
         ids[0]: "failed",
