@@ -453,9 +453,15 @@ def _process_followers(
 
 
 def _queue_oldest_waiting(queue_next: Callable[[int], None]) -> None:
-    """Queue a task for the oldest event waiting behind a task (marked as one a task is queued
-    for), if one waits."""
-    oldest = _mark_oldest_waiting()
+    """Queue a task for the oldest event waiting behind a task, if one waits. The event is not
+    marked as one a task is queued for: any task may take it meanwhile (the new one then finds
+    it taken and goes on with the events after it), so it never waits for a busy queue."""
+    oldest = (
+        _behind_a_task(timezone.now() - COALESCE_WITHIN)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
     if oldest is not None:
         queue_next(oldest)
 
@@ -472,20 +478,6 @@ def _queued_for() -> QuerySet[WebhookEvent]:
     """Events with ``queued_at``: when the task for a marked one was queued (it arrived then,
     or was taken up again: ``attempted_at``)."""
     return WebhookEvent.objects.alias(queued_at=Coalesce("attempted_at", "received_at"))
-
-
-def _mark_oldest_waiting() -> int | None:
-    """The oldest event waiting behind a task, marked as one a task is queued for; None if
-    none waits."""
-    pk = (
-        _behind_a_task(timezone.now() - COALESCE_WITHIN)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if pk is not None:
-        WebhookEvent.objects.filter(pk=pk).update(task_queued=True, attempted_at=timezone.now())
-    return pk
 
 
 def _process(event_id: int, fan_out: Callable[[Target], None] | None) -> EventOutcome:
