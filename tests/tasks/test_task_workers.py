@@ -420,7 +420,7 @@ def test_published_webhooks_are_processed_by_a_real_worker(
     # (services.needs_task): every event processed once either way.
     outcomes = db_outcomes(shared_services)
     assert {o.status for o in outcomes} == {"SUCCESSFUL"}
-    done = Counter(o.value["status"] for o in outcomes)
+    done = Counter(o.value["status"] for o in outcomes if o.value["status"] != "skipped")
     for o in outcomes:
         done.update(o.value["followers"])
     assert done == {"processed": 2}, [o.value for o in outcomes]
@@ -497,7 +497,7 @@ def test_a_burst_of_webhooks_shares_tasks_and_each_event_is_processed_once(
     assert tasks < 40
     outcomes = drain("db", shared_services, workers, count=tasks)
     assert {o.status for o in outcomes} == {"SUCCESSFUL"}, outcomes
-    done = Counter(o.value["status"] for o in outcomes)
+    done = Counter(o.value["status"] for o in outcomes if o.value["status"] != "skipped")
     for o in outcomes:
         done.update(o.value["followers"])
     assert done == {"processed": 40}, [o.value for o in outcomes]
