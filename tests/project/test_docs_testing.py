@@ -1,5 +1,6 @@
-"""docs/testing.md's first example, executed as written: its tests pass against the fake, and
-the "CometChat is down" one fails fast, since it turns retries off."""
+"""docs/testing.md's examples, executed as written: the first one's tests pass against the fake,
+and the "CometChat is down" one fails fast, since it turns retries off; the webhook delivery's
+test passes too."""
 
 from __future__ import annotations
 
@@ -36,3 +37,11 @@ def test_the_cometchat_is_down_example_fails_in_well_under_a_second(
 
 def test_the_inbox_example_passes(cometchat_fake, client, django_user_model):
     first_example()["test_inbox_shows_unread"](cometchat_fake, client, django_user_model)
+
+
+def test_the_webhook_delivery_example_passes(cometchat_fake, client):
+    block = re.search(r"```python\n(import base64\n[\s\S]*?)```", DOC.read_text())
+    assert block is not None
+    namespace: dict[str, Any] = {}
+    exec(block[1], namespace)  # noqa: S102 (our own documentation)
+    namespace["test_a_message_refreshes_both_copies"](cometchat_fake, client)
