@@ -11,9 +11,10 @@ owners). Then, at ``--rate`` events per second for ``--seconds``, this process m
 change upstream (the fake's ``send``: one user of a pair messages the other, round robin over
 the pairs) and delivers CometChat's ``message_sent`` webhook for it to the site, with Basic
 credentials, from a small thread pool so that a slow answer does not hold back the schedule.
-The webhook records the event and enqueues it; a worker takes the event and refreshes both
-owners (sender and receiver) within that task (``INLINE_REFRESHES``), fetching and storing each
-owner's conversation.
+The webhook records the event and enqueues a task for it, unless an earlier event still waits
+for its task (a burst shares one: ``services.needs_task``); a worker's task takes the event and
+those waiting behind it, and refreshes both owners of each (sender and receiver) within the task
+(``INLINE_REFRESHES``), fetching and storing each owner's conversation.
 
 The lag of an (event, owner) is from the moment the delivery was sent to the ``fetched_at`` of
 the first snapshot of that owner's conversation whose last message is the event's message or
