@@ -69,7 +69,7 @@ def fetch_conversation(
     """
     owner = as_owner(owner)
     stored_as = fetch_and_store(owner, conversation_id, client=client, peer_flag=peer_flag)
-    return Conversation.objects.owned_by(owner.uid).get(conversation_id=stored_as)
+    return _stored(owner, stored_as)
 
 
 def fetch_and_store(
@@ -117,9 +117,11 @@ def refresh_target(
     its history kept. Any other failure is raised, and marks nothing."""
     owner = as_owner(owner)
     stored_as = _refresh_or_confirm_gone(owner, target, client=client)
-    if stored_as is None:
-        return None
-    return Conversation.objects.owned_by(owner.uid).get(conversation_id=stored_as)
+    return None if stored_as is None else _stored(owner, stored_as)
+
+
+def _stored(owner: Owner, conversation_id: str) -> Conversation:
+    return Conversation.objects.owned_by(owner.uid).get(conversation_id=conversation_id)
 
 
 def _refresh_or_confirm_gone(
@@ -174,16 +176,15 @@ def refresh_one(
     refresh never fails a batch. ``read_back=False``: the stored row is not read back (the
     outcome's ``row`` stays None), a statement saved where only the status matters."""
     try:
-        if not read_back:
-            stored_as = _refresh_or_confirm_gone(owner, target, client=client)
-            return RefreshOutcome(target, gone=stored_as is None)
-        row = refresh_target(owner, target, client=client)
-        return RefreshOutcome(target, row, gone=row is None)
+        stored_as = _refresh_or_confirm_gone(owner, target, client=client)
     except CometChatError as exc:
         logger.warning(
             "CometChat refresh of %s for %s failed: %s", target.conversation_id, owner.uid, exc
         )
         return RefreshOutcome(target, error=exc)
+    if stored_as is None:
+        return RefreshOutcome(target, gone=True)
+    return RefreshOutcome(target, _stored(owner, stored_as) if read_back else None)
 
 
 def refresh_in_background(target: Target) -> RefreshOutcome:

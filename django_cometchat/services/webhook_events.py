@@ -210,17 +210,12 @@ def claim_next_webhook_event() -> WebhookEvent | None:
     be lost, so it is taken too. Two concurrent callers never take the same one."""
     alias = router.db_for_write(WebhookEvent)
     queued_since = timezone.now() - COALESCE_WITHIN
+    waiting = _behind_a_task(queued_since).using(alias).order_by("pk")
     if connections[alias].vendor == "postgresql":  # the pick, the take and the read in one
-        table = connections[alias].ops.quote_name(WebhookEvent._meta.db_table)
-        oldest = (
-            f"SELECT id FROM {table} WHERE status = %s "  # noqa: S608
-            "AND (NOT task_queued OR COALESCE(attempted_at, received_at) < %s) "
-            "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
-        )
-        return _take_returning(alias, oldest, [WebhookEvent.Status.RECEIVED, queued_since])
-    waiting = _behind_a_task(queued_since).using(alias)
+        oldest, params = waiting.values("pk")[:1].query.get_compiler(using=alias).as_sql()
+        return _take_returning(alias, f"{oldest} FOR UPDATE SKIP LOCKED", list(params))
     for _ in range(RECORD_ATTEMPTS):  # another worker may take the one picked first
-        pk = waiting.order_by("pk").values_list("pk", flat=True).first()
+        pk = waiting.values_list("pk", flat=True).first()
         if pk is None:
             return None
         event = claim_webhook_event(pk)
@@ -262,7 +257,7 @@ def take_waiting_webhook_events() -> TakenEvents:
         else:
             still = Q(status=status, last_attempt__lt=before)
         claimed = waiting.filter(still, pk=pk).update(
-            # cometchat_refresh_stale queues a task for each: a burst's tasks leave it to that
+            # cometchat_refresh_stale queues a task for each: other tasks leave it to its own
             status=WebhookEvent.Status.RECEIVED,
             attempted_at=now,
             error="",
