@@ -21,7 +21,8 @@ INSERT INTO {CONVERSATION} (
     created_at, updated_at, peer_uid, peer_guid, peer_name, payload, content_hash,
     fetched_at, missing_since)
 SELECT %s, %s, json_extract(r.value, '$.conversation_id'),
-       json_extract(r.value, '$.conversation_type'), json_extract(r.value, '$.unread'),
+       json_extract(r.value, '$.conversation_type'),
+       json_extract(r.value, '$.unread_message_count'),
        json_extract(r.value, '$.created_at'), json_extract(r.value, '$.updated_at'),
        json_extract(r.value, '$.peer_uid'), json_extract(r.value, '$.peer_guid'),
        json_extract(r.value, '$.peer_name'), json_extract(r.value, '$.payload'),
@@ -45,8 +46,8 @@ class SQLiteDialect(PortableDialect):
     vendor = "sqlite"
     not_in_ids = "conversation_id NOT IN (SELECT value FROM json_each(%s))"
 
-    def json_datetime(self, value: datetime | None) -> str | None:
-        return None if value is None else str(self.param(value))
+    def json_datetime(self, value: datetime) -> str:
+        return str(self.param(value))
 
     def upsert(
         self, owner_id: int | None, owner_uid: str, rows: Sequence[Row], fetched_at: datetime

@@ -17,6 +17,7 @@ import pytest
 
 from django_cometchat.conversation_types import MAX_DEPTH, PayloadShapeError, check_storable
 from django_cometchat.storage.portable import PortableDialect
+from django_cometchat.storage.postgresql import PostgreSQLDialect
 from django_cometchat.storage.rows import Row
 
 
@@ -77,7 +78,10 @@ def test_storable_values_pass(value: Any) -> None:
     check_storable(value)
 
 
-def test_page_parameter_is_the_json_json_dumps_wrote() -> None:
+@pytest.mark.parametrize("dialect", [PortableDialect, PostgreSQLDialect])
+def test_page_parameter_is_the_json_json_dumps_wrote(dialect: type[PortableDialect]) -> None:
+    """Each row by its own field names; PostgreSQL's datetimes written by orjson, the same
+    ISO 8601 text as ``isoformat()``."""
     payload = conversation(text='é \u2028 \x01 "q" \\', n=[1.5, 1e16, 2**63 - 1, None, True])
     row = Row(
         conversation_id="alice_user_bob",
@@ -91,12 +95,12 @@ def test_page_parameter_is_the_json_json_dumps_wrote() -> None:
         payload=MappingProxyType(payload),
         content_hash="0" * 64,
     )
-    written = json.loads(PortableDialect().records([row]))
+    written = json.loads(dialect().records([row]))
     assert written == [
         {
             "conversation_id": "alice_user_bob",
             "conversation_type": "user",
-            "unread": 3,
+            "unread_message_count": 3,
             "created_at": None,
             "updated_at": "2024-01-02T03:04:05+00:00",
             "peer_uid": "bob",
@@ -106,3 +110,17 @@ def test_page_parameter_is_the_json_json_dumps_wrote() -> None:
             "content_hash": "0" * 64,
         }
     ]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc),
+        datetime(1, 1, 1, tzinfo=timezone.utc),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc),
+    ],
+)
+def test_postgresqls_page_datetimes_are_isoformats(moment: datetime) -> None:
+    row = Row("c", "user", 0, moment, moment, "bob", "", "", {}, "0" * 64)
+    (written,) = json.loads(PostgreSQLDialect().records([row]))
+    assert written["created_at"] == written["updated_at"] == moment.isoformat()

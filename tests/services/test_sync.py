@@ -125,6 +125,18 @@ def test_resync_without_change_writes_no_history(fake, alice):
     assert not Conversation.objects.filter(missing_since__isnull=False).exists()
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's page statement")
+def test_a_page_travels_beside_its_statement_not_inside_it(fake, alice):
+    """psycopg 3 binds the page on the server: the statement is logged (so counted) with a
+    placeholder, and neither the payloads nor the Python escaping of 1.5 MB are in its text."""
+    with CaptureQueriesContext(connection) as queries:
+        sync_conversations(alice)
+    (page,) = [q["sql"] for q in queries.captured_queries if "jsonb_to_recordset" in q["sql"]]
+    assert "jsonb_to_recordset($1::jsonb)" in page
+    assert "alice_user_bob" not in page
+    assert Conversation.objects.filter(owner_uid="alice").count() == 3
+
+
 def test_upstream_change_updates_and_appends_history(
     fake, alice, django_capture_on_commit_callbacks
 ):
