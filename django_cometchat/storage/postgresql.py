@@ -108,6 +108,17 @@ except ImportError:  # psycopg2: every parameter is bound on the client, pages t
     psycopg = None  # type: ignore[assignment]
 
 
+if psycopg is not None:
+
+    class _BoundOnServer(psycopg.Cursor):
+        """Binds on the server, and never prepares: a prepared statement's text is gone from
+        psycopg's cursor, so Django would log and count it as ``None`` (under a host's
+        ``prepare_threshold``), and planning is about 1 ms of a 1,000-row page's 100."""
+
+        def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
+            return super().execute(query, params, **{**options, "prepare": False})
+
+
 @contextmanager
 def _page_cursor() -> Iterator[Any]:
     """Where Django's connection is psycopg 3, a cursor that sends the parameters beside the
@@ -116,8 +127,8 @@ def _page_cursor() -> Iterator[Any]:
 
     Django's psycopg cursors bind on the client: a 1,000-row page's 1.5 MB parameter was
     escaped into the SQL text in Python, then lexed by the server (5 ms of the worker's CPU a
-    page). Whether psycopg prepares the statement stays the connection's choice (Django's
-    ``prepare_threshold``, off unless ``OPTIONS`` sets it: poolers in transaction mode)."""
+    page). Under ``OPTIONS["server_side_binding"]`` Django's log writes every statement's
+    parameters into its text, this one's too: that is Django's choice for that option."""
     connection.ensure_connection()
     raw = connection.connection
     if psycopg is None or not isinstance(raw, psycopg.Connection):
@@ -125,7 +136,7 @@ def _page_cursor() -> Iterator[Any]:
             yield cursor
         return
     connection.validate_thread_sharing()
-    bound: Any = psycopg.Cursor(raw)  # django-stubs type the wrapped cursor as Django's own
+    bound: Any = _BoundOnServer(raw)  # django-stubs type the wrapped cursor as Django's own
     cursor = (
         connection.make_debug_cursor(bound)
         if connection.queries_logged

@@ -137,6 +137,28 @@ def test_a_page_travels_beside_its_statement_not_inside_it(fake, alice):
     assert Conversation.objects.filter(owner_uid="alice").count() == 3
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's page statement")
+def test_the_page_statement_keeps_its_text_where_the_host_lets_psycopg_prepare(fake, alice):
+    """With ``prepare_threshold`` 0 psycopg would prepare at once, and a prepared statement is
+    logged and counted as ``None``: the page statement never is."""
+    connection.ensure_connection()
+    raw = connection.connection
+    before = raw.prepare_threshold
+    raw.prepare_threshold = 0
+    try:
+        for _ in range(3):
+            Conversation.objects.filter(owner_uid="alice").delete()
+            with CaptureQueriesContext(connection) as queries:
+                sync_conversations(alice)
+            assert all(q["sql"] is not None for q in queries.captured_queries)
+            assert any("jsonb_to_recordset" in q["sql"] for q in queries.captured_queries)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cursor.fetchone() == (0,)
+    finally:
+        raw.prepare_threshold = before
+
+
 def test_upstream_change_updates_and_appends_history(
     fake, alice, django_capture_on_commit_callbacks
 ):
