@@ -2,9 +2,10 @@
 
 Processes, as in a deployment on one machine: the fake CometChat in a child process (``--pairs``
 pairs of users, ``owner-0001`` and ``owner-0002`` the first); the site in another, serving
-``django_cometchat.urls`` with Django's threaded WSGI server (the one ``runserver`` uses; no
-extra dependency); ``--workers`` django-tasks-db ``db_worker`` processes on PostgreSQL (a fresh
-database ``cometchat_bench_freshness`` on 127.0.0.1:5432); the rate budget counted in Redis.
+``django_cometchat.urls`` with Django's threaded WSGI server (the one ``runserver`` uses) or,
+with ``--server gunicorn``, gunicorn (one ``gthread`` worker of 8 threads); ``--workers``
+django-tasks-db ``db_worker`` processes on PostgreSQL (a fresh database
+``cometchat_bench_freshness`` on 127.0.0.1:5432); the rate budget counted in Redis.
 
 Every owner is synced once first, so the site knows them (webhook traffic never creates
 owners). Then, at ``--rate`` events per second for ``--seconds``, this process makes a real
@@ -24,6 +25,7 @@ owner that never became fresh. Target: p99 under one second.
 
     python -m benchmarks.bench_freshness [--rate 50] [--seconds 60] [--workers 2]
         [--pairs 250] [--delay 0] [--budget 20000] [--redis-url redis://127.0.0.1:6379/7]
+        [--server threaded|gunicorn]
 
 The budget defaults to CometChat's standard 20,000 requests a minute: each event costs two
 requests (one per owner), 6,000 a minute at 50 events a second, above the package's default of
@@ -39,6 +41,7 @@ import contextlib
 import functools
 import math
 import os
+import re
 import secrets
 import socket
 import statistics
@@ -75,6 +78,10 @@ from .support import (
 DB_NAME = "cometchat_bench_freshness"
 WEB_READY = "Serving the webhook"
 WARM_UP_EVENTS = 20
+SERVERS = {
+    "threaded": "Django's threaded WSGI server",
+    "gunicorn": "gunicorn (1 gthread worker, 8 threads)",
+}
 
 
 @dataclass(frozen=True)
@@ -115,30 +122,38 @@ def run_worker(name: str) -> int:
 
 
 def start_children(
-    config: Config, workers: int, port: int, logs: Path
-) -> tuple[list[Child], Child]:
-    """``workers`` ready db_workers, then the ready site on ``port``."""
+    config: Config, workers: int, port: int, logs: Path, server: str
+) -> tuple[list[Child], Child, list[int]]:
+    """``workers`` ready db_workers, then the ready site on ``port``; the site's PIDs (gunicorn's
+    worker besides its arbiter, whose CPU a parent does not see until the worker exits)."""
     roles = [(f"worker-{n}", ["--worker", f"worker-{n}"]) for n in range(1, workers + 1)]
     start = functools.partial(
         processes.start, "benchmarks.bench_freshness", config=config.__dict__, logs=logs
     )
     started = start(roles, ready=WORKER_READY)
-    (web,) = start([("web", ["--web", str(port)])], ready=WEB_READY)
-    return started, web
+    (web,) = start([("web", ["--web", str(port), "--server", server])], ready=WEB_READY)
+    pids = {
+        web.process.pid,
+        *(int(pid) for pid in re.findall(rf"{WEB_READY} \(pid (\d+)\)", web.output())),
+    }
+    return started, web, sorted(pids)
 
 
-def run_web(port: int) -> int:
-    """The site: Django's threaded WSGI server (``runserver``'s, without the reloader)."""
+def run_web(port: int, server: str) -> int:
+    """The site, on Django's threaded WSGI server (``runserver``'s, without the reloader) or on
+    gunicorn (one worker of 8 threads, ``gthread``)."""
     import logging
 
     Config(**processes.config_from_env()).configure(migrate=False)
+    # With DEBUG off Django logs a 500's traceback nowhere but to ADMINS: the web log shows it.
+    logging.basicConfig(level=logging.ERROR)
+    if server == "gunicorn":
+        return run_gunicorn(port)
     processes.warm_up()
     from django.core.servers.basehttp import ThreadedWSGIServer, run
     from django.core.wsgi import get_wsgi_application
 
     logging.getLogger("django.server").setLevel(logging.WARNING)  # a line per delivery is noise
-    # With DEBUG off Django logs a 500's traceback nowhere but to ADMINS: the web log shows it.
-    logging.basicConfig(level=logging.ERROR)
     run(
         "127.0.0.1",
         port,
@@ -152,6 +167,37 @@ def run_web(port: int) -> int:
         server_cls=ThreadedWSGIServer,
         on_bind=lambda _port: print(WEB_READY, flush=True),
     )
+    return 0
+
+
+def run_gunicorn(port: int) -> int:
+    """gunicorn's arbiter in this process and one ``gthread`` worker, which warms up (in the
+    worker: connections are not shared across a fork) before it says it is ready."""
+    from django.core.wsgi import get_wsgi_application
+    from gunicorn.app.base import BaseApplication
+
+    def ready(worker: Any) -> None:
+        processes.warm_up()
+        print(f"{WEB_READY} (pid {os.getpid()})", flush=True)
+
+    class Site(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options = {
+                "bind": f"127.0.0.1:{port}",
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": 8,  # the load's 8 delivery threads, each on a keep-alive connection
+                "keepalive": 30,
+                "post_worker_init": ready,
+                "loglevel": "warning",
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return get_wsgi_application()
+
+    Site().run()
     return 0
 
 
@@ -368,6 +414,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--logs", help="keep the site's and the workers' logs in this directory (else deleted)"
     )
+    parser.add_argument(
+        "--server",
+        choices=["threaded", "gunicorn"],
+        default="threaded",
+        help="the site's server: Django's threaded WSGI server (runserver's) or gunicorn gthread",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--web", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -378,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         return run_worker(args.worker)
     if args.web:
-        return run_web(args.web)
+        return run_web(args.web, args.server)
     import django
     import redis
 
@@ -386,8 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine: {machine()}")
     print(
         f"{args.rate:g} webhook events/s for {args.seconds:g} s over {args.pairs} pairs of users; "
-        f"{args.workers} db_worker processes on PostgreSQL ({DB_NAME}); the site on Django's "
-        f"threaded WSGI server; fake CometChat +{1000 * args.delay:.0f} ms per request; budget "
+        f"{args.workers} db_worker processes on PostgreSQL ({DB_NAME}); the site on "
+        f"{SERVERS[args.server]}; fake CometChat +{1000 * args.delay:.0f} ms per request; budget "
         f"{args.budget:,}/min in Redis; Django {django.get_version()}",
         flush=True,
     )
@@ -410,7 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             initial_sync(uids)
             print(f"synced {len(uids)} owners in {time.monotonic() - began:.1f} s", flush=True)
             port = free_port()
-            workers, web = start_children(config, args.workers, port, Path(logs))
+            workers, web, web_pids = start_children(
+                config, args.workers, port, Path(logs), args.server
+            )
             children += [*workers, web]
             url = f"http://127.0.0.1:{port}/webhook/"
             send = functools.partial(
@@ -421,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fake.clear_requests()
             count = round(args.rate * args.seconds)
             cpu = CpuMeter(
-                {"workers": [w.process.pid for w in workers], "web": [web.process.pid]},
+                {"workers": [w.process.pid for w in workers], "web": web_pids},
                 fake.cpu_seconds,
                 DB_NAME,
             )

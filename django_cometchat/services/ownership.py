@@ -148,7 +148,10 @@ def owner_by_uid(uid: str) -> Owner:
 def owners_by_uid(uids: Iterable[str]) -> dict[str, Owner]:
     """``uid -> Owner`` for several UIDs, with their bound users, in two queries."""
     valid = {validate_id(uid, "UID") for uid in uids}
-    bound = {b.uid: b.user for b in UIDBinding.objects.filter(uid__in=valid).select_related("user")}
+    # No order (the model's is by UID): a dict needs none, and the ORDER BY cost a webhook
+    # event's task about 2% of its CPU to compile.
+    bindings = UIDBinding.objects.filter(uid__in=valid).select_related("user").order_by()
+    bound = {b.uid: b.user for b in bindings}
     return {uid: Owner(uid, bound.get(uid)) for uid in valid}
 
 
