@@ -1027,6 +1027,23 @@ def test_a_task_leaves_an_event_with_a_task_of_its_own_to_that_task(client, know
     assert task.task.call(second)["status"] == "processed"
 
 
+def test_an_event_whose_task_has_not_started_is_taken_after_a_moment(client, known, worker_queue):
+    """Every worker busy: an event with a task of its own, still waiting for it after
+    LEFT_TO_ITS_TASK (half a second), is taken by the first task processing the events behind
+    its own, oldest first, rather than waiting behind younger events (for as long as the
+    webhook counts on a queued task: COALESCE_WITHIN, 5 s); its own task then finds it taken."""
+    first, second, third = burst(client, known, 3)
+    WebhookEvent.objects.filter(pk=second).update(task_queued=True)
+    a_second_ago = timezone.now() - timedelta(seconds=1)
+    WebhookEvent.objects.filter(pk=second).update(received_at=a_second_ago)
+    (task,) = worker_queue.results
+    assert task.task.call(first)["followers"] == {"processed": 2}
+    assert WebhookEvent.objects.get(pk=second).owners == ["alice", "bob"]
+    assert task.task.call(second)["status"] == "skipped"
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+    assert third > second
+
+
 def test_events_taken_up_again_are_each_left_to_the_task_queued_for_it(
     client, known, worker_queue, settings
 ):
