@@ -1,6 +1,6 @@
 """docs/testing.md's examples, executed as written: the first one's tests pass against the fake,
 and the "CometChat is down" one fails fast, since it turns retries off; the webhook delivery's
-test passes too."""
+test passes too, and the long-running fake's delivery is one the webhook accepts."""
 
 from __future__ import annotations
 
@@ -45,3 +45,29 @@ def test_the_webhook_delivery_example_passes(cometchat_fake, client):
     namespace: dict[str, Any] = {}
     exec(block[1], namespace)  # noqa: S102 (our own documentation)
     namespace["test_a_message_refreshes_both_copies"](cometchat_fake, client)
+
+
+def test_the_long_running_fakes_delivery_is_accepted(cometchat_fake, client, settings):
+    """fake_with_messages.py's body, posted as its curl line does, is accepted and processed
+    (API.md §7's message_sent, with the fake's message)."""
+    import base64
+
+    from django_cometchat.models import WebhookEvent
+
+    block = re.search(r"```python\n(\"\"\"fake_with_messages.py[\s\S]*?)```", DOC.read_text())
+    assert block is not None
+    namespace: dict[str, Any] = {"__name__": "fake_with_messages"}  # not run as a script
+    exec(block[1], namespace)  # noqa: S102 (our own documentation)
+    for uid in ("alice", "bob"):
+        cometchat_fake.add_user(uid)
+    settings.COMETCHAT = {**settings.COMETCHAT, "APP_ID": cometchat_fake.app_id}
+    body = namespace["message_delivery"](cometchat_fake, "bob", "alice")
+    credentials = settings.COMETCHAT["WEBHOOK_BASIC_AUTH"][0]
+    answer = client.post(
+        "/cometchat/webhook/",
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(credentials.encode()).decode(),
+    )
+    assert answer.json() == {"status": "accepted"}
+    assert WebhookEvent.objects.get().trigger == "message_sent"
