@@ -9,7 +9,9 @@ The environment chooses:
 * ``COMETCHAT_TEST_WORKER_DB``: the database, which is the pytest test database, so the workers
   see what the test committed (and the test sees what they did);
 * ``COMETCHAT_TEST_REDIS_URL``: the Redis of the RQ queue and of the shared rate budget
-  (default db 5; the budget's own test uses db 3).
+  (default db 5; the budget's own test uses db 3);
+* ``COMETCHAT_TEST_CONN_MAX_AGE``: the database's ``CONN_MAX_AGE`` (default 0), for the site
+  served by gunicorn.
 
 What is added to ``tests.settings`` here is what docs/tasks.md tells a host to add.
 """
@@ -29,9 +31,13 @@ REDIS_URL = os.environ.get("COMETCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/5
 
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("task workers share a database: set COMETCHAT_TEST_DB=postgres")
-DATABASES = {
-    "default": {**DATABASES["default"], "NAME": os.environ["COMETCHAT_TEST_WORKER_DB"]},
+_DATABASE: dict[str, Any] = {
+    **DATABASES["default"],
+    "NAME": os.environ["COMETCHAT_TEST_WORKER_DB"],
+    # The site under gunicorn keeps its connections, as docs/webhooks.md discusses.
+    "CONN_MAX_AGE": int(os.environ.get("COMETCHAT_TEST_CONN_MAX_AGE", "0")),
 }
+DATABASES = {"default": _DATABASE}
 
 # One rate budget for every worker: counted in Redis, not in each process's memory.
 CACHES = {

@@ -9,7 +9,8 @@ page of every owner fetched once), that no (owner_uid, conversation_id) row is d
 no task failed and no worker logged a traceback, and that both workers did work.
 
 One more test posts CometChat's published webhook examples to the view (in a process of its own,
-with the db backend) and checks what the workers' refreshes made of them.
+with the db backend) and checks what the workers' refreshes made of them; another posts a burst
+over real HTTP to the site served by gunicorn (``gthread``, as docs/webhooks.md advises).
 
 The workers run ``tests.settings_workers`` against the pytest test database (hence
 ``transaction=True``: they see only committed rows) and reach this process's fake CometChat over
@@ -25,11 +26,13 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,7 @@ from typing import Any
 import django
 import pytest
 import redis
+import requests
 from django.db import connection
 from django.db.models import Count
 
@@ -509,6 +513,129 @@ def test_a_burst_of_webhooks_shares_tasks_and_each_event_is_processed_once(
     for worker in workers:
         worker.check_alive()
         assert "Traceback" not in worker.output(), worker.output()[-4000:]
+
+
+# -- the webhook served by gunicorn ----------------------------------------------------------------
+
+GUNICORN_THREADS = 8
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def gunicorn_site(worker_env, tmp_path) -> Iterator[tuple[str, Worker]]:
+    """The tests' site served by gunicorn as docs/webhooks.md advises (one ``gthread`` worker of
+    ``GUNICORN_THREADS`` threads, ``CONN_MAX_AGE`` 60) on the test database; its base URL."""
+    env = {**worker_env("db"), "COMETCHAT_TEST_CONN_MAX_AGE": "60"}
+    port = free_port()
+    stdout, stderr = tmp_path / "gunicorn.out", tmp_path / "gunicorn.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "django.core.wsgi:get_wsgi_application()",
+                f"--bind=127.0.0.1:{port}",
+                "--workers=1",
+                "--worker-class=gthread",
+                f"--threads={GUNICORN_THREADS}",
+                "--access-logfile=-",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+    site = Worker("gunicorn", process, stdout, stderr)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT
+    try:
+        while True:
+            site.check_alive()
+            with contextlib.suppress(requests.ConnectionError):
+                requests.get(f"{url}/", timeout=5)
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"gunicorn not ready in {START_TIMEOUT}s:\n{site.output()[-4000:]}")
+            time.sleep(0.1)
+        yield url, site
+    finally:
+        site.stop()
+
+
+def test_a_burst_through_gunicorn_is_processed_once_on_a_connection_a_thread(
+    shared_services, cometchat_fake, start_workers, gunicorn_site
+):
+    """40 ``message_sent`` deliveries (fixtures/webhook.message_sent.json carrying the fake's
+    messages: API.md §7), 8 at a time over real HTTP to gunicorn while two db_workers run: each
+    answers 200, each event is processed once, both copies end on the last message, and the
+    site holds at most a database connection a thread (docs/webhooks.md sizes
+    ``max_connections`` by it)."""
+    from django_cometchat import services
+    from django_cometchat.models import WebhookEvent
+    from tests.surface import basic_authorization, published_webhook, webhook_path
+
+    url, site = gunicorn_site
+    fake = cometchat_fake
+    for uid in ("alice", "bob"):
+        fake.add_user(uid, f"{uid.title()} Example")
+    fake.send_message("bob", to_user="alice", text="hi")
+    for uid in ("alice", "bob"):
+        services.sync_conversations(services.owner_by_uid(uid))
+    _, workers = start_workers("db")
+    with connection.cursor() as cursor:  # an earlier test's tasks (not an app here: no flush)
+        cursor.execute(f"DELETE FROM {TASK_TABLE}")  # noqa: S608
+    bodies = []
+    for n in range(40):
+        body = published_webhook("message_sent")
+        body["data"]["message"] = fake.send_message("bob", to_user="alice", text=f"m{n}")
+        bodies.append(json.dumps(body))
+
+    def deliver(body: str) -> tuple[int, str]:
+        answer = requests.post(
+            url + webhook_path(),
+            data=body,
+            headers={"Content-Type": "application/json", "Authorization": basic_authorization()},
+            timeout=30,
+        )
+        return answer.status_code, answer.text
+
+    with ThreadPoolExecutor(max_workers=GUNICORN_THREADS) as pool:
+        answers = list(pool.map(deliver, bodies))
+    assert answers == [(200, '{"status": "accepted"}')] * 40
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        (others,) = cursor.fetchone()
+    # gunicorn's threads and the two workers; the command-line processes are gone.
+    assert others <= GUNICORN_THREADS + WORKERS, others
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while WebhookEvent.objects.exclude(status="processed").exists():
+        for process in (*workers, site):
+            process.check_alive()
+        if time.monotonic() > deadline:
+            pytest.fail(f"the events were not processed: {list(WebhookEvent.objects.values())}")
+        time.sleep(0.2)
+    assert (
+        list(WebhookEvent.objects.values_list("status", "owners"))
+        == [("processed", ["alice", "bob"])] * 40
+    )
+    for owner in ("alice", "bob"):
+        row = Conversation.objects.get(owner_uid=owner, conversation_id="alice_user_bob")
+        assert row.payload["lastMessage"]["data"]["text"] == "m39"
+    for process in (*workers, site):
+        process.check_alive()
+        assert "Traceback" not in process.output(), process.output()[-4000:]
+    assert '" 500 ' not in site.output()
 
 
 # -- a failed sync, as a worker reports it ---------------------------------------------------------
