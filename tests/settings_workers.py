@@ -10,8 +10,9 @@ The environment chooses:
   see what the test committed (and the test sees what they did);
 * ``COMETCHAT_TEST_REDIS_URL``: the Redis of the RQ queue and of the shared rate budget
   (default db 5; the budget's own test uses db 3);
-* ``COMETCHAT_TEST_CONN_MAX_AGE``: the database's ``CONN_MAX_AGE`` (default 0), for the site
-  served by gunicorn.
+* ``COMETCHAT_TEST_CONN_MAX_AGE``: the database's ``CONN_MAX_AGE`` (default 0), and
+  ``COMETCHAT_TEST_APPLICATION_NAME`` the name PostgreSQL shows for the connections, for the
+  site served by gunicorn.
 
 What is added to ``tests.settings`` here is what docs/tasks.md tells a host to add.
 """
@@ -37,6 +38,11 @@ _DATABASE: dict[str, Any] = {
     # The site under gunicorn keeps its connections, as docs/webhooks.md discusses.
     "CONN_MAX_AGE": int(os.environ.get("COMETCHAT_TEST_CONN_MAX_AGE", "0")),
 }
+if "COMETCHAT_TEST_APPLICATION_NAME" in os.environ:  # PostgreSQL's name for these connections
+    _DATABASE["OPTIONS"] = {
+        **_DATABASE.get("OPTIONS", {}),
+        "application_name": os.environ["COMETCHAT_TEST_APPLICATION_NAME"],
+    }
 DATABASES = {"default": _DATABASE}
 
 # One rate budget for every worker: counted in Redis, not in each process's memory.

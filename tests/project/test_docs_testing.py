@@ -70,4 +70,5 @@ def test_the_long_running_fakes_delivery_is_accepted(cometchat_fake, client, set
         HTTP_AUTHORIZATION="Basic " + base64.b64encode(credentials.encode()).decode(),
     )
     assert answer.json() == {"status": "accepted"}
-    assert WebhookEvent.objects.get().trigger == "message_sent"
+    event = WebhookEvent.objects.get()
+    assert (event.trigger, event.status) == ("message_sent", "processed")
