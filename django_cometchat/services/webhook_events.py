@@ -463,9 +463,9 @@ def _process_followers(
 
 def _queue_oldest_waiting(queue_next: Callable[[int], None]) -> None:
     """Queue a task for the oldest event waiting behind a task, if one waits (one with no task
-    of its own before one whose task is only late). The event is not
-    marked as one a task is queued for: any task may take it meanwhile (the new one then finds
-    it taken and goes on with the events after it), so it never waits for a busy queue."""
+    of its own before one whose task is only late). The event is not marked as one a task is
+    queued for: any task may take it meanwhile (the new one then finds it taken and goes on
+    with the events after it), so it never waits for a busy queue."""
     oldest = (
         _behind_a_task(timezone.now() - LEFT_TO_ITS_TASK)
         .order_by("task_queued", "pk")  # one with no task of its own first: it has none coming

@@ -450,6 +450,57 @@ for body in json.load(open({path!r})):
 """
 
 
+BURST = 40
+
+
+def message_burst(fake) -> list[dict[str, Any]]:
+    """alice and bob known to the site (a first sync each), then ``BURST`` messages from bob as
+    CometChat's ``message_sent`` deliveries (fixtures/webhook.message_sent.json carrying the
+    fake's messages: API.md §7), the last saying ``m{BURST - 1}``."""
+    from django_cometchat import services
+    from tests.surface import published_webhook
+
+    for uid in ("alice", "bob"):
+        fake.add_user(uid, f"{uid.title()} Example")
+    fake.send_message("bob", to_user="alice", text="hi")
+    for uid in ("alice", "bob"):
+        services.sync_conversations(services.owner_by_uid(uid))
+    bodies = []
+    for n in range(BURST):
+        body = published_webhook("message_sent")
+        body["data"]["message"] = fake.send_message("bob", to_user="alice", text=f"m{n}")
+        bodies.append(body)
+    return bodies
+
+
+def forget_earlier_tasks() -> None:
+    with connection.cursor() as cursor:  # an earlier test's tasks (not an app here: no flush)
+        cursor.execute(f"DELETE FROM {TASK_TABLE}")  # noqa: S608
+
+
+def check_burst_processed(processes: list[Worker]) -> None:
+    """Wait until every event of ``message_burst`` is processed (the tasks queue more as they
+    go: a helper for a backlog), then check each refreshed both owners, both copies end on the
+    last message, and no process died or logged a traceback."""
+    from django_cometchat.models import WebhookEvent
+
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while WebhookEvent.objects.exclude(status="processed").exists():
+        for process in processes:
+            process.check_alive()
+        if time.monotonic() > deadline:
+            pytest.fail(f"the events were not processed: {list(WebhookEvent.objects.values())}")
+        time.sleep(0.2)
+    events = list(WebhookEvent.objects.values_list("status", "owners"))
+    assert events == [("processed", ["alice", "bob"])] * BURST
+    for owner in ("alice", "bob"):
+        row = Conversation.objects.get(owner_uid=owner, conversation_id="alice_user_bob")
+        assert row.payload["lastMessage"]["data"]["text"] == f"m{BURST - 1}"
+    for process in processes:
+        process.check_alive()
+        assert "Traceback" not in process.output(), process.output()[-4000:]
+
+
 def test_a_burst_of_webhooks_shares_tasks_and_each_event_is_processed_once(
     shared_services, cometchat_fake, start_workers, worker_env, tmp_path
 ):
@@ -459,60 +510,31 @@ def test_a_burst_of_webhooks_shares_tasks_and_each_event_is_processed_once(
     (``services.needs_task``). Two workers then process every event exactly once, in fewer
     tasks than events (a task asks for one more while a backlog waits, so that both workers
     help), and both owners' copies end on the last message."""
-    from django_cometchat import services
     from django_cometchat.models import WebhookEvent
-    from tests.surface import published_webhook
 
-    fake = cometchat_fake
-    for uid in ("alice", "bob"):
-        fake.add_user(uid, f"{uid.title()} Example")
-    fake.send_message("bob", to_user="alice", text="hi")
-    for uid in ("alice", "bob"):
-        services.sync_conversations(services.owner_by_uid(uid))
-    bodies = []
-    for n in range(40):
-        body = published_webhook("message_sent")
-        body["data"]["message"] = fake.send_message("bob", to_user="alice", text=f"m{n}")
-        bodies.append(body)
     path = tmp_path / "bodies.json"
-    path.write_text(json.dumps(bodies))
+    path.write_text(json.dumps(message_burst(cometchat_fake)))
     env = worker_env("db")
     run_django(env, "migrate", "django_tasks_database", "--verbosity", "0")
-    with connection.cursor() as cursor:  # an earlier test's tasks (not an app here: no flush)
-        cursor.execute(f"DELETE FROM {TASK_TABLE}")  # noqa: S608
+    forget_earlier_tasks()
     out = run_django(env, "shell", "-c", DELIVER_FILE.format(path=str(path)))
     answers = [line for line in out.splitlines() if line.startswith("answer: ")]
-    assert answers == ['answer: 200 {"status": "accepted"}'] * 40, out
+    assert answers == ['answer: 200 {"status": "accepted"}'] * BURST, out
     queued = WebhookEvent.objects.filter(task_queued=True).count()
-    assert 1 <= queued < 40
+    assert 1 <= queued < BURST
 
     _, workers = start_workers("db")
-    # The tasks queue more as they go (a helper for a backlog): drain until every event is done.
-    deadline = time.monotonic() + DRAIN_TIMEOUT
-    while WebhookEvent.objects.exclude(status="processed").exists():
-        for worker in workers:
-            worker.check_alive()
-        if time.monotonic() > deadline:
-            pytest.fail(f"the events were not processed: {list(WebhookEvent.objects.values())}")
-        time.sleep(0.2)
+    check_burst_processed(workers)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {TASK_TABLE}")  # noqa: S608
         (tasks,) = cursor.fetchone()
-    assert tasks < 40
+    assert tasks < BURST
     outcomes = drain("db", shared_services, workers, count=tasks)
     assert {o.status for o in outcomes} == {"SUCCESSFUL"}, outcomes
     done = Counter(o.value["status"] for o in outcomes if o.value["status"] != "skipped")
     for o in outcomes:
         done.update(o.value["followers"])
-    assert done == {"processed": 40}, [o.value for o in outcomes]
-    events = list(WebhookEvent.objects.values_list("status", "owners"))
-    assert events == [("processed", ["alice", "bob"])] * 40
-    for owner in ("alice", "bob"):
-        row = Conversation.objects.get(owner_uid=owner, conversation_id="alice_user_bob")
-        assert row.payload["lastMessage"]["data"]["text"] == "m39"
-    for worker in workers:
-        worker.check_alive()
-        assert "Traceback" not in worker.output(), worker.output()[-4000:]
+    assert done == {"processed": BURST}, [o.value for o in outcomes]
 
 
 # -- the webhook served by gunicorn ----------------------------------------------------------------
@@ -575,25 +597,12 @@ def test_a_burst_through_gunicorn_is_processed_once_on_a_connection_a_thread(
     answers 200, each event is processed once, both copies end on the last message, and the
     site holds at most a database connection a thread (docs/webhooks.md sizes
     ``max_connections`` by it)."""
-    from django_cometchat import services
-    from django_cometchat.models import WebhookEvent
-    from tests.surface import basic_authorization, published_webhook, webhook_path
+    from tests.surface import basic_authorization, webhook_path
 
     url, site = gunicorn_site
-    fake = cometchat_fake
-    for uid in ("alice", "bob"):
-        fake.add_user(uid, f"{uid.title()} Example")
-    fake.send_message("bob", to_user="alice", text="hi")
-    for uid in ("alice", "bob"):
-        services.sync_conversations(services.owner_by_uid(uid))
+    bodies = [json.dumps(body) for body in message_burst(cometchat_fake)]
     _, workers = start_workers("db")
-    with connection.cursor() as cursor:  # an earlier test's tasks (not an app here: no flush)
-        cursor.execute(f"DELETE FROM {TASK_TABLE}")  # noqa: S608
-    bodies = []
-    for n in range(40):
-        body = published_webhook("message_sent")
-        body["data"]["message"] = fake.send_message("bob", to_user="alice", text=f"m{n}")
-        bodies.append(json.dumps(body))
+    forget_earlier_tasks()
 
     def deliver(body: str) -> tuple[int, str]:
         answer = requests.post(
@@ -606,7 +615,7 @@ def test_a_burst_through_gunicorn_is_processed_once_on_a_connection_a_thread(
 
     with ThreadPoolExecutor(max_workers=GUNICORN_THREADS) as pool:
         answers = list(pool.map(deliver, bodies))
-    assert answers == [(200, '{"status": "accepted"}')] * 40
+    assert answers == [(200, '{"status": "accepted"}')] * BURST
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity "
@@ -615,23 +624,7 @@ def test_a_burst_through_gunicorn_is_processed_once_on_a_connection_a_thread(
         )
         (held,) = cursor.fetchone()
     assert 1 <= held <= GUNICORN_THREADS
-    deadline = time.monotonic() + DRAIN_TIMEOUT
-    while WebhookEvent.objects.exclude(status="processed").exists():
-        for process in (*workers, site):
-            process.check_alive()
-        if time.monotonic() > deadline:
-            pytest.fail(f"the events were not processed: {list(WebhookEvent.objects.values())}")
-        time.sleep(0.2)
-    assert (
-        list(WebhookEvent.objects.values_list("status", "owners"))
-        == [("processed", ["alice", "bob"])] * 40
-    )
-    for owner in ("alice", "bob"):
-        row = Conversation.objects.get(owner_uid=owner, conversation_id="alice_user_bob")
-        assert row.payload["lastMessage"]["data"]["text"] == "m39"
-    for process in (*workers, site):
-        process.check_alive()
-        assert "Traceback" not in process.output(), process.output()[-4000:]
+    check_burst_processed([*workers, site])
     assert '" 500 ' not in site.output()
 
 
