@@ -159,6 +159,33 @@ def test_the_page_statement_keeps_its_text_where_the_host_lets_psycopg_prepare(f
         raw.prepare_threshold = before
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's id parameter")
+def test_a_pages_ids_are_one_json_parameter_and_find_exactly_the_stored_rows(fake, alice):
+    """The ids travel as one JSON text (psycopg's list dumper cost a worker 2 ms of CPU per
+    1,000 ids): the hash reads and the unseen check still match exactly the ids given."""
+    sync_conversations(alice)
+    stored_ids = sorted(
+        Conversation.objects.filter(owner_uid="alice").values_list("conversation_id", flat=True)
+    )
+    asked = [stored_ids[0], "alice_user_nobody", stored_ids[-1]]
+    with CaptureQueriesContext(connection) as queries:
+        with storage.page_transaction("alice", asked) as known:
+            pass
+        found = storage.stored_hashes("alice", asked)
+        assert storage.stored_hashes("alice", []) == {}
+    assert sorted(known) == sorted(found) == [stored_ids[0], stored_ids[-1]]
+    reads = [q["sql"] for q in queries.captured_queries if "jsonb_array_elements_text" in q["sql"]]
+    assert len(reads) == 3
+    assert all(
+        f"""'["{stored_ids[0]}","alice_user_nobody","{stored_ids[-1]}"]'""" in sql
+        for sql in reads[:2]
+    )
+    # The unseen check of a one-page walk takes the page's ids the same way.
+    with storage.SeenSet() as seen:
+        seen.add(stored_ids[1:])
+        assert seen.unseen("alice", before=timezone.now(), limit=10) == [stored_ids[0]]
+
+
 def test_upstream_change_updates_and_appends_history(
     fake, alice, django_capture_on_commit_callbacks
 ):
