@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -201,20 +201,43 @@ def needs_task(event: WebhookEvent) -> bool:
 
     Where the database lets an ``UPDATE`` read its own table (not MySQL), the look and the mark
     are one conditional statement: a round trip and a compiled query fewer on every delivery
-    (about 30% of the webhook view's CPU was this function as two)."""
+    (about 30% of the webhook view's CPU was this function as two). That statement is written
+    out rather than built by the ORM: building and compiling it was still 43% of the view's
+    CPU, for a shape that never changes (docs/benchmarks.md, seventh round)."""
+    since = timezone.now() - COALESCE_WITHIN
+    alias = router.db_for_write(WebhookEvent)
+    db = connections[alias]
+    if db.features.update_can_self_select:
+        received = WebhookEvent.Status.RECEIVED
+        with db.cursor() as cursor:
+            cursor.execute(
+                _mark_if_none_ahead(db.ops.quote_name),
+                [True, event.pk, received, True, event.pk, db.ops.adapt_datetimefield_value(since)],
+            )
+            return cursor.rowcount > 0
     ahead = _queued_for().filter(
-        Q(queued_at__gte=timezone.now() - COALESCE_WITHIN),
+        Q(queued_at__gte=since),
         status=WebhookEvent.Status.RECEIVED,
         task_queued=True,
         pk__lt=event.pk,
     )
-    this = WebhookEvent.objects.filter(pk=event.pk)
-    if connections[this.db].features.update_can_self_select:
-        return bool(this.filter(~Exists(ahead)).update(task_queued=True))
-    if ahead.exists():
+    if ahead.using(alias).exists():
         return False
-    this.update(task_queued=True)
+    WebhookEvent.objects.using(alias).filter(pk=event.pk).update(task_queued=True)
     return True
+
+
+def _mark_if_none_ahead(quote: Callable[[str], str]) -> str:
+    """``needs_task``'s statement: mark the event (the first two parameters: true, its id)
+    unless an earlier one (the rest: received, true, its id, the window's start) waits for a
+    task queued within the window. The look ahead reads the partial index
+    ``cometchat_hook_queued_for`` (status received, task queued), as the ORM's did."""
+    table = quote(WebhookEvent._meta.db_table)
+    return (
+        f"UPDATE {table} SET task_queued = %s WHERE id = %s AND NOT EXISTS ("  # noqa: S608
+        f"SELECT 1 FROM {table} ahead WHERE ahead.status = %s AND ahead.task_queued = %s "
+        "AND ahead.id < %s AND COALESCE(ahead.attempted_at, ahead.received_at) >= %s)"
+    )
 
 
 def claim_next_webhook_event() -> WebhookEvent | None:
