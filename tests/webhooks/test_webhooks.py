@@ -1025,6 +1025,28 @@ def test_the_look_ahead_reads_the_partial_index_of_events_waiting_for_a_task(
     assert "Index Scan using cometchat_hook_queued_for" in plan, plan
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plan")
+def test_a_task_takes_the_oldest_event_behind_it_through_the_index_of_waiting_events(
+    client, known, worker_queue
+):
+    """The follower's take is written out too: it takes the oldest received event with no task
+    of its own (the second of a burst), and its pick reads the partial index of received
+    events, never the whole table."""
+    first, second, third = burst(client, known, 3)
+    assert services.claim_webhook_event(first) is not None  # the first event's own task
+    with CaptureQueriesContext(connection) as captured:
+        taken = services.claim_next_webhook_event()
+    assert taken is not None
+    assert (taken.pk, taken.status) == (second, "processing")
+    assert WebhookEvent.objects.get(pk=third).status == "received"
+    (take,) = [q["sql"] for q in captured.captured_queries]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a test table is small enough to scan
+        cursor.execute("EXPLAIN " + take)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan using cometchat_hook_waiting" in plan, plan
+
+
 def test_where_an_update_cannot_read_its_table_the_look_and_the_mark_are_two(
     client, known, worker_queue, monkeypatch
 ):
