@@ -214,7 +214,7 @@ def needs_task(event: WebhookEvent) -> bool:
                 _mark_if_none_ahead(db.ops.quote_name),
                 [True, event.pk, received, True, event.pk, db.ops.adapt_datetimefield_value(since)],
             )
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
     ahead = _queued_for().filter(
         Q(queued_at__gte=since),
         status=WebhookEvent.Status.RECEIVED,
