@@ -11,7 +11,8 @@ Owners, client creation, transactions and signals live here, one module per job,
 * :mod:`.runs`: sync-run bookkeeping, claims of syncs and refreshes, abandoned runs;
 * :mod:`.refresh`: one conversation fetched live;
 * :mod:`.sync`: the sync engine;
-* :mod:`.webhook_events`: a webhook event's life;
+* :mod:`.webhook_events`: a webhook event's life as rows: recorded, taken, finished;
+* :mod:`.webhook_processing`: what a task does with an event: its targets refreshed;
 * :mod:`.retention`: pruning history, runs and events.
 
 Every public name is importable from here (``from django_cometchat.services import X``).
@@ -84,17 +85,19 @@ from .sync import (
     sync_on_demand,
 )
 from .webhook_events import (
-    INLINE_REFRESHES,
-    EventOutcome,
     TakenEvents,
     claim_next_webhook_event,
     claim_webhook_event,
     finish_webhook_event,
     needs_task,
-    process_webhook_event_in_background,
     record_refused_webhook,
     record_webhook,
     take_waiting_webhook_events,
+)
+from .webhook_processing import (
+    INLINE_REFRESHES,
+    EventOutcome,
+    process_webhook_event_in_background,
     webhook_targets,
 )
 

@@ -1,12 +1,12 @@
-"""A webhook event's life: recorded (deduplicated), claimed, its targets refreshed, finished;
-``process_webhook_event_in_background`` is all of it after the recording, for the task."""
+"""A webhook event's life as rows: recorded (deduplicated), marked as the one a task is queued
+for, taken for processing (once), finished; and the events left waiting, taken up again. What a
+task does with an event it took is :mod:`.webhook_processing`."""
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,22 +16,17 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..conf import get_settings
-from ..exceptions import CometChatError, CometChatRateLimited
-from ..models import Conversation, WebhookEvent
+from ..exceptions import CometChatError
+from ..models import WebhookEvent
 from ..redaction import redact
 from ..signals import webhook_event_finished, webhook_processed
-from ..webhook_types import Delivery, Target, foreign_app, parse_webhook
-from .clients import background, kept_client
+from ..webhook_types import Delivery, foreign_app, parse_webhook
 from .errors import MAX_ERROR_LENGTH, operator_message
-from .ownership import Owner, has_no_chat_user, owners_by_uid
-from .refresh import refresh_one
 from .runs import abandoned_before
 
 logger = logging.getLogger(__name__)
 
 
-# An event affecting at most this many owners refreshes them within its own task.
-INLINE_REFRESHES = 2
 # An event arriving while an earlier one still waits for the task queued for it is left to
 # that task (which processes the events waiting behind its own): the queue's own work, a few
 # statements and a worker's wake-up, cost as much as an event's refreshes. Only a task queued
@@ -44,9 +39,6 @@ COALESCE_WITHIN = timedelta(seconds=5)
 # as long as COALESCE_WITHIN, such events waited for a busy worker while younger events were
 # processed: at 80 events a second on two workers, the lag's maximum was 2.7-5 s.
 LEFT_TO_ITS_TASK = timedelta(seconds=0.5)
-# Waiting events one task processes after its own, at most; past that, it queues a task for
-# the oldest one still waiting, so no task runs without end under a steady stream.
-FOLLOWERS_PER_TASK = 100
 # Attempts of record_webhook to settle one key against concurrent deliveries of it.
 RECORD_ATTEMPTS = 3
 
@@ -321,55 +313,6 @@ def take_waiting_webhook_events() -> TakenEvents:
     return taken
 
 
-def webhook_targets(event: WebhookEvent) -> list[Target]:
-    """The conversations an event asks to refresh, one per affected owner this site knows.
-
-    A group event: the owners holding a snapshot of that group's conversation, all of them (a
-    group message; ``group_deleted``, whose copies not yet marked missing) or those among its
-    members (a membership change). Otherwise the owners the event names (both parties of a
-    message, a receipt or a block), kept only when they are known here (a UID bound to an
-    account, or stored rows): webhook traffic never creates owners. An owner bound to an
-    account ``UID_RESOLVER`` now says has no CometChat user is left out. Raises
-    ``WebhookPayloadError`` if the stored payload does not parse.
-    """
-    return _targets_and_owners(event)[0]
-
-
-def _targets_and_owners(event: WebhookEvent) -> tuple[list[Target], dict[str, Owner]]:
-    """``webhook_targets``, with the targets' owners read in the same query."""
-    delivery = parse_webhook(event.payload)
-    group = delivery.group_conversation_id
-    if group is not None:
-        # One row per owner (unique on owner_uid, conversation_id), found by the conversation
-        # id index.
-        holders = Conversation.objects.filter(conversation_id=group)
-        if delivery.members is not None:
-            holders = holders.filter(owner_uid__in=delivery.members)
-        if delivery.gone:  # marked already: nothing left to confirm
-            holders = holders.filter(missing_since__isnull=True)
-        holding = list(holders.order_by("owner_uid").values_list("owner_uid", flat=True))
-        owners = _chat_owners(holding)
-        targets = [Target(uid, group, expect_gone=delivery.gone) for uid in holding]
-        return [target for target in targets if target.uid in owners], owners
-    named = _chat_owners(target.uid for target in delivery.targets)
-    unbound = {uid for uid, owner in named.items() if owner.user is None}
-    with_rows = set(
-        Conversation.objects.filter(owner_uid__in=unbound)
-        .order_by()
-        .values_list("owner_uid", flat=True)
-        .distinct()
-    )
-    owners = {uid: o for uid, o in named.items() if o.user is not None or uid in with_rows}
-    return [target for target in delivery.targets if target.uid in owners], owners
-
-
-def _chat_owners(uids: Iterable[str]) -> dict[str, Owner]:
-    """``owners_by_uid``, less the owners bound to an account with no CometChat user now."""
-    return {
-        uid: owner for uid, owner in owners_by_uid(uids).items() if not has_no_chat_user(owner.user)
-    }
-
-
 def finish_webhook_event(
     event: WebhookEvent,
     *,
@@ -423,92 +366,16 @@ def _announce_event(event: WebhookEvent, occurred_at: float | None, ended: datet
     )
 
 
-@dataclass(frozen=True)
-class EventOutcome:
-    """What processing a webhook event did. ``status``: "skipped" (not waiting to be processed:
-    ``reason``), "processed", "failed" (``error``) or "deferred" (the rate budget). ``owners``:
-    those refreshed (or handed to a refresh task); None when the event's targets could not be
-    read. ``followers``: how many of the events waiting behind it were processed after it, by
-    their status."""
-
-    event_id: int
-    status: str
-    owners: list[str] | None = None
-    error: BaseException | None = None
-    reason: str = ""
-    followers: dict[str, int] = field(default_factory=dict)
-
-
-def process_webhook_event_in_background(
-    event_id: int,
-    *,
-    fan_out: Callable[[Target], None] | None = None,
-    queue_next: Callable[[int], None] | None = None,
-) -> EventOutcome:
-    """Process a recorded event, within ``SYNC_DEADLINE``: claim it (a task delivered twice
-    refreshes nothing twice), read its targets, refresh them, and finish it (processed,
-    failed, or deferred for ``cometchat_refresh_stale`` when the rate budget had no slot).
-
-    Up to ``INLINE_REFRESHES`` targets are refreshed here over one connection; more are each
-    handed to ``fan_out`` (which enqueues a refresh task) when it is given. A refresh that
-    CometChat answers with "gone", for an owner the event said lost the conversation, marks
-    the copy missing and counts as done, not failed.
-
-    With ``queue_next`` (given when a worker runs tasks), the events waiting behind this one
-    (those ``needs_task`` queued no task for) are processed next, oldest first, each within
-    its own deadline, up to ``FOLLOWERS_PER_TASK``, even when this one failed; if some still
-    wait after that, ``queue_next`` queues a task for the oldest."""
-    try:
-        with background():
-            outcome = _process(event_id, fan_out)
-    except Exception:
-        if queue_next is not None:  # the ones waiting behind it have no task of their own
-            _process_followers(fan_out, queue_next)
-        raise
-    if queue_next is None:
-        return outcome
-    return replace(outcome, followers=_process_followers(fan_out, queue_next))
-
-
-def _process_followers(
-    fan_out: Callable[[Target], None] | None, queue_next: Callable[[int], None]
-) -> dict[str, int]:
-    """Process waiting events, oldest first, until none waits or ``FOLLOWERS_PER_TASK`` are
-    done; then queue a task for the oldest still waiting, if any. Counts by status.
-
-    With its first follower taken, when yet another event waits, a task is queued for that one
-    too (``_queue_oldest_waiting``): a backlog then spreads over the free workers, each new
-    task asking for one more while events still wait, instead of running on this one alone."""
-    counts: Counter[str] = Counter()
-    for done in range(FOLLOWERS_PER_TASK):
-        with background():
-            event = claim_next_webhook_event()
-            if event is None:
-                return dict(counts)
-            if done == 0:
-                _queue_oldest_waiting(queue_next)
-            try:
-                counts[_process_claimed(event, fan_out).status] += 1
-            except Exception:  # recorded on the event already; the others still run
-                logger.exception("CometChat webhook event %s failed", event.pk)
-                counts["failed"] += 1
-    _queue_oldest_waiting(queue_next)
-    return dict(counts)
-
-
-def _queue_oldest_waiting(queue_next: Callable[[int], None]) -> None:
-    """Queue a task for the oldest event waiting behind a task, if one waits (one with no task
-    of its own before one whose task is only late). The event is not marked as one a task is
-    queued for: any task may take it meanwhile (the new one then finds it taken and goes on
-    with the events after it), so it never waits for a busy queue."""
-    oldest = (
+def oldest_waiting_event() -> int | None:
+    """The id of the oldest event waiting behind a task (``claim_next_webhook_event``'s rule),
+    one with no task of its own before one whose task is only late: the event a task queued to
+    help with a backlog is queued for."""
+    return (
         _behind_a_task(timezone.now() - LEFT_TO_ITS_TASK)
         .order_by("task_queued", "pk")  # one with no task of its own first: it has none coming
         .values_list("pk", flat=True)
         .first()
     )
-    if oldest is not None:
-        queue_next(oldest)
 
 
 def _behind_a_task(queued_since: datetime) -> QuerySet[WebhookEvent]:
@@ -523,63 +390,3 @@ def _queued_for() -> QuerySet[WebhookEvent]:
     """Events with ``queued_at``: when the task for a marked one was queued (it arrived then,
     or was taken up again: ``attempted_at``)."""
     return WebhookEvent.objects.alias(queued_at=Coalesce("attempted_at", "received_at"))
-
-
-def _process(event_id: int, fan_out: Callable[[Target], None] | None) -> EventOutcome:
-    event = claim_webhook_event(event_id)
-    if event is None:
-        return EventOutcome(event_id, "skipped", reason="not waiting to be processed")
-    return _process_claimed(event, fan_out)
-
-
-def _process_claimed(event: WebhookEvent, fan_out: Callable[[Target], None] | None) -> EventOutcome:
-    event_id = event.pk
-    try:
-        targets, owners = _targets_and_owners(event)
-    except Exception as exc:  # claimed events never stay half-done: say why on the event
-        finish_webhook_event(event, error=exc)
-        if not isinstance(exc, CometChatError):
-            raise
-        return EventOutcome(event_id, "failed", error=exc)
-    done: list[str] = []
-    failures: list[CometChatError] = []
-    try:
-        # With no worker (the immediate backend) a fan-out would run inline anyway, each
-        # refresh on its own connection, its failures lost to the event.
-        if fan_out is None or len(targets) <= INLINE_REFRESHES:
-            failures = _refresh_here(targets, owners, done)
-        else:
-            for target in targets:
-                fan_out(target)
-                done.append(target.uid)
-    except BaseException as exc:  # the queue refused, the database, a signal: say so, re-raise
-        finish_webhook_event(event, owners=done, error=exc)
-        raise
-    # The rate budget had no slot without waiting (an inline webhook), or CometChat's window
-    # was spent: the event waits for cometchat_refresh_stale, which processes it all again.
-    limited = next((exc for exc in failures if isinstance(exc, CometChatRateLimited)), None)
-    failed = limited or (failures[0] if failures else None)
-    finish_webhook_event(event, owners=done, error=failed, deferred=limited is not None)
-    status = "deferred" if limited else "processed" if failed is None else "failed"
-    return EventOutcome(event_id, status, owners=sorted(set(done)), error=failed)
-
-
-def _refresh_here(
-    targets: list[Target], owners: dict[str, Owner], done: list[str]
-) -> list[CometChatError]:
-    """A webhook event's few refreshes (a direct message, a receipt, a block: two owners at
-    most), run in the event's own task over one connection: a trip through the queue costs a
-    worker more than the refresh itself, and adds its wait. A group's holders fan out as
-    refresh tasks instead when a worker runs tasks, so that a big group spreads over the
-    workers.
-
-    Adds to ``done`` the owners refreshed; returns the failures (each is logged)."""
-    failures: list[CometChatError] = []
-    with kept_client() as client:
-        for target in targets:
-            outcome = refresh_one(owners[target.uid], target, client=client, read_back=False)
-            if outcome.error is not None:
-                failures.append(outcome.error)
-            else:
-                done.append(target.uid)
-    return failures

@@ -147,7 +147,7 @@ def queue(settings, monkeypatch):
     Every refresh is enqueued, even an event's first two (``INLINE_REFRESHES``), so that the owners
     an event affects show as tasks."""
     settings.TASKS = {"default": {"BACKEND": f"{BACKENDS}.dummy.DummyBackend"}}
-    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 0)
+    monkeypatch.setattr(services.webhook_processing, "INLINE_REFRESHES", 0)
     backend: Any = tasks.backend()
     assert tasks.queues()
     yield backend
@@ -574,7 +574,7 @@ def test_message_sent_enqueues_one_refresh_per_owner(client, known, queue):
 def test_an_event_for_two_owners_refreshes_them_within_its_own_task(
     client, known, queue, monkeypatch
 ):
-    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 2)  # the default
+    monkeypatch.setattr(services.webhook_processing, "INLINE_REFRESHES", 2)  # the default
     body = message_event(known.send_message("bob", to_user="alice", text="news"))
     assert post(client, body).json() == {"status": "accepted"}
     assert known.requests == []
@@ -590,7 +590,7 @@ def test_an_event_for_two_owners_refreshes_them_within_its_own_task(
 
 def test_an_event_for_more_owners_fans_out_as_refresh_tasks(client, known, queue, monkeypatch):
     # a group of two holders is "more" here
-    monkeypatch.setattr(services.webhook_events, "INLINE_REFRESHES", 1)
+    monkeypatch.setattr(services.webhook_processing, "INLINE_REFRESHES", 1)
     post(client, message_event(known.send_message("carol", to_group="book-club")))
     assert refreshes(queue) == [["alice", "group_book-club"], ["bob", "group_book-club"]]
     assert known.requests == []  # the refresh tasks fetch, not the event's
@@ -801,13 +801,13 @@ def test_a_refresh_that_fails_upstream_fails_the_event_not_the_webhook(client, k
 def test_an_event_is_processing_while_its_refreshes_run(client, known, monkeypatch):
     """Taken by a worker, not yet processed: a worker that dies here leaves it "processing"."""
     seen = []
-    run_here = services.webhook_events._refresh_here
+    run_here = services.webhook_processing._refresh_here
 
     def watching(targets: Any, owners: Any, done: list[str]) -> Any:
         seen.append(WebhookEvent.objects.get().status)
         return run_here(targets, owners, done)
 
-    monkeypatch.setattr(services.webhook_events, "_refresh_here", watching)
+    monkeypatch.setattr(services.webhook_processing, "_refresh_here", watching)
     body = message_event(known.send_message("bob", to_user="alice"))
     assert post(client, body).json() == {"status": "accepted"}
     assert seen == ["processing"]
@@ -887,7 +887,7 @@ def test_an_event_whose_refresh_fails_fails_its_task_after_the_event(
     """A worker's verdict on the event's task: FAILED with the refresh's error (never
     SUCCESSFUL), once the event itself is recorded failed with the reason."""
     monkeypatch.setattr(
-        services.webhook_events, "INLINE_REFRESHES", 2
+        services.webhook_processing, "INLINE_REFRESHES", 2
     )  # both refreshes in the event's task
     settings.COMETCHAT = {**settings.COMETCHAT, "MAX_RETRIES": 0}
     assert post(client, message_event(known.send_message("bob", to_user="alice"))).json() == {
@@ -912,7 +912,7 @@ def test_an_unexpected_failure_is_recorded_on_the_event_and_raised(client, known
     def broken(event):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(services.webhook_events, "_targets_and_owners", broken)
+    monkeypatch.setattr(services.webhook_processing, "_targets_and_owners", broken)
     event = services.record_webhook(
         parse_webhook(message_event(known.send_message("bob", to_user="alice")))
     )
@@ -1144,7 +1144,7 @@ def test_a_task_queued_too_long_ago_is_not_counted_on(client, known, worker_queu
 def test_a_task_processes_at_most_so_many_followers_then_queues_the_rest(
     client, known, worker_queue, monkeypatch
 ):
-    monkeypatch.setattr(services.webhook_events, "FOLLOWERS_PER_TASK", 2)
+    monkeypatch.setattr(services.webhook_processing, "FOLLOWERS_PER_TASK", 2)
     ids = burst(client, known, 6)
     first = worker_queue.results.pop(0)
     assert first.task.call(*first.args)["followers"] == {"processed": 2}
@@ -1161,14 +1161,14 @@ def test_a_failing_event_fails_alone_in_a_burst(client, known, worker_queue, mon
     task's own event failing (CometChat refuses it) still lets the followers run before the
     task fails."""
     ids = burst(client, known, 4)
-    real = services.webhook_events._targets_and_owners
+    real = services.webhook_processing._targets_and_owners
 
     def broken_for_the_second(event: WebhookEvent) -> Any:
         if event.pk == ids[1]:
             raise RuntimeError("database hiccup")
         return real(event)
 
-    monkeypatch.setattr(services.webhook_events, "_targets_and_owners", broken_for_the_second)
+    monkeypatch.setattr(services.webhook_processing, "_targets_and_owners", broken_for_the_second)
     settings.COMETCHAT = {**settings.COMETCHAT, "MAX_RETRIES": 0}
     known.fail_next(2, status=500)  # the first event's two refreshes
     (queued,) = worker_queue.results
