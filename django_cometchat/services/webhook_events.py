@@ -5,13 +5,13 @@ task does with an event it took is :mod:`.webhook_processing`."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -41,6 +41,17 @@ COALESCE_WITHIN = timedelta(seconds=5)
 LEFT_TO_ITS_TASK = timedelta(seconds=0.5)
 # Attempts of record_webhook to settle one key against concurrent deliveries of it.
 RECORD_ATTEMPTS = 3
+
+# The two rules of a received event, as SQL on the events table (each one home): the webhook
+# counts on its task (``needs_task``: a task was queued for it since the second parameter), or a
+# task may take it (``claim_next_webhook_event``: none was, or only before the second
+# parameter). The first parameter is the status "received". Written out, not built by the ORM:
+# building and compiling them on every delivery and every event taken was most of the webhook
+# view's CPU and a third of a worker's (docs/benchmarks.md, seventh round). Each reads a partial
+# index (``cometchat_hook_queued_for``, ``cometchat_hook_waiting``): the bare ``task_queued`` is
+# what lets SQLite match the first one's condition (``task_queued = true`` would not).
+WAITS_FOR_ITS_TASK = "status = %s AND task_queued AND COALESCE(attempted_at, received_at) >= %s"
+BEHIND_A_TASK = "status = %s AND (NOT task_queued OR COALESCE(attempted_at, received_at) < %s)"
 
 
 def record_webhook(delivery: Delivery) -> WebhookEvent | None:
@@ -196,51 +207,25 @@ def needs_task(event: WebhookEvent) -> bool:
     (about 30% of the webhook view's CPU was this function as two). That statement is written
     out rather than built by the ORM: building and compiling it was still 43% of the view's
     CPU, for a shape that never changes (docs/benchmarks.md, seventh round)."""
-    since = timezone.now() - COALESCE_WITHIN
-    alias = router.db_for_write(WebhookEvent)
-    db = connections[alias]
-    if db.features.update_can_self_select:
-        received = WebhookEvent.Status.RECEIVED
-        with db.cursor() as cursor:
+    db, table = _events_table()
+    received, since = WebhookEvent.Status.RECEIVED, timezone.now() - COALESCE_WITHIN
+    look = [received, db.ops.adapt_datetimefield_value(since), event.pk]
+    with db.cursor() as cursor:
+        if db.features.update_can_self_select:
             cursor.execute(
-                _mark_if_none_ahead(db.ops.quote_name),
-                [True, event.pk, received, True, event.pk, db.ops.adapt_datetimefield_value(since)],
+                f"UPDATE {table} SET task_queued = %s WHERE id = %s AND NOT EXISTS ("  # noqa: S608
+                f"SELECT 1 FROM {table} ahead WHERE {WAITS_FOR_ITS_TASK} AND id < %s)",
+                [True, event.pk, *look],
             )
             return bool(cursor.rowcount > 0)
-    ahead = _queued_for().filter(
-        Q(queued_at__gte=since),
-        status=WebhookEvent.Status.RECEIVED,
-        task_queued=True,
-        pk__lt=event.pk,
-    )
-    if ahead.using(alias).exists():
-        return False
-    WebhookEvent.objects.using(alias).filter(pk=event.pk).update(task_queued=True)
+        cursor.execute(
+            f"SELECT 1 FROM {table} WHERE {WAITS_FOR_ITS_TASK} AND id < %s LIMIT 1",  # noqa: S608
+            look,
+        )
+        if cursor.fetchone() is not None:
+            return False
+        cursor.execute(f"UPDATE {table} SET task_queued = %s WHERE id = %s", [True, event.pk])  # noqa: S608
     return True
-
-
-def _mark_if_none_ahead(quote: Callable[[str], str]) -> str:
-    """``needs_task``'s statement: mark the event (the first two parameters: true, its id)
-    unless an earlier one (the rest: received, true, its id, the window's start) waits for a
-    task queued within the window. The look ahead reads the partial index
-    ``cometchat_hook_queued_for`` (status received, task queued), as the ORM's did."""
-    table = quote(WebhookEvent._meta.db_table)
-    return (
-        f"UPDATE {table} SET task_queued = %s WHERE id = %s AND NOT EXISTS ("  # noqa: S608
-        f"SELECT 1 FROM {table} ahead WHERE ahead.status = %s AND ahead.task_queued = %s "
-        "AND ahead.id < %s AND COALESCE(ahead.attempted_at, ahead.received_at) >= %s)"
-    )
-
-
-# ``_behind_a_task`` (received; no task queued for it, or one queued before the second
-# parameter), oldest first, for ``claim_next_webhook_event`` on PostgreSQL: written out, as the
-# ORM built and compiled it again for every event a task took (a third of a worker's CPU went
-# to building statements). It reads the partial index ``cometchat_hook_waiting``.
-_OLDEST_BEHIND_A_TASK = (
-    "SELECT id FROM {table} WHERE status = %s "
-    "AND (NOT task_queued OR COALESCE(attempted_at, received_at) < %s) "
-    "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
-)
 
 
 def claim_next_webhook_event() -> WebhookEvent | None:
@@ -248,18 +233,18 @@ def claim_next_webhook_event() -> WebhookEvent | None:
     does; None when none waits. An event a task was queued for within ``LEFT_TO_ITS_TASK`` is
     left to that task; one queued before has waited for a busy worker (or its task was lost),
     so it is taken too. Two concurrent callers never take the same one."""
-    alias = router.db_for_write(WebhookEvent)
-    queued_since = timezone.now() - LEFT_TO_ITS_TASK
-    db = connections[alias]
-    if db.vendor == "postgresql":  # the pick, the take and the read in one, written out
-        oldest = _OLDEST_BEHIND_A_TASK.format(table=db.ops.quote_name(WebhookEvent._meta.db_table))
-        return _take_returning(alias, oldest, [WebhookEvent.Status.RECEIVED, queued_since])
-    waiting = _behind_a_task(queued_since).using(alias).order_by("pk")
+    db, table = _events_table()
+    behind = [WebhookEvent.Status.RECEIVED, _left_to_its_task_since(db)]
+    oldest = f"SELECT id FROM {table} WHERE {BEHIND_A_TASK} ORDER BY id LIMIT 1"  # noqa: S608
+    if db.vendor == "postgresql":  # the pick, the take and the read in one statement
+        return _take_returning(db.alias, f"{oldest} FOR UPDATE SKIP LOCKED", behind)
     for _ in range(RECORD_ATTEMPTS):  # another worker may take the one picked first
-        pk = waiting.values_list("pk", flat=True).first()
-        if pk is None:
+        with db.cursor() as cursor:
+            cursor.execute(oldest, behind)
+            row = cursor.fetchone()
+        if row is None:
             return None
-        event = claim_webhook_event(pk)
+        event = claim_webhook_event(row[0])
         if event is not None:
             return event
     return None
@@ -370,23 +355,22 @@ def oldest_waiting_event() -> int | None:
     """The id of the oldest event waiting behind a task (``claim_next_webhook_event``'s rule),
     one with no task of its own before one whose task is only late: the event a task queued to
     help with a backlog is queued for."""
-    return (
-        _behind_a_task(timezone.now() - LEFT_TO_ITS_TASK)
-        .order_by("task_queued", "pk")  # one with no task of its own first: it has none coming
-        .values_list("pk", flat=True)
-        .first()
-    )
+    db, table = _events_table()
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE {BEHIND_A_TASK} "  # noqa: S608
+            "ORDER BY task_queued, id LIMIT 1",  # one with no task of its own first: none comes
+            [WebhookEvent.Status.RECEIVED, _left_to_its_task_since(db)],
+        )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
 
 
-def _behind_a_task(queued_since: datetime) -> QuerySet[WebhookEvent]:
-    """Received events no task was queued for since ``queued_since``."""
-    return _queued_for().filter(
-        Q(task_queued=False) | Q(queued_at__lt=queued_since),
-        status=WebhookEvent.Status.RECEIVED,
-    )
+def _events_table() -> tuple[Any, str]:
+    """The connection the event rows are written through, and their table's quoted name."""
+    db = connections[router.db_for_write(WebhookEvent)]
+    return db, db.ops.quote_name(WebhookEvent._meta.db_table)
 
 
-def _queued_for() -> QuerySet[WebhookEvent]:
-    """Events with ``queued_at``: when the task for a marked one was queued (it arrived then,
-    or was taken up again: ``attempted_at``)."""
-    return WebhookEvent.objects.alias(queued_at=Coalesce("attempted_at", "received_at"))
+def _left_to_its_task_since(db: Any) -> Any:
+    return db.ops.adapt_datetimefield_value(timezone.now() - LEFT_TO_ITS_TASK)

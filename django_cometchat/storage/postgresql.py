@@ -1,8 +1,8 @@
 """PostgreSQL: one statement per page (read, decide, upsert, history), an advisory lock per owner.
 
 The page travels as one ``jsonb`` parameter (``jsonb_to_recordset``); ``ON CONFLICT ... DO UPDATE
-... WHERE`` is the stale-write guard; id lists travel as one array parameter instead of an IN list
-of 1,000 literals to parse and plan.
+... WHERE`` is the stale-write guard; id lists travel as one JSON text parameter
+(``IDS_ARRAY``) instead of an IN list of 1,000 literals to parse and plan.
 """
 
 from __future__ import annotations
