@@ -168,9 +168,10 @@ def record_refused_webhook(*, trigger: str, error: str) -> WebhookEvent:
 def claim_webhook_event(event_id: int) -> WebhookEvent | None:
     """Take a received event for processing, once: a task delivered twice (queues deliver at
     least once) finds it taken and does nothing. None when it is not there to take."""
-    alias = router.db_for_write(WebhookEvent)
-    if connections[alias].vendor == "postgresql":  # the take and the read in one statement
-        return _take_returning(alias, "%s", [event_id])
+    db, _ = _events_table()
+    alias = db.alias
+    if db.vendor == "postgresql":  # the take and the read in one statement
+        return _take_returning("%s", [event_id])
     waiting = WebhookEvent.objects.using(alias).filter(
         pk=event_id, status=WebhookEvent.Status.RECEIVED
     )
@@ -178,20 +179,20 @@ def claim_webhook_event(event_id: int) -> WebhookEvent | None:
     return WebhookEvent.objects.using(alias).filter(pk=event_id).first() if claimed else None
 
 
-def _take_returning(alias: str, which: str, params: list[Any]) -> WebhookEvent | None:
+def _take_returning(which: str, params: list[Any]) -> WebhookEvent | None:
     """Take the received event ``which`` (SQL for its id, with ``params``) for processing and
     read it, in one ``UPDATE … RETURNING`` (PostgreSQL)."""
-    quote = connections[alias].ops.quote_name
-    meta = WebhookEvent._meta
-    table = quote(meta.db_table)
-    columns = ", ".join(quote(f.column) for f in meta.concrete_fields if f.column)
+    db, table = _events_table()
+    columns = ", ".join(
+        db.ops.quote_name(f.column) for f in WebhookEvent._meta.concrete_fields if f.column
+    )
     sql = (
         f"UPDATE {table} SET status = %s, attempted_at = %s "  # noqa: S608
         f"WHERE id = ({which}) AND status = %s RETURNING {columns}"
     )
     received = WebhookEvent.Status.RECEIVED
     values = [WebhookEvent.Status.PROCESSING, timezone.now(), *params, received]
-    taken = list(WebhookEvent.objects.raw(sql, values).using(alias))
+    taken = list(WebhookEvent.objects.raw(sql, values).using(db.alias))
     return taken[0] if taken else None
 
 
@@ -234,10 +235,10 @@ def claim_next_webhook_event() -> WebhookEvent | None:
     left to that task; one queued before has waited for a busy worker (or its task was lost),
     so it is taken too. Two concurrent callers never take the same one."""
     db, table = _events_table()
-    behind = [WebhookEvent.Status.RECEIVED, _left_to_its_task_since(db)]
+    behind = _behind_a_task_params(db)
     oldest = f"SELECT id FROM {table} WHERE {BEHIND_A_TASK} ORDER BY id LIMIT 1"  # noqa: S608
     if db.vendor == "postgresql":  # the pick, the take and the read in one statement
-        return _take_returning(db.alias, f"{oldest} FOR UPDATE SKIP LOCKED", behind)
+        return _take_returning(f"{oldest} FOR UPDATE SKIP LOCKED", behind)
     for _ in range(RECORD_ATTEMPTS):  # another worker may take the one picked first
         with db.cursor() as cursor:
             cursor.execute(oldest, behind)
@@ -360,7 +361,7 @@ def oldest_waiting_event() -> int | None:
         cursor.execute(
             f"SELECT id FROM {table} WHERE {BEHIND_A_TASK} "  # noqa: S608
             "ORDER BY task_queued, id LIMIT 1",  # one with no task of its own first: none comes
-            [WebhookEvent.Status.RECEIVED, _left_to_its_task_since(db)],
+            _behind_a_task_params(db),
         )
         row = cursor.fetchone()
     return None if row is None else int(row[0])
@@ -372,5 +373,9 @@ def _events_table() -> tuple[Any, str]:
     return db, db.ops.quote_name(WebhookEvent._meta.db_table)
 
 
-def _left_to_its_task_since(db: Any) -> Any:
-    return db.ops.adapt_datetimefield_value(timezone.now() - LEFT_TO_ITS_TASK)
+def _behind_a_task_params(db: Any) -> list[Any]:
+    """``BEHIND_A_TASK``'s parameters now: received, and ``LEFT_TO_ITS_TASK`` ago."""
+    return [
+        WebhookEvent.Status.RECEIVED,
+        db.ops.adapt_datetimefield_value(timezone.now() - LEFT_TO_ITS_TASK),
+    ]
