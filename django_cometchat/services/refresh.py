@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 
-from ..client import CometChatClient
+from ..client import CometChatClient, Fetched
+from ..conversation_types import Conversation as RemoteConversation
 from ..exceptions import CometChatAPIError, CometChatError, CometChatUnknownOwner
 from ..ids import validate_id
 from ..models import Conversation
@@ -83,18 +85,36 @@ def fetch_and_store(
     need only to know it is stored): the id the conversation is stored under."""
     validate_id(conversation_id, "conversation id")
     with nullcontext(client) if client is not None else kept_client() as active:
-        try:
-            fetched = active.get_conversation_timed(conversation_id, on_behalf_of=owner.uid)
-        except CometChatError as exc:
-            explain_unknown_owner(exc, owner)
-            raise
-    remote = fetched.value
+        answer = _fetch(owner, conversation_id, active)
+    return _store(owner, answer, peer_flag)
+
+
+def _fetch(
+    owner: Owner, conversation_id: str, client: CometChatClient
+) -> Fetched[RemoteConversation]:
+    """The GET of a valid id, a failure told where the owner's UID came from."""
+    try:
+        return client.get_conversation_timed(conversation_id, on_behalf_of=owner.uid)
+    except CometChatError as exc:
+        explain_unknown_owner(exc, owner)
+        raise
+
+
+def _store(
+    owner: Owner,
+    answer: Fetched[RemoteConversation],
+    peer_flag: tuple[str, bool] | None,
+    *,
+    savepoint: bool = True,
+) -> str:
+    remote = answer.value
     outcome = store_fetched(
         owner_id=owner.user_id,
         owner_uid=owner.uid,
         remote=remote,
-        fetched_at=fetched.sent_at,  # ordered by when the request left, not when it landed
+        fetched_at=answer.sent_at,  # ordered by when the request left, not when it landed
         peer_flag=peer_flag,
+        savepoint=savepoint,
     )
     announce_changes(owner.uid, outcome)
     return remote.conversation_id
@@ -136,16 +156,23 @@ def _refresh_or_confirm_gone(
             owner, target.conversation_id, client=client, peer_flag=target.peer_flag
         )
     except CometChatAPIError as exc:
-        if not (target.expect_gone and proves_gone(exc)):
-            raise
-        logger.info(
-            "CometChat confirms %s no longer holds %s (%s): marked missing",
-            owner.uid,
-            target.conversation_id,
-            exc.code,
-        )
-    mark_gone(owner.uid, [target.conversation_id], proven_at=asked_at)
+        _confirm_gone(owner, target, exc, asked_at)
     return None
+
+
+def _confirm_gone(owner: Owner, target: Target, exc: CometChatError, asked_at: datetime) -> None:
+    """Mark the target's copy missing when the event said the owner lost it and the failure of
+    the GET sent at ``asked_at`` proves it; otherwise raise the failure."""
+    if not (target.expect_gone and proves_gone(exc)):
+        raise exc
+    assert isinstance(exc, CometChatAPIError)  # proves_gone says so
+    logger.info(
+        "CometChat confirms %s no longer holds %s (%s): marked missing",
+        owner.uid,
+        target.conversation_id,
+        exc.code,
+    )
+    mark_gone(owner.uid, [target.conversation_id], proven_at=asked_at)
 
 
 @dataclass(frozen=True)
@@ -165,6 +192,53 @@ class RefreshOutcome:
         return "missing" if self.gone else "succeeded"
 
 
+@dataclass(frozen=True)
+class FetchedTarget:
+    """A target's GET, not stored yet: CometChat's ``answer`` or the ``error``, and when the
+    request was asked for (what a proven "gone" is dated by)."""
+
+    owner: Owner
+    target: Target
+    asked_at: datetime
+    answer: Fetched[RemoteConversation] | None = None
+    error: CometChatError | None = None
+
+
+def fetch_target(owner: Owner, target: Target, *, client: CometChatClient) -> FetchedTarget:
+    """GET one target's conversation, storing nothing; a CometChat failure is returned, not
+    raised (an invalid id is one, and reaches no one)."""
+    asked_at = timezone.now()
+    try:
+        validate_id(target.conversation_id, "conversation id")
+        answer = _fetch(owner, target.conversation_id, client)
+    except CometChatError as exc:
+        return FetchedTarget(owner, target, asked_at, error=exc)
+    return FetchedTarget(owner, target, asked_at, answer=answer)
+
+
+def store_target(
+    fetched: FetchedTarget, *, read_back: bool = False, savepoint: bool = True
+) -> RefreshOutcome:
+    """Store a fetched target (``store_fetched``, with the event's block flag; the stored row
+    read back with ``read_back``), or mark its copy missing when its failure proves it gone
+    (``refresh_target``'s rule); any other CometChat failure is logged and returned.
+    ``savepoint=False`` inside the caller's transaction, as ``store_fetched``'s: a database
+    error is raised and rolls it all back."""
+    owner, target = fetched.owner, fetched.target
+    if fetched.answer is not None:
+        stored_as = _store(owner, fetched.answer, target.peer_flag, savepoint=savepoint)
+        return RefreshOutcome(target, _stored(owner, stored_as) if read_back else None)
+    assert fetched.error is not None
+    try:
+        _confirm_gone(owner, target, fetched.error, fetched.asked_at)
+    except CometChatError as exc:
+        logger.warning(
+            "CometChat refresh of %s for %s failed: %s", target.conversation_id, owner.uid, exc
+        )
+        return RefreshOutcome(target, error=exc)
+    return RefreshOutcome(target, gone=True)
+
+
 def refresh_one(
     owner: Owner,
     target: Target,
@@ -175,16 +249,9 @@ def refresh_one(
     """``refresh_target``, with a CometChat failure logged and returned, not raised: one
     refresh never fails a batch. ``read_back=False``: the stored row is not read back (the
     outcome's ``row`` stays None), a statement saved where only the status matters."""
-    try:
-        stored_as = _refresh_or_confirm_gone(owner, target, client=client)
-    except CometChatError as exc:
-        logger.warning(
-            "CometChat refresh of %s for %s failed: %s", target.conversation_id, owner.uid, exc
-        )
-        return RefreshOutcome(target, error=exc)
-    if stored_as is None:
-        return RefreshOutcome(target, gone=True)
-    return RefreshOutcome(target, _stored(owner, stored_as) if read_back else None)
+    with nullcontext(client) if client is not None else kept_client() as active:
+        fetched = fetch_target(owner, target, client=active)
+    return store_target(fetched, read_back=read_back)
 
 
 def refresh_in_background(target: Target) -> RefreshOutcome:

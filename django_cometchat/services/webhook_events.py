@@ -367,9 +367,14 @@ def oldest_waiting_event() -> int | None:
     return None if row is None else int(row[0])
 
 
+def events_database() -> str:
+    """The alias of the database the event rows are written to."""
+    return str(router.db_for_write(WebhookEvent))
+
+
 def _events_table() -> tuple[Any, str]:
     """The connection the event rows are written through, and their table's quoted name."""
-    db = connections[router.db_for_write(WebhookEvent)]
+    db = connections[events_database()]
     return db, db.ops.quote_name(WebhookEvent._meta.db_table)
 
 

@@ -10,15 +10,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from django.db import transaction
+
 from ..exceptions import CometChatError, CometChatRateLimited
 from ..models import Conversation, WebhookEvent
 from ..webhook_types import Target, parse_webhook
 from .clients import background, kept_client
 from .ownership import Owner, has_no_chat_user, owners_by_uid
-from .refresh import refresh_one
+from .refresh import FetchedTarget, fetch_target, refresh_one, store_target
 from .webhook_events import (
     claim_next_webhook_event,
     claim_webhook_event,
+    events_database,
     finish_webhook_event,
     oldest_waiting_event,
 )
@@ -173,21 +176,22 @@ def _process(event_id: int, fan_out: Callable[[Target], None] | None) -> EventOu
 
 
 def _process_claimed(event: WebhookEvent, fan_out: Callable[[Target], None] | None) -> EventOutcome:
-    event_id = event.pk
     try:
         targets, owners = _targets_and_owners(event)
     except Exception as exc:  # claimed events never stay half-done: say why on the event
         finish_webhook_event(event, error=exc)
         if not isinstance(exc, CometChatError):
             raise
-        return EventOutcome(event_id, "failed", error=exc)
+        return EventOutcome(event.pk, "failed", error=exc)
+    if len(targets) <= INLINE_REFRESHES:
+        return _refresh_and_finish_here(event, targets, owners)
     done: list[str] = []
     failures: list[CometChatError] = []
     try:
         # With no worker (the immediate backend) a fan-out would run inline anyway, each
         # refresh on its own connection, its failures lost to the event.
-        if fan_out is None or len(targets) <= INLINE_REFRESHES:
-            failures = _refresh_here(targets, owners, done)
+        if fan_out is None:
+            failures = _refresh_one_by_one(targets, owners, done)
         else:
             for target in targets:
                 fan_out(target)
@@ -195,25 +199,58 @@ def _process_claimed(event: WebhookEvent, fan_out: Callable[[Target], None] | No
     except BaseException as exc:  # the queue refused, the database, a signal: say so, re-raise
         finish_webhook_event(event, owners=done, error=exc)
         raise
-    # The rate budget had no slot without waiting (an inline webhook), or CometChat's window
-    # was spent: the event waits for cometchat_refresh_stale, which processes it all again.
-    limited = next((exc for exc in failures if isinstance(exc, CometChatRateLimited)), None)
-    failed = limited or (failures[0] if failures else None)
-    finish_webhook_event(event, owners=done, error=failed, deferred=limited is not None)
-    status = "deferred" if limited else "processed" if failed is None else "failed"
-    return EventOutcome(event_id, status, owners=sorted(set(done)), error=failed)
+    return _finish(event, done, failures)
 
 
-def _refresh_here(
-    targets: list[Target], owners: dict[str, Owner], done: list[str]
-) -> list[CometChatError]:
+def _refresh_and_finish_here(
+    event: WebhookEvent, targets: list[Target], owners: dict[str, Owner]
+) -> EventOutcome:
     """A webhook event's few refreshes (a direct message, a receipt, a block: two owners at
     most), run in the event's own task over one connection: a trip through the queue costs a
     worker more than the refresh itself, and adds its wait. A group's holders fan out as
     refresh tasks instead when a worker runs tasks, so that a big group spreads over the
     workers.
 
-    Adds to ``done`` the owners refreshed; returns the failures (each is logged)."""
+    Each target is fetched in turn; then all are stored, and the event finished, in one
+    transaction: two round trips fewer a target after the first, and the event is processed
+    exactly when its refreshes are stored. Owners go in UID order, so two events' transactions
+    take their owners' locks in the same order and never deadlock. A database error rolls it
+    all back and fails the event, as it did one refresh at a time."""
+    fetched: list[FetchedTarget] = []
+    try:
+        with kept_client() as client:
+            for target in sorted(targets, key=lambda t: t.uid):
+                fetched.append(fetch_target(owners[target.uid], target, client=client))
+        # The events' table may sit in another database: their transaction is the outer one,
+        # so the refreshes commit before the event says they did.
+        with transaction.atomic(using=events_database()), transaction.atomic(savepoint=False):
+            outcomes = [store_target(each, savepoint=False) for each in fetched]
+            done = [o.target.uid for o in outcomes if o.error is None]
+            failures = [o.error for o in outcomes if o.error is not None]
+            return _finish(event, done, failures)
+    except BaseException as exc:  # the database, a signal: nothing was stored; say so, re-raise
+        finish_webhook_event(event, error=exc)
+        raise
+
+
+def _finish(event: WebhookEvent, done: list[str], failures: list[CometChatError]) -> EventOutcome:
+    """Finish a processed event: deferred when the rate budget had no slot without waiting (an
+    inline webhook), or CometChat's window was spent (it waits for cometchat_refresh_stale,
+    which processes it all again); failed with its first failure; processed otherwise."""
+    limited = next((exc for exc in failures if isinstance(exc, CometChatRateLimited)), None)
+    failed = limited or (failures[0] if failures else None)
+    finish_webhook_event(event, owners=done, error=failed, deferred=limited is not None)
+    status = "deferred" if limited else "processed" if failed is None else "failed"
+    return EventOutcome(event.pk, status, owners=sorted(set(done)), error=failed)
+
+
+def _refresh_one_by_one(
+    targets: list[Target], owners: dict[str, Owner], done: list[str]
+) -> list[CometChatError]:
+    """An event's many refreshes with no worker to fan them out to (the immediate backend):
+    one after the other over one connection, each stored in its own transaction (one holding
+    every owner's lock would hold them all for the whole event). Adds to ``done`` the owners
+    refreshed; returns the failures (each is logged)."""
     failures: list[CometChatError] = []
     with kept_client() as client:
         for target in targets:

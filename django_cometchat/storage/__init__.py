@@ -122,15 +122,18 @@ def store_fetched(
     remote: RemoteConversation,
     fetched_at: datetime,
     peer_flag: tuple[str, bool] | None = None,
+    savepoint: bool = True,
 ) -> PageOutcome:
     """Store one conversation fetched through its own endpoint.
 
     A one-to-one keeps the stored row's block flags the list alone carries
     (``with_list_only_fields``), read in the page's transaction under the owner's lock (one
     statement with the lock on PostgreSQL); ``peer_flag`` is a block event's newer news of
-    one."""
+    one. ``savepoint=False``, as ``transaction.atomic``'s: inside the caller's transaction it
+    opens no savepoint of its own (two round trips fewer), and an error rolls back the
+    caller's whole transaction."""
     sql = dialect()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         if remote.conversation_type == "user":
             peer = sql.lock_and_read_peer(owner_uid, remote.conversation_id)
             payload = with_list_only_fields(

@@ -24,7 +24,7 @@ import pytest
 from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -801,17 +801,79 @@ def test_a_refresh_that_fails_upstream_fails_the_event_not_the_webhook(client, k
 def test_an_event_is_processing_while_its_refreshes_run(client, known, monkeypatch):
     """Taken by a worker, not yet processed: a worker that dies here leaves it "processing"."""
     seen = []
-    run_here = services.webhook_processing._refresh_here
+    fetch = services.refresh.fetch_target
 
-    def watching(targets: Any, owners: Any, done: list[str]) -> Any:
+    def watching(*args: Any, **kwargs: Any) -> Any:
         seen.append(WebhookEvent.objects.get().status)
-        return run_here(targets, owners, done)
+        return fetch(*args, **kwargs)
 
-    monkeypatch.setattr(services.webhook_processing, "_refresh_here", watching)
+    monkeypatch.setattr(services.webhook_processing, "fetch_target", watching)
     body = message_event(known.send_message("bob", to_user="alice"))
     assert post(client, body).json() == {"status": "accepted"}
-    assert seen == ["processing"]
+    assert seen == ["processing", "processing"]  # one fetch per owner
     assert WebhookEvent.objects.get().status == "processed"
+
+
+def _recorded_message_event(client, known, queue, monkeypatch, text: str) -> int:
+    """bob messages alice; the event recorded (its task queued, not run), its two refreshes
+    left to the event's own task (``INLINE_REFRESHES``, the default)."""
+    body = message_event(known.send_message("bob", to_user="alice", text=text))
+    assert post(client, body).json() == {"status": "accepted"}
+    monkeypatch.setattr(services.webhook_processing, "INLINE_REFRESHES", 2)
+    queue.clear()
+    return WebhookEvent.objects.get().pk
+
+
+def test_an_events_refreshes_are_stored_and_it_is_finished_in_one_transaction(
+    client, known, queue, monkeypatch
+):
+    """One transaction (in the test's own, a savepoint) for the event's two stores and its
+    finish, not one each; the stores go in UID order whatever order the delivery names the
+    owners in, so two events' transactions take their owners' locks in one order."""
+    event_id = _recorded_message_event(client, known, queue, monkeypatch, "news")
+    event = WebhookEvent.objects.get()
+    assert [t.uid for t in services.webhook_targets(event)] == ["bob", "alice"]  # sender first
+    stored = []
+    store = services.refresh.store_target
+
+    def watching(fetched: Any, **kwargs: Any) -> Any:
+        stored.append(fetched.owner.uid)
+        return store(fetched, **kwargs)
+
+    monkeypatch.setattr(services.webhook_processing, "store_target", watching)
+    with CaptureQueriesContext(connection) as queries:
+        outcome = services.process_webhook_event_in_background(event_id)
+    assert (outcome.status, outcome.owners) == ("processed", ["alice", "bob"])
+    assert stored == ["alice", "bob"]
+    savepoints = [q["sql"] for q in queries if q["sql"].startswith("SAVEPOINT")]
+    assert len(savepoints) == 1, savepoints
+    for owner in ("alice", "bob"):
+        row = Conversation.objects.get(owner_uid=owner, conversation_id="alice_user_bob")
+        assert row.last_message is not None
+        assert row.last_message["data"]["text"] == "news"
+
+
+def test_a_database_error_storing_one_owner_stores_neither_and_fails_the_event(
+    client, known, queue, monkeypatch
+):
+    event_id = _recorded_message_event(client, known, queue, monkeypatch, "lost")
+    store = services.refresh.store_target
+
+    def second_fails(fetched: Any, **kwargs: Any) -> Any:
+        if fetched.owner.uid == "bob":  # stored second (UID order)
+            raise DatabaseError("could not extend file: No space left on device")
+        return store(fetched, **kwargs)
+
+    monkeypatch.setattr(services.webhook_processing, "store_target", second_fails)
+    with pytest.raises(DatabaseError):
+        services.process_webhook_event_in_background(event_id)
+    for owner in ("alice", "bob"):  # alice's store was rolled back with the rest
+        row = Conversation.objects.get(owner_uid=owner, conversation_id="alice_user_bob")
+        assert row.last_message is not None
+        assert row.last_message["data"].get("text") != "lost"
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.owners) == ("failed", [])
+    assert "No space left on device" in event.error
 
 
 def test_the_task_runs_once_per_event(client, known, queue):
@@ -834,8 +896,9 @@ def test_the_task_runs_once_per_event(client, known, queue):
 
 def test_an_events_refreshes_read_no_row_back_and_its_owners_once(client, known):
     """What a message event costs the database, both owners refreshed in the task: the claim,
-    the owners (bindings and users in one read, then the unbound ones' rows), per owner a
-    transaction holding the lock and writing, and the finish. No stored row is read back."""
+    the owners (bindings and users in one read, then the unbound ones' rows), then one
+    transaction holding each owner's lock and writing, and finishing the event. No stored row
+    is read back."""
     event = services.record_webhook(
         parse_webhook(message_event(known.send_message("bob", to_user="alice")))
     )
@@ -849,9 +912,10 @@ def test_an_events_refreshes_read_no_row_back_and_its_owners_once(client, known)
     read_back = 'SELECT "django_cometchat_conversation"."id"'
     assert [s for s in statements if s.startswith(read_back)] == []
     if connection.vendor == "postgresql":
-        # Claim, bindings, unbound owners' rows, 2 x (BEGIN, lock and peer read in one
-        # statement, upsert with history, COMMIT), finish.
-        assert len(statements) == 12, "\n".join(statements)
+        # Claim, bindings, unbound owners' rows; BEGIN, 2 x (lock and peer read in one
+        # statement, upsert with history), finish, COMMIT (here a savepoint and its release,
+        # inside the test's transaction).
+        assert len(statements) == 10, "\n".join(statements)
 
 
 def test_a_queue_that_refuses_the_task_leaves_a_failed_event(client, known, monkeypatch):
