@@ -4,11 +4,13 @@ failures prove it gone."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from ..client import CometChatClient, Fetched
@@ -16,7 +18,7 @@ from ..conversation_types import Conversation as RemoteConversation
 from ..exceptions import CometChatAPIError, CometChatError, CometChatUnknownOwner
 from ..ids import validate_id
 from ..models import Conversation
-from ..storage import mark_gone, store_fetched
+from ..storage import FetchedConversation, mark_gone, store_fetched, store_fetched_together
 from ..webhook_types import Target
 from .clients import background, kept_client, on_demand
 from .ownership import Owner, as_owner, explain_unknown_owner, owner_by_uid
@@ -101,11 +103,7 @@ def _fetch(
 
 
 def _store(
-    owner: Owner,
-    answer: Fetched[RemoteConversation],
-    peer_flag: tuple[str, bool] | None,
-    *,
-    savepoint: bool = True,
+    owner: Owner, answer: Fetched[RemoteConversation], peer_flag: tuple[str, bool] | None
 ) -> str:
     remote = answer.value
     outcome = store_fetched(
@@ -114,7 +112,6 @@ def _store(
         remote=remote,
         fetched_at=answer.sent_at,  # ordered by when the request left, not when it landed
         peer_flag=peer_flag,
-        savepoint=savepoint,
     )
     announce_changes(owner.uid, outcome)
     return remote.conversation_id
@@ -216,18 +213,45 @@ def fetch_target(owner: Owner, target: Target, *, client: CometChatClient) -> Fe
     return FetchedTarget(owner, target, asked_at, answer=answer)
 
 
-def store_target(
-    fetched: FetchedTarget, *, read_back: bool = False, savepoint: bool = True
-) -> RefreshOutcome:
-    """Store a fetched target (``store_fetched``, with the event's block flag; the stored row
-    read back with ``read_back``), or mark its copy missing when its failure proves it gone
-    (``refresh_target``'s rule); any other CometChat failure is logged and returned.
-    ``savepoint=False`` inside the caller's transaction, as ``store_fetched``'s: a database
-    error is raised and rolls it all back."""
+def store_targets(
+    fetched: Sequence[FetchedTarget], *, read_back: bool = False, savepoint: bool = True
+) -> list[RefreshOutcome]:
+    """Store fetched targets, all in one transaction (``store_fetched_together``: the owners'
+    locks in UID order), each with its event's block flag, the stored row read back with
+    ``read_back``; or mark a target's copy missing when its failure proves it gone
+    (``refresh_target``'s rule); any other CometChat failure is logged and returned. The
+    outcomes come in the order given. ``savepoint=False`` inside the caller's transaction, as
+    ``store_fetched_together``'s: a database error is raised and rolls it all back."""
+    answered = [(i, one, one.answer) for i, one in enumerate(fetched) if one.answer is not None]
+    outcomes: dict[int, RefreshOutcome] = {}
+    with transaction.atomic(savepoint=savepoint):
+        pages = store_fetched_together(
+            [
+                FetchedConversation(
+                    one.owner.user_id,
+                    one.owner.uid,
+                    answer.value,
+                    answer.sent_at,  # ordered by when the request left, not when it landed
+                    one.target.peer_flag,
+                )
+                for _, one, answer in answered
+            ],
+            savepoint=False,
+        )
+        for (i, one, answer), page in zip(answered, pages, strict=True):
+            announce_changes(one.owner.uid, page)
+            stored_as = answer.value.conversation_id
+            outcomes[i] = RefreshOutcome(
+                one.target, _stored(one.owner, stored_as) if read_back else None
+            )
+        for i, one in enumerate(fetched):
+            if i not in outcomes:
+                outcomes[i] = _failed_or_gone(one)
+    return [outcomes[i] for i in range(len(fetched))]
+
+
+def _failed_or_gone(fetched: FetchedTarget) -> RefreshOutcome:
     owner, target = fetched.owner, fetched.target
-    if fetched.answer is not None:
-        stored_as = _store(owner, fetched.answer, target.peer_flag, savepoint=savepoint)
-        return RefreshOutcome(target, _stored(owner, stored_as) if read_back else None)
     assert fetched.error is not None
     try:
         _confirm_gone(owner, target, fetched.error, fetched.asked_at)
@@ -251,7 +275,7 @@ def refresh_one(
     outcome's ``row`` stays None), a statement saved where only the status matters."""
     with nullcontext(client) if client is not None else kept_client() as active:
         fetched = fetch_target(owner, target, client=active)
-    return store_target(fetched, read_back=read_back)
+    return store_targets([fetched], read_back=read_back)[0]
 
 
 def refresh_in_background(target: Target) -> RefreshOutcome:

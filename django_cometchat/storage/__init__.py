@@ -53,6 +53,7 @@ from .rows import (
 from .sqlite import SQLiteDialect
 
 __all__ = [
+    "FetchedConversation",
     "PageOutcome",
     "Row",
     "SeenSet",
@@ -65,6 +66,7 @@ __all__ = [
     "page_transaction",
     "row_from",
     "store_fetched",
+    "store_fetched_together",
     "store_page",
     "stored_hashes",
     "with_list_only_fields",
@@ -122,33 +124,71 @@ def store_fetched(
     remote: RemoteConversation,
     fetched_at: datetime,
     peer_flag: tuple[str, bool] | None = None,
-    savepoint: bool = True,
 ) -> PageOutcome:
     """Store one conversation fetched through its own endpoint.
 
     A one-to-one keeps the stored row's block flags the list alone carries
     (``with_list_only_fields``), read in the page's transaction under the owner's lock (one
     statement with the lock on PostgreSQL); ``peer_flag`` is a block event's newer news of
-    one. ``savepoint=False``, as ``transaction.atomic``'s: inside the caller's transaction it
-    opens no savepoint of its own (two round trips fewer), and an error rolls back the
+    one."""
+    fetched = FetchedConversation(owner_id, owner_uid, remote, fetched_at, peer_flag)
+    return store_fetched_together([fetched])[0]
+
+
+@dataclass(frozen=True)
+class FetchedConversation:
+    """One owner's conversation fetched through its own endpoint (``store_fetched``'s
+    arguments)."""
+
+    owner_id: int | None
+    owner_uid: str
+    remote: RemoteConversation
+    fetched_at: datetime
+    peer_flag: tuple[str, bool] | None = None
+
+
+def store_fetched_together(
+    fetched: Sequence[FetchedConversation], *, savepoint: bool = True
+) -> list[PageOutcome]:
+    """``store_fetched`` for several owners (a webhook event's) in one transaction; their
+    outcomes in the order given.
+
+    Every owner's lock is taken first, in UID order, so two such transactions never wait on
+    each other's locks in a cycle; on PostgreSQL the locks and the stored peers are one
+    statement. ``savepoint=False``, as ``transaction.atomic``'s: inside the caller's
+    transaction no savepoint of its own (two round trips fewer), and an error rolls back the
     caller's whole transaction."""
+    order = sorted(range(len(fetched)), key=lambda i: fetched[i].owner_uid)
+    outcomes: dict[int, PageOutcome] = {}
     sql = dialect()
     with transaction.atomic(savepoint=savepoint):
-        if remote.conversation_type == "user":
-            peer = sql.lock_and_read_peer(owner_uid, remote.conversation_id)
-            payload = with_list_only_fields(
-                remote.raw, {"conversationWith": peer}, peer_flag=peer_flag
-            )
-        else:
-            sql.lock_owner(owner_uid)
-            payload = remote.raw
-        return store_page(
-            owner_id=owner_id,
-            owner_uid=owner_uid,
-            rows=[row_from(remote, payload=payload)],
-            fetched_at=fetched_at,
-            locked=True,
+        peers = sql.lock_and_read_peers(
+            [
+                (one.owner_uid, one.remote.conversation_id if _is_user(one) else None)
+                for one in (fetched[i] for i in order)
+            ]
         )
+        for i, peer in zip(order, peers, strict=True):
+            one = fetched[i]
+            payload = (
+                with_list_only_fields(
+                    one.remote.raw, {"conversationWith": peer}, peer_flag=one.peer_flag
+                )
+                if _is_user(one)
+                else one.remote.raw
+            )
+            outcomes[i] = store_page(
+                owner_id=one.owner_id,
+                owner_uid=one.owner_uid,
+                rows=[row_from(one.remote, payload=payload)],
+                fetched_at=one.fetched_at,
+                locked=True,
+            )
+    return [outcomes[i] for i in range(len(fetched))]
+
+
+def _is_user(fetched: FetchedConversation) -> bool:
+    return fetched.remote.conversation_type == "user"
 
 
 def store_page(

@@ -42,17 +42,23 @@ class PortableDialect:
         self.lock_owner(owner_uid)
         return self.stored_hashes(owner_uid, conversation_ids)
 
-    def lock_and_read_peer(self, owner_uid: str, conversation_id: str) -> Any:
-        """Inside a refresh's transaction: take the owner's lock, read the stored row's
-        ``conversationWith`` (None without one)."""
-        self.lock_owner(owner_uid)
-        payload = (
-            Conversation.objects.owned_by(owner_uid)
-            .filter(conversation_id=conversation_id)
-            .values_list("payload", flat=True)
-            .first()
-        )
-        return payload.get("conversationWith") if isinstance(payload, dict) else None
+    def lock_and_read_peers(self, wanted: Sequence[tuple[str, str | None]]) -> list[Any]:
+        """Inside a refresh's transaction: take each ``(owner_uid, conversation_id)``'s owner
+        lock, in the order given, and read the stored row's ``conversationWith`` (None without
+        one, or for a None id: a group's conversation has no peer to keep)."""
+        peers = []
+        for owner_uid, conversation_id in wanted:
+            self.lock_owner(owner_uid)
+            payload = (
+                None
+                if conversation_id is None
+                else Conversation.objects.owned_by(owner_uid)
+                .filter(conversation_id=conversation_id)
+                .values_list("payload", flat=True)
+                .first()
+            )
+            peers.append(payload.get("conversationWith") if isinstance(payload, dict) else None)
+        return peers
 
     def stored_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]

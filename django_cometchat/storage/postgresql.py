@@ -193,18 +193,29 @@ class PostgreSQLDialect(PortableDialect):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(owner_uid)])
 
-    def lock_and_read_peer(self, owner_uid: str, conversation_id: str) -> Any:
-        """One statement: the lock and the stored row's ``conversationWith`` (as
-        ``lock_and_read_hashes``, the read's snapshot may precede the lock)."""
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s), (SELECT payload -> 'conversationWith' "
-                f"FROM {CONVERSATION} WHERE owner_uid = %s AND conversation_id = %s)",
-                [_lock_key(owner_uid), owner_uid, conversation_id],
+    def lock_and_read_peers(self, wanted: Sequence[tuple[str, str | None]]) -> list[Any]:
+        """One statement: each owner's lock, in the order given (a FROM-less SELECT evaluates
+        its target list in order), and the stored rows' ``conversationWith`` (as
+        ``lock_and_read_hashes``, the reads' snapshot may precede the locks)."""
+        columns: list[str] = []
+        params: list[Any] = []
+        for owner_uid, conversation_id in wanted:
+            columns.append("pg_advisory_xact_lock(%s)")
+            params.append(_lock_key(owner_uid))
+            if conversation_id is None:
+                columns.append("NULL")
+                continue
+            columns.append(
+                "(SELECT payload -> 'conversationWith' "
+                f"FROM {CONVERSATION} WHERE owner_uid = %s AND conversation_id = %s)"
             )
+            params += [owner_uid, conversation_id]
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {', '.join(columns)}", params)
             row = cursor.fetchone()
-        found = row[1] if row is not None else None
-        return json.loads(found) if isinstance(found, str) else found
+        assert row is not None
+        found = row[1::2]
+        return [json.loads(peer) if isinstance(peer, str) else peer for peer in found]
 
     def lock_and_read_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]

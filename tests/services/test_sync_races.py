@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from django_cometchat import storage
@@ -420,3 +420,40 @@ def test_the_guard_orders_by_send_time_and_keeps_a_later_proof(write_path):
         for s in ConversationSnapshot.objects.order_by("pk")
     ]
     assert history == [(100, 3), (100, 0), (200, 2), (300, 1)]
+
+
+def test_owners_stored_together_are_locked_at_once_in_uid_order(fake, client_for):
+    """A webhook event's refreshes store their owners in one transaction: every owner's lock
+    taken first (on PostgreSQL in one statement, its locks held to the end), in UID order
+    whatever order they come in, so two such transactions never wait on each other in a
+    cycle. Outcomes come back in the order given; a group's conversation is locked too."""
+    client = client_for()
+    wanted = [("carol", "alice_user_carol"), ("bob", "group_book-club"), ("alice", BOB)]
+    fetched = [
+        storage.FetchedConversation(None, uid, answer.value, answer.sent_at, None)
+        for uid, cid in wanted
+        for answer in [client.get_conversation_timed(cid, on_behalf_of=uid)]
+    ]
+    locked: list[list[str]] = []
+    sql = storage.dialect()
+    read = type(sql).lock_and_read_peers
+
+    def watching(self: Any, pairs: Any) -> Any:
+        locked.append([uid for uid, _ in pairs])
+        return read(self, pairs)
+
+    with transaction.atomic():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(type(sql), "lock_and_read_peers", watching)
+            outcomes = storage.store_fetched_together(fetched)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND pid = pg_backend_pid() AND granted"
+                )
+                assert cursor.fetchone() == (3,)
+    assert locked == [["alice", "bob", "carol"]]
+    assert [o.created[0][1] for o in outcomes] == [cid for _, cid in wanted]
+    for uid, cid in wanted:
+        assert Conversation.objects.filter(owner_uid=uid, conversation_id=cid).exists()

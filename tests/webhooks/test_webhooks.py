@@ -29,7 +29,7 @@ from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_cometchat import services, tasks, webhooks
+from django_cometchat import services, storage, tasks, webhooks
 from django_cometchat.checks import check_webhook_credentials
 from django_cometchat.exceptions import CometChatError
 from django_cometchat.models import Conversation, WebhookEvent
@@ -828,23 +828,24 @@ def test_an_events_refreshes_are_stored_and_it_is_finished_in_one_transaction(
     client, known, queue, monkeypatch
 ):
     """One transaction (in the test's own, a savepoint) for the event's two stores and its
-    finish, not one each; the stores go in UID order whatever order the delivery names the
-    owners in, so two events' transactions take their owners' locks in one order."""
+    finish, not one each; both owners locked at once, in UID order whatever order the delivery
+    names them in (tests/services/test_sync_races.py: the locks themselves)."""
     event_id = _recorded_message_event(client, known, queue, monkeypatch, "news")
     event = WebhookEvent.objects.get()
     assert [t.uid for t in services.webhook_targets(event)] == ["bob", "alice"]  # sender first
-    stored = []
-    store = services.refresh.store_target
+    locked = []
+    sql = storage.dialect()
+    read = type(sql).lock_and_read_peers
 
-    def watching(fetched: Any, **kwargs: Any) -> Any:
-        stored.append(fetched.owner.uid)
-        return store(fetched, **kwargs)
+    def watching(self: Any, wanted: Any) -> Any:
+        locked.append([uid for uid, _ in wanted])
+        return read(self, wanted)
 
-    monkeypatch.setattr(services.webhook_processing, "store_target", watching)
+    monkeypatch.setattr(type(sql), "lock_and_read_peers", watching)
     with CaptureQueriesContext(connection) as queries:
         outcome = services.process_webhook_event_in_background(event_id)
     assert (outcome.status, outcome.owners) == ("processed", ["alice", "bob"])
-    assert stored == ["alice", "bob"]
+    assert locked == [["alice", "bob"]]
     savepoints = [q["sql"] for q in queries if q["sql"].startswith("SAVEPOINT")]
     assert len(savepoints) == 1, savepoints
     for owner in ("alice", "bob"):
@@ -857,14 +858,14 @@ def test_a_database_error_storing_one_owner_stores_neither_and_fails_the_event(
     client, known, queue, monkeypatch
 ):
     event_id = _recorded_message_event(client, known, queue, monkeypatch, "lost")
-    store = services.refresh.store_target
+    store_page = storage.store_page
 
-    def second_fails(fetched: Any, **kwargs: Any) -> Any:
-        if fetched.owner.uid == "bob":  # stored second (UID order)
+    def second_fails(**kwargs: Any) -> Any:
+        if kwargs["owner_uid"] == "bob":  # stored second (UID order)
             raise DatabaseError("could not extend file: No space left on device")
-        return store(fetched, **kwargs)
+        return store_page(**kwargs)
 
-    monkeypatch.setattr(services.webhook_processing, "store_target", second_fails)
+    monkeypatch.setattr(storage, "store_page", second_fails)
     with pytest.raises(DatabaseError):
         services.process_webhook_event_in_background(event_id)
     for owner in ("alice", "bob"):  # alice's store was rolled back with the rest
@@ -912,10 +913,10 @@ def test_an_events_refreshes_read_no_row_back_and_its_owners_once(client, known)
     read_back = 'SELECT "django_cometchat_conversation"."id"'
     assert [s for s in statements if s.startswith(read_back)] == []
     if connection.vendor == "postgresql":
-        # Claim, bindings, unbound owners' rows; BEGIN, 2 x (lock and peer read in one
-        # statement, upsert with history), finish, COMMIT (here a savepoint and its release,
-        # inside the test's transaction).
-        assert len(statements) == 10, "\n".join(statements)
+        # Claim, bindings, unbound owners' rows; BEGIN, both owners' locks and peers in one
+        # statement, 2 x upsert with history, finish, COMMIT (here a savepoint and its
+        # release, inside the test's transaction).
+        assert len(statements) == 9, "\n".join(statements)
 
 
 def test_a_queue_that_refuses_the_task_leaves_a_failed_event(client, known, monkeypatch):
