@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from ..conf import get_settings
@@ -75,13 +75,7 @@ def start_run(
     (queues deliver at least once) one carries it out; the other gets ``RunNotQueued``."""
     now = timezone.now()
     if run is not None and run.status == SyncRun.Status.QUEUED and not dry_run:
-        taken = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(
-            status=SyncRun.Status.RUNNING, started_at=now
-        )
-        if not taken:
-            raise RunNotQueued(run.pk)
-        run.status, run.started_at = SyncRun.Status.RUNNING, now
-        mark_abandoned_runs(owner.uid)  # after the take: this run started now, so it is spared
+        _take_queued(run, owner.uid, now)
         return run
     if not dry_run:
         mark_abandoned_runs(owner.uid)
@@ -96,6 +90,62 @@ def start_run(
     run.started_at = now
     if not dry_run:
         run.save()
+    return run
+
+
+def _take_queued(run: SyncRun, owner_uid: str, now: datetime) -> None:
+    """Take a queued run (status "running", started now) and read it into ``run`` (a task
+    may hand over a ``SyncRun`` with only its pk, ``queued_run``); then mark the owner's
+    abandoned runs (this one started now, so it is spared). On PostgreSQL all three are one
+    statement. ``RunNotQueued`` when another delivery of the task took it first."""
+    db = connections[router.db_for_write(SyncRun)]
+    if db.vendor != "postgresql":
+        taken = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(
+            status=SyncRun.Status.RUNNING, started_at=now
+        )
+        if not taken:
+            raise RunNotQueued(run.pk)
+        run.refresh_from_db()
+        mark_abandoned_runs(owner_uid)
+        return
+    table = db.ops.quote_name(SyncRun._meta.db_table)
+    columns = ", ".join(
+        db.ops.quote_name(f.column) for f in SyncRun._meta.concrete_fields if f.column
+    )
+    mark, values = _abandoned_update(now)
+    sql = (
+        f"WITH taken AS (UPDATE {table} SET status = %s, started_at = %s "  # noqa: S608
+        f"WHERE id = %s AND status = %s RETURNING {columns}), "
+        f"marked AS (UPDATE {table} SET {mark} WHERE owner_uid = %s AND status IN (%s, %s) "
+        "AND started_at < %s AND id <> %s AND EXISTS (SELECT 1 FROM taken) RETURNING id) "
+        f"SELECT {columns}, ARRAY(SELECT id FROM marked) AS marked_ids FROM taken"
+    )
+    params = [
+        SyncRun.Status.RUNNING,
+        now,
+        run.pk,
+        SyncRun.Status.QUEUED,
+        *values,
+        owner_uid,
+        SyncRun.Status.RUNNING,
+        SyncRun.Status.QUEUED,
+        abandoned_before(now),
+        run.pk,
+    ]
+    found = list(SyncRun.objects.raw(sql, params).using(db.alias))
+    if not found:
+        raise RunNotQueued(run.pk)
+    for f in SyncRun._meta.concrete_fields:
+        setattr(run, f.attname, getattr(found[0], f.attname))
+    run._state.adding, run._state.db = False, db.alias
+    _announce_abandoned(found[0].marked_ids)  # type: ignore[attr-defined]  # the raw column
+
+
+def queued_run(run_id: int) -> SyncRun:
+    """A queued run known only by its id, for ``sync_conversations(..., run=...)`` to take and
+    read in one statement (``start_run``)."""
+    run = SyncRun(pk=run_id, status=SyncRun.Status.QUEUED)
+    run._state.adding = False
     return run
 
 
@@ -275,21 +325,36 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
     )
     if owner_uid is not None:
         runs = runs.owned_by(owner_uid)
-    marked = int(
-        runs.update(
-            status=SyncRun.Status.FAILED,
-            finished_at=now,
-            error_code=ABANDONED_CODE,
-            error_message="Abandoned: no sync finished this run (its worker stopped, or no "
-            'worker took it) within COMETCHAT["SYNC_ABANDONED_AFTER"] seconds.',
-            public_error_message=ABANDONED_MESSAGE,
-        )
-    )
+    marked = int(runs.update(**_ABANDONED, finished_at=now))
     if marked and sync_run_finished.has_listeners(SyncRun):
         # The rows just marked: this call's finished_at, to the microsecond.
         for run in SyncRun.objects.filter(finished_at=now, error_code=ABANDONED_CODE):
             announce_run(run, "abandoned")
     return marked
+
+
+# What marks a run abandoned, but its finished_at (now).
+_ABANDONED = {
+    "status": SyncRun.Status.FAILED,
+    "error_code": ABANDONED_CODE,
+    "error_message": "Abandoned: no sync finished this run (its worker stopped, or no worker "
+    'took it) within COMETCHAT["SYNC_ABANDONED_AFTER"] seconds.',
+    "public_error_message": ABANDONED_MESSAGE,
+}
+
+
+def _abandoned_update(now: datetime) -> tuple[str, list[Any]]:
+    """``_ABANDONED`` and finished_at, as an UPDATE's SET clause and its parameters."""
+    fields = {**_ABANDONED, "finished_at": now}
+    column = {f.name: f.column for f in SyncRun._meta.concrete_fields}
+    columns = [column[name] for name in fields]
+    return ", ".join(f"{column} = %s" for column in columns), list(fields.values())
+
+
+def _announce_abandoned(run_ids: list[int]) -> None:
+    if run_ids and sync_run_finished.has_listeners(SyncRun):
+        for run in SyncRun.objects.filter(pk__in=run_ids).order_by("pk"):
+            announce_run(run, "abandoned")
 
 
 def abandoned_before(now: datetime) -> datetime:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from contextlib import closing, nullcontext
+from contextlib import closing, nullcontext, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,7 @@ from .runs import (
     claim_sync_run,
     fail_queued_run,
     finish_run,
+    queued_run,
     start_run,
 )
 
@@ -387,15 +388,15 @@ def sync_in_background(
     A queued run that is no longer queued (a queue that delivered the task twice, a run marked
     abandoned) is left alone: ``skipped`` says so. A CometChat failure is recorded on the run
     and returned in ``error``, not raised."""
-    run = SyncRun.objects.filter(pk=run_id).first() if run_id is not None else None
-    if run is not None and run.status != SyncRun.Status.QUEUED:
-        return SyncResult(run=run, skipped="not queued any more")
+    # Known by its id only: the sync's take reads it (one statement on PostgreSQL).
+    run = queued_run(run_id) if run_id is not None else None
     try:
         with background():
             return sync_conversations(
                 owner_by_uid(uid), filters=filters, trigger=trigger, raise_errors=False, run=run
             )
-    except RunNotQueued:  # another delivery of the task took it between the read and now
-        assert run is not None
-        run.refresh_from_db()
+    except RunNotQueued:  # not queued any more: another delivery of the task took it, or
+        assert run is not None  # the abandoned-run sweep marked it, or it was deleted
+        with suppress(SyncRun.DoesNotExist):
+            run.refresh_from_db()
         return SyncResult(run=run, skipped="not queued any more")

@@ -12,10 +12,13 @@ from typing import Any
 import django
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_cometchat import services, tasks
 from django_cometchat.models import Conversation, SyncRun
+from django_cometchat.signals import sync_run_finished
 
 pytestmark = pytest.mark.django_db
 
@@ -260,6 +263,50 @@ def test_an_abandoned_run_is_marked_failed_and_the_next_sync_proceeds(fake, alic
     assert abandoned.status == "failed"
     assert "SYNC_ABANDONED_AFTER" in abandoned.error_message
     assert recent.status == "running"  # maybe still working: left alone
+
+
+def test_a_queued_runs_task_takes_and_reads_it_and_marks_the_owners_abandoned_runs(
+    fake, alice, django_capture_on_commit_callbacks
+):
+    """``sync_owner``'s run known by its id only: the take reads it, and marks the owner's
+    abandoned runs (announced all the same); on PostgreSQL in one statement, so with no
+    receiver to announce to the task touches the runs twice in all (the take, the finish)."""
+    owner = services.owner_for(alice)
+    queued = services.queue_sync_run(owner, trigger="api")
+    abandoned = SyncRun.objects.create(  # its worker died while this one waited
+        owner_uid=owner.uid,
+        status=SyncRun.Status.RUNNING,
+        started_at=timezone.now() - timedelta(hours=2),
+    )
+    heard: list[tuple[int, str]] = []
+
+    def listener(sender: Any, run: SyncRun, outcome: str, **kwargs: Any) -> None:
+        heard.append((run.pk, outcome))
+
+    sync_run_finished.connect(listener)
+    try:
+        with (
+            CaptureQueriesContext(connection) as queries,
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            result = services.sync_in_background(owner.uid, run_id=queued.pk)
+    finally:
+        sync_run_finished.disconnect(listener)
+    assert (result.run.pk, result.run.status, result.run.trigger) == (queued.pk, "succeeded", "api")
+    assert result.run.started_at is not None
+    assert result.run.started_at > queued.started_at
+    abandoned.refresh_from_db()
+    assert (abandoned.status, abandoned.error_code) == ("failed", "ERR_ABANDONED")
+    assert sorted(heard) == sorted([(abandoned.pk, "abandoned"), (queued.pk, "succeeded")])
+    if connection.vendor == "postgresql":
+        touching = [q["sql"] for q in queries if "syncrun" in q["sql"]]
+        # The take (which marks), the abandoned run read for its announcement (only because
+        # a receiver listens), the finish.
+        assert len(touching) == 3, "\n".join(touching)
+        assert touching[0].startswith("WITH taken AS (UPDATE")
+        assert f"IN ({abandoned.pk})" in touching[1]
+    again = services.sync_in_background(owner.uid, run_id=queued.pk)  # delivered twice
+    assert (again.skipped, again.run.status) == ("not queued any more", "succeeded")
 
 
 def test_task_arguments_are_plain_json(fake, alice, queue):
