@@ -146,7 +146,6 @@ def _refresh_or_confirm_gone(
 ) -> str | None:
     """``refresh_target`` without reading the row back: the id stored under, or None when
     confirmed gone (and marked missing)."""
-    owner = as_owner(owner)
     asked_at = timezone.now()
     try:
         return fetch_and_store(
@@ -216,8 +215,8 @@ def fetch_target(owner: Owner, target: Target, *, client: CometChatClient) -> Fe
 def store_targets(
     fetched: Sequence[FetchedTarget], *, read_back: bool = False, savepoint: bool = True
 ) -> list[RefreshOutcome]:
-    """Store fetched targets, all in one transaction (``store_fetched_together``: the owners'
-    locks in UID order), each with its event's block flag, the stored row read back with
+    """Store fetched targets, all in one transaction (``store_fetched_together``: every owner's
+    lock first, in UID order), each with its event's block flag, the stored row read back with
     ``read_back``; or mark a target's copy missing when its failure proves it gone
     (``refresh_target``'s rule); any other CometChat failure is logged and returned. The
     outcomes come in the order given. ``savepoint=False`` inside the caller's transaction, as
@@ -236,6 +235,8 @@ def store_targets(
                 )
                 for _, one, answer in answered
             ],
+            # a failure may prove its copy gone: marked below, under its owner's lock too
+            lock_also=[one.owner.uid for one in fetched if one.answer is None],
             savepoint=False,
         )
         for (i, one, answer), page in zip(answered, pages, strict=True):

@@ -116,8 +116,12 @@ def _take_queued(run: SyncRun, owner_uid: str, now: datetime) -> None:
     sql = (
         f"WITH taken AS (UPDATE {table} SET status = %s, started_at = %s "  # noqa: S608
         f"WHERE id = %s AND status = %s RETURNING {columns}), "
-        f"marked AS (UPDATE {table} SET {mark} WHERE owner_uid = %s AND status IN (%s, %s) "
-        "AND started_at < %s AND id <> %s AND EXISTS (SELECT 1 FROM taken) RETURNING id) "
+        # SKIP LOCKED: the taken row stays locked until the commit, so waiting here for a row a
+        # sweep holds (mark_abandoned_runs, which may wait for the taken row) would deadlock;
+        # a run skipped is the sweep's to mark.
+        f"marked AS (UPDATE {table} SET {mark} WHERE id IN (SELECT id FROM {table} "
+        "WHERE owner_uid = %s AND status IN (%s, %s) AND started_at < %s AND id <> %s "
+        "AND EXISTS (SELECT 1 FROM taken) FOR UPDATE SKIP LOCKED) RETURNING id) "
         f"SELECT {columns}, ARRAY(SELECT id FROM marked) AS marked_ids FROM taken"
     )
     params = [
@@ -346,9 +350,9 @@ _ABANDONED = {
 def _abandoned_update(now: datetime) -> tuple[str, list[Any]]:
     """``_ABANDONED`` and finished_at, as an UPDATE's SET clause and its parameters."""
     fields = {**_ABANDONED, "finished_at": now}
-    column = {f.name: f.column for f in SyncRun._meta.concrete_fields}
-    columns = [column[name] for name in fields]
-    return ", ".join(f"{column} = %s" for column in columns), list(fields.values())
+    column_of = {f.name: f.column for f in SyncRun._meta.concrete_fields}
+    sets = ", ".join(f"{column_of[name]} = %s" for name in fields)
+    return sets, list(fields.values())
 
 
 def _announce_abandoned(run_ids: list[int]) -> None:

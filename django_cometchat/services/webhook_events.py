@@ -327,7 +327,8 @@ def finish_webhook_event(
     event.save(update_fields=["status", "processed_at", "error", "owners"])
     refreshed = list(event.owners)
     transaction.on_commit(
-        lambda: webhook_processed.send(sender=WebhookEvent, event=event, owners=refreshed)
+        lambda: webhook_processed.send(sender=WebhookEvent, event=event, owners=refreshed),
+        using=events_database(),
     )
     if webhook_event_finished.has_listeners(WebhookEvent):  # else the payload is not re-read
         _announce_event(event, _event_time(event), ended)
@@ -348,7 +349,8 @@ def _announce_event(event: WebhookEvent, occurred_at: float | None, ended: datet
     transaction.on_commit(
         lambda: webhook_event_finished.send_robust(
             sender=WebhookEvent, event=event, trigger=trigger, status=status, lag=lag
-        )
+        ),
+        using=events_database(),
     )
 
 

@@ -212,25 +212,30 @@ def _refresh_and_finish_here(
     workers.
 
     Each target is fetched in turn; then all are stored, and the event finished, in one
-    transaction (``store_targets``: the owners' locks in UID order, so two events never
-    deadlock; on PostgreSQL the locks and the stored peers in one statement): three round
-    trips fewer a target after the first, and the event is processed exactly when its
-    refreshes are stored. A database error rolls it all back and fails the event, as it did
-    one refresh at a time."""
+    transaction (``store_targets``: every owner's lock first, in UID order, so two events
+    never deadlock): two round trips fewer a target after the first, and the event is
+    processed exactly when its refreshes are stored. A database error rolls it all back and
+    fails the event, as it did one refresh at a time."""
     fetched: list[FetchedTarget] = []
+    committed: list[bool] = []
+    events = events_database()
     try:
         with kept_client() as client:
             for target in targets:
                 fetched.append(fetch_target(owners[target.uid], target, client=client))
         # The events' table may sit in another database: their transaction is the outer one,
         # so the refreshes commit before the event says they did.
-        with transaction.atomic(using=events_database()):
+        with transaction.atomic(using=events):
+            # First of the callbacks: a receiver of the finish's signals that raises after the
+            # commit must not turn the processed event into a failed one.
+            transaction.on_commit(lambda: committed.append(True), using=events)
             outcomes = store_targets(fetched, savepoint=False)
             done = [o.target.uid for o in outcomes if o.error is None]
             failures = [o.error for o in outcomes if o.error is not None]
             return _finish(event, done, failures)
     except BaseException as exc:  # the database, a signal: nothing was stored; say so, re-raise
-        finish_webhook_event(event, error=exc)
+        if not committed:
+            finish_webhook_event(event, error=exc)
         raise
 
 

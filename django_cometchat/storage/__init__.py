@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -128,9 +128,8 @@ def store_fetched(
     """Store one conversation fetched through its own endpoint.
 
     A one-to-one keeps the stored row's block flags the list alone carries
-    (``with_list_only_fields``), read in the page's transaction under the owner's lock (one
-    statement with the lock on PostgreSQL); ``peer_flag`` is a block event's newer news of
-    one."""
+    (``with_list_only_fields``), read in the page's transaction once the owner's lock is held;
+    ``peer_flag`` is a block event's newer news of one."""
     fetched = FetchedConversation(owner_id, owner_uid, remote, fetched_at, peer_flag)
     return store_fetched_together([fetched])[0]
 
@@ -148,43 +147,47 @@ class FetchedConversation:
 
 
 def store_fetched_together(
-    fetched: Sequence[FetchedConversation], *, savepoint: bool = True
+    fetched: Sequence[FetchedConversation],
+    *,
+    lock_also: Iterable[str] = (),
+    savepoint: bool = True,
 ) -> list[PageOutcome]:
     """``store_fetched`` for several owners (a webhook event's) in one transaction; their
     outcomes in the order given.
 
-    Every owner's lock is taken first, in UID order, so two such transactions never wait on
-    each other's locks in a cycle; on PostgreSQL the locks and the stored peers are one
-    statement. ``savepoint=False``, as ``transaction.atomic``'s: inside the caller's
-    transaction no savepoint of its own (two round trips fewer), and an error rolls back the
-    caller's whole transaction."""
-    order = sorted(range(len(fetched)), key=lambda i: fetched[i].owner_uid)
-    outcomes: dict[int, PageOutcome] = {}
+    Every owner's lock is taken first (and those of ``lock_also``, owners the caller writes to
+    in the same transaction), in UID order, so two such transactions never wait on each other
+    in a cycle; then the stored peers are read, in a statement of their own so that it sees
+    what a writer committed while this one waited for a lock. ``savepoint=False``, as
+    ``transaction.atomic``'s: inside the caller's transaction no savepoint of its own (two
+    round trips fewer), and an error rolls back the caller's whole transaction."""
+    locks = sorted({*(one.owner_uid for one in fetched), *lock_also})
+    if not locks:
+        return []
     sql = dialect()
+    outcomes = []
     with transaction.atomic(savepoint=savepoint):
-        peers = sql.lock_and_read_peers(
-            [
-                (one.owner_uid, one.remote.conversation_id if _is_user(one) else None)
-                for one in (fetched[i] for i in order)
-            ]
+        sql.lock_owners(locks)
+        peers = sql.read_peers(
+            [(one.owner_uid, one.remote.conversation_id) for one in fetched if _is_user(one)]
         )
-        for i, peer in zip(order, peers, strict=True):
-            one = fetched[i]
-            payload = (
-                with_list_only_fields(
-                    one.remote.raw, {"conversationWith": peer}, peer_flag=one.peer_flag
+        for one in fetched:
+            payload = one.remote.raw
+            if _is_user(one):
+                peer = peers.get((one.owner_uid, one.remote.conversation_id))
+                payload = with_list_only_fields(
+                    payload, {"conversationWith": peer}, peer_flag=one.peer_flag
                 )
-                if _is_user(one)
-                else one.remote.raw
+            outcomes.append(
+                store_page(
+                    owner_id=one.owner_id,
+                    owner_uid=one.owner_uid,
+                    rows=[row_from(one.remote, payload=payload)],
+                    fetched_at=one.fetched_at,
+                    locked=True,
+                )
             )
-            outcomes[i] = store_page(
-                owner_id=one.owner_id,
-                owner_uid=one.owner_uid,
-                rows=[row_from(one.remote, payload=payload)],
-                fetched_at=one.fetched_at,
-                locked=True,
-            )
-    return [outcomes[i] for i in range(len(fetched))]
+    return outcomes
 
 
 def _is_user(fetched: FetchedConversation) -> bool:

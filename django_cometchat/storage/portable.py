@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from django.db import connection
+from django.db.models import Q
 
 from ..models import Conversation, ConversationSnapshot
 from .rows import ROW_COLUMNS, Row, StoredHash
@@ -42,23 +43,26 @@ class PortableDialect:
         self.lock_owner(owner_uid)
         return self.stored_hashes(owner_uid, conversation_ids)
 
-    def lock_and_read_peers(self, wanted: Sequence[tuple[str, str | None]]) -> list[Any]:
-        """Inside a refresh's transaction: take each ``(owner_uid, conversation_id)``'s owner
-        lock, in the order given, and read the stored row's ``conversationWith`` (None without
-        one, or for a None id: a group's conversation has no peer to keep)."""
-        peers = []
-        for owner_uid, conversation_id in wanted:
+    def lock_owners(self, owner_uids: Sequence[str]) -> None:
+        """Take each owner's lock, in the order given."""
+        for owner_uid in owner_uids:
             self.lock_owner(owner_uid)
-            payload = (
-                None
-                if conversation_id is None
-                else Conversation.objects.owned_by(owner_uid)
-                .filter(conversation_id=conversation_id)
-                .values_list("payload", flat=True)
-                .first()
-            )
-            peers.append(payload.get("conversationWith") if isinstance(payload, dict) else None)
-        return peers
+
+    def read_peers(self, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """The stored rows' ``conversationWith`` by ``(owner_uid, conversation_id)``, for those
+        stored with one; one query."""
+        if not wanted:
+            return {}
+        which = Q()
+        for owner_uid, conversation_id in wanted:
+            which |= Q(owner_uid=owner_uid, conversation_id=conversation_id)
+        return {
+            (owner_uid, conversation_id): payload["conversationWith"]
+            for owner_uid, conversation_id, payload in Conversation.objects.filter(which)
+            .order_by()
+            .values_list("owner_uid", "conversation_id", "payload")
+            if isinstance(payload, dict) and payload.get("conversationWith") is not None
+        }
 
     def stored_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]

@@ -193,29 +193,33 @@ class PostgreSQLDialect(PortableDialect):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(owner_uid)])
 
-    def lock_and_read_peers(self, wanted: Sequence[tuple[str, str | None]]) -> list[Any]:
-        """One statement: each owner's lock, in the order given (a FROM-less SELECT evaluates
-        its target list in order), and the stored rows' ``conversationWith`` (as
-        ``lock_and_read_hashes``, the reads' snapshot may precede the locks)."""
-        columns: list[str] = []
-        params: list[Any] = []
-        for owner_uid, conversation_id in wanted:
-            columns.append("pg_advisory_xact_lock(%s)")
-            params.append(_lock_key(owner_uid))
-            if conversation_id is None:
-                columns.append("NULL")
-                continue
-            columns.append(
-                "(SELECT payload -> 'conversationWith' "
-                f"FROM {CONVERSATION} WHERE owner_uid = %s AND conversation_id = %s)"
-            )
-            params += [owner_uid, conversation_id]
+    def lock_owners(self, owner_uids: Sequence[str]) -> None:
+        """Every owner's lock in one statement, in the order given (a FROM-less SELECT
+        evaluates its target list in order: with one of them held elsewhere, the ones before
+        it are granted and the ones after it not yet asked for)."""
+        if not owner_uids:
+            return
+        locks = ", ".join(["pg_advisory_xact_lock(%s)"] * len(owner_uids))
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {', '.join(columns)}", params)
-            row = cursor.fetchone()
-        assert row is not None
-        found = row[1::2]
-        return [json.loads(peer) if isinstance(peer, str) else peer for peer in found]
+            cursor.execute(f"SELECT {locks}", [_lock_key(uid) for uid in owner_uids])
+
+    def read_peers(self, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """As the portable dialect's, the conversationWith alone sent back."""
+        if not wanted:
+            return {}
+        pairs = ", ".join(["(%s, %s)"] * len(wanted))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT owner_uid, conversation_id, payload -> 'conversationWith' "
+                f"FROM {CONVERSATION} WHERE (owner_uid, conversation_id) IN ({pairs}) "
+                "AND payload ? 'conversationWith'",
+                [value for pair in wanted for value in pair],
+            )
+            found = cursor.fetchall()
+        return {
+            (owner_uid, cid): json.loads(peer) if isinstance(peer, str) else peer
+            for owner_uid, cid, peer in found
+        }
 
     def lock_and_read_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]

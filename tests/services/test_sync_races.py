@@ -8,6 +8,7 @@ releases it, and ``after_next`` changes CometChat's data between two page reques
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -426,7 +427,8 @@ def test_owners_stored_together_are_locked_at_once_in_uid_order(fake, client_for
     """A webhook event's refreshes store their owners in one transaction: every owner's lock
     taken first (on PostgreSQL in one statement, its locks held to the end), in UID order
     whatever order they come in, so two such transactions never wait on each other in a
-    cycle. Outcomes come back in the order given; a group's conversation is locked too."""
+    cycle. Outcomes come back in the order given; a group's conversation's owner is locked
+    too."""
     client = client_for()
     wanted = [("carol", "alice_user_carol"), ("bob", "group_book-club"), ("alice", BOB)]
     fetched = [
@@ -436,15 +438,15 @@ def test_owners_stored_together_are_locked_at_once_in_uid_order(fake, client_for
     ]
     locked: list[list[str]] = []
     sql = storage.dialect()
-    read = type(sql).lock_and_read_peers
+    lock = type(sql).lock_owners
 
-    def watching(self: Any, pairs: Any) -> Any:
-        locked.append([uid for uid, _ in pairs])
-        return read(self, pairs)
+    def watching(self: Any, uids: Any) -> Any:
+        locked.append(list(uids))
+        return lock(self, uids)
 
     with transaction.atomic():
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(type(sql), "lock_and_read_peers", watching)
+            patch.setattr(type(sql), "lock_owners", watching)
             outcomes = storage.store_fetched_together(fetched)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -457,3 +459,43 @@ def test_owners_stored_together_are_locked_at_once_in_uid_order(fake, client_for
     assert [o.created[0][1] for o in outcomes] == [cid for _, cid in wanted]
     for uid, cid in wanted:
         assert Conversation.objects.filter(owner_uid=uid, conversation_id=cid).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_block_flag_committed_while_the_store_waits_for_the_lock_is_kept(fake, client_for):
+    """The stored peer's block flags (which only the list carries) are read once the owner's
+    lock is held, in a statement of its own: a sync that committed a flag while this store
+    waited for the lock is seen, not overwritten by the older copy read before the wait."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the owner's lock is PostgreSQL's")
+    sync_conversations(owner_by_uid("alice"))
+    answer = client_for().get_conversation_timed(BOB, on_behalf_of="alice")
+    holding, stored = (
+        threading.Event(),
+        Conversation.objects.get(owner_uid="alice", conversation_id=BOB),
+    )
+    assert stored.payload["conversationWith"].get("blockedByMe") is False  # as the list says
+
+    def sync_sets_the_flag() -> None:  # a list page's transaction, holding alice's lock
+        try:
+            with transaction.atomic():
+                storage.dialect().lock_owner("alice")
+                payload = {**stored.payload}
+                payload["conversationWith"] = {**payload["conversationWith"], "blockedByMe": True}
+                Conversation.objects.filter(pk=stored.pk).update(
+                    payload=payload, content_hash=storage.content_hash(payload)
+                )
+                holding.set()
+                time.sleep(0.5)  # the store below is waiting for the lock meanwhile
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=sync_sets_the_flag)
+    writer.start()
+    assert holding.wait(10)
+    storage.store_fetched(
+        owner_id=None, owner_uid="alice", remote=answer.value, fetched_at=answer.sent_at
+    )
+    writer.join()
+    row = Conversation.objects.get(pk=stored.pk)
+    assert row.payload["conversationWith"]["blockedByMe"] is True

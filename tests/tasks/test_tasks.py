@@ -5,6 +5,7 @@ fetch nothing; the tasks, the commands and abandoned runs. Real workers: test_ta
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import django
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -307,6 +308,50 @@ def test_a_queued_runs_task_takes_and_reads_it_and_marks_the_owners_abandoned_ru
         assert f"IN ({abandoned.pk})" in touching[1]
     again = services.sync_in_background(owner.uid, run_id=queued.pk)  # delivered twice
     assert (again.skipped, again.run.status) == ("not queued any more", "succeeded")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_runs_take_skips_an_abandoned_run_another_transaction_holds(fake, alice):
+    """The take keeps its own row locked to the commit, so it must not wait for an abandoned
+    run another transaction holds (a sweep marking the owner's runs may be waiting for the
+    taken row: a deadlock). It skips it, left for that transaction; and a queued run older
+    than ``SYNC_ABANDONED_AFTER`` is taken, not marked abandoned by its own take."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the take and the mark are one statement on PostgreSQL only")
+    owner = services.owner_for(alice)
+    queued = services.queue_sync_run(owner, trigger="api")
+    long_ago = timezone.now() - timedelta(hours=2)
+    SyncRun.objects.filter(pk=queued.pk).update(started_at=long_ago)  # waited for a worker
+    abandoned = SyncRun.objects.create(
+        owner_uid=owner.uid, status=SyncRun.Status.RUNNING, started_at=long_ago
+    )
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                SyncRun.objects.select_for_update().get(pk=abandoned.pk)
+                holding.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with connection.cursor() as cursor:  # waiting on the held row fails, not hangs
+            cursor.execute("SET statement_timeout = '3s'")
+        result = services.sync_in_background(owner.uid, run_id=queued.pk)
+    finally:
+        release.set()
+        holder.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
+    assert (result.run.pk, result.run.status) == (queued.pk, "succeeded")
+    abandoned.refresh_from_db()
+    assert abandoned.status == "running"  # skipped: the holder's (or the next sweep's) to mark
+    assert services.mark_abandoned_runs(owner.uid) == 1
 
 
 def test_task_arguments_are_plain_json(fake, alice, queue):

@@ -835,13 +835,13 @@ def test_an_events_refreshes_are_stored_and_it_is_finished_in_one_transaction(
     assert [t.uid for t in services.webhook_targets(event)] == ["bob", "alice"]  # sender first
     locked = []
     sql = storage.dialect()
-    read = type(sql).lock_and_read_peers
+    lock = type(sql).lock_owners
 
-    def watching(self: Any, wanted: Any) -> Any:
-        locked.append([uid for uid, _ in wanted])
-        return read(self, wanted)
+    def watching(self: Any, uids: Any) -> Any:
+        locked.append(list(uids))
+        return lock(self, uids)
 
-    monkeypatch.setattr(type(sql), "lock_and_read_peers", watching)
+    monkeypatch.setattr(type(sql), "lock_owners", watching)
     with CaptureQueriesContext(connection) as queries:
         outcome = services.process_webhook_event_in_background(event_id)
     assert (outcome.status, outcome.owners) == ("processed", ["alice", "bob"])
@@ -875,6 +875,31 @@ def test_a_database_error_storing_one_owner_stores_neither_and_fails_the_event(
     event = WebhookEvent.objects.get()
     assert (event.status, event.owners) == ("failed", [])
     assert "No space left on device" in event.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_receiver_that_raises_after_the_commit_leaves_the_event_processed(
+    client, known, queue, monkeypatch
+):
+    """``webhook_processed`` runs once the event's transaction commits; a receiver that raises
+    then is the host's failure, raised, and the committed event stays processed (it is not
+    finished again as failed, nor announced twice)."""
+    event_id = _recorded_message_event(client, known, queue, monkeypatch, "news")
+    heard: list[str] = []
+
+    def broken(sender: Any, event: WebhookEvent, **kwargs: Any) -> None:
+        heard.append(str(event.status))
+        raise RuntimeError("the host's receiver failed")
+
+    webhook_processed.connect(broken)
+    try:
+        with pytest.raises(RuntimeError, match="host's receiver"):
+            services.process_webhook_event_in_background(event_id)
+    finally:
+        webhook_processed.disconnect(broken)
+    assert heard == ["processed"]
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.owners, event.error) == ("processed", ["alice", "bob"], "")
 
 
 def test_the_task_runs_once_per_event(client, known, queue):
@@ -913,10 +938,10 @@ def test_an_events_refreshes_read_no_row_back_and_its_owners_once(client, known)
     read_back = 'SELECT "django_cometchat_conversation"."id"'
     assert [s for s in statements if s.startswith(read_back)] == []
     if connection.vendor == "postgresql":
-        # Claim, bindings, unbound owners' rows; BEGIN, both owners' locks and peers in one
-        # statement, 2 x upsert with history, finish, COMMIT (here a savepoint and its
-        # release, inside the test's transaction).
-        assert len(statements) == 9, "\n".join(statements)
+        # Claim, bindings, unbound owners' rows; BEGIN, both owners' locks in one statement,
+        # their stored peers in another, 2 x upsert with history, finish, COMMIT (here a
+        # savepoint and its release, inside the test's transaction).
+        assert len(statements) == 10, "\n".join(statements)
 
 
 def test_a_queue_that_refuses_the_task_leaves_a_failed_event(client, known, monkeypatch):
