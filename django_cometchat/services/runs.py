@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -269,6 +270,50 @@ def claim_sync_run(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def claim_sync_runs(owners: Sequence[Owner], *, trigger: str) -> list[tuple[SyncRun, bool]]:
+    """``claim_sync_run`` (queued, no filters) for a batch of owners, in three statements
+    whatever its size: their abandoned runs marked, their active runs read, the new runs
+    inserted together. ``(run, created)`` per owner, in order; an owner listed twice gets the
+    first one's run.
+
+    Run it in a transaction (a savepoint) and replay the batch one owner at a time with
+    ``claim_sync_run`` if it raises: a request that claimed one of these owners meanwhile
+    makes the insert raise ``IntegrityError`` (the partial unique constraint), and the batch
+    cannot tell whose. A database that cannot return the inserted ids claims one by one."""
+    if not connections[router.db_for_write(SyncRun)].features.can_return_rows_from_bulk_insert:
+        return [claim_sync_run(owner, trigger=trigger) for owner in owners]
+    uids = {owner.uid for owner in owners}
+    mark_abandoned_runs(owner_uids=uids)
+    now = timezone.now()
+    runs = SyncRun.objects.filter(
+        owner_uid__in=uids, status__in=ACTIVE_STATUSES, started_at__gte=abandoned_before(now)
+    )
+    active: dict[str, SyncRun] = {}
+    for run in runs.order_by("owner_uid", "-exclusive", "started_at", "id"):  # active_run's
+        active.setdefault(run.owner_uid, run)
+    created: dict[str, SyncRun] = {}
+    for owner in owners:
+        if owner.uid not in active and owner.uid not in created:
+            created[owner.uid] = SyncRun(
+                owner_id=owner.user_id,
+                owner_uid=owner.uid,
+                trigger=trigger,
+                status=SyncRun.Status.QUEUED,
+                filters=ConversationFilters().as_json(),
+                started_at=now,
+                exclusive=True,
+            )
+    SyncRun.objects.bulk_create(created.values())
+    claims = []
+    for owner in owners:
+        if owner.uid in created:
+            active[owner.uid] = created.pop(owner.uid)  # a second listing gets this run
+            claims.append((active[owner.uid], True))
+        else:
+            claims.append((active[owner.uid], False))
+    return claims
+
+
 def queue_sync_run(
     owner: Any, *, trigger: str, filters: ConversationFilters | None = None
 ) -> SyncRun:
@@ -318,10 +363,13 @@ def fail_queued_run(run: SyncRun, exc: BaseException) -> None:
     announce_run(run)
 
 
-def mark_abandoned_runs(owner_uid: str | None = None) -> int:
+def mark_abandoned_runs(
+    owner_uid: str | None = None, *, owner_uids: Collection[str] | None = None
+) -> int:
     """Runs "running" or "queued" for longer than ``SYNC_ABANDONED_AFTER``: their worker died
     (or never came). They are marked failed, so they stop looking busy; the owner's next sync
-    proceeds either way. Returns how many were marked."""
+    proceeds either way. Every owner's, one owner's, or (``owner_uids``) a batch's. Returns
+    how many were marked."""
     now = timezone.now()
     runs = SyncRun.objects.filter(
         status__in=(SyncRun.Status.RUNNING, SyncRun.Status.QUEUED),
@@ -329,6 +377,8 @@ def mark_abandoned_runs(owner_uid: str | None = None) -> int:
     )
     if owner_uid is not None:
         runs = runs.owned_by(owner_uid)
+    if owner_uids is not None:
+        runs = runs.filter(owner_uid__in=owner_uids)
     marked = int(runs.update(**_ABANDONED, finished_at=now))
     if marked and sync_run_finished.has_listeners(SyncRun):
         # The rows just marked: this call's finished_at, to the microsecond.

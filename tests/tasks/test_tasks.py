@@ -18,6 +18,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_cometchat import services, tasks
+from django_cometchat.batches import Totals
+from django_cometchat.exceptions import CometChatQueueUnavailable
 from django_cometchat.models import Conversation, SyncRun
 from django_cometchat.signals import sync_run_finished
 
@@ -401,3 +403,109 @@ def test_a_sync_the_queue_refuses_fails_its_run_and_stays_due(fake, alice, queue
     monkeypatch.undo()
     call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=StringIO())
     assert [r.args for r in queue.results] == [["alice"]]
+
+
+# -- enqueue_syncs: owners claimed and queued in groups -----------------------------------------
+
+
+def claimed_statements(owners: list[services.Owner]) -> tuple[Totals, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        totals = tasks.enqueue_syncs(owners)
+    return totals, [q["sql"] for q in queries if "syncrun" in q["sql"]]
+
+
+def test_a_group_of_owners_is_claimed_in_three_statements_whatever_its_size(fake, queue):
+    """The batch's abandoned runs marked, its active runs read, its new runs inserted: as many
+    statements for 30 owners as for 3. An owner whose sync waits gets no second one; an owner
+    listed twice is queued once."""
+    waiting = services.queue_sync_run(services.owner_by_uid("bob"), trigger="api")
+    few = [services.owner_by_uid(uid) for uid in ("alice", "bob", "carol", "alice")]
+    totals, statements = claimed_statements(few)
+    assert (totals.succeeded, totals.already_queued) == (2, 2)
+    assert len(statements) == 3, "\n".join(statements)
+    assert [r.args for r in queue.results] == [["alice"], ["carol"]]
+    runs = {r.owner_uid: r for r in SyncRun.objects.filter(status=SyncRun.Status.QUEUED)}
+    assert runs["bob"] == waiting
+    assert [r.kwargs["run_id"] for r in queue.results] == [runs["alice"].pk, runs["carol"].pk]
+
+    SyncRun.objects.all().delete()
+    queue.clear()
+    many = [services.owner_by_uid(f"user-{n:02}") for n in range(30)]
+    totals, statements = claimed_statements(many)
+    assert totals.succeeded == 30
+    assert len(statements) == 3, "\n".join(statements)
+    assert SyncRun.objects.filter(status=SyncRun.Status.QUEUED).count() == 30
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db(transaction=True)
+def test_a_run_a_request_claims_while_the_group_is_claimed_is_answered_not_doubled(fake, queue):
+    """A request claims carol's sync between the group's read of the active runs and its
+    insert (another connection, committed): the insert fails on the one-run-per-owner
+    constraint, the group is claimed again one owner at a time, and carol keeps the request's
+    run, with no second task."""
+    owners = [services.owner_by_uid(uid) for uid in ("alice", "bob", "carol")]
+    intruder: list[SyncRun] = []
+
+    def claim_elsewhere() -> None:
+        try:
+            intruder.append(services.queue_sync_run(owners[2], trigger="api"))
+        finally:
+            connections.close_all()
+
+    def race(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith('INSERT INTO "django_cometchat_syncrun"') and not intruder:
+            thread = threading.Thread(target=claim_elsewhere)
+            thread.start()
+            thread.join(10)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(race):
+        totals = tasks.enqueue_syncs(owners)
+    assert (totals.succeeded, totals.already_queued) == (2, 1)
+    assert [r.args for r in queue.results] == [["alice"], ["bob"]]
+    active = SyncRun.objects.filter(status=SyncRun.Status.QUEUED)
+    assert sorted(r.owner_uid for r in active) == ["alice", "bob", "carol"]
+    assert active.get(owner_uid="carol") == intruder[0]
+
+
+@pytest.fixture
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("a race between two connections needs a database they share")
+
+
+def test_a_task_the_queue_refuses_in_a_group_fails_that_run_and_the_ones_after_it(
+    fake, queue, monkeypatch
+):
+    """The group's tasks are queued together; the refusal of carol's sends them again one at
+    a time, so each owner gets its own outcome: alice and bob queued, carol's run failed with
+    the reason, dave's (claimed, after the stop) failed with it too rather than left waiting.
+    The in-memory queue, like Redis, keeps the tasks queued before the refusal: each run is
+    taken by one of its two tasks, the other skipped."""
+    enqueue = queue.enqueue
+
+    def refuse_carol(task: Any, args: Any, kwargs: Any) -> Any:
+        if args[0] == "carol":
+            raise ConnectionError("the queue's broker is down")
+        return enqueue(task, args, kwargs)
+
+    monkeypatch.setattr(queue, "enqueue", refuse_carol)
+    owners = [services.owner_by_uid(uid) for uid in ("alice", "bob", "carol", "dave")]
+    with pytest.raises(CometChatQueueUnavailable, match="broker is down"):
+        tasks.enqueue_syncs(owners)
+    runs = {r.owner_uid: r for r in SyncRun.objects.all()}
+    assert {uid: (r.status, r.error_code) for uid, r in runs.items()} == {
+        "alice": ("queued", ""),
+        "bob": ("queued", ""),
+        "carol": ("failed", "ERR_QUEUE_UNAVAILABLE"),
+        "dave": ("failed", "ERR_QUEUE_UNAVAILABLE"),
+    }
+    assert [r.args for r in queue.results] == [["alice"], ["bob"], ["alice"], ["bob"]]
+    outcomes = run_queued(queue)
+    assert sorted(o["status"] if "skipped" not in o else "skipped" for o in outcomes) == [
+        "skipped",
+        "skipped",
+        "succeeded",
+        "succeeded",
+    ]
