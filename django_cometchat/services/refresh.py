@@ -18,7 +18,7 @@ from ..conversation_types import Conversation as RemoteConversation
 from ..exceptions import CometChatAPIError, CometChatError, CometChatUnknownOwner
 from ..ids import validate_id
 from ..models import Conversation
-from ..storage import FetchedConversation, mark_gone, store_fetched, store_fetched_together
+from ..storage import FetchedConversation, mark_gone, store_fetched_together
 from ..webhook_types import Target
 from .clients import background, kept_client, on_demand
 from .ownership import Owner, as_owner, explain_unknown_owner, owner_by_uid
@@ -105,16 +105,30 @@ def _fetch(
 def _store(
     owner: Owner, answer: Fetched[RemoteConversation], peer_flag: tuple[str, bool] | None
 ) -> str:
-    remote = answer.value
-    outcome = store_fetched(
-        owner_id=owner.user_id,
-        owner_uid=owner.uid,
-        remote=remote,
-        fetched_at=answer.sent_at,  # ordered by when the request left, not when it landed
-        peer_flag=peer_flag,
+    _store_answers([(owner, answer, peer_flag)])
+    return answer.value.conversation_id
+
+
+# An owner, CometChat's answer for one of their conversations, and its event's block flag.
+Answer = tuple[Owner, Fetched[RemoteConversation], tuple[str, bool] | None]
+
+
+def _store_answers(
+    answers: Sequence[Answer], *, lock_also: Sequence[str] = (), savepoint: bool = True
+) -> None:
+    """Store CometChat's answers together (``store_fetched_together``: every owner's lock
+    first, in UID order; each ordered by when its request left, not when it landed), then
+    announce what changed (``conversation_changed``, on commit)."""
+    pages = store_fetched_together(
+        [
+            FetchedConversation(owner.user_id, owner.uid, answer.value, answer.sent_at, flag)
+            for owner, answer, flag in answers
+        ],
+        lock_also=lock_also,
+        savepoint=savepoint,
     )
-    announce_changes(owner.uid, outcome)
-    return remote.conversation_id
+    for (owner, _, _), page in zip(answers, pages, strict=True):
+        announce_changes(owner.uid, page)
 
 
 def refresh_on_demand(
@@ -224,23 +238,13 @@ def store_targets(
     answered = [(i, one, one.answer) for i, one in enumerate(fetched) if one.answer is not None]
     outcomes: dict[int, RefreshOutcome] = {}
     with transaction.atomic(savepoint=savepoint):
-        pages = store_fetched_together(
-            [
-                FetchedConversation(
-                    one.owner.user_id,
-                    one.owner.uid,
-                    answer.value,
-                    answer.sent_at,  # ordered by when the request left, not when it landed
-                    one.target.peer_flag,
-                )
-                for _, one, answer in answered
-            ],
+        _store_answers(
+            [(one.owner, answer, one.target.peer_flag) for _, one, answer in answered],
             # a failure may prove its copy gone: marked below, under its owner's lock too
             lock_also=[one.owner.uid for one in fetched if one.answer is None],
             savepoint=False,
         )
-        for (i, one, answer), page in zip(answered, pages, strict=True):
-            announce_changes(one.owner.uid, page)
+        for i, one, answer in answered:
             stored_as = answer.value.conversation_id
             outcomes[i] = RefreshOutcome(
                 one.target, _stored(one.owner, stored_as) if read_back else None
