@@ -72,3 +72,42 @@ def test_the_long_running_fakes_delivery_is_accepted(cometchat_fake, client, set
     assert answer.json() == {"status": "accepted"}
     event = WebhookEvent.objects.get()
     assert (event.trigger, event.status) == ("message_sent", "processed")
+
+
+def test_the_long_running_fake_keeps_serving_without_a_terminal(tmp_path):
+    """Started in the background (stdin closed), fake_with_messages.py used to die at its
+    first prompt with EOFError; it serves until it is stopped."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    block = re.search(r"```python\n(\"\"\"fake_with_messages.py[\s\S]*?)```", DOC.read_text())
+    assert block is not None
+    with socket.socket() as probe:  # a free port for this run, in place of the doc's 8765
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = tmp_path / "fake_with_messages.py"
+    script.write_text(block[1].replace("port=8765", f"port={port}"))
+    process = subprocess.Popen(
+        [sys.executable, "-u", str(script)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith(f"COMETCHAT_BASE_URL=http://127.0.0.1:{port}/v3 "), first
+        time.sleep(0.5)  # past the first prompt, where EOFError ended it
+        assert process.poll() is None, process.communicate()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v3/users", headers={"apikey": "fake-dev-key"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 (loopback)
+            assert answer.status == 200
+    finally:
+        process.terminate()
+        process.wait(10)
