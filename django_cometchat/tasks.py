@@ -248,7 +248,8 @@ def enqueue_syncs(
     (``already_queued``: they get no second one) and owners who cannot act (``skipped``:
     logged, and passed to ``skipped(owner, reason)`` when given, for a command to print). A
     failure that stops a batch (``batches.stops_batch``: a queue that refuses) is raised, with
-    that owner's run failed.
+    that owner's run failed, and the runs already claimed for the owners after it (their group,
+    ``_enqueue_group``) failed with the same reason.
 
     Owners are claimed ``ENQUEUE_BATCH`` at a time (``_enqueue_group``)."""
     totals = Totals()
@@ -278,40 +279,49 @@ def _enqueue_group(owners: list[services.Owner], totals: Totals, *, trigger: str
     whatever the backend keeps tasks in.
 
     If the queue refuses any task of the group, the group's tasks are queued again one at a
-    time, so that each owner gets its own outcome (``_enqueue_claimed``); when a refusal stops
-    the batch, the runs claimed for the owners after it are failed with the same reason, so
-    none waits for a task that will never come. With the immediate backend each sync runs as
-    it is "queued": its owner is claimed then, so no run waits behind the syncs before it."""
-    if not queues():
+    time, so that each owner gets its own outcome (``_enqueue_claimed``). Whatever stops the
+    group then (a refusal that stops the batch, an interrupt), the claimed runs still without a
+    task are failed with it, so none waits for a task that will never come. If the group
+    cannot be claimed together, or there is no queue (the immediate backend runs each sync as
+    it is "queued"), each owner is claimed and queued in turn (``_enqueue_one``)."""
+    claims = _claim_group(owners, trigger) if queues() else None
+    if claims is None:
         for owner in owners:
-            run, created = services.claim_sync_run(owner, trigger=trigger)
-            if created:
-                _enqueue_claimed(owner, run, totals, trigger=trigger)
-            else:
-                totals.already_queued += 1
+            _enqueue_one(owner, totals, trigger=trigger)
         return
     new: list[tuple[services.Owner, SyncRun]] = []
-    for owner, (run, created) in zip(owners, _claim_group(owners, trigger), strict=True):
+    for owner, (run, created) in zip(owners, claims, strict=True):
         if created:
             new.append((owner, run))
         else:
             totals.already_queued += 1
-    if len(new) > 1 and _queue_together(new, trigger):
-        for _ in new:
-            totals.succeed()
-        return
-    for index, (owner, run) in enumerate(new):
-        try:
+    queued = 0  # of ``new``, those whose task is queued
+    try:
+        if len(new) > 1 and _queue_together(new, trigger):
+            queued = len(new)
+            for _ in new:
+                totals.succeed()
+            return
+        for owner, run in new:
             _enqueue_claimed(owner, run, totals, trigger=trigger)
-        except CometChatQueueUnavailable as exc:  # it stopped the batch
-            for _, left in new[index + 1 :]:
-                services.fail_queued_run(left, exc)
-            raise
+            queued += 1
+    except BaseException as exc:
+        for _, left in new[queued:]:  # a run a worker took meanwhile is kept
+            services.fail_queued_run(left, exc)
+        raise
+
+
+def _enqueue_one(owner: services.Owner, totals: Totals, *, trigger: str) -> None:
+    run, created = services.claim_sync_run(owner, trigger=trigger)
+    if created:
+        _enqueue_claimed(owner, run, totals, trigger=trigger)
+    else:
+        totals.already_queued += 1
 
 
 def _enqueue_claimed(owner: services.Owner, run: SyncRun, totals: Totals, *, trigger: str) -> None:
     """The task of a claimed run, counted in ``totals``; a refusal fails the run, and is raised
-    when it stops the batch."""
+    when it stops the batch; an interrupt fails it too, and is raised."""
     try:
         _enqueue(sync_owner, owner.uid, trigger=trigger, run_id=run.pk, filters=run.filters)
     except CometChatQueueUnavailable as exc:
@@ -319,37 +329,37 @@ def _enqueue_claimed(owner: services.Owner, run: SyncRun, totals: Totals, *, tri
         if totals.fail(owner.label, exc.describe(), exc):
             raise
         return
+    except BaseException as exc:  # left queued, the run would answer requests for nothing
+        services.fail_queued_run(run, exc)
+        raise
     totals.succeed()
 
 
 def _queue_together(new: list[tuple[services.Owner, SyncRun]], trigger: str) -> bool:
     """Queue the group's tasks in one transaction. False if the backend refused any (whatever
-    it raised): the caller then queues them one at a time. A queue outside this database
-    (Redis) keeps the tasks queued before the refusal; queued again, each run is taken by one
-    of its two tasks, and the other ends skipped (``services.sync_in_background``)."""
+    it raised, logged): the caller then queues them one at a time. A queue outside this
+    database (Redis) keeps the tasks queued before the refusal; queued again, each run is
+    taken by one of its two tasks, and the other ends skipped (``sync_in_background``)."""
     try:
         with transaction.atomic():
             for owner, run in new:
                 sync_owner.enqueue(owner.uid, trigger=trigger, run_id=run.pk, filters=run.filters)
     except Exception as exc:
-        logger.info(
-            "Queuing %d syncs together failed (%s): queuing them one at a time",
-            len(new),
-            type(exc).__name__,
-        )
+        reason = CometChatQueueUnavailable(sync_owner.name, exc).describe()
+        logger.warning("Queuing %d syncs together failed, so one at a time: %s", len(new), reason)
         return False
     return True
 
 
-def _claim_group(owners: list[services.Owner], trigger: str) -> list[tuple[SyncRun, bool]]:
-    """``services.claim_sync_runs`` in a transaction of its own; if a request claimed one of
-    these owners meanwhile (the batch's insert then fails as a whole), the owners are claimed
-    one at a time, as the request would have been."""
+def _claim_group(owners: list[services.Owner], trigger: str) -> list[tuple[SyncRun, bool]] | None:
+    """``services.claim_sync_runs`` in a transaction of its own; None when the database
+    refused it (a request claimed one of these owners meanwhile, a user deleted while the
+    owners were read): nothing of it stays, and the caller claims the owners one at a time."""
     try:
         with transaction.atomic():
             return services.claim_sync_runs(owners, trigger=trigger)
     except IntegrityError:
-        return [services.claim_sync_run(owner, trigger=trigger) for owner in owners]
+        return None
 
 
 def _enqueue_sync(

@@ -292,7 +292,9 @@ def claim_sync_runs(owners: Sequence[Owner], *, trigger: str) -> list[tuple[Sync
     for run in runs.order_by("owner_uid", "-exclusive", "started_at", "id"):  # active_run's
         active.setdefault(run.owner_uid, run)
     created: dict[str, SyncRun] = {}
-    for owner in owners:
+    # Inserted in UID order: two batches over the same owners wait for each other's rows in one
+    # order, so the later one fails on the constraint (and falls back), never deadlocks.
+    for owner in sorted(owners, key=lambda owner: owner.uid):
         if owner.uid not in active and owner.uid not in created:
             created[owner.uid] = SyncRun(
                 owner_id=owner.user_id,
@@ -346,21 +348,22 @@ def release_refresh(owner_uid: str, conversation_id: str) -> None:
     QueuedRefresh.objects.filter(owner_uid=owner_uid, conversation_id=conversation_id).delete()
 
 
-def fail_queued_run(run: SyncRun, exc: BaseException) -> None:
+def fail_queued_run(run: SyncRun, exc: BaseException) -> bool:
     """A claimed run that never started (the queue refused its task, no client could be
-    built): failed at once, with the reason, so that it stops answering requests."""
+    built): failed at once, with the reason, so that it stops answering requests. Only if it
+    is still as claimed (queued, or running for an inline sync): a worker that took it
+    meanwhile (a queue outside the database may hand out a task a moment before refusing the
+    next) keeps it. Returns whether it was failed."""
+    claimed_as = run.status
     run.finished_at = timezone.now()
     record_failure(run, exc)
-    run.save(
-        update_fields=[
-            "status",
-            "finished_at",
-            "error_code",
-            "error_message",
-            "public_error_message",
-        ]
+    fields = ("status", "finished_at", "error_code", "error_message", "public_error_message")
+    failed = SyncRun.objects.filter(pk=run.pk, status=claimed_as).update(
+        **{name: getattr(run, name) for name in fields}
     )
-    announce_run(run)
+    if failed:
+        announce_run(run)
+    return bool(failed)
 
 
 def mark_abandoned_runs(

@@ -74,9 +74,11 @@ def test_the_long_running_fakes_delivery_is_accepted(cometchat_fake, client, set
     assert (event.trigger, event.status) == ("message_sent", "processed")
 
 
-def test_the_long_running_fake_keeps_serving_without_a_terminal(tmp_path):
-    """Started in the background (stdin closed), fake_with_messages.py used to die at its
-    first prompt with EOFError; it serves until it is stopped."""
+@pytest.mark.parametrize("stdin", ["/dev/null", "closed"])
+def test_the_long_running_fake_keeps_serving_without_a_terminal(tmp_path, stdin):
+    """Started in the background (``< /dev/null``: EOFError; ``<&-``: no sys.stdin at all),
+    fake_with_messages.py used to die at its first prompt; it serves until it is stopped."""
+    import os
     import socket
     import subprocess
     import sys
@@ -89,9 +91,12 @@ def test_the_long_running_fake_keeps_serving_without_a_terminal(tmp_path):
         port = probe.getsockname()[1]
     script = tmp_path / "fake_with_messages.py"
     script.write_text(block[1].replace("port=8765", f"port={port}"))
+    closed = stdin == "closed"
     process = subprocess.Popen(
         [sys.executable, "-u", str(script)],
-        stdin=subprocess.DEVNULL,
+        stdin=None if closed else subprocess.DEVNULL,
+        # the shell's <&-: the child starts without file descriptor 0
+        preexec_fn=(lambda: os.close(0)) if closed else None,  # noqa: PLW1509 (a test's child)
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

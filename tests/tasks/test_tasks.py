@@ -13,7 +13,7 @@ from typing import Any
 import django
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -509,3 +509,125 @@ def test_a_task_the_queue_refuses_in_a_group_fails_that_run_and_the_ones_after_i
         "succeeded",
         "succeeded",
     ]
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db(transaction=True)
+def test_a_run_a_worker_took_before_the_queue_refused_is_left_to_it(fake, queue, monkeypatch):
+    """A queue outside the database (Redis) accepts alice's and bob's tasks, and a worker (a
+    thread with its own connection) carries out alice's at once; then the broker goes down.
+    The replay's refusal stops the batch: alice's finished run is kept as it is, the runs
+    still queued are failed."""
+    enqueue = queue.enqueue
+    calls = 0
+
+    def work_off_alice() -> None:
+        try:
+            first = queue.results[0]
+            first.task.call(*first.args, **first.kwargs)
+        finally:
+            connections.close_all()
+
+    def broker_dies(task: Any, args: Any, kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            return enqueue(task, args, kwargs)
+        if calls == 3:  # a worker took alice's task meanwhile
+            worker = threading.Thread(target=work_off_alice)
+            worker.start()
+            worker.join(30)
+        raise ConnectionError("the queue's broker is down")
+
+    monkeypatch.setattr(queue, "enqueue", broker_dies)
+    heard: list[tuple[str, str]] = []
+
+    def listener(sender: Any, run: SyncRun, outcome: str, **kwargs: Any) -> None:
+        heard.append((run.owner_uid, outcome))
+
+    owners = [services.owner_by_uid(uid) for uid in ("alice", "bob", "carol", "dave")]
+    sync_run_finished.connect(listener)
+    try:
+        with pytest.raises(CometChatQueueUnavailable):
+            tasks.enqueue_syncs(owners)
+    finally:
+        sync_run_finished.disconnect(listener)
+    runs = {r.owner_uid: (r.status, r.error_code) for r in SyncRun.objects.all()}
+    assert runs == {
+        "alice": ("succeeded", ""),
+        "bob": ("failed", "ERR_QUEUE_UNAVAILABLE"),
+        "carol": ("failed", "ERR_QUEUE_UNAVAILABLE"),
+        "dave": ("failed", "ERR_QUEUE_UNAVAILABLE"),
+    }
+    assert sorted(heard) == [("alice", "succeeded")] + [
+        (uid, "failed") for uid in ("bob", "carol", "dave")
+    ]  # each once
+
+
+def test_an_interrupt_while_the_groups_tasks_are_queued_leaves_no_run_waiting(
+    fake, queue, monkeypatch
+):
+    """Ctrl-C while queuing carol's task: the tasks queued together are rolled back (a queue in
+    the database) or not (Redis); either way no claimed run waits for a task that may never
+    come: each is failed as interrupted."""
+    enqueue = queue.enqueue
+
+    def interrupt(task: Any, args: Any, kwargs: Any) -> Any:
+        if args[0] == "carol":
+            raise KeyboardInterrupt
+        return enqueue(task, args, kwargs)
+
+    monkeypatch.setattr(queue, "enqueue", interrupt)
+    owners = [services.owner_by_uid(uid) for uid in ("alice", "bob", "carol", "dave")]
+    with pytest.raises(KeyboardInterrupt):
+        tasks.enqueue_syncs(owners)
+    assert not SyncRun.objects.filter(status=SyncRun.Status.QUEUED).exists()
+    assert set(SyncRun.objects.values_list("error_code", flat=True)) == {"ERR_INTERRUPTED"}
+
+
+def test_groups_are_claimed_in_turn_and_a_refusal_in_the_second_stops_the_rest(
+    fake, queue, monkeypatch
+):
+    """ENQUEUE_BATCH 2, five owners: the first group queued together; in the second, dave's
+    refusal fails his run and the run claimed for erin (after him in that group); frank's
+    group is never claimed."""
+    monkeypatch.setattr(tasks, "ENQUEUE_BATCH", 2)
+    enqueue = queue.enqueue
+
+    def refuse_dave(task: Any, args: Any, kwargs: Any) -> Any:
+        if args[0] == "dave":
+            raise ConnectionError("the queue's broker is down")
+        return enqueue(task, args, kwargs)
+
+    monkeypatch.setattr(queue, "enqueue", refuse_dave)
+    uids = ("alice", "bob", "dave", "erin", "frank")
+    with pytest.raises(CometChatQueueUnavailable):
+        tasks.enqueue_syncs([services.owner_by_uid(uid) for uid in uids])
+    runs = {r.owner_uid: (r.status, r.error_code) for r in SyncRun.objects.all()}
+    assert runs == {
+        "alice": ("queued", ""),
+        "bob": ("queued", ""),
+        "dave": ("failed", "ERR_QUEUE_UNAVAILABLE"),
+        "erin": ("failed", "ERR_QUEUE_UNAVAILABLE"),
+    }
+    assert [r.args for r in queue.results] == [["alice"], ["bob"]]
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db(transaction=True)
+def test_a_user_deleted_while_the_owners_were_read_is_claimed_one_at_a_time(
+    fake, queue, django_user_model
+):
+    """cat's account is deleted after the owners were read: the group's insert fails at its
+    commit (the foreign key is checked there), nothing of the group stays, and the owners are
+    claimed and queued one at a time, as before groups: ann and ben queued, cat's failure
+    raised, dan not reached; no run is left queued without its task."""
+    users = [django_user_model.objects.create(username=f"{u}-django") for u in ("ann", "ben")]
+    users += [django_user_model.objects.create(username=f"{u}-django") for u in ("cat", "dan")]
+    owners = [services.owner_for(user) for user in users]
+    django_user_model.objects.filter(pk=users[2].pk).delete()
+    with pytest.raises(IntegrityError):
+        tasks.enqueue_syncs(owners)
+    queued = SyncRun.objects.filter(status=SyncRun.Status.QUEUED)
+    assert sorted(queued.values_list("owner_uid", flat=True)) == ["ann", "ben"]
+    assert [r.args for r in queue.results] == [["ann"], ["ben"]]
