@@ -9,13 +9,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from ..conf import get_settings
 from ..conversation_filters import ConversationFilters
 from ..exceptions import CometChatError
 from ..ids import validate_id
-from ..models import Conversation, QueuedRefresh, SyncRun, UIDBinding
+from ..models import Conversation, OwnedQuerySet, QueuedRefresh, SyncRun, UIDBinding
 from ..signals import conversation_changed, conversations_synced, sync_run_finished
 from ..storage import PageOutcome
 from .errors import (
@@ -114,16 +116,24 @@ def _take_queued(run: SyncRun, owner_uid: str, now: datetime) -> None:
         db.ops.quote_name(f.column) for f in SyncRun._meta.concrete_fields if f.column
     )
     mark, values = _abandoned_update(now)
+    # The owner's abandoned runs, as mark_abandoned_runs chooses them, once this one is taken.
+    abandoned = (
+        _abandoned_runs(now)
+        .owned_by(owner_uid)
+        .exclude(pk=run.pk)
+        .filter(RawSQL("EXISTS (SELECT 1 FROM taken)", (), output_field=BooleanField()))
+        .order_by()
+        .values("id")
+    )
+    chosen, chosen_params = abandoned.query.get_compiler(using=db.alias).as_sql()
     sql = (
         f"WITH taken AS (UPDATE {table} SET status = %s, started_at = %s "  # noqa: S608
         f"WHERE id = %s AND status = %s RETURNING {columns}), "
         # SKIP LOCKED: the taken row stays locked until the commit, so waiting here for a row a
         # sweep holds (mark_abandoned_runs, which may wait for the taken row) would deadlock;
         # a run skipped is the sweep's to mark.
-        f"marked AS (UPDATE {table} SET {mark} WHERE id IN (SELECT id FROM {table} "
-        "WHERE owner_uid = %s AND status IN (%s, %s) AND started_at < %s AND id <> %s "
-        "AND EXISTS (SELECT 1 FROM taken) FOR UPDATE SKIP LOCKED) RETURNING id) "
-        f"SELECT {columns}, ARRAY(SELECT id FROM marked) AS marked_ids FROM taken"
+        f"marked AS (UPDATE {table} SET {mark} WHERE id IN ({chosen} FOR UPDATE SKIP LOCKED) "
+        f"RETURNING id) SELECT {columns}, ARRAY(SELECT id FROM marked) AS marked_ids FROM taken"
     )
     params = [
         SyncRun.Status.RUNNING,
@@ -131,11 +141,7 @@ def _take_queued(run: SyncRun, owner_uid: str, now: datetime) -> None:
         run.pk,
         SyncRun.Status.QUEUED,
         *values,
-        owner_uid,
-        SyncRun.Status.RUNNING,
-        SyncRun.Status.QUEUED,
-        abandoned_before(now),
-        run.pk,
+        *chosen_params,
     ]
     found = list(SyncRun.objects.raw(sql, params).using(db.alias))
     if not found:
@@ -374,10 +380,7 @@ def mark_abandoned_runs(
     proceeds either way. Every owner's, one owner's, or (``owner_uids``) a batch's. Returns
     how many were marked."""
     now = timezone.now()
-    runs = SyncRun.objects.filter(
-        status__in=(SyncRun.Status.RUNNING, SyncRun.Status.QUEUED),
-        started_at__lt=abandoned_before(now),
-    )
+    runs = _abandoned_runs(now)
     if owner_uid is not None:
         runs = runs.owned_by(owner_uid)
     if owner_uids is not None:
@@ -388,6 +391,14 @@ def mark_abandoned_runs(
         for run in SyncRun.objects.filter(finished_at=now, error_code=ABANDONED_CODE):
             announce_run(run, "abandoned")
     return marked
+
+
+def _abandoned_runs(now: datetime) -> OwnedQuerySet[SyncRun]:
+    """The runs abandoned at ``now``: queued or running, started before ``abandoned_before``."""
+    return SyncRun.objects.filter(
+        status__in=(SyncRun.Status.RUNNING, SyncRun.Status.QUEUED),
+        started_at__lt=abandoned_before(now),
+    )
 
 
 # What marks a run abandoned, but its finished_at (now).
