@@ -408,6 +408,21 @@ def test_a_sync_the_queue_refuses_fails_its_run_and_stays_due(fake, alice, queue
 # -- enqueue_syncs: owners claimed and queued in groups -----------------------------------------
 
 
+def refuse_tasks_of(queue: Any, monkeypatch: Any, uid: str, error: BaseException) -> None:
+    """The queue raises ``error`` for ``uid``'s task and accepts the others."""
+    enqueue = queue.enqueue
+
+    def refusing(task: Any, args: Any, kwargs: Any) -> Any:
+        if args[0] == uid:
+            raise error
+        return enqueue(task, args, kwargs)
+
+    monkeypatch.setattr(queue, "enqueue", refusing)
+
+
+BROKER_DOWN = ConnectionError("the queue's broker is down")
+
+
 def claimed_statements(owners: list[services.Owner]) -> tuple[Totals, list[str]]:
     with CaptureQueriesContext(connection) as queries:
         totals = tasks.enqueue_syncs(owners)
@@ -483,14 +498,7 @@ def test_a_task_the_queue_refuses_in_a_group_fails_that_run_and_the_ones_after_i
     the reason, dave's (claimed, after the stop) failed with it too rather than left waiting.
     The in-memory queue, like Redis, keeps the tasks queued before the refusal: each run is
     taken by one of its two tasks, the other skipped."""
-    enqueue = queue.enqueue
-
-    def refuse_carol(task: Any, args: Any, kwargs: Any) -> Any:
-        if args[0] == "carol":
-            raise ConnectionError("the queue's broker is down")
-        return enqueue(task, args, kwargs)
-
-    monkeypatch.setattr(queue, "enqueue", refuse_carol)
+    refuse_tasks_of(queue, monkeypatch, "carol", BROKER_DOWN)
     owners = [services.owner_by_uid(uid) for uid in ("alice", "bob", "carol", "dave")]
     with pytest.raises(CometChatQueueUnavailable, match="broker is down"):
         tasks.enqueue_syncs(owners)
@@ -570,14 +578,7 @@ def test_an_interrupt_while_the_groups_tasks_are_queued_leaves_no_run_waiting(
     """Ctrl-C while queuing carol's task: the tasks queued together are rolled back (a queue in
     the database) or not (Redis); either way no claimed run waits for a task that may never
     come: each is failed as interrupted."""
-    enqueue = queue.enqueue
-
-    def interrupt(task: Any, args: Any, kwargs: Any) -> Any:
-        if args[0] == "carol":
-            raise KeyboardInterrupt
-        return enqueue(task, args, kwargs)
-
-    monkeypatch.setattr(queue, "enqueue", interrupt)
+    refuse_tasks_of(queue, monkeypatch, "carol", KeyboardInterrupt())
     owners = [services.owner_by_uid(uid) for uid in ("alice", "bob", "carol", "dave")]
     with pytest.raises(KeyboardInterrupt):
         tasks.enqueue_syncs(owners)
@@ -592,14 +593,7 @@ def test_groups_are_claimed_in_turn_and_a_refusal_in_the_second_stops_the_rest(
     refusal fails his run and the run claimed for erin (after him in that group); frank's
     group is never claimed."""
     monkeypatch.setattr(tasks, "ENQUEUE_BATCH", 2)
-    enqueue = queue.enqueue
-
-    def refuse_dave(task: Any, args: Any, kwargs: Any) -> Any:
-        if args[0] == "dave":
-            raise ConnectionError("the queue's broker is down")
-        return enqueue(task, args, kwargs)
-
-    monkeypatch.setattr(queue, "enqueue", refuse_dave)
+    refuse_tasks_of(queue, monkeypatch, "dave", BROKER_DOWN)
     uids = ("alice", "bob", "dave", "erin", "frank")
     with pytest.raises(CometChatQueueUnavailable):
         tasks.enqueue_syncs([services.owner_by_uid(uid) for uid in uids])
