@@ -55,3 +55,42 @@ class UnmigratedBackend(DummyBackend):
         with connection.cursor() as cursor:
             cursor.execute("INSERT INTO django_tasks_database_dbtaskresult (id) VALUES (1)")
         return super().enqueue(task, args, kwargs)  # pragma: no cover - never reached
+
+
+class CommitCheckingBackend(RecordingBackend):
+    """``RecordingBackend`` that looks, as each task reaches it, for what the task will read
+    (a sync's queued run, a refresh's claim) from a database connection of its own, as a worker
+    in another process would (RQ's, which takes a task as soon as Redis has it): ``committed``
+    holds, per task, whether it was there. A task that reaches the queue before its run commits
+    finds no run to take."""
+
+    committed: ClassVar[list[bool]] = []
+
+    def enqueue(self, task: Any, args: Any, kwargs: Any) -> Any:
+        from django.db import connections
+
+        from django_cometchat.models import QueuedRefresh, SyncRun
+
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                if "run_id" in kwargs:  # sync_owner: its queued run
+                    table, where = SyncRun._meta.db_table, "id = %s"
+                    params = [kwargs["run_id"]]
+                else:  # refresh_conversation(uid, conversation_id): its claim
+                    table = QueuedRefresh._meta.db_table
+                    where = "owner_uid = %s AND conversation_id = %s"
+                    params = list(args[:2])
+                cursor.execute(f"SELECT 1 FROM {table} WHERE {where}", params)  # noqa: S608
+                found = cursor.fetchone() is not None
+        finally:
+            other.close()
+        with RecordingBackend._lock:
+            CommitCheckingBackend.committed.append(found)
+        return super().enqueue(task, args, kwargs)
+
+    @classmethod
+    def reset(cls) -> None:
+        super().reset()
+        with cls._lock:
+            cls.committed.clear()

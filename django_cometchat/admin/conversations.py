@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
+from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
@@ -138,6 +139,16 @@ class ConversationAdmin(ConversationMessagesView, InboxColumns, PayloadColumns, 
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return super().get_queryset(request).select_related("owner")
+
+    # Outside ATOMIC_REQUESTS' transaction, where the actions run: a queued run (a refresh's
+    # claim) commits before its task is queued, for a worker in another process takes a task
+    # at once (RQ's, from Redis) and would find no run to take. Django's own delete action
+    # deletes in a transaction of its own.
+    @transaction.non_atomic_requests
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, extra_context)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return InboxChangeList

@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
@@ -103,8 +105,13 @@ class OwnedRowsView(CometChatAPIView, generics.GenericAPIView[_M]):
     filter_backends: Sequence[type[BaseFilterBackend]] = ()
 
 
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
 class RefreshView(CometChatAPIView):
-    """A refresh calls CometChat on the user's behalf: the cometchat_refresh throttle applies."""
+    """A refresh calls CometChat on the user's behalf: the cometchat_refresh throttle applies.
+
+    Outside ``ATOMIC_REQUESTS``' transaction: the services commit a queued run (a refresh's
+    claim) before its task is queued, for a worker in another process takes a task at once
+    (RQ's, from Redis) and would find no run to take; an inline sync commits page by page."""
 
     def get_throttles(self) -> list[BaseThrottle]:
         # Added to the host's default throttles rather than replacing them.

@@ -26,7 +26,7 @@ from rest_framework.authtoken.models import Token
 
 from django_cometchat import services, tasks
 from django_cometchat.models import Conversation, QueuedRefresh, SyncRun
-from tests.task_backends import BROKER_DOWN, RecordingBackend
+from tests.task_backends import BROKER_DOWN, CommitCheckingBackend, RecordingBackend
 
 pytestmark = pytest.mark.django_db
 
@@ -292,6 +292,57 @@ def test_thirty_concurrent_refresh_posts_to_a_live_server_queue_one_refresh(
     assert len(queue.enqueued) == 1
     assert [o["status"] for o in work_off(queue)] == ["succeeded"]
     assert upstream(fake) == [ONE]
+
+
+# -- what a task reads is committed before the queue has it ----------------------------------
+
+
+@pytest.fixture
+def checking_queue(settings):
+    """A queue that notes, per task, whether its run (or refresh claim) was committed when the
+    task reached it: a worker in another process takes a task that soon (RQ's does)."""
+    CommitCheckingBackend.reset()
+    settings.TASKS = {"default": {"BACKEND": "tests.task_backends.CommitCheckingBackend"}}
+    yield CommitCheckingBackend
+    CommitCheckingBackend.reset()
+
+
+@pytest.mark.usefixtures("postgres_only", "atomic_requests")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("route", [SYNC, REFRESH], ids=["sync", "refresh"])
+def test_the_api_commits_what_a_task_reads_before_queueing_it(
+    fake, alice, checking_queue, live_server, route
+):
+    """Under ATOMIC_REQUESTS too: a run still uncommitted when an RQ worker takes its task is
+    not there to take (the sync is lost, and the run answers every request until abandoned)."""
+    services.owner_for(alice)
+    token = Token.objects.create(user=alice).key
+    answer = requests.post(
+        live_server.url + route, headers={"Authorization": f"Token {token}"}, timeout=30
+    )
+
+    assert answer.status_code == 202, answer.text
+    assert checking_queue.committed == [True]
+    assert [o["status"] for o in work_off(checking_queue)] == ["succeeded"]
+
+
+@pytest.mark.usefixtures("postgres_only", "atomic_requests")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["sync_owners", "refresh_from_cometchat"])
+def test_the_admin_actions_commit_what_a_task_reads_before_queueing_it(
+    fake, alice, admin_client, checking_queue, action
+):
+    services.sync_conversations(alice)
+    pks = list(Conversation.objects.values_list("pk", flat=True))[:1]
+    response = admin_client.post(
+        "/admin/django_cometchat/conversation/",
+        {"action": action, "_selected_action": pks},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert checking_queue.committed == [True]
+    assert [o["status"] for o in work_off(checking_queue)] == ["succeeded"]
 
 
 # -- a queue that refuses -----------------------------------------------------------------------
