@@ -175,6 +175,7 @@ class OwnerSelection:
     total: int
     items: Iterator[Owner]
     skipped: int = 0  # owners chat_users() passed over so far
+    already_queued: int = 0  # owners left out: a sync of theirs is queued or running
 
     def __iter__(self) -> Iterator[Owner]:
         return self.items

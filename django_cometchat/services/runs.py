@@ -432,8 +432,8 @@ def abandoned_before(now: datetime) -> datetime:
 
 def stale_owners(older_than: timedelta) -> OwnerSelection:
     """Owners whose last successful sync finished before ``now - older_than``, or who never
-    had one, and who have no sync queued or running: every UID bound to an account or holding
-    stored conversations."""
+    had one, and who have no sync queued or running (those are counted in ``already_queued``):
+    every UID bound to an account or holding stored conversations."""
     now = timezone.now()
     cutoff = now - older_than
     fresh = set(
@@ -442,7 +442,7 @@ def stale_owners(older_than: timedelta) -> OwnerSelection:
         .distinct()
     )
     # A sync still queued or running (and not abandoned) is on its way: not enqueued again.
-    fresh |= set(
+    on_their_way = set(
         SyncRun.objects.filter(
             status__in=(SyncRun.Status.QUEUED, SyncRun.Status.RUNNING),
             started_at__gte=abandoned_before(now),
@@ -453,6 +453,11 @@ def stale_owners(older_than: timedelta) -> OwnerSelection:
     known = set(UIDBinding.objects.values_list("uid", flat=True)) | set(
         Conversation.objects.order_by().values_list("owner_uid", flat=True).distinct()
     )
-    uids = sorted(known - fresh)
+    stale = known - fresh
+    uids = sorted(stale - on_their_way)
     found = owners_by_uid(uids)
-    return OwnerSelection(len(uids), iter([unless_no_chat_user(found[uid]) for uid in uids]))
+    return OwnerSelection(
+        len(uids),
+        iter([unless_no_chat_user(found[uid]) for uid in uids]),
+        already_queued=len(stale & on_their_way),
+    )

@@ -376,8 +376,15 @@ def test_refresh_stale_refuses_a_bad_age(value):
 def test_refresh_stale_does_not_enqueue_an_owner_whose_sync_still_waits(fake, alice, queue):
     services.sync_conversations(alice)
     SyncRun.objects.update(finished_at=timezone.now() - timedelta(hours=1))
+    outputs = []
     for _ in range(2):  # cron fires again before a worker took the first one
-        call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=StringIO())
+        out = StringIO()
+        call_command("cometchat_refresh_stale", "--older-than", "15m", stdout=out)
+        outputs.append(out.getvalue())
+    assert outputs == [
+        "Enqueued 1 sync(s) of stale owners.\n",
+        "Enqueued 0 sync(s) of stale owners; 1 already queued or running.\n",
+    ]
     assert [r.args for r in queue.results] == [["alice"]]
     queued = SyncRun.objects.get(status=SyncRun.Status.QUEUED)
     assert queue.results[0].kwargs["run_id"] == queued.pk

@@ -61,6 +61,9 @@ class Command(BaseCommand):
                     f"({len(events.deferred)} deferred by the rate budget, {len(events.stuck)} "
                     f"left by a worker){inline_note()}."
                 )
-            self.stdout.write(f"Enqueued {count} sync(s) of stale owners{inline_note()}.")
+            line = f"Enqueued {count} sync(s) of stale owners{inline_note()}"
+            if stale.already_queued:  # stale, but a sync of theirs is already on its way
+                line += f"; {stale.already_queued} already queued or running"
+            self.stdout.write(f"{line}.")
             if stale.skipped:
                 self.stdout.write(skipped_line(stale.skipped))
