@@ -320,19 +320,27 @@ def _enqueue_one(owner: services.Owner, totals: Totals, *, trigger: str) -> None
 
 
 def _enqueue_claimed(owner: services.Owner, run: SyncRun, totals: Totals, *, trigger: str) -> None:
-    """The task of a claimed run, counted in ``totals``; a refusal fails the run, and is raised
-    when it stops the batch; an interrupt fails it too, and is raised."""
+    """The task of a claimed run (``_enqueue_run``), counted in ``totals``; a refusal is raised
+    when it stops the batch."""
     try:
-        _enqueue(sync_owner, owner.uid, trigger=trigger, run_id=run.pk, filters=run.filters)
+        _enqueue_run(owner, run, trigger=trigger)
     except CometChatQueueUnavailable as exc:
-        services.fail_queued_run(run, exc)
         if totals.fail(owner.label, exc.describe(), exc):
             raise
         return
-    except BaseException as exc:  # left queued, the run would answer requests for nothing
+    totals.succeed()
+
+
+def _enqueue_run(owner: services.Owner, run: SyncRun, *, trigger: str) -> Any:
+    """The ``sync_owner`` task that carries out a claimed run, and its result. Whatever stops
+    it (a queue that refuses, an interrupt) fails the run at once, with the reason, and is
+    raised: left "queued", the run would keep answering every request for that owner with a
+    sync that never comes, until it counted as abandoned."""
+    try:
+        return _enqueue(sync_owner, owner.uid, trigger=trigger, run_id=run.pk, filters=run.filters)
+    except BaseException as exc:
         services.fail_queued_run(run, exc)
         raise
-    totals.succeed()
 
 
 def _queue_together(new: list[tuple[services.Owner, SyncRun]], trigger: str) -> bool:
@@ -365,25 +373,12 @@ def _claim_group(owners: list[services.Owner], trigger: str) -> list[tuple[SyncR
 def _enqueue_sync(
     owner: services.Owner, *, trigger: str, filters: ConversationFilters | None = None
 ) -> Queued:
-    """A queued ``SyncRun`` and the ``sync_owner`` task that carries it out, or the owner's sync
-    already on its way. A queue that refuses the task fails the run at once, with the reason:
-    left "queued", it would keep every request for that owner answering a run that never
-    comes, until it counted as abandoned."""
+    """A queued ``SyncRun`` and the ``sync_owner`` task that carries it out (``_enqueue_run``),
+    or the owner's sync already on its way."""
     run, created = services.claim_sync_run(owner, trigger=trigger, filters=filters)
     if not created:
         return Queued(None, run, already_queued=True)
-    try:
-        result = _enqueue(
-            sync_owner,
-            owner.uid,
-            trigger=trigger,
-            run_id=run.pk,
-            filters=(filters or ConversationFilters()).as_json(),
-        )
-    except CometChatQueueUnavailable as exc:
-        services.fail_queued_run(run, exc)
-        raise
-    return Queued(str(result.id), run)
+    return Queued(str(_enqueue_run(owner, run, trigger=trigger).id), run)
 
 
 def _enqueue(work: Any, *args: Any, **kwargs: Any) -> Any:

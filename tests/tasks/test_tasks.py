@@ -593,6 +593,22 @@ def test_an_interrupt_while_the_groups_tasks_are_queued_leaves_no_run_waiting(
     assert set(SyncRun.objects.values_list("error_code", flat=True)) == {"ERR_INTERRUPTED"}
 
 
+def test_an_interrupt_while_a_requested_sync_is_queued_fails_its_run(
+    fake, alice, queue, monkeypatch
+):
+    """The API's path (one owner, its task id answered) fails a run its task never reached, as
+    the batch does: left "queued", it would answer alice's requests until abandoned."""
+    refuse_tasks_of(queue, monkeypatch, "alice", KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        tasks.request_sync(alice, trigger=SyncRun.Trigger.API)
+    run = SyncRun.objects.get()
+    assert (run.status, run.error_code) == ("failed", "ERR_INTERRUPTED")
+    monkeypatch.undo()  # the queue takes tasks again
+    again = tasks.request_sync(alice, trigger=SyncRun.Trigger.API)
+    assert isinstance(again, tasks.Queued)
+    assert not again.already_queued
+
+
 def test_groups_are_claimed_in_turn_and_a_refusal_in_the_second_stops_the_rest(
     fake, queue, monkeypatch
 ):
