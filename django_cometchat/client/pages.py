@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -36,6 +36,7 @@ class Page(Generic[T]):
     items: tuple[T, ...]
     pagination: Pagination | None
     sent_at: datetime
+    last: bool = False  # the walk asks for no page after this one (``walk_pages``)
 
 
 # A lazy walk over a list endpoint's pages; close() it when stopping early.
@@ -146,7 +147,7 @@ def walk_pages(
                     prefetcher.submit(fetch, following) if prefetcher else partial(fetch, following)
                 )
             if page.items:
-                yield page
+                yield replace(page, last=True) if last else page
             if last:
                 return
             page = None  # type: ignore[assignment]

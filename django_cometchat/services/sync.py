@@ -139,6 +139,8 @@ class _Walk:
         self.seen = seen
         self.dry_run = dry_run
         self.repeats = 0  # ids seen twice: the list shifted under the walk
+        # The candidates for a missing mark, read with the lock of a walk's only page.
+        self.only_page_unseen: list[str] | None = None
 
     def run(self, filters: ConversationFilters) -> None:
         top_at_start: int | None = None
@@ -169,9 +171,16 @@ class _Walk:
         if self.dry_run:
             self.store_known(page, digests, stored_hashes(self.owner_uid, ids), count_unchanged)
             return
-        # One transaction per page, the owner's lock taken with the read of the stored hashes.
-        with page_transaction(self.owner_uid, ids) as known:
-            self.store_known(page, digests, known, count_unchanged)
+        # One transaction per page, the owner's lock taken with the read of the stored hashes
+        # (and, for a walk of one page, of the rows it did not return: prove_missing's).
+        unseen = None
+        if self.seen is not None and count_unchanged and page.number == 1 and page.last:
+            unseen = self.seen.only_page_unseen(
+                self.owner_uid, ids, before=self.run_record.started_at, limit=self.recheck_limit()
+            )
+        with page_transaction(self.owner_uid, ids, unseen=unseen) as read:
+            self.store_known(page, digests, read.hashes, count_unchanged)
+        self.only_page_unseen = read.unseen
 
     def store_known(
         self,
@@ -254,8 +263,10 @@ class _Walk:
         both walks left out is marked.
         """
         started = self.run_record.started_at
-        limit = max(RECHECK_MAX, self.result.pages)
-        candidates = seen.unseen(self.owner_uid, before=started, limit=limit + 1)
+        limit = self.recheck_limit() - 1
+        candidates = self.only_page_unseen
+        if candidates is None or self.repeats:  # several pages, or a catch-up stored more
+            candidates = seen.unseen(self.owner_uid, before=started, limit=limit + 1)
         if len(candidates) > limit:
             logger.info(
                 "More than %s conversations of %s were not seen; walking the pages again",
@@ -277,6 +288,10 @@ class _Walk:
                 return
         if candidates:
             self.recheck(candidates)
+
+    def recheck_limit(self) -> int:
+        """How many unseen rows to read: one more than are re-checked one by one."""
+        return max(RECHECK_MAX, self.result.pages) + 1
 
     def recheck(self, candidates: list[str]) -> None:
         """One GET per candidate; mark those CometChat confirms gone, in one statement at the

@@ -43,8 +43,10 @@ from .portable import PortableDialect
 from .postgresql import PostgreSQLDialect
 from .rows import (
     CONVERSATION,
+    LockedRead,
     Row,
     StoredHash,
+    UnseenQuery,
     content_hash,
     newest_per_id,
     row_from,
@@ -54,10 +56,12 @@ from .sqlite import SQLiteDialect
 
 __all__ = [
     "FetchedConversation",
+    "LockedRead",
     "PageOutcome",
     "Row",
     "SeenSet",
     "StoredHash",
+    "UnseenQuery",
     "clear_missing",
     "content_hash",
     "dialect",
@@ -107,14 +111,15 @@ class _Stored:
 
 @contextmanager
 def page_transaction(
-    owner_uid: str, conversation_ids: Sequence[str]
-) -> Iterator[dict[str, StoredHash]]:
+    owner_uid: str, conversation_ids: Sequence[str], *, unseen: UnseenQuery | None = None
+) -> Iterator[LockedRead]:
     """A page's transaction, holding the owner's lock, and the stored hashes of these ids: a
     sync decides what to parse from them, then calls ``store_page(..., locked=True)`` inside.
-    On PostgreSQL the lock and the read are one statement."""
+    On PostgreSQL the lock and the read are one statement, and so is ``unseen`` when given (a
+    walk of one page: ``SeenSet.only_page_unseen``), one round trip fewer."""
     sql = dialect()
     with transaction.atomic():
-        yield sql.lock_and_read_hashes(owner_uid, conversation_ids)
+        yield sql.lock_and_read_hashes(owner_uid, conversation_ids, unseen)
 
 
 def store_fetched(
@@ -371,31 +376,53 @@ class SeenSet:
             self.first = None
         return self.sql.remember_seen(self.table, conversation_ids)
 
-    def _unseen(self) -> tuple[str, list[Any]]:
+    def _unseen(self, first: Sequence[str] | None = None) -> tuple[str, list[Any]]:
         """The rows of an owner (the first parameter) not seen, not marked missing yet, and not
         fetched by a request that left after the second parameter (the sync's start: such a
-        row was live after the walk began); and the parameters that follow those two."""
+        row was live after the walk began); and the parameters that follow those two.
+        ``first``: the ids of a first page not added yet."""
         head = "owner_uid = %s AND missing_since IS NULL AND fetched_at < %s AND "
         if not self.created:
             assert self.sql.not_in_ids is not None
-            return head + self.sql.not_in_ids, [self.sql.id_list(self.first or [])]
+            ids = self.first if first is None else first
+            return head + self.sql.not_in_ids, [self.sql.id_list(ids or [])]
         return (
             head + f"NOT EXISTS (SELECT 1 FROM {self.table} s "
             f"WHERE s.conversation_id = {CONVERSATION}.conversation_id)",
             [],
         )
 
+    def _unseen_query(
+        self, owner_uid: str, before: datetime, limit: int, first: Sequence[str] | None = None
+    ) -> UnseenQuery:
+        condition, params = self._unseen(first)
+        return UnseenQuery(
+            f"SELECT conversation_id FROM {CONVERSATION} WHERE {condition} "
+            "ORDER BY conversation_id LIMIT %s",
+            [owner_uid, self.sql.param(before), *params, limit],
+        )
+
     def unseen(self, owner_uid: str, *, before: datetime, limit: int) -> list[str]:
         """Up to ``limit`` ids of the owner's stored rows the sync has not seen: the candidates
         for a missing mark, which the sync re-checks before marking any."""
-        condition, params = self._unseen()
+        query = self._unseen_query(owner_uid, before, limit)
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT conversation_id FROM {CONVERSATION} WHERE {condition} "
-                "ORDER BY conversation_id LIMIT %s",
-                [owner_uid, self.sql.param(before), *params, limit],
-            )
+            cursor.execute(query.sql, query.params)
             return [str(cid) for (cid,) in cursor.fetchall()]
+
+    def only_page_unseen(
+        self, owner_uid: str, page_ids: Sequence[str], *, before: datetime, limit: int
+    ) -> UnseenQuery | None:
+        """``unseen``'s query as it will be once the walk's only page (``page_ids``, not added
+        yet) is added, for that page's lock statement to run (``page_transaction``); None once
+        ids were added, or where the ids cannot travel as one parameter.
+
+        Its snapshot may precede the wait for the lock: a row another writer committed
+        meanwhile is then left out, as it would be had it committed just after the check (it
+        is the next sync's candidate). Every candidate is re-checked before it is marked."""
+        if self.created or self.first is not None or self.sql.not_in_ids is None:
+            return None
+        return self._unseen_query(owner_uid, before, limit, first=page_ids)
 
     def mark_missing(self, owner_uid: str, *, before: datetime, proven_at: datetime) -> int:
         """Every unseen row (see :meth:`unseen`) goes missing since ``proven_at``: for rows two

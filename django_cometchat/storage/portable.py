@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import Q
 
 from ..models import Conversation, ConversationSnapshot
-from .rows import ROW_COLUMNS, Row, StoredHash
+from .rows import ROW_COLUMNS, LockedRead, Row, StoredHash, UnseenQuery
 
 
 class PortableDialect:
@@ -37,11 +37,12 @@ class PortableDialect:
         return connection.ops.adapt_datetimefield_value(value)
 
     def lock_and_read_hashes(
-        self, owner_uid: str, conversation_ids: Sequence[str]
-    ) -> dict[str, StoredHash]:
-        """Inside a page's transaction: take the owner's lock, read the stored hashes."""
+        self, owner_uid: str, conversation_ids: Sequence[str], unseen: UnseenQuery | None = None
+    ) -> LockedRead:
+        """Inside a page's transaction: take the owner's lock, read the stored hashes.
+        ``unseen`` is left to its own statement after the page (no round trip to save here)."""
         self.lock_owner(owner_uid)
-        return self.stored_hashes(owner_uid, conversation_ids)
+        return LockedRead(self.stored_hashes(owner_uid, conversation_ids))
 
     def lock_owners(self, owner_uids: Sequence[str]) -> None:
         """Take each owner's lock, in the order given."""

@@ -18,7 +18,16 @@ import orjson
 from django.db import connection
 
 from .portable import PortableDialect, mapping_as_dict
-from .rows import CONVERSATION, COPY_TO_HISTORY, ROW_COLUMNS, SNAPSHOT, Row, StoredHash
+from .rows import (
+    CONVERSATION,
+    COPY_TO_HISTORY,
+    ROW_COLUMNS,
+    SNAPSHOT,
+    LockedRead,
+    Row,
+    StoredHash,
+    UnseenQuery,
+)
 
 UPSERT = f"""
 INSERT INTO {CONVERSATION} AS t (
@@ -222,25 +231,35 @@ class PostgreSQLDialect(PortableDialect):
         }
 
     def lock_and_read_hashes(
-        self, owner_uid: str, conversation_ids: Sequence[str]
-    ) -> dict[str, StoredHash]:
-        """One statement: the lock (a FROM-less SELECT always evaluates its whole target list)
-        and the stored hashes. The read's snapshot may precede the lock; it is a hint only, as
-        ``STORE_PAGE``, a later statement, decides again with a snapshot taken under the lock."""
+        self, owner_uid: str, conversation_ids: Sequence[str], unseen: UnseenQuery | None = None
+    ) -> LockedRead:
+        """One statement: the lock (a FROM-less SELECT always evaluates its whole target list),
+        the stored hashes and ``unseen``'s rows. The reads' snapshot may precede the lock: the
+        hashes are a hint only, as ``STORE_PAGE``, a later statement, decides again with a
+        snapshot taken under the lock (``SeenSet.only_page_unseen`` says why ``unseen`` may)."""
+        also = f", ARRAY({unseen.sql})" if unseen is not None else ""
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s), (SELECT json_agg(json_build_array("
                 "conversation_id, content_hash, missing_since IS NOT NULL)) "
-                f"FROM {CONVERSATION} WHERE owner_uid = %s AND conversation_id = ANY({IDS_ARRAY}))",
-                [_lock_key(owner_uid), owner_uid, _ids_parameter(conversation_ids)],
+                f"FROM {CONVERSATION} WHERE owner_uid = %s AND conversation_id = ANY({IDS_ARRAY}))"
+                f"{also}",
+                [
+                    _lock_key(owner_uid),
+                    owner_uid,
+                    _ids_parameter(conversation_ids),
+                    *(unseen.params if unseen is not None else ()),
+                ],
             )
             row = cursor.fetchone()
-        found = row[1] if row is not None else None
+        assert row is not None  # a FROM-less SELECT returns one row
+        found = row[1]
         if isinstance(found, str):
             found = json.loads(found)
-        return {
+        hashes = {
             str(cid): StoredHash(str(digest), bool(missing)) for cid, digest, missing in found or []
         }
+        return LockedRead(hashes, [str(cid) for cid in row[2]] if unseen is not None else None)
 
     def stored_hashes(
         self, owner_uid: str, conversation_ids: Sequence[str]

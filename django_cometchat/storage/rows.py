@@ -66,6 +66,23 @@ class StoredHash(NamedTuple):
         return self.missing and self.content_hash == digest
 
 
+class UnseenQuery(NamedTuple):
+    """``SeenSet``'s query of the rows a walk did not see, for a page's lock statement to run
+    (``page_transaction``)."""
+
+    sql: str
+    params: list[Any]
+
+
+class LockedRead(NamedTuple):
+    """What a page's transaction read as it took the owner's lock: the stored hashes of the
+    page's ids, and the rows of ``unseen`` when it was given and this database ran it in the
+    same statement (None: ask ``SeenSet.unseen`` once the page is stored)."""
+
+    hashes: dict[str, StoredHash]
+    unseen: list[str] | None = None
+
+
 def content_hash(payload: Mapping[str, Any]) -> str:
     """SHA-256 of the payload as CometChat sent it, but for ``lastMessage.receipts``.
 

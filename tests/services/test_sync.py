@@ -169,8 +169,8 @@ def test_a_pages_ids_are_one_json_parameter_and_find_exactly_the_stored_rows(fak
     )
     asked = [stored_ids[0], "alice_user_nobody", stored_ids[-1]]
     with CaptureQueriesContext(connection) as queries:
-        with storage.page_transaction("alice", asked) as known:
-            pass
+        with storage.page_transaction("alice", asked) as read:
+            known = read.hashes
         found = storage.stored_hashes("alice", asked)
         assert storage.stored_hashes("alice", []) == {}
     assert sorted(known) == sorted(found) == [stored_ids[0], stored_ids[-1]]
@@ -180,9 +180,18 @@ def test_a_pages_ids_are_one_json_parameter_and_find_exactly_the_stored_rows(fak
         f"""'["{stored_ids[0]}","alice_user_nobody","{stored_ids[-1]}"]'""" in sql
         for sql in reads[:2]
     )
-    # The unseen check of a one-page walk takes the page's ids the same way.
+    # The unseen check of a one-page walk takes the page's ids the same way: in the page's
+    # lock statement, and on its own once the page is added.
     with storage.SeenSet() as seen:
+        query = seen.only_page_unseen("alice", stored_ids[1:], before=timezone.now(), limit=10)
+        with CaptureQueriesContext(connection) as locked:
+            with storage.page_transaction("alice", stored_ids[1:], unseen=query) as read:
+                assert read.unseen == [stored_ids[0]]
+        reads = [q["sql"] for q in locked if "SAVEPOINT" not in q["sql"]]  # the test's atomic
+        assert len(reads) == 1
+        assert reads[0].startswith("SELECT pg_advisory_xact_lock")
         seen.add(stored_ids[1:])
+        assert seen.only_page_unseen("alice", [], before=timezone.now(), limit=10) is None
         assert seen.unseen("alice", before=timezone.now(), limit=10) == [stored_ids[0]]
 
 

@@ -499,3 +499,54 @@ def test_a_block_flag_committed_while_the_store_waits_for_the_lock_is_kept(fake,
     writer.join()
     row = Conversation.objects.get(pk=stored.pk)
     assert row.payload["conversationWith"]["blockedByMe"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_committed_while_a_one_page_sync_waits_for_the_lock_is_the_next_syncs_candidate(
+    fake, alice
+):
+    """A walk of one page reads the rows it did not see in its page's lock statement, with a
+    snapshot from before the wait: a row another writer committed meanwhile is left out, as if
+    it had committed just after the check, and the next sync re-checks it (CometChat has no
+    such conversation: API.md §8.2's ERR_UID_NOT_FOUND proves it gone). Nothing live is
+    re-checked or marked."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the owner's lock is PostgreSQL's")
+    sync_conversations(alice)
+    live = set(Conversation.objects.values_list("conversation_id", flat=True))
+    holding = threading.Event()
+
+    def writer() -> None:  # another writer's page of alice's, holding her lock
+        try:
+            with transaction.atomic():
+                storage.dialect().lock_owner("alice")
+                storage.store_page(
+                    owner_id=alice.pk,
+                    owner_uid="alice",
+                    rows=[make_row("alice_user_ghost")],
+                    fetched_at=timezone.now() - timedelta(hours=1),
+                    locked=True,
+                )
+                holding.set()
+                time.sleep(0.5)  # the sync below waits for the lock meanwhile
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert holding.wait(10)
+    first = sync_conversations(alice)
+    thread.join()
+    assert (first.pages, first.rechecked, first.missing) == (1, 0, 0)
+    assert Conversation.objects.get(conversation_id="alice_user_ghost").missing_since is None
+
+    second = sync_conversations(alice)
+    assert (second.rechecked, second.missing) == (1, 1)
+    assert (
+        set(
+            Conversation.objects.filter(missing_since__isnull=True).values_list(
+                "conversation_id", flat=True
+            )
+        )
+        == live
+    )
