@@ -335,7 +335,9 @@ def _enqueue_run(owner: services.Owner, run: SyncRun, *, trigger: str) -> Any:
     """The ``sync_owner`` task that carries out a claimed run, and its result. Whatever stops
     it (a queue that refuses, an interrupt) fails the run at once, with the reason, and is
     raised: left "queued", the run would keep answering every request for that owner with a
-    sync that never comes, until it counted as abandoned."""
+    sync that never comes, until it counted as abandoned. An error raised after the broker
+    kept the task (a reply that timed out) fails the run all the same; the task, delivered,
+    then finds it no longer queued and ends skipped."""
     try:
         return _enqueue(sync_owner, owner.uid, trigger=trigger, run_id=run.pk, filters=run.filters)
     except BaseException as exc:

@@ -142,8 +142,7 @@ class ConversationAdmin(ConversationMessagesView, InboxColumns, PayloadColumns, 
 
     # Outside ATOMIC_REQUESTS' transaction, where the actions run: a queued run (a refresh's
     # claim) commits before its task is queued, for a worker in another process takes a task
-    # at once (RQ's, from Redis) and would find no run to take. Django's own delete action
-    # deletes in a transaction of its own.
+    # at once (RQ's, from Redis) and would find no run to take.
     @transaction.non_atomic_requests
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -359,8 +359,12 @@ def fail_queued_run(run: SyncRun, exc: BaseException) -> bool:
     built): failed at once, with the reason, so that it stops answering requests. Only if it
     is still as claimed (queued, or running for an inline sync): a worker that took it
     meanwhile (a queue outside the database may hand out a task a moment before refusing the
-    next) keeps it. Returns whether it was failed."""
+    next) keeps it, and a run this process failed already (an interrupt fails it where its
+    task was queued, then again with its group) is not failed, nor announced, twice. Returns
+    whether it was failed."""
     claimed_as = run.status
+    if claimed_as not in ACTIVE_STATUSES:
+        return False
     run.finished_at = timezone.now()
     record_failure(run, exc)
     fields = ("status", "finished_at", "error_code", "error_message", "public_error_message")

@@ -415,12 +415,13 @@ class SeenSet:
     ) -> UnseenQuery | None:
         """``unseen``'s query as it will be once the walk's only page (``page_ids``, not added
         yet) is added, for that page's lock statement to run (``page_transaction``); None once
-        ids were added, or where the ids cannot travel as one parameter.
+        ids were added, or where the lock statement does not read it (SQLite, the portable
+        dialect: no round trip to save).
 
         Its snapshot may precede the wait for the lock: a row another writer committed
         meanwhile is then left out, as it would be had it committed just after the check (it
         is the next sync's candidate). Every candidate is re-checked before it is marked."""
-        if self.created or self.first is not None or self.sql.not_in_ids is None:
+        if self.created or self.first is not None or not self.sql.reads_unseen_with_lock:
             return None
         return self._unseen_query(owner_uid, before, limit, first=page_ids)
 

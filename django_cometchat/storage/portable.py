@@ -25,6 +25,8 @@ class PortableDialect:
     # "conversation_id is not in this list", the list one parameter (``id_list``); None where
     # the seen set must use its temporary table from the first page on.
     not_in_ids: str | None = None
+    # Whether ``lock_and_read_hashes`` runs a one-page walk's ``UnseenQuery`` in its statement.
+    reads_unseen_with_lock = False
 
     def id_list(self, conversation_ids: Sequence[str]) -> Any:
         return json.dumps(list(conversation_ids))

@@ -137,6 +137,37 @@ def test_a_page_travels_beside_its_statement_not_inside_it(fake, alice):
     assert Conversation.objects.filter(owner_uid="alice").count() == 3
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's lock statement")
+@pytest.mark.parametrize("page_size", [50, 2], ids=["one page", "two pages"])
+def test_a_walk_of_one_page_reads_its_unseen_rows_with_the_lock(fake, alice, settings, page_size):
+    """Alice's three conversations (API.md §8.1) on one page: the rows the walk did not see
+    are read in the page's lock statement, no statement of their own; on two pages, once
+    the walk is over, in one of their own. Either way a stored row CometChat no longer has is
+    re-checked and marked."""
+    settings.COMETCHAT = {**settings.COMETCHAT, "PAGE_SIZE": page_size}
+    sync_conversations(alice)
+    store_page(
+        owner_id=alice.pk,
+        owner_uid="alice",
+        rows=[make_row("alice_user_ghost")],
+        fetched_at=timezone.now() - timedelta(hours=1),
+    )
+    with CaptureQueriesContext(connection) as queries:
+        result = sync_conversations(alice)
+    statements = [q["sql"] for q in queries.captured_queries]
+    locks = [sql for sql in statements if sql.startswith("SELECT pg_advisory_xact_lock")]
+    unseen = [sql for sql in statements if sql.startswith("SELECT conversation_id FROM")]
+    if page_size == 50:
+        assert (len(locks), len(unseen)) == (1, 0)
+        assert "ARRAY(SELECT conversation_id FROM" in locks[0]
+    else:
+        assert (len(locks), len(unseen)) == (2, 1)
+        assert all("ARRAY(SELECT conversation_id FROM" not in sql for sql in locks)
+    assert (result.rechecked, result.missing) == (1, 1)
+    ghost = Conversation.objects.get(owner_uid="alice", conversation_id="alice_user_ghost")
+    assert ghost.missing_since is not None
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's page statement")
 def test_the_page_statement_keeps_its_text_where_the_host_lets_psycopg_prepare(fake, alice):
     """With ``prepare_threshold`` 0 psycopg would prepare at once, and a prepared statement is

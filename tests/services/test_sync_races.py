@@ -501,6 +501,20 @@ def test_a_block_flag_committed_while_the_store_waits_for_the_lock_is_kept(fake,
     assert row.payload["conversationWith"]["blockedByMe"] is True
 
 
+def wait_for_a_waiter_on_an_advisory_lock(timeout: float = 10.0) -> None:
+    """Until another connection waits for an advisory lock (pg_locks, not granted)."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("no connection waited for the owner's lock")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_row_committed_while_a_one_page_sync_waits_for_the_lock_is_the_next_syncs_candidate(
     fake, alice
@@ -528,7 +542,7 @@ def test_a_row_committed_while_a_one_page_sync_waits_for_the_lock_is_the_next_sy
                     locked=True,
                 )
                 holding.set()
-                time.sleep(0.5)  # the sync below waits for the lock meanwhile
+                wait_for_a_waiter_on_an_advisory_lock()  # the sync below, at its page
         finally:
             connections.close_all()
 

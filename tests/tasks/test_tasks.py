@@ -609,6 +609,46 @@ def test_an_interrupt_while_a_requested_sync_is_queued_fails_its_run(
     assert not again.already_queued
 
 
+def test_a_run_failed_where_its_task_was_queued_is_not_failed_again_with_its_group(
+    fake, queue, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The group queued together fails (a blip), so one at a time; Ctrl-C at carol's task
+    fails her run there, then the group's runs still without a task (hers and dave's): hers
+    is failed, and announced, once (found by a review)."""
+    enqueue, calls = queue.enqueue, []
+
+    def refusing(task: Any, args: Any, kwargs: Any) -> Any:
+        calls.append(args[0])
+        if len(calls) == 1:
+            raise BROKER_DOWN  # the group together: one at a time instead
+        if args[0] == "carol":
+            raise KeyboardInterrupt
+        return enqueue(task, args, kwargs)
+
+    monkeypatch.setattr(queue, "enqueue", refusing)
+    heard: list[str] = []
+
+    def listener(sender: Any, run: SyncRun, **kwargs: Any) -> None:
+        heard.append(run.owner_uid)
+
+    sync_run_finished.connect(listener, dispatch_uid="test-once")
+    try:
+        with django_capture_on_commit_callbacks(execute=True), pytest.raises(KeyboardInterrupt):
+            tasks.enqueue_syncs(
+                [services.owner_by_uid(uid) for uid in ("alice", "bob", "carol", "dave")]
+            )
+    finally:
+        sync_run_finished.disconnect(dispatch_uid="test-once")
+    assert sorted(heard) == ["carol", "dave"]
+    runs = {r.owner_uid: (r.status, r.error_code) for r in SyncRun.objects.all()}
+    assert runs == {
+        "alice": ("queued", ""),
+        "bob": ("queued", ""),
+        "carol": ("failed", "ERR_INTERRUPTED"),
+        "dave": ("failed", "ERR_INTERRUPTED"),
+    }
+
+
 def test_groups_are_claimed_in_turn_and_a_refusal_in_the_second_stops_the_rest(
     fake, queue, monkeypatch
 ):
