@@ -176,7 +176,10 @@ class _Walk:
         unseen = None
         if self.seen is not None and count_unchanged and page.number == 1 and page.last:
             unseen = self.seen.only_page_unseen(
-                self.owner_uid, ids, before=self.run_record.started_at, limit=self.recheck_limit()
+                self.owner_uid,
+                ids,
+                before=self.run_record.started_at,
+                limit=self.recheck_limit() + 1,
             )
         with page_transaction(self.owner_uid, ids, unseen=unseen) as read:
             self.store_known(page, digests, read.hashes, count_unchanged)
@@ -263,7 +266,7 @@ class _Walk:
         both walks left out is marked.
         """
         started = self.run_record.started_at
-        limit = self.recheck_limit() - 1
+        limit = self.recheck_limit()
         candidates = self.only_page_unseen
         if candidates is None or self.repeats:  # several pages, or a catch-up stored more
             candidates = seen.unseen(self.owner_uid, before=started, limit=limit + 1)
@@ -290,8 +293,8 @@ class _Walk:
             self.recheck(candidates)
 
     def recheck_limit(self) -> int:
-        """How many unseen rows to read: one more than are re-checked one by one."""
-        return max(RECHECK_MAX, self.result.pages) + 1
+        """How many candidates are re-checked one by one; one more read says "too many"."""
+        return max(RECHECK_MAX, self.result.pages)
 
     def recheck(self, candidates: list[str]) -> None:
         """One GET per candidate; mark those CometChat confirms gone, in one statement at the
